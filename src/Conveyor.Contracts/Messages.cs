@@ -1,0 +1,141 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Conveyor.Contracts;
+
+/// <summary>Event names used in <see cref="DriverMessage.Event"/> and <see cref="PipelineEvent.Event"/>.</summary>
+public static class EventNames
+{
+    /// <summary>First delivery of a resource: a resource without a pipeline, or the first step of a run.</summary>
+    public const string Create = "create";
+
+    /// <summary>Delivery of a later pipeline step.</summary>
+    public const string Process = "process";
+
+    /// <summary>A driver's result (<see cref="PipelineEvent"/> on <see cref="Subjects.DriverResult"/>).</summary>
+    public const string DriverResult = "driver.result";
+}
+
+/// <summary>
+/// A resource instance as it travels on the wire and over the original HTTP routes. Field names and order are the
+/// original's (<c>id, name, pipeline, resource, metadata, spec</c>).
+/// </summary>
+public sealed record Resource
+{
+    /// <summary>Server-assigned UUID.</summary>
+    [JsonPropertyName("id")]
+    public string Id { get; init; } = "";
+
+    /// <summary>Name, unique per resource type in a namespace.</summary>
+    [JsonPropertyName("name")]
+    public string Name { get; init; } = "";
+
+    /// <summary>Pipeline started when the resource is created; omitted when empty.</summary>
+    [JsonPropertyName("pipeline")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public string? Pipeline { get; init; }
+
+    /// <summary>Name of the resource definition (the resource type).</summary>
+    [JsonPropertyName("resource")]
+    public string ResourceType { get; init; } = "";
+
+    /// <summary>String-to-string metadata; the server manages <c>version</c> and <c>driverresults.&lt;driver&gt;</c>.</summary>
+    [JsonPropertyName("metadata")]
+    public IDictionary<string, string>? Metadata { get; init; }
+
+    /// <summary>The resource's specification, validated against its definition's JSON Schema.</summary>
+    [JsonPropertyName("spec")]
+    public JsonElement? Spec { get; init; }
+}
+
+/// <summary>
+/// What a driver receives on <c>resources.{type}</c> or <c>drivers.{driver}.resources.{type}</c>. <see cref="Payload"/>
+/// is a JSON <em>string</em> holding the resource JSON, exactly as the original engine sends it.
+/// </summary>
+public sealed record DriverMessage
+{
+    /// <summary><c>create</c> or <c>process</c> (see <see cref="EventNames"/>).</summary>
+    [JsonPropertyName("event")]
+    public string Event { get; init; } = "";
+
+    /// <summary>The resource, serialized to a JSON string.</summary>
+    [JsonPropertyName("payload")]
+    public string Payload { get; init; } = "";
+
+    /// <summary>Message id: 24 lowercase hex characters.</summary>
+    [JsonPropertyName("id")]
+    public string Id { get; init; } = "";
+
+    /// <summary>Run id (UUID) the message belongs to.</summary>
+    [JsonPropertyName("run_id")]
+    public string RunId { get; init; } = "";
+}
+
+/// <summary>A driver's verdict on one message, with the driver's name (the original's <c>DriverResultEvent</c>).</summary>
+public sealed record DriverResultEvent
+{
+    /// <summary>Whether the driver reconciled the resource.</summary>
+    [JsonPropertyName("success")]
+    public bool Success { get; init; }
+
+    /// <summary>Human-readable outcome.</summary>
+    [JsonPropertyName("message")]
+    public string Message { get; init; } = "";
+
+    /// <summary>Output data; downstream steps receive it.</summary>
+    [JsonPropertyName("data")]
+    public JsonElement? Data { get; init; }
+
+    /// <summary>Name of the reporting driver.</summary>
+    [JsonPropertyName("driver")]
+    public string Driver { get; init; } = "";
+}
+
+/// <summary>Body of every message on <c>pipelines.&gt;</c>: a pipeline start or a driver result.</summary>
+public sealed record PipelineEvent
+{
+    /// <summary><c>create</c> (pipeline start) or <c>driver.result</c>.</summary>
+    [JsonPropertyName("event")]
+    public string Event { get; init; } = "";
+
+    /// <summary>Run id the event belongs to.</summary>
+    [JsonPropertyName("run_id")]
+    public string RunId { get; init; } = "";
+
+    /// <summary>The resource the run is for, as an object.</summary>
+    [JsonPropertyName("resource")]
+    public Resource? Resource { get; init; }
+
+    /// <summary>The driver's result (zero value on a start event; the key is one lowercase word, as in the original).</summary>
+    [JsonPropertyName("driverresult")]
+    public DriverResultEvent DriverResult { get; init; } = new();
+}
+
+/// <summary>A driver log entry as published on <c>logs.{runid}</c> and <c>live.logs.{runid}.{driver}</c>.</summary>
+public sealed record LogEntry
+{
+    /// <summary>Run id.</summary>
+    [JsonPropertyName("runid")]
+    public string RunId { get; init; } = "";
+
+    /// <summary>Driver that wrote the entry.</summary>
+    [JsonPropertyName("driver")]
+    public string Driver { get; init; } = "";
+
+    /// <summary>Pipeline name, when the driver knows it.</summary>
+    [JsonPropertyName("pipeline")]
+    public string Pipeline { get; init; } = "";
+
+    /// <summary>RFC 3339 timestamp (opaque to the original; drivers write various formats).</summary>
+    [JsonPropertyName("timestamp")]
+    public string Timestamp { get; init; } = "";
+
+    /// <summary>The log line.</summary>
+    [JsonPropertyName("message")]
+    public string Message { get; init; } = "";
+
+    /// <summary>Structured labels (step, attempt, level, …); absent in the original's entries.</summary>
+    [JsonPropertyName("labels")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IDictionary<string, string>? Labels { get; init; }
+}

@@ -1,0 +1,90 @@
+namespace Conveyor.Contracts;
+
+/// <summary>
+/// NATS subjects and JetStream stream names of the Conveyor protocol. They are the original Conveyor CI's, byte for
+/// byte, so drivers written against it (Go, Python, Rust SDKs, or raw NATS) work unchanged.
+/// </summary>
+public static class Subjects
+{
+    /// <summary>Stream (Interest retention) holding work for drivers: <c>resources.&gt;</c>, <c>events.&gt;</c>, <c>drivers.&gt;</c>.</summary>
+    public const string MessagesStream = "messages";
+
+    /// <summary>Stream (WorkQueue retention) holding driver results and pipeline start events: <c>pipelines.&gt;</c>.</summary>
+    public const string PipelineEngineStream = "pipeline-engine";
+
+    /// <summary>Stream (WorkQueue retention) holding persisted driver log entries: <c>logs.&gt;</c>.</summary>
+    public const string LogsEngineStream = "logs-engine";
+
+    /// <summary>Subject on which drivers publish their results (<see cref="PipelineEvent"/> with event <c>driver.result</c>).</summary>
+    public const string DriverResult = "pipelines.driver.result";
+
+    /// <summary>Subject of the original's pipeline start event (<see cref="PipelineEvent"/> with event <c>create</c>).</summary>
+    public const string PipelineInit = "pipelines.pipeline.init";
+
+    /// <summary>Subject filter for everything the pipeline engine consumes.</summary>
+    public const string PipelinesWildcard = "pipelines.>";
+
+    /// <summary>Subject filter for every persisted log entry.</summary>
+    public const string LogsWildcard = "logs.>";
+
+    /// <summary>Subject filter for every live log entry (core NATS, not stored).</summary>
+    public const string LiveLogsWildcard = "live.logs.>";
+
+    /// <summary>Subjects captured by the <see cref="MessagesStream"/> stream.</summary>
+    public static readonly IReadOnlyList<string> MessagesStreamSubjects = ["resources.>", "events.>", "drivers.>"];
+
+    /// <summary>Where a resource without a pipeline is announced to every driver that listens for its type.</summary>
+    public static string Resources(string resourceType) => "resources." + resourceType;
+
+    /// <summary>Where one pipeline step is sent to the one driver that runs it.</summary>
+    public static string DriverResources(string driver, string resourceType) => $"drivers.{driver}.resources.{resourceType}";
+
+    /// <summary>Filter covering every pipeline step of any resource type sent to <paramref name="driver"/>.</summary>
+    public static string DriverResourcesWildcard(string driver) => $"drivers.{driver}.resources.>";
+
+    /// <summary>Persisted (JetStream) log subject of a run.</summary>
+    public static string Logs(string runId) => "logs." + runId;
+
+    /// <summary>Live (core NATS) log subject of one driver in a run.</summary>
+    public static string LiveLogs(string runId, string driver) => $"live.logs.{runId}.{driver}";
+
+    /// <summary>
+    /// Whether a NATS subject filter (which may contain <c>*</c> and a trailing <c>&gt;</c>) matches a concrete subject.
+    /// </summary>
+    public static bool FilterMatches(string filter, string subject)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        ArgumentNullException.ThrowIfNull(subject);
+        var f = filter.AsSpan();
+        var s = subject.AsSpan();
+        while (true)
+        {
+            var fDot = f.IndexOf('.');
+            var fToken = fDot < 0 ? f : f[..fDot];
+            if (fToken is ">")
+            {
+                return s.Length > 0;
+            }
+
+            if (s.Length == 0)
+            {
+                return false;
+            }
+
+            var sDot = s.IndexOf('.');
+            var sToken = sDot < 0 ? s : s[..sDot];
+            if (!(fToken is "*" || fToken.SequenceEqual(sToken)))
+            {
+                return false;
+            }
+
+            if (fDot < 0 || sDot < 0)
+            {
+                return fDot < 0 && sDot < 0;
+            }
+
+            f = f[(fDot + 1)..];
+            s = s[(sDot + 1)..];
+        }
+    }
+}

@@ -1,0 +1,106 @@
+using Orleans.Concurrency;
+
+namespace Conveyor.Grains.Abstractions;
+
+/// <summary>A resource definition. Key: <see cref="Names.DefinitionKey"/>.</summary>
+[Alias("conveyor.IResourceDefinitionGrain")]
+public interface IResourceDefinitionGrain : IGrainWithStringKey
+{
+    /// <summary>Creates the definition; <see cref="ConveyorConflictException"/> when it exists.</summary>
+    Task<ResourceDefinitionData> CreateAsync(ResourceDefinitionData definition);
+
+    /// <summary>Creates or replaces the definition.</summary>
+    Task<ResourceDefinitionData> ApplyAsync(ResourceDefinitionData definition);
+
+    /// <summary>Replaces an existing definition; <see cref="ConveyorNotFoundException"/> when there is none.</summary>
+    Task<ResourceDefinitionData> UpdateAsync(ResourceDefinitionData definition);
+
+    /// <summary>The definition, or null.</summary>
+    [ReadOnly]
+    [AlwaysInterleave]
+    Task<ResourceDefinitionData?> GetAsync();
+
+    /// <summary>Deletes the definition; false when there was none.</summary>
+    Task<bool> DeleteAsync();
+}
+
+/// <summary>A pipeline definition. Key: <see cref="Names.PipelineKey"/>.</summary>
+[Alias("conveyor.IPipelineGrain")]
+public interface IPipelineGrain : IGrainWithStringKey
+{
+    /// <summary>Validates and stores the pipeline (create or replace); returns it with its new revision.</summary>
+    Task<PipelineSpec> PutAsync(PipelineSpec pipeline);
+
+    /// <summary>The pipeline, or null.</summary>
+    [ReadOnly]
+    [AlwaysInterleave]
+    Task<PipelineSpec?> GetAsync();
+
+    /// <summary>Deletes the pipeline; false when there was none. Runs in flight keep their snapshot.</summary>
+    Task<bool> DeleteAsync();
+}
+
+/// <summary>Result of creating a resource.</summary>
+[GenerateSerializer]
+[Alias("conveyor.CreateResourceResult")]
+public sealed class CreateResourceResult
+{
+    /// <summary>The stored resource.</summary>
+    [Id(0)] public ResourceData Resource { get; set; } = new();
+
+    /// <summary>Id of the run (or event) the creation started.</summary>
+    [Id(1)] public Guid RunId { get; set; }
+}
+
+/// <summary>A resource with its version history. Key: <see cref="Names.ResourceKey"/>.</summary>
+[Alias("conveyor.IResourceGrain")]
+public interface IResourceGrain : IGrainWithStringKey
+{
+    /// <summary>
+    /// Validates and stores a new resource, then starts its pipeline run (or announces it to drivers when it has no
+    /// pipeline) under <paramref name="runId"/>.
+    /// </summary>
+    Task<CreateResourceResult> CreateAsync(ResourceData resource, Guid runId);
+
+    /// <summary>Replaces the resource's spec and metadata and bumps its version.</summary>
+    Task<ResourceData> UpdateAsync(ResourceData resource);
+
+    /// <summary>The current resource (null when absent) and the run whose results belong to it.</summary>
+    [ReadOnly]
+    [AlwaysInterleave]
+    Task<(ResourceData? Resource, Guid? LastRunId)> GetAsync();
+
+    /// <summary>The snapshot stored at <paramref name="version"/>, or null.</summary>
+    [ReadOnly]
+    [AlwaysInterleave]
+    Task<ResourceData?> GetVersionAsync(int version);
+
+    /// <summary>Deletes the resource (version snapshots stay readable); false when there was none.</summary>
+    Task<bool> DeleteAsync();
+}
+
+/// <summary>One run of a pipeline: its DAG state machine. Key: the run id.</summary>
+[Alias("conveyor.IPipelineRunGrain")]
+public interface IPipelineRunGrain : IGrainWithGuidKey
+{
+    /// <summary>
+    /// Records the run as pending (durably, with a reminder) before its resource is committed; idempotent.
+    /// </summary>
+    Task PrepareAsync(RunPlan plan);
+
+    /// <summary>Starts a prepared run: dispatches its first steps; idempotent.</summary>
+    Task StartAsync();
+
+    /// <summary>Applies a driver result, at most once per (step, attempt), and persists it before returning.</summary>
+    Task<ApplyOutcome> ApplyResultAsync(DriverResultInput result);
+
+    /// <summary>The run's state, or null when the run does not exist.</summary>
+    [ReadOnly]
+    [AlwaysInterleave]
+    Task<RunState?> GetAsync();
+
+    /// <summary>The original's <c>driverresults.&lt;driver&gt;</c> metadata entries produced so far.</summary>
+    [ReadOnly]
+    [AlwaysInterleave]
+    Task<Dictionary<string, string>> GetDriverResultsAsync();
+}

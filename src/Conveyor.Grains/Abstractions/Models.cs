@@ -1,0 +1,228 @@
+namespace Conveyor.Grains.Abstractions;
+
+/// <summary>A resource type: a name and the JSON Schema every resource <c>spec</c> of that type must satisfy.</summary>
+[GenerateSerializer]
+[Alias("conveyor.ResourceDefinitionData")]
+public sealed class ResourceDefinitionData
+{
+    /// <summary>Server-assigned UUID.</summary>
+    [Id(0)] public string Id { get; set; } = "";
+
+    /// <summary>Name (the resource type).</summary>
+    [Id(1)] public string Name { get; set; } = "";
+
+    /// <summary>Free text.</summary>
+    [Id(2)] public string Description { get; set; } = "";
+
+    /// <summary>Free-text version, as in the original.</summary>
+    [Id(3)] public string Version { get; set; } = "";
+
+    /// <summary>The JSON Schema as raw JSON, or null when the definition has none.</summary>
+    [Id(4)] public string? Schema { get; set; }
+
+    /// <summary>When the definition was first stored.</summary>
+    [Id(5)] public DateTimeOffset CreatedAt { get; set; }
+
+    /// <summary>When the definition was last changed.</summary>
+    [Id(6)] public DateTimeOffset UpdatedAt { get; set; }
+}
+
+/// <summary>A resource: an instance of a resource definition.</summary>
+[GenerateSerializer]
+[Alias("conveyor.ResourceData")]
+public sealed class ResourceData
+{
+    /// <summary>Server-assigned UUID.</summary>
+    [Id(0)] public string Id { get; set; } = "";
+
+    /// <summary>Name, unique per type in a namespace.</summary>
+    [Id(1)] public string Name { get; set; } = "";
+
+    /// <summary>Resource type (definition name).</summary>
+    [Id(2)] public string Type { get; set; } = "";
+
+    /// <summary>Pipeline that runs when the resource is created, if any.</summary>
+    [Id(3)] public string? Pipeline { get; set; }
+
+    /// <summary>String metadata, including the server-managed <c>version</c>.</summary>
+    [Id(4)] public Dictionary<string, string> Metadata { get; set; } = [];
+
+    /// <summary>The spec as raw JSON (<c>null</c> when absent).</summary>
+    [Id(5)] public string Spec { get; set; } = "null";
+
+    /// <summary>Version number (mirrors <c>metadata.version</c>).</summary>
+    [Id(6)] public int Version { get; set; }
+}
+
+/// <summary>What to do with the rest of a run when a step fails for good.</summary>
+public enum FailurePolicy
+{
+    /// <summary>Stop dispatching and cancel in-flight steps (default).</summary>
+    FailFast = 0,
+
+    /// <summary>Keep running every step whose dependencies succeeded.</summary>
+    Continue = 1,
+}
+
+/// <summary>A step's retry policy: exponential backoff with jitter.</summary>
+[GenerateSerializer]
+[Alias("conveyor.RetryPolicy")]
+public sealed class RetryPolicy
+{
+    /// <summary>Attempts in total, the first included (1 = no retry).</summary>
+    [Id(0)] public int MaxAttempts { get; set; } = 1;
+
+    /// <summary>Delay before the second attempt.</summary>
+    [Id(1)] public TimeSpan InitialDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Upper bound of any delay.</summary>
+    [Id(2)] public TimeSpan MaxDelay { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Factor applied to the delay after each attempt.</summary>
+    [Id(3)] public double Multiplier { get; set; } = 2;
+
+    /// <summary>Random fraction (0–1) added to or taken from each delay.</summary>
+    [Id(4)] public double Jitter { get; set; } = 0.2;
+}
+
+/// <summary>One step of a pipeline.</summary>
+[GenerateSerializer]
+[Alias("conveyor.StepSpec")]
+public sealed class StepSpec
+{
+    /// <summary>Step id, unique in the pipeline.</summary>
+    [Id(0)] public string Id { get; set; } = "";
+
+    /// <summary>Display name.</summary>
+    [Id(1)] public string Name { get; set; } = "";
+
+    /// <summary>Driver that runs the step.</summary>
+    [Id(2)] public string Driver { get; set; } = "";
+
+    /// <summary>
+    /// Ids of the steps this one waits for, after normalisation: when no step of the pipeline declares
+    /// <c>dependsOn</c>, each step depends on the one before (the original's linear order).
+    /// </summary>
+    [Id(3)] public List<string> DependsOn { get; set; } = [];
+
+    /// <summary>Retry policy; null uses the pipeline default.</summary>
+    [Id(4)] public RetryPolicy? Retry { get; set; }
+
+    /// <summary>Timeout of one attempt; null means none.</summary>
+    [Id(5)] public TimeSpan? Timeout { get; set; }
+
+    /// <summary>Parameters handed to the driver, as raw JSON.</summary>
+    [Id(6)] public string? Params { get; set; }
+
+    /// <summary>Whether the run may succeed although this step failed.</summary>
+    [Id(7)] public bool AllowFailure { get; set; }
+
+    /// <summary>Whether the step declared <c>dependsOn</c> itself (kept so that reads echo what was written).</summary>
+    [Id(8)] public bool DeclaredDependsOn { get; set; }
+}
+
+/// <summary>A pipeline definition: steps forming a DAG, bound to one resource type.</summary>
+[GenerateSerializer]
+[Alias("conveyor.PipelineSpec")]
+public sealed class PipelineSpec
+{
+    /// <summary>Name.</summary>
+    [Id(0)] public string Name { get; set; } = "";
+
+    /// <summary>Free text.</summary>
+    [Id(1)] public string Description { get; set; } = "";
+
+    /// <summary>Free-text version, as in the original.</summary>
+    [Id(2)] public string Version { get; set; } = "";
+
+    /// <summary>Resource type the pipeline runs for.</summary>
+    [Id(3)] public string ResourceType { get; set; } = "";
+
+    /// <summary>Steps, in declaration order.</summary>
+    [Id(4)] public List<StepSpec> Steps { get; set; } = [];
+
+    /// <summary>Free metadata; null when the client sent none (echoed as <c>null</c> like the original).</summary>
+    [Id(5)] public Dictionary<string, string>? Metadata { get; set; }
+
+    /// <summary>Timeout of a whole run; null means none.</summary>
+    [Id(6)] public TimeSpan? Timeout { get; set; }
+
+    /// <summary>Failure policy.</summary>
+    [Id(7)] public FailurePolicy FailurePolicy { get; set; }
+
+    /// <summary>Default retry policy of steps that declare none.</summary>
+    [Id(8)] public RetryPolicy? Retry { get; set; }
+
+    /// <summary>Server-assigned revision, incremented by every write; a run records the one it started with.</summary>
+    [Id(9)] public int Revision { get; set; }
+
+    /// <summary>When the pipeline was last written.</summary>
+    [Id(10)] public DateTimeOffset UpdatedAt { get; set; }
+}
+
+/// <summary>Status of a run.</summary>
+public enum RunStatus
+{
+    /// <summary>Created, not started yet.</summary>
+    Pending = 0,
+
+    /// <summary>Steps are being dispatched or executed.</summary>
+    Running = 1,
+
+    /// <summary>Every step succeeded (or failed with <c>allowFailure</c>).</summary>
+    Succeeded = 2,
+
+    /// <summary>A step failed for good.</summary>
+    Failed = 3,
+
+    /// <summary>Cancelled by a user.</summary>
+    Cancelled = 4,
+
+    /// <summary>The run's timeout expired.</summary>
+    TimedOut = 5,
+}
+
+/// <summary>Status of a step in a run.</summary>
+public enum StepStatus
+{
+    /// <summary>Waiting for its dependencies.</summary>
+    Pending = 0,
+
+    /// <summary>Sent to its driver (or waiting for the driver to appear); no result yet.</summary>
+    Dispatched = 1,
+
+    /// <summary>The driver reported progress.</summary>
+    Running = 2,
+
+    /// <summary>The driver reported success.</summary>
+    Succeeded = 3,
+
+    /// <summary>The driver reported failure and no attempt is left.</summary>
+    Failed = 4,
+
+    /// <summary>An attempt failed; the next one waits for its backoff delay.</summary>
+    Retrying = 5,
+
+    /// <summary>Not run because a dependency failed or the run ended.</summary>
+    Skipped = 6,
+
+    /// <summary>Cancelled while in flight.</summary>
+    Cancelled = 7,
+
+    /// <summary>The attempt's timeout expired and no attempt is left.</summary>
+    TimedOut = 8,
+}
+
+/// <summary>Extension methods on the status enums.</summary>
+public static class StatusExtensions
+{
+    /// <summary>Whether a run in this status can change no more.</summary>
+    public static bool IsTerminal(this RunStatus status) => status >= RunStatus.Succeeded;
+
+    /// <summary>Whether a step in this status can change no more (within the current run attempt).</summary>
+    public static bool IsTerminal(this StepStatus status) =>
+        status is StepStatus.Succeeded or StepStatus.Failed or StepStatus.Skipped or StepStatus.Cancelled or StepStatus.TimedOut;
+
+    /// <summary>Whether the step waits for a driver result.</summary>
+    public static bool IsInFlight(this StepStatus status) => status is StepStatus.Dispatched or StepStatus.Running;
+}

@@ -1,0 +1,152 @@
+namespace Conveyor.Grains.Abstractions;
+
+/// <summary>Everything a run needs to start: fixed when the run is created, never changed by later edits.</summary>
+[GenerateSerializer]
+[Alias("conveyor.RunPlan")]
+public sealed class RunPlan
+{
+    /// <summary>Namespace of the run.</summary>
+    [Id(0)] public string Namespace { get; set; } = Names.DefaultNamespace;
+
+    /// <summary>Snapshot of the pipeline at the time the run was created.</summary>
+    [Id(1)] public PipelineSpec Pipeline { get; set; } = new();
+
+    /// <summary>Snapshot of the resource the run is for.</summary>
+    [Id(2)] public ResourceData Resource { get; set; } = new();
+}
+
+/// <summary>One attempt of a step.</summary>
+[GenerateSerializer]
+[Alias("conveyor.AttemptState")]
+public sealed class AttemptState
+{
+    /// <summary>1-based attempt number.</summary>
+    [Id(0)] public int Number { get; set; }
+
+    /// <summary>When the engine decided to dispatch the attempt.</summary>
+    [Id(1)] public DateTimeOffset DispatchedAt { get; set; }
+
+    /// <summary>Whether JetStream acknowledged the dispatch (the outbox entry is confirmed).</summary>
+    [Id(2)] public bool Published { get; set; }
+
+    /// <summary>When the result arrived.</summary>
+    [Id(3)] public DateTimeOffset? FinishedAt { get; set; }
+
+    /// <summary>The driver's verdict, once known.</summary>
+    [Id(4)] public bool? Success { get; set; }
+
+    /// <summary>The driver's message, or the engine's reason for ending the attempt.</summary>
+    [Id(5)] public string Message { get; set; } = "";
+
+    /// <summary>The driver's <c>data</c>, as raw JSON.</summary>
+    [Id(6)] public string? Data { get; set; }
+
+    /// <summary>When a driver consumer for the step's subject was first found (null while waiting for one).</summary>
+    [Id(7)] public DateTimeOffset? PublishedAt { get; set; }
+}
+
+/// <summary>A step's state in a run.</summary>
+[GenerateSerializer]
+[Alias("conveyor.StepState")]
+public sealed class StepState
+{
+    /// <summary>Step id.</summary>
+    [Id(0)] public string Id { get; set; } = "";
+
+    /// <summary>Status.</summary>
+    [Id(1)] public StepStatus Status { get; set; }
+
+    /// <summary>Every attempt so far, oldest first.</summary>
+    [Id(2)] public List<AttemptState> Attempts { get; set; } = [];
+
+    /// <summary>The <c>data</c> of the successful attempt (raw JSON), handed to downstream steps.</summary>
+    [Id(3)] public string? Output { get; set; }
+
+    /// <summary>The driver's last result as the original's <c>DriverResultEvent</c> JSON (for <c>driverresults.*</c>).</summary>
+    [Id(4)] public string? ResultJson { get; set; }
+
+    /// <summary>Order in which the step's result arrived (1-based), used to build <c>driverresults.*</c> deterministically.</summary>
+    [Id(5)] public int CompletionOrder { get; set; }
+
+    /// <summary>The current attempt, if any.</summary>
+    public AttemptState? Current => Attempts.Count == 0 ? null : Attempts[^1];
+}
+
+/// <summary>The durable state of a run, and what the API reads.</summary>
+[GenerateSerializer]
+[Alias("conveyor.RunState")]
+public sealed class RunState
+{
+    /// <summary>Run id.</summary>
+    [Id(0)] public Guid RunId { get; set; }
+
+    /// <summary>The plan the run executes.</summary>
+    [Id(1)] public RunPlan Plan { get; set; } = new();
+
+    /// <summary>Status.</summary>
+    [Id(2)] public RunStatus Status { get; set; }
+
+    /// <summary>Per step state, in the pipeline's step order.</summary>
+    [Id(3)] public List<StepState> Steps { get; set; } = [];
+
+    /// <summary>When the run was created.</summary>
+    [Id(4)] public DateTimeOffset CreatedAt { get; set; }
+
+    /// <summary>When the run started.</summary>
+    [Id(5)] public DateTimeOffset? StartedAt { get; set; }
+
+    /// <summary>When the run ended.</summary>
+    [Id(6)] public DateTimeOffset? FinishedAt { get; set; }
+
+    /// <summary>Why the run ended the way it did.</summary>
+    [Id(7)] public string Message { get; set; } = "";
+
+    /// <summary>Whether the resource that owns this run was committed (the run may start).</summary>
+    [Id(8)] public bool Committed { get; set; }
+
+    /// <summary>Counter behind <see cref="StepState.CompletionOrder"/>.</summary>
+    [Id(9)] public int Completions { get; set; }
+}
+
+/// <summary>A driver result as the engine applies it to a run.</summary>
+[GenerateSerializer]
+[Alias("conveyor.DriverResultInput")]
+public sealed class DriverResultInput
+{
+    /// <summary>Reporting driver.</summary>
+    [Id(0)] public string Driver { get; set; } = "";
+
+    /// <summary>Step id from the SDK's header; null for original drivers.</summary>
+    [Id(1)] public string? StepId { get; set; }
+
+    /// <summary>Attempt from the SDK's header; null for original drivers.</summary>
+    [Id(2)] public int? Attempt { get; set; }
+
+    /// <summary>Verdict.</summary>
+    [Id(3)] public bool Success { get; set; }
+
+    /// <summary>Message.</summary>
+    [Id(4)] public string Message { get; set; } = "";
+
+    /// <summary>Data as raw JSON, or null.</summary>
+    [Id(5)] public string? Data { get; set; }
+}
+
+/// <summary>What became of a driver result.</summary>
+public enum ApplyOutcome
+{
+    /// <summary>The result changed the run.</summary>
+    Applied = 0,
+
+    /// <summary>The same (step, attempt) already had a result: ignored.</summary>
+    Duplicate = 1,
+
+    /// <summary>The result is for an attempt that is no longer current, or for a run that ended: ignored.</summary>
+    Stale = 2,
+
+    /// <summary>No such run.</summary>
+    UnknownRun = 3,
+
+    /// <summary>The run has no step matching the result.</summary>
+    UnknownStep = 4,
+}

@@ -1,0 +1,92 @@
+using Conveyor.Grains;
+using Conveyor.Grains.Nats;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using Orleans.Configuration;
+using StackExchange.Redis;
+
+// Extension classes live in Microsoft.Extensions.Hosting for discoverability, as Orleans' own do.
+namespace Microsoft.Extensions.Hosting;
+
+/// <summary>Adds Conveyor's engine to an Orleans silo.</summary>
+public static class ConveyorSiloBuilderExtensions
+{
+    /// <summary>
+    /// Registers Conveyor's grains' services: the NATS connection (from <c>Conveyor:Nats</c>), JetStream stream
+    /// setup, the driver dispatcher and the shared result consumer. Idempotent. Storage and clustering are the host's
+    /// choice (see <see cref="UseConveyorRedisStorage"/>).
+    /// </summary>
+    public static ISiloBuilder AddConveyorGrains(this ISiloBuilder builder, Action<ConveyorNatsOptions>? configureNats = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var services = builder.Services;
+        if (configureNats is not null)
+        {
+            services.Configure(configureNats);
+        }
+
+        if (services.Any(d => d.ServiceType == typeof(ConveyorGrainsMarker)))
+        {
+            return builder;
+        }
+
+        services.AddSingleton<ConveyorGrainsMarker>();
+        services.AddOptions<ConveyorNatsOptions>().BindConfiguration(ConveyorNatsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<INatsConnection>(sp =>
+            new NatsConnection(NatsConnectionFactory.CreateOpts(sp.GetRequiredService<IOptions<ConveyorNatsOptions>>().Value, "conveyor-engine")));
+        services.TryAddSingleton<DriverDispatcher>();
+        services.AddSingleton<DriverResultConsumer>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<DriverResultConsumer>());
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, StreamSetupParticipant>();
+        return builder;
+    }
+
+    /// <summary>
+    /// Keeps grain state and reminders in Redis: <c>Microsoft.Orleans.Persistence.Redis</c> for the
+    /// <see cref="ConveyorStorage.Name"/> provider and <c>Microsoft.Orleans.Reminders.Redis</c>.
+    /// </summary>
+    public static ISiloBuilder UseConveyorRedisStorage(this ISiloBuilder builder, string connectionString)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrEmpty(connectionString);
+        builder.AddRedisGrainStorage(ConveyorStorage.Name, o => o.ConfigurationOptions = ParseRedis(connectionString));
+        builder.UseRedisReminderService(o => o.ConfigurationOptions = ParseRedis(connectionString));
+        return builder;
+    }
+
+    /// <summary>Uses Redis for cluster membership (<c>Microsoft.Orleans.Clustering.Redis</c>).</summary>
+    public static ISiloBuilder UseConveyorRedisClustering(this ISiloBuilder builder, string connectionString)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrEmpty(connectionString);
+        builder.UseRedisClustering(o => o.ConfigurationOptions = ParseRedis(connectionString));
+        return builder;
+    }
+
+    private static ConfigurationOptions ParseRedis(string connectionString)
+    {
+        var options = ConfigurationOptions.Parse(connectionString);
+        // Keep retrying through a Redis restart instead of failing the silo at the first refused connection.
+        options.AbortOnConnectFail = false;
+        return options;
+    }
+
+    private sealed class ConveyorGrainsMarker;
+
+    /// <summary>Creates the JetStream streams before the silo accepts work.</summary>
+    private sealed class StreamSetupParticipant(INatsConnection connection, IOptions<ConveyorNatsOptions> options, ILogger<StreamSetupParticipant> logger)
+        : ILifecycleParticipant<ISiloLifecycle>
+    {
+        public void Participate(ISiloLifecycle lifecycle) =>
+            lifecycle.Subscribe(nameof(StreamSetupParticipant), ServiceLifecycleStage.RuntimeInitialize, async ct =>
+            {
+                await connection.ConnectAsync().ConfigureAwait(false);
+                await JetStreamTopology.EnsureStreamsAsync(new NatsJSContext((NatsConnection)connection), options.Value, logger, ct).ConfigureAwait(false);
+            });
+    }
+}

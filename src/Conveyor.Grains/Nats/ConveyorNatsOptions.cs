@@ -1,0 +1,40 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Conveyor.Grains.Nats;
+
+/// <summary>How the engine connects to NATS (configuration section <c>Conveyor:Nats</c>).</summary>
+public sealed class ConveyorNatsOptions
+{
+    /// <summary>Configuration section.</summary>
+    public const string Section = "Conveyor:Nats";
+
+    /// <summary>NATS server URL. Drivers connect to the same server.</summary>
+    [Required]
+    public string Url { get; set; } = "nats://127.0.0.1:4222";
+
+    /// <summary>User name for user/password authentication.</summary>
+    public string? User { get; set; }
+
+    /// <summary>Password for user/password authentication. Never logged.</summary>
+    public string? Password { get; set; }
+
+    /// <summary>Token for token authentication. Never logged.</summary>
+    public string? Token { get; set; }
+
+    /// <summary>Name of the engine's shared durable consumer on <c>pipeline-engine</c>.</summary>
+    [Required]
+    public string ResultConsumerName { get; set; } = "pipeline-engine";
+
+    /// <summary>Driver results processed concurrently by one silo.</summary>
+    [Range(1, 4096)]
+    public int ResultConcurrency { get; set; } = 64;
+
+    /// <summary>How long the server waits for the engine's ack of a result before redelivering it.</summary>
+    public TimeSpan ResultAckWait { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long log entries stay in the <c>logs-engine</c> stream.</summary>
+    public TimeSpan LogRetention { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>How often a step that waits for its driver's consumer checks again.</summary>
+    public TimeSpan DriverWaitInterval { get; set; } = TimeSpan.FromSeconds(1);
+}

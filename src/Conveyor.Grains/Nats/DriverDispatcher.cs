@@ -1,0 +1,158 @@
+using System.Text.Json;
+using Conveyor.Contracts;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+
+namespace Conveyor.Grains.Nats;
+
+/// <summary>Outcome of a dispatch.</summary>
+public enum DispatchOutcome
+{
+    /// <summary>JetStream stored the message (or recognised it as a duplicate of one it stored).</summary>
+    Published = 0,
+
+    /// <summary>
+    /// No consumer on the <c>messages</c> stream matches the subject, so the Interest-retention stream would drop the
+    /// message; nothing was published.
+    /// </summary>
+    NoConsumer = 1,
+}
+
+/// <summary>
+/// Publishes driver messages to JetStream. Before publishing a pipeline step it checks that some consumer of the
+/// <c>messages</c> stream matches the subject: that stream has Interest retention, so a message nobody listens for is
+/// discarded at once, which is how the original loses steps silently.
+/// </summary>
+public sealed partial class DriverDispatcher(
+    INatsConnection connection,
+    IOptions<ConveyorNatsOptions> options,
+    TimeProvider timeProvider,
+    ILogger<DriverDispatcher> logger) : IDisposable
+{
+    private static readonly TimeSpan MissRefreshInterval = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan HitLifetime = TimeSpan.FromSeconds(5);
+
+    private readonly NatsJSContext _js = new(connection);
+    private readonly SemaphoreSlim _refreshLock = new(1, 1);
+    private volatile ConsumerSnapshot _consumers = new([], DateTimeOffset.MinValue);
+
+    /// <summary>The JetStream context used for publishing.</summary>
+    public INatsJSContext JetStream => _js;
+
+    /// <summary>Options in force.</summary>
+    public ConveyorNatsOptions Options { get; } = options.Value;
+
+    /// <summary>
+    /// Publishes <paramref name="message"/> on <paramref name="subject"/> with JetStream de-duplication id
+    /// <paramref name="dedupId"/>. When <paramref name="requireConsumer"/> is set and no consumer listens for the
+    /// subject, returns <see cref="DispatchOutcome.NoConsumer"/> without publishing.
+    /// </summary>
+    public async Task<DispatchOutcome> DispatchAsync(
+        string subject,
+        DriverMessage message,
+        string dedupId,
+        NatsHeaders? headers,
+        bool requireConsumer,
+        CancellationToken cancellationToken = default)
+    {
+        if (requireConsumer && !await HasConsumerForAsync(subject, cancellationToken).ConfigureAwait(false))
+        {
+            return DispatchOutcome.NoConsumer;
+        }
+
+        var body = JsonSerializer.SerializeToUtf8Bytes(message, ConveyorJson.Context.DriverMessage);
+        var ack = await _js.PublishAsync(
+            subject,
+            body,
+            opts: new NatsJSPubOpts { MsgId = dedupId },
+            headers: headers,
+            cancellationToken: cancellationToken).ConfigureAwait(false);
+        ack.EnsureSuccess();
+        if (ack.Duplicate)
+        {
+            LogDuplicate(logger, subject, dedupId);
+        }
+
+        return DispatchOutcome.Published;
+    }
+
+    /// <summary>Whether some consumer of the <c>messages</c> stream has a filter matching <paramref name="subject"/>.</summary>
+    public async ValueTask<bool> HasConsumerForAsync(string subject, CancellationToken cancellationToken = default)
+    {
+        var now = timeProvider.GetUtcNow();
+        var snapshot = _consumers;
+        var matches = snapshot.Matches(subject);
+        if (matches && now - snapshot.TakenAt < HitLifetime)
+        {
+            return true;
+        }
+
+        if (!matches && now - snapshot.TakenAt < MissRefreshInterval)
+        {
+            return false;
+        }
+
+        await _refreshLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // Another caller may have refreshed while this one waited.
+            snapshot = _consumers;
+            if (timeProvider.GetUtcNow() - snapshot.TakenAt >= MissRefreshInterval)
+            {
+                var filters = new List<string>();
+                await foreach (var consumer in _js.ListConsumersAsync(Subjects.MessagesStream, cancellationToken).ConfigureAwait(false))
+                {
+                    var config = consumer.Info.Config;
+                    if (!string.IsNullOrEmpty(config.FilterSubject))
+                    {
+                        filters.Add(config.FilterSubject);
+                    }
+
+                    if (config.FilterSubjects is { } many)
+                    {
+                        filters.AddRange(many);
+                    }
+
+                    if (string.IsNullOrEmpty(config.FilterSubject) && config.FilterSubjects is not { Count: > 0 })
+                    {
+                        // A consumer without filter takes every subject of the stream.
+                        filters.Add(">");
+                    }
+                }
+
+                snapshot = new ConsumerSnapshot(filters, timeProvider.GetUtcNow());
+                _consumers = snapshot;
+            }
+        }
+        finally
+        {
+            _refreshLock.Release();
+        }
+
+        return snapshot.Matches(subject);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _refreshLock.Dispose();
+
+    private sealed record ConsumerSnapshot(List<string> Filters, DateTimeOffset TakenAt)
+    {
+        public bool Matches(string subject)
+        {
+            foreach (var filter in Filters)
+            {
+                if (Subjects.FilterMatches(filter, subject))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "JetStream de-duplicated re-published message {MessageId} on {Subject}")]
+    private static partial void LogDuplicate(ILogger logger, string subject, string messageId);
+}

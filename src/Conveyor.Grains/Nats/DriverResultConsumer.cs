@@ -1,0 +1,246 @@
+using System.Globalization;
+using System.Text.Json;
+using Conveyor.Contracts;
+using Conveyor.Grains.Abstractions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+using Orleans.Runtime;
+
+namespace Conveyor.Grains.Nats;
+
+/// <summary>
+/// Consumes <c>pipelines.&gt;</c> on a durable consumer shared by every silo (so silos split the work and a dead
+/// silo's unacked messages go to another) and routes each driver result to its run grain. A message is acked only
+/// after the grain has persisted what it caused; one that cannot be routed is logged and acked, never retried forever.
+/// </summary>
+public sealed partial class DriverResultConsumer(
+    INatsConnection connection,
+    IGrainFactory grains,
+    IOptions<ConveyorNatsOptions> options,
+    ILogger<DriverResultConsumer> logger) : ILifecycleParticipant<ISiloLifecycle>, IDisposable
+{
+    private readonly ConveyorNatsOptions _options = options.Value;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task? _loop;
+
+    /// <inheritdoc />
+    public void Participate(ISiloLifecycle lifecycle)
+    {
+        lifecycle.Subscribe(nameof(DriverResultConsumer), ServiceLifecycleStage.Active, StartAsync, StopAsync);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _stopping.Dispose();
+
+    private Task StartAsync(CancellationToken cancellationToken)
+    {
+        _loop = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    private async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_loop is { } loop)
+        {
+            await loop.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var js = new NatsJSContext(connection);
+        var delay = TimeSpan.FromMilliseconds(200);
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                var consumer = await js.CreateOrUpdateConsumerAsync(
+                    Subjects.PipelineEngineStream,
+                    new ConsumerConfig(_options.ResultConsumerName)
+                    {
+                        FilterSubject = Subjects.PipelinesWildcard,
+                        AckPolicy = ConsumerConfigAckPolicy.Explicit,
+                        DeliverPolicy = ConsumerConfigDeliverPolicy.All,
+                        AckWait = _options.ResultAckWait,
+                        MaxAckPending = _options.ResultConcurrency * 4,
+                    },
+                    cancellationToken).ConfigureAwait(false);
+                delay = TimeSpan.FromMilliseconds(200);
+                await ConsumeAsync(consumer, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                LogConsumeFailed(logger, ex, delay);
+                try
+                {
+                    await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+            }
+        }
+    }
+
+    private async Task ConsumeAsync(INatsJSConsumer consumer, CancellationToken cancellationToken)
+    {
+        using var slots = new SemaphoreSlim(_options.ResultConcurrency);
+        var inFlight = new List<Task>();
+        try
+        {
+            await foreach (var msg in consumer.ConsumeAsync<byte[]>(
+                               opts: new NatsJSConsumeOpts { MaxMsgs = _options.ResultConcurrency * 2 },
+                               cancellationToken: cancellationToken).ConfigureAwait(false))
+            {
+                await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+                inFlight.RemoveAll(t => t.IsCompleted);
+                inFlight.Add(HandleAndReleaseAsync(msg, slots));
+            }
+        }
+        finally
+        {
+            // Drain: finish what was taken, so nothing is left half-applied and unacked results get acked.
+            await Task.WhenAll(inFlight).ConfigureAwait(false);
+        }
+    }
+
+    private async Task HandleAndReleaseAsync(INatsJSMsg<byte[]> msg, SemaphoreSlim slots)
+    {
+        try
+        {
+            await HandleAsync(msg).ConfigureAwait(false);
+        }
+        finally
+        {
+            slots.Release();
+        }
+    }
+
+    /// <summary>Handles one message; acks unless the failure is transient (then naks so it comes back).</summary>
+    private async Task HandleAsync(INatsJSMsg<byte[]> msg)
+    {
+        PipelineEvent? evt;
+        try
+        {
+            evt = msg.Data is { Length: > 0 } data ? JsonSerializer.Deserialize(data, ConveyorJson.Context.PipelineEvent) : null;
+        }
+        catch (JsonException ex)
+        {
+            LogMalformed(logger, ex, msg.Subject);
+            await AckAsync(msg).ConfigureAwait(false);
+            return;
+        }
+
+        if (evt is null || msg.Subject != Subjects.DriverResult || evt.Event != EventNames.DriverResult)
+        {
+            // Runs start through the API, so a start event (pipelines.pipeline.init) or anything else needs no work.
+            LogIgnored(logger, msg.Subject, evt?.Event ?? "(empty)");
+            await AckAsync(msg).ConfigureAwait(false);
+            return;
+        }
+
+        if (!Guid.TryParse(evt.RunId, out var runId))
+        {
+            LogUnroutable(logger, evt.RunId, evt.DriverResult.Driver, "run_id is not a UUID");
+            await AckAsync(msg).ConfigureAwait(false);
+            return;
+        }
+
+        var input = new DriverResultInput
+        {
+            Driver = evt.DriverResult.Driver,
+            Success = evt.DriverResult.Success,
+            Message = evt.DriverResult.Message,
+            Data = evt.DriverResult.Data is { ValueKind: not JsonValueKind.Null and not JsonValueKind.Undefined } d ? d.GetRawText() : null,
+            StepId = Header(msg.Headers, Headers.StepId),
+            Attempt = int.TryParse(Header(msg.Headers, Headers.Attempt), NumberStyles.None, CultureInfo.InvariantCulture, out var a) ? a : null,
+        };
+
+        ApplyOutcome outcome;
+        try
+        {
+            outcome = await grains.GetGrain<IPipelineRunGrain>(runId).ApplyResultAsync(input).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // Storage or the cluster is unavailable: let JetStream redeliver; the grain applies a result at most once.
+            LogApplyFailed(logger, ex, evt.RunId, input.Driver);
+            await NakAsync(msg).ConfigureAwait(false);
+            return;
+        }
+
+        if (outcome is ApplyOutcome.Applied)
+        {
+            LogApplied(logger, evt.RunId, input.Driver, input.StepId, input.Success);
+        }
+        else
+        {
+            LogNotApplied(logger, evt.RunId, input.Driver, input.StepId, input.Attempt, outcome);
+        }
+
+        await AckAsync(msg).ConfigureAwait(false);
+    }
+
+    private static string? Header(NatsHeaders? headers, string name) =>
+        headers is not null && headers.TryGetValue(name, out var values) && values.Count > 0 ? values[0] : null;
+
+    private async Task AckAsync(INatsJSMsg<byte[]> msg)
+    {
+        try
+        {
+            await msg.AckAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // The result is persisted; a lost ack only means a redelivery, which the grain ignores.
+            LogAckFailed(logger, ex, msg.Subject);
+        }
+    }
+
+    private async Task NakAsync(INatsJSMsg<byte[]> msg)
+    {
+        try
+        {
+            await msg.NakAsync(new AckOpts { NakDelay = TimeSpan.FromSeconds(1) }).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            LogAckFailed(logger, ex, msg.Subject);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Result consumer failed; retrying in {Delay}")]
+    private static partial void LogConsumeFailed(ILogger logger, Exception exception, TimeSpan delay);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Malformed message on {Subject} acked and dropped")]
+    private static partial void LogMalformed(ILogger logger, Exception exception, string subject);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Ignored {Event} message on {Subject}")]
+    private static partial void LogIgnored(ILogger logger, string subject, string @event);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Result of driver {Driver} for run {RunId} cannot be routed: {Reason}; acked and dropped")]
+    private static partial void LogUnroutable(ILogger logger, string runId, string driver, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Applying result of driver {Driver} to run {RunId} failed; it will be redelivered")]
+    private static partial void LogApplyFailed(ILogger logger, Exception exception, string runId, string driver);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Run {RunId}: result of driver {Driver} (step {Step}) applied, success={Success}")]
+    private static partial void LogApplied(ILogger logger, string runId, string driver, string? step, bool success);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId}: result of driver {Driver} (step {Step}, attempt {Attempt}) not applied: {Outcome}")]
+    private static partial void LogNotApplied(ILogger logger, string runId, string driver, string? step, int? attempt, ApplyOutcome outcome);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Acknowledging a message on {Subject} failed")]
+    private static partial void LogAckFailed(ILogger logger, Exception exception, string subject);
+}

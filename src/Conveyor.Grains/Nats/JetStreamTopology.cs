@@ -1,0 +1,46 @@
+using Conveyor.Contracts;
+using Microsoft.Extensions.Logging;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+
+namespace Conveyor.Grains.Nats;
+
+/// <summary>Creates (or updates) the three streams of the original protocol, with the original's retention.</summary>
+public static partial class JetStreamTopology
+{
+    /// <summary>Ensures the <c>messages</c>, <c>pipeline-engine</c> and <c>logs-engine</c> streams exist.</summary>
+    public static async Task EnsureStreamsAsync(INatsJSContext js, ConveyorNatsOptions options, ILogger logger, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(js);
+        ArgumentNullException.ThrowIfNull(options);
+        StreamConfig[] streams =
+        [
+            new(Subjects.MessagesStream, [.. Subjects.MessagesStreamSubjects])
+            {
+                Retention = StreamConfigRetention.Interest,
+                Storage = StreamConfigStorage.File,
+                DuplicateWindow = TimeSpan.FromMinutes(2),
+            },
+            new(Subjects.PipelineEngineStream, [Subjects.PipelinesWildcard])
+            {
+                Retention = StreamConfigRetention.Workqueue,
+                Storage = StreamConfigStorage.File,
+            },
+            new(Subjects.LogsEngineStream, [Subjects.LogsWildcard])
+            {
+                Retention = StreamConfigRetention.Workqueue,
+                Storage = StreamConfigStorage.File,
+                MaxAge = options.LogRetention,
+            },
+        ];
+
+        foreach (var config in streams)
+        {
+            await js.CreateOrUpdateStreamAsync(config, cancellationToken).ConfigureAwait(false);
+            LogStreamReady(logger, config.Name!);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "JetStream stream {Stream} ready")]
+    private static partial void LogStreamReady(ILogger logger, string stream);
+}

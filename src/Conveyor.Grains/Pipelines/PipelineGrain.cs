@@ -1,0 +1,62 @@
+using Conveyor.Grains.Abstractions;
+
+namespace Conveyor.Grains.Pipelines;
+
+/// <summary>Stored state of a pipeline.</summary>
+[GenerateSerializer]
+[Alias("conveyor.PipelineState")]
+public sealed class PipelineState
+{
+    /// <summary>The pipeline; null when deleted or never created.</summary>
+    [Id(0)] public PipelineSpec? Pipeline { get; set; }
+
+    /// <summary>Last revision handed out; survives deletion so a re-created pipeline never reuses a revision.</summary>
+    [Id(1)] public int LastRevision { get; set; }
+}
+
+/// <summary>A pipeline definition, validated as a DAG and persisted with a revision per write.</summary>
+public sealed class PipelineGrain(
+    [PersistentState("pipeline", ConveyorStorage.Name)] IPersistentState<PipelineState> state,
+    IGrainFactory grains,
+    TimeProvider time) : Grain, IPipelineGrain
+{
+    /// <inheritdoc />
+    public async Task<PipelineSpec> PutAsync(PipelineSpec pipeline)
+    {
+        PipelineValidator.ValidateAndNormalize(pipeline);
+        var parts = Names.SplitKey(this.GetPrimaryKeyString());
+        if (!string.Equals(pipeline.Name, parts[^1], StringComparison.Ordinal))
+        {
+            throw new ConveyorValidationException("name", $"'name' ({pipeline.Name}) does not match the name in the URL ({parts[^1]}).");
+        }
+
+        var definition = await grains.GetGrain<IResourceDefinitionGrain>(Names.DefinitionKey(parts[0], pipeline.ResourceType)).GetAsync();
+        if (definition is null)
+        {
+            throw new ConveyorNotFoundException($"resource definition with name {pipeline.ResourceType} not found");
+        }
+
+        pipeline.Revision = state.State.LastRevision + 1;
+        pipeline.UpdatedAt = time.GetUtcNow();
+        state.State.Pipeline = pipeline;
+        state.State.LastRevision = pipeline.Revision;
+        await state.WriteStateAsync();
+        return pipeline;
+    }
+
+    /// <inheritdoc />
+    public Task<PipelineSpec?> GetAsync() => Task.FromResult(state.State.Pipeline);
+
+    /// <inheritdoc />
+    public async Task<bool> DeleteAsync()
+    {
+        if (state.State.Pipeline is null)
+        {
+            return false;
+        }
+
+        state.State.Pipeline = null;
+        await state.WriteStateAsync();
+        return true;
+    }
+}

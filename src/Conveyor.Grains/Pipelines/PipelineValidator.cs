@@ -1,0 +1,206 @@
+using System.Globalization;
+using Conveyor.Grains.Abstractions;
+
+namespace Conveyor.Grains.Pipelines;
+
+/// <summary>
+/// Validates a pipeline and normalises its DAG: names, unique step ids, known dependencies, no cycle, sane retry and
+/// timeout values. Errors are collected per field so the client sees every problem at once.
+/// </summary>
+public static class PipelineValidator
+{
+    /// <summary>Validates <paramref name="pipeline"/> in place (filling implicit dependencies) or throws <see cref="ConveyorValidationException"/>.</summary>
+    public static void ValidateAndNormalize(PipelineSpec pipeline)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        var errors = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        void Add(string field, string message)
+        {
+            if (!errors.TryGetValue(field, out var list))
+            {
+                errors[field] = list = [];
+            }
+
+            list.Add(message);
+        }
+
+        Check(pipeline.Name, "name", Add);
+        Check(pipeline.ResourceType, "resource", Add);
+        if (pipeline.Steps.Count == 0)
+        {
+            Add("steps", "a pipeline needs at least one step");
+        }
+
+        if (pipeline.Timeout is { } runTimeout && runTimeout <= TimeSpan.Zero)
+        {
+            Add("timeout", "must be positive");
+        }
+
+        CheckRetry(pipeline.Retry, "retry", Add);
+
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < pipeline.Steps.Count; i++)
+        {
+            var step = pipeline.Steps[i];
+            var prefix = $"steps[{i}]";
+            if (string.IsNullOrEmpty(step.Id))
+            {
+                // The original treats ids as informational; a step without one gets its 1-based position.
+                step.Id = (i + 1).ToString(CultureInfo.InvariantCulture);
+            }
+
+            Check(step.Id, prefix + ".id", Add);
+            if (!ids.Add(step.Id))
+            {
+                Add(prefix + ".id", $"duplicate step id '{step.Id}'");
+            }
+
+            Check(step.Driver, prefix + ".driver", Add);
+            if (step.Timeout is { } t && t <= TimeSpan.Zero)
+            {
+                Add(prefix + ".timeout", "must be positive");
+            }
+
+            CheckRetry(step.Retry, prefix + ".retry", Add);
+        }
+
+        var anyDeclared = pipeline.Steps.Any(s => s.DeclaredDependsOn);
+        for (var i = 0; i < pipeline.Steps.Count; i++)
+        {
+            var step = pipeline.Steps[i];
+            if (!anyDeclared)
+            {
+                step.DependsOn = i == 0 ? [] : [pipeline.Steps[i - 1].Id];
+                continue;
+            }
+
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var dep in step.DependsOn)
+            {
+                if (!ids.Contains(dep))
+                {
+                    Add($"steps[{i}].dependsOn", $"unknown step '{dep}'");
+                }
+                else if (!seen.Add(dep))
+                {
+                    Add($"steps[{i}].dependsOn", $"step '{dep}' is listed twice");
+                }
+            }
+        }
+
+        if (errors.Count == 0 && FindCycle(pipeline.Steps) is { } cycle)
+        {
+            Add("steps", $"dependency cycle: {string.Join(" -> ", cycle)}");
+        }
+
+        if (errors.Count > 0)
+        {
+            var first = errors.First();
+            throw new ConveyorValidationException(
+                $"invalid pipeline: {first.Key}: {first.Value[0]}",
+                errors.ToDictionary(e => e.Key, e => e.Value.ToArray(), StringComparer.Ordinal));
+        }
+    }
+
+    private static void Check(string? name, string field, Action<string, string> add)
+    {
+        if (string.IsNullOrEmpty(name))
+        {
+            add(field, "is required");
+        }
+        else if (!Names.IsValid(name))
+        {
+            add(field, $"must be 1-{Names.MaxLength} lowercase letters, digits or '-', starting and ending with a letter or digit (got '{Names.Truncate(name)}')");
+        }
+    }
+
+    private static void CheckRetry(RetryPolicy? retry, string field, Action<string, string> add)
+    {
+        if (retry is null)
+        {
+            return;
+        }
+
+        if (retry.MaxAttempts < 1)
+        {
+            add(field + ".maxAttempts", "must be at least 1");
+        }
+
+        if (retry.InitialDelay < TimeSpan.Zero)
+        {
+            add(field + ".initialDelay", "must not be negative");
+        }
+
+        if (retry.MaxDelay < TimeSpan.Zero)
+        {
+            add(field + ".maxDelay", "must not be negative");
+        }
+
+        if (retry.Multiplier < 1 || double.IsNaN(retry.Multiplier) || double.IsInfinity(retry.Multiplier))
+        {
+            add(field + ".multiplier", "must be at least 1");
+        }
+
+        if (retry.Jitter is < 0 or > 1 || double.IsNaN(retry.Jitter))
+        {
+            add(field + ".jitter", "must be between 0 and 1");
+        }
+    }
+
+    /// <summary>Returns one cycle as a closed path of step ids (first id repeated at the end), or null.</summary>
+    public static List<string>? FindCycle(IReadOnlyList<StepSpec> steps)
+    {
+        ArgumentNullException.ThrowIfNull(steps);
+        var byId = steps.ToDictionary(s => s.Id, StringComparer.Ordinal);
+        var color = new Dictionary<string, int>(StringComparer.Ordinal); // 0 white, 1 grey, 2 black
+        var stack = new List<string>();
+
+        // Iterative DFS: a 1,000-step chain must not overflow the stack.
+        foreach (var root in steps)
+        {
+            if (color.GetValueOrDefault(root.Id) != 0)
+            {
+                continue;
+            }
+
+            var work = new Stack<(string Id, int Next)>();
+            work.Push((root.Id, 0));
+            color[root.Id] = 1;
+            stack.Add(root.Id);
+            while (work.Count > 0)
+            {
+                var (id, next) = work.Pop();
+                var deps = byId[id].DependsOn;
+                if (next < deps.Count)
+                {
+                    work.Push((id, next + 1));
+                    var dep = deps[next];
+                    var c = color.GetValueOrDefault(dep);
+                    if (c == 1)
+                    {
+                        var start = stack.IndexOf(dep);
+                        var cycle = stack.GetRange(start, stack.Count - start);
+                        cycle.Add(dep);
+                        // The stack follows "depends on" edges; report in execution order (a -> b means b waits for a).
+                        cycle.Reverse();
+                        return cycle;
+                    }
+
+                    if (c == 0)
+                    {
+                        color[dep] = 1;
+                        stack.Add(dep);
+                        work.Push((dep, 0));
+                    }
+                }
+                else
+                {
+                    color[id] = 2;
+                    stack.RemoveAt(stack.Count - 1);
+                }
+            }
+        }
+
+        return null;
+    }
+}

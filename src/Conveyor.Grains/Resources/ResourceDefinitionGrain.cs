@@ -1,0 +1,93 @@
+using Conveyor.Grains.Abstractions;
+
+namespace Conveyor.Grains.Resources;
+
+/// <summary>Stored state of a resource definition.</summary>
+[GenerateSerializer]
+[Alias("conveyor.ResourceDefinitionState")]
+public sealed class ResourceDefinitionState
+{
+    /// <summary>The definition; null when deleted or never created.</summary>
+    [Id(0)] public ResourceDefinitionData? Definition { get; set; }
+}
+
+/// <summary>A resource definition, validated (name, schema) and persisted.</summary>
+public sealed class ResourceDefinitionGrain(
+    [PersistentState("definition", ConveyorStorage.Name)] IPersistentState<ResourceDefinitionState> state,
+    TimeProvider time) : Grain, IResourceDefinitionGrain
+{
+    /// <inheritdoc />
+    public async Task<ResourceDefinitionData> CreateAsync(ResourceDefinitionData definition)
+    {
+        await ValidateAsync(definition);
+        if (state.State.Definition is not null)
+        {
+            throw new ConveyorConflictException($"resource definition with name {definition.Name} already exists");
+        }
+
+        return await StoreAsync(definition, id: Guid.NewGuid().ToString());
+    }
+
+    /// <inheritdoc />
+    public async Task<ResourceDefinitionData> ApplyAsync(ResourceDefinitionData definition)
+    {
+        await ValidateAsync(definition);
+        return await StoreAsync(definition, state.State.Definition?.Id ?? Guid.NewGuid().ToString());
+    }
+
+    /// <inheritdoc />
+    public async Task<ResourceDefinitionData> UpdateAsync(ResourceDefinitionData definition)
+    {
+        await ValidateAsync(definition);
+        var current = state.State.Definition
+            ?? throw new ConveyorNotFoundException($"resource definition with name {definition.Name} not found");
+        return await StoreAsync(definition, current.Id);
+    }
+
+    /// <inheritdoc />
+    public Task<ResourceDefinitionData?> GetAsync() => Task.FromResult(state.State.Definition);
+
+    /// <inheritdoc />
+    public async Task<bool> DeleteAsync()
+    {
+        if (state.State.Definition is null)
+        {
+            return false;
+        }
+
+        await state.ClearStateAsync();
+        return true;
+    }
+
+    private async Task ValidateAsync(ResourceDefinitionData definition)
+    {
+        Names.Validate(definition.Name, "name");
+        var keyName = Names.SplitKey(this.GetPrimaryKeyString())[^1];
+        if (!string.Equals(definition.Name, keyName, StringComparison.Ordinal))
+        {
+            throw new ConveyorValidationException("name", $"'name' ({definition.Name}) does not match the name in the URL ({keyName}).");
+        }
+
+        if (definition.Schema is not null)
+        {
+            await SchemaValidator.CompileAsync(definition.Schema);
+        }
+    }
+
+    private async Task<ResourceDefinitionData> StoreAsync(ResourceDefinitionData definition, string id)
+    {
+        var now = time.GetUtcNow();
+        state.State.Definition = new ResourceDefinitionData
+        {
+            Id = id,
+            Name = definition.Name,
+            Description = definition.Description,
+            Version = definition.Version,
+            Schema = definition.Schema,
+            CreatedAt = state.State.Definition?.CreatedAt ?? now,
+            UpdatedAt = now,
+        };
+        await state.WriteStateAsync();
+        return state.State.Definition;
+    }
+}

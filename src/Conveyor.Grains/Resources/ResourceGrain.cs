@@ -1,0 +1,248 @@
+using System.Globalization;
+using System.Text.Json;
+using Conveyor.Contracts;
+using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Nats;
+using Microsoft.Extensions.Logging;
+
+namespace Conveyor.Grains.Resources;
+
+/// <summary>Stored state of a resource.</summary>
+[GenerateSerializer]
+[Alias("conveyor.ResourceState")]
+public sealed class ResourceState
+{
+    /// <summary>The current resource; null when deleted or never created.</summary>
+    [Id(0)] public ResourceData? Current { get; set; }
+
+    /// <summary>Snapshot of every version ever stored, by version number (kept after deletion, as in the original).</summary>
+    [Id(1)] public Dictionary<int, ResourceData> Versions { get; set; } = [];
+
+    /// <summary>The pipeline run whose driver results are shown in the resource's metadata.</summary>
+    [Id(2)] public Guid? LastRunId { get; set; }
+
+    /// <summary>
+    /// Outbox: a creation whose side effect (run start, or announcement to drivers) is not confirmed yet.
+    /// Re-driven on activation; the side effects are idempotent.
+    /// </summary>
+    [Id(3)] public Guid? PendingRunId { get; set; }
+}
+
+/// <summary>A resource: validated against its definition's schema, versioned, and the trigger of pipeline runs.</summary>
+public sealed partial class ResourceGrain(
+    [PersistentState("resource", ConveyorStorage.Name)] IPersistentState<ResourceState> state,
+    IGrainFactory grains,
+    DriverDispatcher dispatcher,
+    ILogger<ResourceGrain> logger) : Grain, IResourceGrain
+{
+    private string Namespace => Names.SplitKey(this.GetPrimaryKeyString())[0];
+
+    /// <inheritdoc />
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        if (state.State.PendingRunId is { } runId && state.State.Current is { } current)
+        {
+            // A previous activation stored the resource but may have died before its side effect was confirmed.
+            try
+            {
+                await RunSideEffectAsync(current, runId);
+            }
+            catch (Exception ex)
+            {
+                LogSideEffectFailed(logger, ex, this.GetPrimaryKeyString(), runId);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task<CreateResourceResult> CreateAsync(ResourceData resource, Guid runId)
+    {
+        ArgumentNullException.ThrowIfNull(resource);
+        var ns = Namespace;
+        Names.Validate(resource.Name, "name");
+        Names.Validate(resource.Type, "resource");
+        await ValidateSpecAsync(ns, resource);
+
+        PipelineSpec? pipeline = null;
+        if (!string.IsNullOrEmpty(resource.Pipeline))
+        {
+            pipeline = await grains.GetGrain<IPipelineGrain>(Names.PipelineKey(ns, resource.Pipeline)).GetAsync()
+                ?? throw new ConveyorNotFoundException($"pipeline {resource.Pipeline} not found");
+            if (!string.Equals(pipeline.ResourceType, resource.Type, StringComparison.Ordinal))
+            {
+                throw new ConveyorValidationException(
+                    "pipeline",
+                    $"Resource type {resource.Type} does not match pipeline resource type {pipeline.ResourceType}");
+            }
+        }
+
+        if (state.State.Current is not null)
+        {
+            throw new ConveyorConflictException($"resource with name {resource.Name} and type {resource.Type} already exists");
+        }
+
+        var stored = new ResourceData
+        {
+            Id = Guid.NewGuid().ToString(),
+            Name = resource.Name,
+            Type = resource.Type,
+            Pipeline = string.IsNullOrEmpty(resource.Pipeline) ? null : resource.Pipeline,
+            // As in the original, client metadata is discarded on create: the server owns it.
+            Metadata = new Dictionary<string, string>(StringComparer.Ordinal) { ["version"] = "1" },
+            Spec = resource.Spec,
+            Version = 1,
+        };
+
+        if (pipeline is not null)
+        {
+            // The run is recorded (pending, with a reminder) before the resource commits, so a crash between the two
+            // leaves a run that finds out on its own whether to start or to give up.
+            await grains.GetGrain<IPipelineRunGrain>(runId).PrepareAsync(new RunPlan { Namespace = ns, Pipeline = pipeline, Resource = stored });
+            state.State.LastRunId = runId;
+        }
+
+        state.State.Current = stored;
+        state.State.Versions[1] = stored;
+        state.State.PendingRunId = runId;
+        await state.WriteStateAsync();
+
+        await RunSideEffectAsync(stored, runId);
+        return new CreateResourceResult { Resource = stored, RunId = runId };
+    }
+
+    /// <inheritdoc />
+    public async Task<ResourceData> UpdateAsync(ResourceData resource)
+    {
+        ArgumentNullException.ThrowIfNull(resource);
+        var ns = Namespace;
+        var type = Names.SplitKey(this.GetPrimaryKeyString())[1];
+        var keyName = Names.SplitKey(this.GetPrimaryKeyString())[2];
+        resource.Type = type;
+        await ValidateSpecAsync(ns, resource);
+        var current = state.State.Current
+            ?? throw new ConveyorNotFoundException($"resource with name {keyName} and type {type} not found");
+        if (!string.IsNullOrEmpty(resource.Name) && !string.Equals(resource.Name, keyName, StringComparison.Ordinal))
+        {
+            throw new ConveyorValidationException("name", $"'name' ({resource.Name}) does not match the name in the URL ({keyName}).");
+        }
+
+        var version = current.Version + 1;
+        var metadata = new Dictionary<string, string>(resource.Metadata, StringComparer.Ordinal)
+        {
+            ["version"] = version.ToString(CultureInfo.InvariantCulture),
+        };
+        var stored = new ResourceData
+        {
+            Id = current.Id,
+            Name = keyName,
+            Type = type,
+            Pipeline = string.IsNullOrEmpty(resource.Pipeline) ? current.Pipeline : resource.Pipeline,
+            Metadata = metadata,
+            Spec = resource.Spec,
+            Version = version,
+        };
+
+        state.State.Current = stored;
+        state.State.Versions[version] = stored;
+        // An update starts from a clean slate: earlier driver results no longer describe this version.
+        state.State.LastRunId = null;
+        await state.WriteStateAsync();
+        return stored;
+    }
+
+    /// <inheritdoc />
+    public Task<(ResourceData? Resource, Guid? LastRunId)> GetAsync() =>
+        Task.FromResult((state.State.Current, state.State.LastRunId));
+
+    /// <inheritdoc />
+    public Task<ResourceData?> GetVersionAsync(int version) =>
+        Task.FromResult(state.State.Versions.GetValueOrDefault(version));
+
+    /// <inheritdoc />
+    public async Task<bool> DeleteAsync()
+    {
+        if (state.State.Current is null)
+        {
+            return false;
+        }
+
+        state.State.Current = null;
+        state.State.LastRunId = null;
+        state.State.PendingRunId = null;
+        await state.WriteStateAsync();
+        return true;
+    }
+
+    private async Task ValidateSpecAsync(string ns, ResourceData resource)
+    {
+        var definition = await grains.GetGrain<IResourceDefinitionGrain>(Names.DefinitionKey(ns, resource.Type)).GetAsync()
+            ?? throw new ConveyorNotFoundException($"resource definition with name {resource.Type} not found");
+        if (definition.Schema is null)
+        {
+            throw new ConveyorValidationException("resource", "Resource definition schema is required");
+        }
+
+        var schema = await SchemaValidator.CompileAsync(definition.Schema);
+        var errors = SchemaValidator.Validate(schema, resource.Spec);
+        if (errors.Count > 0)
+        {
+            var first = errors.First();
+            throw new ConveyorValidationException($"Resource validation failed: {first.Key}: {first.Value[0]}", errors);
+        }
+    }
+
+    private async Task RunSideEffectAsync(ResourceData resource, Guid runId)
+    {
+        if (resource.Pipeline is not null)
+        {
+            await grains.GetGrain<IPipelineRunGrain>(runId).StartAsync();
+        }
+        else
+        {
+            // No pipeline: announce to every driver listening for the type, exactly as the original does.
+            var message = new DriverMessage
+            {
+                Event = EventNames.Create,
+                Payload = ConveyorJson.SerializeResource(ToWire(resource)),
+                Id = MessageIds.ForDispatch(runId.ToString(), "resource", 1),
+                RunId = runId.ToString(),
+            };
+            await dispatcher.DispatchAsync(
+                Subjects.Resources(resource.Type),
+                message,
+                dedupId: runId.ToString(),
+                headers: new NATS.Client.Core.NatsHeaders { [Headers.RunId] = runId.ToString() },
+                requireConsumer: false);
+        }
+
+        // Confirmed; persisted with the next write (a repeat after a crash is harmless: both effects are idempotent).
+        state.State.PendingRunId = null;
+    }
+
+    /// <summary>Converts stored data to the wire shape.</summary>
+    public static Resource ToWire(ResourceData resource, IReadOnlyDictionary<string, string>? extraMetadata = null)
+    {
+        ArgumentNullException.ThrowIfNull(resource);
+        var metadata = new SortedDictionary<string, string>(resource.Metadata, StringComparer.Ordinal);
+        if (extraMetadata is not null)
+        {
+            foreach (var (key, value) in extraMetadata)
+            {
+                metadata[key] = value;
+            }
+        }
+
+        return new Resource
+        {
+            Id = resource.Id,
+            Name = resource.Name,
+            Pipeline = resource.Pipeline,
+            ResourceType = resource.Type,
+            Metadata = metadata,
+            Spec = JsonSerializer.Deserialize<JsonElement>(resource.Spec),
+        };
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Resource {Resource}: side effect of run {RunId} failed; retried on next activation")]
+    private static partial void LogSideEffectFailed(ILogger logger, Exception exception, string resource, Guid runId);
+}
