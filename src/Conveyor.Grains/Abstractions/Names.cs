@@ -45,7 +45,8 @@ public static partial class Names
     /// <summary>Splits a grain key made by one of the <c>…Key</c> methods.</summary>
     public static string[] SplitKey(string key) => key.Split('/');
 
-    internal static string Truncate(string value) => value.Length <= 80 ? value : value[..80] + "…";
+    /// <summary>Shortens a value for an error message.</summary>
+    public static string Truncate(string value) => value.Length <= 80 ? value : value[..80] + "…";
 
     [GeneratedRegex("^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", RegexOptions.CultureInvariant)]
     private static partial Regex NameRegex();

@@ -1,0 +1,90 @@
+using Conveyor.Api.Http;
+using Conveyor.Grains.Abstractions;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+
+namespace Conveyor.Api.Endpoints;
+
+/// <summary>Resource definitions: the original's routes.</summary>
+public static class ResourceDefinitionsApi
+{
+    /// <summary>Maps the routes onto <paramref name="routes"/>; <paramref name="nameSuffix"/> keeps endpoint names unique when mapped twice.</summary>
+    public static RouteGroupBuilder MapResourceDefinitionsApi(this IEndpointRouteBuilder routes, string nameSuffix = "")
+    {
+        var api = routes.MapGroup("/resource-definitions").WithTags("Resource definitions");
+        api.MapPost("/", CreateDefinition).WithName("CreateResourceDefinition" + nameSuffix).WithSummary("Create a resource definition");
+        api.MapPost("/apply", ApplyDefinition).WithName("ApplyResourceDefinition" + nameSuffix).WithSummary("Create or replace a resource definition");
+        api.MapGet("/{name}", GetDefinition).WithName("GetResourceDefinition" + nameSuffix).WithSummary("Get a resource definition");
+        api.MapPut("/{name}", UpdateDefinition).WithName("UpdateResourceDefinition" + nameSuffix).WithSummary("Replace a resource definition");
+        api.MapDelete("/{name}", DeleteDefinition).WithName("DeleteResourceDefinition" + nameSuffix).WithSummary("Delete a resource definition");
+        return api;
+    }
+
+    /// <summary>POST /resource-definitions — 201, or 409 when the name exists.</summary>
+    public static async Task<Created<ResourceDefinitionDto>> CreateDefinition([AsParameters] ApiContext api)
+    {
+        var body = await api.ReadBodyAsync<ResourceDefinitionDto>();
+        var data = ToData(body);
+        var stored = await Grain(api, data.Name).CreateAsync(data);
+        return TypedResults.Created($"resource-definitions/{stored.Name}", ResourceDefinitionDto.From(stored));
+    }
+
+    /// <summary>POST /resource-definitions/apply — 201 (create or replace), as the original.</summary>
+    public static async Task<Created<ResourceDefinitionDto>> ApplyDefinition([AsParameters] ApiContext api)
+    {
+        var body = await api.ReadBodyAsync<ResourceDefinitionDto>();
+        if (string.IsNullOrEmpty(body.Name))
+        {
+            throw new ConveyorValidationException("name", "Resource name is required");
+        }
+
+        var data = ToData(body);
+        var stored = await Grain(api, data.Name).ApplyAsync(data);
+        return TypedResults.Created($"resource-definitions/{stored.Name}", ResourceDefinitionDto.From(stored));
+    }
+
+    /// <summary>GET /resource-definitions/{name} — 200 or 404.</summary>
+    public static async Task<Results<Ok<ResourceDefinitionDto>, ProblemHttpResult>> GetDefinition(string name, [AsParameters] ApiContext api)
+    {
+        Names.Validate(name, "name");
+        var stored = await Grain(api, name).GetAsync();
+        return stored is null
+            ? Problems.NotFound($"resource definition with name {name} not found")
+            : TypedResults.Ok(ResourceDefinitionDto.From(stored));
+    }
+
+    /// <summary>PUT /resource-definitions/{name} — 200 or 404. The body's name must match the URL.</summary>
+    public static async Task<Ok<ResourceDefinitionDto>> UpdateDefinition(string name, [AsParameters] ApiContext api)
+    {
+        Names.Validate(name, "name");
+        var body = await api.ReadBodyAsync<ResourceDefinitionDto>();
+        var data = ToData(body with { Name = string.IsNullOrEmpty(body.Name) ? name : body.Name });
+        var stored = await Grain(api, name).UpdateAsync(data);
+        return TypedResults.Ok(ResourceDefinitionDto.From(stored));
+    }
+
+    /// <summary>DELETE /resource-definitions/{name} — 204 or 404.</summary>
+    public static async Task<Results<NoContent, ProblemHttpResult>> DeleteDefinition(string name, [AsParameters] ApiContext api)
+    {
+        Names.Validate(name, "name");
+        return await Grain(api, name).DeleteAsync()
+            ? TypedResults.NoContent()
+            : Problems.NotFound($"resource definition with name {name} not found");
+    }
+
+    private static IResourceDefinitionGrain Grain(ApiContext api, string name)
+    {
+        Names.Validate(name, "name");
+        return api.Grains.GetGrain<IResourceDefinitionGrain>(Names.DefinitionKey(api.Namespace, name));
+    }
+
+    private static ResourceDefinitionData ToData(ResourceDefinitionDto body) => new()
+    {
+        Name = body.Name ?? "",
+        Description = body.Description ?? "",
+        Version = body.Version ?? "",
+        Schema = body.Schema is { ValueKind: not System.Text.Json.JsonValueKind.Null and not System.Text.Json.JsonValueKind.Undefined } s ? s.GetRawText() : null,
+    };
+}

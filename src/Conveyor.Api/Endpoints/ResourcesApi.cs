@@ -1,0 +1,105 @@
+using System.Text.Json;
+using Conveyor.Api.Http;
+using Conveyor.Contracts;
+using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Resources;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+
+namespace Conveyor.Api.Endpoints;
+
+/// <summary>Resources: the original's routes. Creating a resource starts its pipeline's run.</summary>
+public static class ResourcesApi
+{
+    /// <summary>Maps the routes onto <paramref name="routes"/>; <paramref name="nameSuffix"/> keeps endpoint names unique when mapped twice.</summary>
+    public static RouteGroupBuilder MapResourcesApi(this IEndpointRouteBuilder routes, string nameSuffix = "")
+    {
+        var api = routes.MapGroup("/resources").WithTags("Resources");
+        api.MapPost("/", CreateResource).WithName("CreateResource" + nameSuffix).WithSummary("Create a resource and start its pipeline run");
+        api.MapGet("/", ListWithoutType).WithName("ListResourcesWithoutType" + nameSuffix).WithSummary("Always 400: a resource type is required");
+        api.MapGet("/{type}/{name}", GetResource).WithName("GetResource" + nameSuffix).WithSummary("Get a resource with its driver results");
+        api.MapPut("/{type}/{name}", UpdateResource).WithName("UpdateResource" + nameSuffix).WithSummary("Replace a resource's spec and metadata");
+        api.MapDelete("/{type}/{name}", DeleteResource).WithName("DeleteResource" + nameSuffix).WithSummary("Delete a resource (versions stay readable)");
+        api.MapGet("/{type}/{name}/{version:int}", GetResourceVersion).WithName("GetResourceVersion" + nameSuffix).WithSummary("Get a resource as it was at a version");
+        return api;
+    }
+
+    /// <summary>POST /resources — 201 with the run id.</summary>
+    public static async Task<Created<ResourceCreatedDto>> CreateResource([AsParameters] ApiContext api)
+    {
+        var body = await api.ReadBodyAsync<Resource>();
+        if (string.IsNullOrEmpty(body.ResourceType))
+        {
+            throw new ConveyorValidationException("resource", "Resource type is required");
+        }
+
+        Names.Validate(body.ResourceType, "resource");
+        Names.Validate(body.Name, "name");
+        var runId = Guid.NewGuid();
+        var result = await api.Grains
+            .GetGrain<IResourceGrain>(Names.ResourceKey(api.Namespace, body.ResourceType, body.Name))
+            .CreateAsync(ToData(body), runId);
+        return TypedResults.Created(
+            $"resources/{result.Resource.Type}/{result.Resource.Name}",
+            new ResourceCreatedDto { Name = result.Resource.Name, RunId = result.RunId.ToString(), Version = "1" });
+    }
+
+    /// <summary>GET /resources — the original answers 400 here; so do we, with a clear message.</summary>
+    public static ProblemHttpResult ListWithoutType() => Problems.BadRequest("Resource type is required");
+
+    /// <summary>GET /resources/{type}/{name} — 200 (with <c>driverresults.*</c> of its latest run) or 404.</summary>
+    public static async Task<Results<Ok<Resource>, ProblemHttpResult>> GetResource(string type, string name, [AsParameters] ApiContext api)
+    {
+        var (resource, lastRunId) = await Grain(api, type, name).GetAsync();
+        if (resource is null)
+        {
+            return Problems.NotFound($"resource with name {name} and type {type} not found");
+        }
+
+        var results = lastRunId is { } runId ? await api.Grains.GetGrain<IPipelineRunGrain>(runId).GetDriverResultsAsync() : null;
+        return TypedResults.Ok(ResourceGrain.ToWire(resource, results));
+    }
+
+    /// <summary>PUT /resources/{type}/{name} — 200 with the new version, or 404.</summary>
+    public static async Task<Ok<Resource>> UpdateResource(string type, string name, [AsParameters] ApiContext api)
+    {
+        var grain = Grain(api, type, name);
+        var body = await api.ReadBodyAsync<Resource>();
+        var stored = await grain.UpdateAsync(ToData(body));
+        return TypedResults.Ok(ResourceGrain.ToWire(stored));
+    }
+
+    /// <summary>DELETE /resources/{type}/{name} — 204, also when absent (idempotent, as the original).</summary>
+    public static async Task<NoContent> DeleteResource(string type, string name, [AsParameters] ApiContext api)
+    {
+        await Grain(api, type, name).DeleteAsync();
+        return TypedResults.NoContent();
+    }
+
+    /// <summary>GET /resources/{type}/{name}/{version} — 200 or 404.</summary>
+    public static async Task<Results<Ok<Resource>, ProblemHttpResult>> GetResourceVersion(string type, string name, int version, [AsParameters] ApiContext api)
+    {
+        var stored = await Grain(api, type, name).GetVersionAsync(version);
+        return stored is null
+            ? Problems.NotFound($"resource with name {name}, type {type} and version {version} not found")
+            : TypedResults.Ok(ResourceGrain.ToWire(stored));
+    }
+
+    private static IResourceGrain Grain(ApiContext api, string type, string name)
+    {
+        Names.Validate(type, "type");
+        Names.Validate(name, "name");
+        return api.Grains.GetGrain<IResourceGrain>(Names.ResourceKey(api.Namespace, type, name));
+    }
+
+    private static ResourceData ToData(Resource body) => new()
+    {
+        Name = body.Name,
+        Type = body.ResourceType,
+        Pipeline = body.Pipeline,
+        Metadata = body.Metadata is null ? [] : new Dictionary<string, string>(body.Metadata, StringComparer.Ordinal),
+        Spec = body.Spec is { ValueKind: not JsonValueKind.Undefined } spec ? spec.GetRawText() : "null",
+    };
+}

@@ -1,0 +1,34 @@
+using Conveyor.Api.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+using NATS.Client.Core;
+
+namespace Conveyor.Api.Endpoints;
+
+/// <summary>Root, liveness and readiness routes.</summary>
+public static class SystemApi
+{
+    /// <summary>Maps the routes onto <paramref name="routes"/>.</summary>
+    public static IEndpointRouteBuilder MapSystemApi(this IEndpointRouteBuilder routes)
+    {
+        routes.MapGet("/", Root).WithName("Root").WithTags("System").ExcludeFromDescription();
+        routes.MapGet("/health", Health).WithName("Health").WithTags("System").WithSummary("The original's health route");
+        routes.MapGet("/healthz", Health).WithName("Healthz").WithTags("System").WithSummary("Liveness: the process answers");
+        routes.MapGet("/readyz", Ready).WithName("Readyz").WithTags("System").WithSummary("Readiness: NATS is connected");
+        return routes;
+    }
+
+    /// <summary>GET / — the original's banner.</summary>
+    public static string Root() => "CONVEYOR API SERVER";
+
+    /// <summary>GET /health — <c>{"status":"healthy","time":&lt;unix seconds&gt;}</c>.</summary>
+    public static Ok<HealthDto> Health(TimeProvider time) => TypedResults.Ok(new HealthDto { Time = time.GetUtcNow().ToUnixTimeSeconds() });
+
+    /// <summary>GET /readyz — 200 when the engine's NATS connection is open, 503 otherwise.</summary>
+    public static Results<Ok<HealthDto>, ProblemHttpResult> Ready(INatsConnection nats, TimeProvider time) =>
+        nats.ConnectionState == NatsConnectionState.Open
+            ? TypedResults.Ok(new HealthDto { Status = "ready", Time = time.GetUtcNow().ToUnixTimeSeconds() })
+            : Problems.Create(StatusCodes.Status503ServiceUnavailable, "not-ready", "Not ready.", $"NATS connection is {nats.ConnectionState}");
+}

@@ -1,0 +1,190 @@
+using System.ComponentModel.DataAnnotations;
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
+using Conveyor.Api.Endpoints;
+using Conveyor.Api.Hosting;
+using Conveyor.Api.Http;
+using Conveyor.Grains.Nats;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Orleans.Configuration;
+
+// Extension classes live in Microsoft.Extensions.Hosting for discoverability, as Orleans' own do.
+namespace Microsoft.Extensions.Hosting;
+
+/// <summary>Embeds Conveyor in any .NET host: <c>builder.AddConveyor()</c>, then <c>app.MapConveyorApi()</c>.</summary>
+public static class ConveyorHostingExtensions
+{
+    /// <summary>
+    /// Adds a Conveyor silo and its services to the host: options from the <c>Conveyor</c> section (then
+    /// <paramref name="configure"/>), Orleans with Conveyor's grains, Redis storage and reminders, localhost or Redis
+    /// clustering, and — in single-node mode without configured URLs — supervised local nats-server and redis-server.
+    /// Idempotent: a second call returns the first call's builder.
+    /// </summary>
+    public static IConveyorBuilder AddConveyor(this IHostApplicationBuilder builder, Action<ConveyorOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var existing = builder.Services.FirstOrDefault(d => d.ServiceType == typeof(ConveyorBuilder))?.ImplementationInstance;
+        if (existing is ConveyorBuilder already)
+        {
+            return already;
+        }
+
+        var options = new ConveyorOptions();
+        builder.Configuration.GetSection(ConveyorOptions.Section).Bind(options);
+        options.NatsUrl ??= NullIfEmpty(builder.Configuration.GetConnectionString("nats"));
+        options.RedisConnectionString ??= NullIfEmpty(builder.Configuration.GetConnectionString("redis"));
+        configure?.Invoke(options);
+        Validate(options);
+
+        var dataDirectory = Path.GetFullPath(options.DataDirectory, builder.Environment.ContentRootPath);
+        int? localNats = null;
+        int? localRedis = null;
+        if (options.Mode == ConveyorMode.SingleNode)
+        {
+            if (string.IsNullOrEmpty(options.NatsUrl))
+            {
+                localNats = options.LocalNatsPort == 0 ? LocalServerProcess.FreePort() : options.LocalNatsPort;
+                options.NatsUrl = $"nats://127.0.0.1:{localNats}";
+            }
+
+            if (string.IsNullOrEmpty(options.RedisConnectionString))
+            {
+                localRedis = options.LocalRedisPort == 0 ? LocalServerProcess.FreePort() : options.LocalRedisPort;
+                options.RedisConnectionString = $"127.0.0.1:{localRedis}";
+            }
+        }
+
+        var conveyor = new ConveyorBuilder(builder.Services, builder.Configuration, options);
+        var services = builder.Services;
+        services.AddSingleton(conveyor);
+        services.AddSingleton(options);
+        services.AddSingleton(new ConveyorApiSettings { MaxRequestBodyBytes = options.MaxRequestBodyBytes });
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddProblemDetails();
+        services.AddOpenApi("conveyor");
+        services.AddSingleton<IStartupFilter, ConveyorStartupFilter>();
+
+        if (localNats is not null || localRedis is not null)
+        {
+            // Registered before UseOrleans: hosted services start in registration order and stop in reverse.
+            services.AddSingleton(new LocalServerPlan
+            {
+                DataDirectory = dataDirectory,
+                NatsPort = localNats,
+                RedisPort = localRedis,
+                NatsServerPath = options.NatsServerPath,
+                RedisServerPath = options.RedisServerPath,
+            });
+            services.AddHostedService<LocalServerSupervisor>();
+        }
+
+        services.PostConfigure<ConveyorNatsOptions>(n => n.Url = options.NatsUrl!);
+        builder.UseOrleans(silo =>
+        {
+            silo.Configure<ClusterOptions>(c =>
+            {
+                c.ClusterId = options.ClusterId;
+                c.ServiceId = options.ServiceId;
+            });
+            if (options.Mode == ConveyorMode.Cluster)
+            {
+                silo.UseConveyorRedisClustering(options.RedisConnectionString!);
+                silo.ConfigureEndpoints(AdvertisedAddress(options), options.SiloPort, options.GatewayPort, listenOnAnyHostAddress: true);
+            }
+            else
+            {
+                silo.UseLocalhostClustering(options.SiloPort, options.GatewayPort, serviceId: options.ServiceId, clusterId: options.ClusterId);
+            }
+
+            silo.UseConveyorRedisStorage(options.RedisConnectionString!);
+            silo.AddConveyorGrains();
+        });
+        return conveyor;
+    }
+
+    /// <summary>
+    /// Maps Conveyor's HTTP API under <paramref name="prefix"/> (empty: at the root, where the original's clients
+    /// expect it): the original routes in the <c>default</c> namespace, the same routes under
+    /// <c>/namespaces/{namespace}</c>, run routes, health routes and the OpenAPI document at <c>/openapi/conveyor.json</c>.
+    /// Returns the group so the host can chain e.g. <c>RequireAuthorization()</c>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException"><c>AddConveyor</c> was not called.</exception>
+    public static RouteGroupBuilder MapConveyorApi(this IEndpointRouteBuilder endpoints, string prefix = "")
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        var settings = endpoints.ServiceProvider.GetService<ConveyorApiSettings>()
+            ?? throw new InvalidOperationException("Conveyor's services are missing: call builder.AddConveyor() before app.MapConveyorApi().");
+        prefix = NormalizePrefix(prefix);
+        settings.Prefix = prefix;
+
+        var root = endpoints.MapGroup(prefix);
+        root.AddEndpointFilter<ConveyorErrorFilter>();
+        root.MapSystemApi();
+        root.MapOpenApi("/openapi/{documentName}.json");
+        MapObjects(root, "");
+        MapObjects(root.MapGroup("/namespaces/{namespace}"), "InNamespace");
+        return root;
+    }
+
+    private static void MapObjects(IEndpointRouteBuilder routes, string nameSuffix)
+    {
+        routes.MapResourceDefinitionsApi(nameSuffix);
+        routes.MapResourcesApi(nameSuffix);
+        routes.MapPipelinesApi(nameSuffix);
+        routes.MapRunsApi(nameSuffix);
+    }
+
+    private static string NormalizePrefix(string prefix)
+    {
+        prefix = (prefix ?? "").Trim().TrimEnd('/');
+        return prefix.Length == 0 || prefix.StartsWith('/') ? prefix : "/" + prefix;
+    }
+
+    private static void Validate(ConveyorOptions options)
+    {
+        var results = new List<ValidationResult>();
+        if (!Validator.TryValidateObject(options, new ValidationContext(options), results, validateAllProperties: true))
+        {
+            throw new InvalidOperationException("Invalid Conveyor configuration: " + string.Join("; ", results.Select(r => r.ErrorMessage)));
+        }
+
+        if (options.Mode == ConveyorMode.Cluster && (string.IsNullOrEmpty(options.NatsUrl) || string.IsNullOrEmpty(options.RedisConnectionString)))
+        {
+            throw new InvalidOperationException(
+                "Invalid Conveyor configuration: cluster mode needs an external NATS and Redis: set ConnectionStrings:nats and ConnectionStrings:redis " +
+                "(or Conveyor:NatsUrl and Conveyor:RedisConnectionString).");
+        }
+    }
+
+    private static IPAddress AdvertisedAddress(ConveyorOptions options)
+    {
+        if (!string.IsNullOrEmpty(options.AdvertisedAddress))
+        {
+            return IPAddress.Parse(options.AdvertisedAddress);
+        }
+
+        return NetworkInterface.GetAllNetworkInterfaces()
+            .Where(n => n.OperationalStatus == OperationalStatus.Up && n.NetworkInterfaceType != NetworkInterfaceType.Loopback)
+            .SelectMany(n => n.GetIPProperties().UnicastAddresses)
+            .Select(a => a.Address)
+            .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? IPAddress.Loopback;
+    }
+
+    private static string? NullIfEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
+
+    private sealed class ConveyorBuilder(IServiceCollection services, IConfiguration configuration, ConveyorOptions options) : IConveyorBuilder
+    {
+        public IServiceCollection Services { get; } = services;
+
+        public IConfiguration Configuration { get; } = configuration;
+
+        public ConveyorOptions Options { get; } = options;
+    }
+}

@@ -1,0 +1,96 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Conveyor.Api.Hosting;
+
+/// <summary>How the engine runs.</summary>
+public enum ConveyorMode
+{
+    /// <summary>
+    /// One silo with localhost clustering. Unless URLs are configured, the silo starts and supervises a local
+    /// <c>nats-server</c> and <c>redis-server</c> with their data under <see cref="ConveyorOptions.DataDirectory"/>.
+    /// </summary>
+    SingleNode = 0,
+
+    /// <summary>Many silos sharing one Redis (membership, grain state, reminders) and one external NATS.</summary>
+    Cluster = 1,
+}
+
+/// <summary>Conveyor host configuration (section <c>Conveyor</c>; connection strings under <c>ConnectionStrings</c>).</summary>
+public sealed class ConveyorOptions
+{
+    /// <summary>Configuration section.</summary>
+    public const string Section = "Conveyor";
+
+    /// <summary>Single node (default) or cluster.</summary>
+    public ConveyorMode Mode { get; set; } = ConveyorMode.SingleNode;
+
+    /// <summary>Where a single node keeps the data of the servers it supervises.</summary>
+    [Required]
+    public string DataDirectory { get; set; } = "conveyor-data";
+
+    /// <summary>External NATS URL (also <c>ConnectionStrings:nats</c>); empty in single-node mode starts a local server.</summary>
+    public string? NatsUrl { get; set; }
+
+    /// <summary>External Redis connection string (also <c>ConnectionStrings:redis</c>); empty in single-node mode starts a local server.</summary>
+    public string? RedisConnectionString { get; set; }
+
+    /// <summary>Port of the supervised local NATS server; drivers connect here. 4222 is what the original's drivers expect.</summary>
+    [Range(0, 65535)]
+    public int LocalNatsPort { get; set; } = 4222;
+
+    /// <summary>Port of the supervised local Redis server; 0 picks a free one at each start.</summary>
+    [Range(0, 65535)]
+    public int LocalRedisPort { get; set; }
+
+    /// <summary><c>nats-server</c> executable (looked up on PATH when not rooted).</summary>
+    public string NatsServerPath { get; set; } = "nats-server";
+
+    /// <summary><c>redis-server</c> executable (looked up on PATH when not rooted).</summary>
+    public string RedisServerPath { get; set; } = "redis-server";
+
+    /// <summary>Orleans silo-to-silo port.</summary>
+    [Range(1, 65535)]
+    public int SiloPort { get; set; } = 11111;
+
+    /// <summary>Orleans client gateway port.</summary>
+    [Range(1, 65535)]
+    public int GatewayPort { get; set; } = 30000;
+
+    /// <summary>Address other silos reach this one at (cluster mode); the first non-loopback address when empty.</summary>
+    public string? AdvertisedAddress { get; set; }
+
+    /// <summary>Orleans cluster id: silos with the same id form one cluster.</summary>
+    [Required]
+    public string ClusterId { get; set; } = "conveyor";
+
+    /// <summary>Orleans service id: stable across deployments (grain state keys include it).</summary>
+    [Required]
+    public string ServiceId { get; set; } = "conveyor";
+
+    /// <summary>Largest accepted request body.</summary>
+    [Range(1024, 64L * 1024 * 1024)]
+    public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+}
+
+/// <summary>Settings the HTTP layer reads at request time.</summary>
+public sealed class ConveyorApiSettings
+{
+    /// <summary>Largest accepted request body.</summary>
+    public long MaxRequestBodyBytes { get; init; } = 1024 * 1024;
+
+    /// <summary>Route prefix given to <c>MapConveyorApi</c> (null until it is called).</summary>
+    public string? Prefix { get; set; }
+}
+
+/// <summary>Returned by <c>AddConveyor</c> for further configuration.</summary>
+public interface IConveyorBuilder
+{
+    /// <summary>The host's services.</summary>
+    Microsoft.Extensions.DependencyInjection.IServiceCollection Services { get; }
+
+    /// <summary>The host's configuration.</summary>
+    Microsoft.Extensions.Configuration.IConfiguration Configuration { get; }
+
+    /// <summary>The resolved options.</summary>
+    ConveyorOptions Options { get; }
+}

@@ -1,0 +1,313 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Conveyor.Grains.Abstractions;
+
+namespace Conveyor.Api.Http;
+
+/// <summary>A resource definition on the wire (original field names).</summary>
+public sealed record ResourceDefinitionDto
+{
+    /// <summary>Server-assigned UUID (ignored on input).</summary>
+    [JsonPropertyName("id")] public string? Id { get; init; }
+
+    /// <summary>Name: the resource type.</summary>
+    [JsonPropertyName("name")] public string? Name { get; init; }
+
+    /// <summary>Free text.</summary>
+    [JsonPropertyName("description")] public string? Description { get; init; }
+
+    /// <summary>Free-text version.</summary>
+    [JsonPropertyName("version")] public string? Version { get; init; }
+
+    /// <summary>JSON Schema (2020-12 by default) that every resource <c>spec</c> of this type must satisfy.</summary>
+    [JsonPropertyName("schema")] public JsonElement? Schema { get; init; }
+
+    internal static ResourceDefinitionDto From(ResourceDefinitionData d) => new()
+    {
+        Id = d.Id,
+        Name = d.Name,
+        Description = d.Description,
+        Version = d.Version,
+        Schema = d.Schema is null ? null : JsonSerializer.Deserialize<JsonElement>(d.Schema),
+    };
+}
+
+/// <summary>The original's response to <c>POST /resources</c> (keys in alphabetical order, as Go writes maps).</summary>
+public sealed record ResourceCreatedDto
+{
+    /// <summary>Always <c>Resource created successfully</c>.</summary>
+    [JsonPropertyName("message")] public string Message { get; init; } = "Resource created successfully";
+
+    /// <summary>Resource name.</summary>
+    [JsonPropertyName("name")] public string Name { get; init; } = "";
+
+    /// <summary>Id of the run (or driver event) the creation started.</summary>
+    [JsonPropertyName("runid")] public string RunId { get; init; } = "";
+
+    /// <summary>Resource version (<c>1</c>).</summary>
+    [JsonPropertyName("version")] public string Version { get; init; } = "1";
+}
+
+/// <summary>Retry policy on the wire.</summary>
+public sealed record RetryDto
+{
+    /// <summary>Attempts in total (≥ 1).</summary>
+    [JsonPropertyName("maxAttempts")] public int? MaxAttempts { get; init; }
+
+    /// <summary>Delay before the second attempt (<c>"1s"</c>, <c>"500ms"</c>, <c>"00:00:01"</c>).</summary>
+    [JsonPropertyName("initialDelay")] public string? InitialDelay { get; init; }
+
+    /// <summary>Upper bound of any delay.</summary>
+    [JsonPropertyName("maxDelay")] public string? MaxDelay { get; init; }
+
+    /// <summary>Backoff multiplier (≥ 1).</summary>
+    [JsonPropertyName("multiplier")] public double? Multiplier { get; init; }
+
+    /// <summary>Jitter fraction (0–1).</summary>
+    [JsonPropertyName("jitter")] public double? Jitter { get; init; }
+}
+
+/// <summary>A pipeline step on the wire: the original's <c>{id, name, driver}</c> plus DAG extensions.</summary>
+public sealed record StepDto
+{
+    /// <summary>Step id, unique in the pipeline (defaults to the 1-based position).</summary>
+    [JsonPropertyName("id")] public string? Id { get; init; }
+
+    /// <summary>Display name.</summary>
+    [JsonPropertyName("name")] public string? Name { get; init; }
+
+    /// <summary>Driver that runs the step.</summary>
+    [JsonPropertyName("driver")] public string? Driver { get; init; }
+
+    /// <summary>Steps this one waits for. When no step declares it, each step waits for the one before.</summary>
+    [JsonPropertyName("dependsOn")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<string>? DependsOn { get; init; }
+
+    /// <summary>Retry policy of the step.</summary>
+    [JsonPropertyName("retry")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public RetryDto? Retry { get; init; }
+
+    /// <summary>Timeout of one attempt.</summary>
+    [JsonPropertyName("timeout")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Timeout { get; init; }
+
+    /// <summary>Parameters handed to the driver.</summary>
+    [JsonPropertyName("params")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public JsonElement? Params { get; init; }
+
+    /// <summary>Whether the run may succeed although this step failed.</summary>
+    [JsonPropertyName("allowFailure")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool AllowFailure { get; init; }
+}
+
+/// <summary>A pipeline on the wire: the original's shape plus DAG, retry and timeout extensions.</summary>
+public sealed record PipelineDto
+{
+    /// <summary>Name.</summary>
+    [JsonPropertyName("name")] public string? Name { get; init; }
+
+    /// <summary>Free text.</summary>
+    [JsonPropertyName("description")] public string? Description { get; init; }
+
+    /// <summary>Free-text version.</summary>
+    [JsonPropertyName("version")] public string? Version { get; init; }
+
+    /// <summary>Resource type the pipeline runs for.</summary>
+    [JsonPropertyName("resource")] public string? Resource { get; init; }
+
+    /// <summary>Steps.</summary>
+    [JsonPropertyName("steps")] public IReadOnlyList<StepDto?>? Steps { get; init; }
+
+    /// <summary>Free metadata.</summary>
+    [JsonPropertyName("metadata")] public Dictionary<string, string>? Metadata { get; init; }
+
+    /// <summary>Timeout of a whole run.</summary>
+    [JsonPropertyName("timeout")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Timeout { get; init; }
+
+    /// <summary><c>failFast</c> (default) or <c>continue</c>.</summary>
+    [JsonPropertyName("failurePolicy")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? FailurePolicy { get; init; }
+
+    /// <summary>Default retry policy of the steps.</summary>
+    [JsonPropertyName("retry")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public RetryDto? Retry { get; init; }
+
+    /// <summary>Server-assigned revision (output only).</summary>
+    [JsonPropertyName("revision")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int Revision { get; init; }
+}
+
+/// <summary>One attempt of a step.</summary>
+public sealed record AttemptDto
+{
+    /// <summary>1-based attempt number.</summary>
+    [JsonPropertyName("number")] public int Number { get; init; }
+
+    /// <summary>When the engine decided to dispatch it.</summary>
+    [JsonPropertyName("dispatchedAt")] public DateTimeOffset DispatchedAt { get; init; }
+
+    /// <summary>When JetStream accepted the dispatch (null while the step waits for its driver).</summary>
+    [JsonPropertyName("publishedAt")] public DateTimeOffset? PublishedAt { get; init; }
+
+    /// <summary>When the attempt ended.</summary>
+    [JsonPropertyName("finishedAt")] public DateTimeOffset? FinishedAt { get; init; }
+
+    /// <summary>The driver's verdict.</summary>
+    [JsonPropertyName("success")] public bool? Success { get; init; }
+
+    /// <summary>The driver's message or the engine's reason.</summary>
+    [JsonPropertyName("message")] public string Message { get; init; } = "";
+
+    /// <summary>The driver's data.</summary>
+    [JsonPropertyName("data")] public JsonElement? Data { get; init; }
+}
+
+/// <summary>A step of a run.</summary>
+public sealed record RunStepDto
+{
+    /// <summary>Step id.</summary>
+    [JsonPropertyName("id")] public string Id { get; init; } = "";
+
+    /// <summary>Display name.</summary>
+    [JsonPropertyName("name")] public string Name { get; init; } = "";
+
+    /// <summary>Driver.</summary>
+    [JsonPropertyName("driver")] public string Driver { get; init; } = "";
+
+    /// <summary>Dependencies (normalised).</summary>
+    [JsonPropertyName("dependsOn")] public IReadOnlyList<string> DependsOn { get; init; } = [];
+
+    /// <summary>Status.</summary>
+    [JsonPropertyName("status")]
+    [JsonConverter(typeof(JsonStringEnumConverter<StepStatus>))]
+    public StepStatus Status { get; init; }
+
+    /// <summary>Current attempt number (0 before the first dispatch).</summary>
+    [JsonPropertyName("attempt")] public int Attempt { get; init; }
+
+    /// <summary>True while the step is dispatched but no consumer for its driver exists yet.</summary>
+    [JsonPropertyName("waitingForDriver")] public bool WaitingForDriver { get; init; }
+
+    /// <summary>Message of the current attempt.</summary>
+    [JsonPropertyName("message")] public string Message { get; init; } = "";
+
+    /// <summary>Output (<c>data</c> of the successful attempt).</summary>
+    [JsonPropertyName("data")] public JsonElement? Data { get; init; }
+
+    /// <summary>Every attempt, oldest first.</summary>
+    [JsonPropertyName("attempts")] public IReadOnlyList<AttemptDto> Attempts { get; init; } = [];
+}
+
+/// <summary>A pipeline run.</summary>
+public sealed record RunDto
+{
+    /// <summary>Run id.</summary>
+    [JsonPropertyName("id")] public Guid Id { get; init; }
+
+    /// <summary>Namespace.</summary>
+    [JsonPropertyName("namespace")] public string Namespace { get; init; } = "";
+
+    /// <summary>Pipeline name.</summary>
+    [JsonPropertyName("pipeline")] public string Pipeline { get; init; } = "";
+
+    /// <summary>The pipeline's free-text version when the run started.</summary>
+    [JsonPropertyName("pipelineVersion")] public string PipelineVersion { get; init; } = "";
+
+    /// <summary>The pipeline's revision when the run started.</summary>
+    [JsonPropertyName("pipelineRevision")] public int PipelineRevision { get; init; }
+
+    /// <summary>Resource type.</summary>
+    [JsonPropertyName("resourceType")] public string ResourceType { get; init; } = "";
+
+    /// <summary>Resource name.</summary>
+    [JsonPropertyName("resourceName")] public string ResourceName { get; init; } = "";
+
+    /// <summary>Status.</summary>
+    [JsonPropertyName("status")]
+    [JsonConverter(typeof(JsonStringEnumConverter<RunStatus>))]
+    public RunStatus Status { get; init; }
+
+    /// <summary>Why the run ended the way it did.</summary>
+    [JsonPropertyName("message")] public string Message { get; init; } = "";
+
+    /// <summary>Creation time.</summary>
+    [JsonPropertyName("createdAt")] public DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>Start time.</summary>
+    [JsonPropertyName("startedAt")] public DateTimeOffset? StartedAt { get; init; }
+
+    /// <summary>End time.</summary>
+    [JsonPropertyName("finishedAt")] public DateTimeOffset? FinishedAt { get; init; }
+
+    /// <summary>Steps in pipeline order.</summary>
+    [JsonPropertyName("steps")] public IReadOnlyList<RunStepDto> Steps { get; init; } = [];
+
+    internal static RunDto From(RunState run)
+    {
+        var specs = run.Plan.Pipeline.Steps.ToDictionary(s => s.Id, StringComparer.Ordinal);
+        return new RunDto
+        {
+            Id = run.RunId,
+            Namespace = run.Plan.Namespace,
+            Pipeline = run.Plan.Pipeline.Name,
+            PipelineVersion = run.Plan.Pipeline.Version,
+            PipelineRevision = run.Plan.Pipeline.Revision,
+            ResourceType = run.Plan.Resource.Type,
+            ResourceName = run.Plan.Resource.Name,
+            Status = run.Status,
+            Message = run.Message,
+            CreatedAt = run.CreatedAt,
+            StartedAt = run.StartedAt,
+            FinishedAt = run.FinishedAt,
+            Steps = run.Steps.Select(s =>
+            {
+                var spec = specs[s.Id];
+                var current = s.Current;
+                return new RunStepDto
+                {
+                    Id = s.Id,
+                    Name = spec.Name,
+                    Driver = spec.Driver,
+                    DependsOn = spec.DependsOn,
+                    Status = s.Status,
+                    Attempt = current?.Number ?? 0,
+                    WaitingForDriver = s.Status.IsInFlight() && current is { Published: false },
+                    Message = current?.Message ?? "",
+                    Data = Json(s.Output),
+                    Attempts = s.Attempts.Select(a => new AttemptDto
+                    {
+                        Number = a.Number,
+                        DispatchedAt = a.DispatchedAt,
+                        PublishedAt = a.PublishedAt,
+                        FinishedAt = a.FinishedAt,
+                        Success = a.Success,
+                        Message = a.Message,
+                        Data = Json(a.Data),
+                    }).ToList(),
+                };
+            }).ToList(),
+        };
+    }
+
+    private static JsonElement? Json(string? raw) => raw is null ? null : JsonSerializer.Deserialize<JsonElement>(raw);
+}
+
+/// <summary>Body of <c>GET /health</c> (the original's shape).</summary>
+public sealed record HealthDto
+{
+    /// <summary>Always <c>healthy</c>.</summary>
+    [JsonPropertyName("status")] public string Status { get; init; } = "healthy";
+
+    /// <summary>Server time, Unix seconds.</summary>
+    [JsonPropertyName("time")] public long Time { get; init; }
+}

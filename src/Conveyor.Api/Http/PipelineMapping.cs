@@ -1,0 +1,142 @@
+using System.Text.Json;
+using Conveyor.Grains.Abstractions;
+
+namespace Conveyor.Api.Http;
+
+/// <summary>Converts pipelines between the wire shape and the engine's model, naming every field it rejects.</summary>
+public static class PipelineMapping
+{
+    /// <summary>Converts a request body; throws <see cref="ConveyorValidationException"/> with every error found.</summary>
+    public static PipelineSpec ToSpec(PipelineDto dto)
+    {
+        ArgumentNullException.ThrowIfNull(dto);
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        var spec = new PipelineSpec
+        {
+            Name = dto.Name ?? "",
+            Description = dto.Description ?? "",
+            Version = dto.Version ?? "",
+            ResourceType = dto.Resource ?? "",
+            Metadata = dto.Metadata,
+            Timeout = Duration(dto.Timeout, "timeout", errors),
+            Retry = Retry(dto.Retry, "retry", errors),
+        };
+
+        switch (dto.FailurePolicy)
+        {
+            case null or "" or "failFast":
+                spec.FailurePolicy = FailurePolicy.FailFast;
+                break;
+            case "continue":
+                spec.FailurePolicy = FailurePolicy.Continue;
+                break;
+            default:
+                errors["failurePolicy"] = [$"must be 'failFast' or 'continue' (got '{dto.FailurePolicy}')"];
+                break;
+        }
+
+        var steps = dto.Steps ?? [];
+        for (var i = 0; i < steps.Count; i++)
+        {
+            var s = steps[i];
+            if (s is null)
+            {
+                errors[$"steps[{i}]"] = ["must be an object"];
+                continue;
+            }
+
+            spec.Steps.Add(new StepSpec
+            {
+                Id = s.Id ?? "",
+                Name = s.Name ?? "",
+                Driver = s.Driver ?? "",
+                DependsOn = s.DependsOn?.ToList() ?? [],
+                DeclaredDependsOn = s.DependsOn is not null,
+                Retry = Retry(s.Retry, $"steps[{i}].retry", errors),
+                Timeout = Duration(s.Timeout, $"steps[{i}].timeout", errors),
+                Params = s.Params is { ValueKind: not JsonValueKind.Null and not JsonValueKind.Undefined } p ? p.GetRawText() : null,
+                AllowFailure = s.AllowFailure,
+            });
+        }
+
+        if (errors.Count > 0)
+        {
+            var first = errors.First();
+            throw new ConveyorValidationException($"invalid pipeline: {first.Key}: {first.Value[0]}", errors);
+        }
+
+        return spec;
+    }
+
+    /// <summary>Converts a stored pipeline to the wire shape (extension fields only where set).</summary>
+    public static PipelineDto ToDto(PipelineSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        return new PipelineDto
+        {
+            Name = spec.Name,
+            Description = spec.Description,
+            Version = spec.Version,
+            Resource = spec.ResourceType,
+            Metadata = spec.Metadata,
+            Timeout = spec.Timeout is { } t ? Durations.Format(t) : null,
+            FailurePolicy = spec.FailurePolicy == FailurePolicy.Continue ? "continue" : null,
+            Retry = RetryDto(spec.Retry),
+            Revision = spec.Revision,
+            Steps = spec.Steps.Select(s => new StepDto
+            {
+                Id = s.Id,
+                Name = s.Name,
+                Driver = s.Driver,
+                DependsOn = s.DeclaredDependsOn ? s.DependsOn : null,
+                Retry = RetryDto(s.Retry),
+                Timeout = s.Timeout is { } st ? Durations.Format(st) : null,
+                Params = s.Params is null ? null : JsonSerializer.Deserialize<JsonElement>(s.Params),
+                AllowFailure = s.AllowFailure,
+            }).ToList(),
+        };
+    }
+
+    private static RetryDto? RetryDto(RetryPolicy? r) => r is null
+        ? null
+        : new RetryDto
+        {
+            MaxAttempts = r.MaxAttempts,
+            InitialDelay = Durations.Format(r.InitialDelay),
+            MaxDelay = Durations.Format(r.MaxDelay),
+            Multiplier = r.Multiplier,
+            Jitter = r.Jitter,
+        };
+
+    private static RetryPolicy? Retry(RetryDto? dto, string field, Dictionary<string, string[]> errors)
+    {
+        if (dto is null)
+        {
+            return null;
+        }
+
+        var policy = new RetryPolicy();
+        policy.MaxAttempts = dto.MaxAttempts ?? policy.MaxAttempts;
+        policy.InitialDelay = Duration(dto.InitialDelay, field + ".initialDelay", errors) ?? policy.InitialDelay;
+        policy.MaxDelay = Duration(dto.MaxDelay, field + ".maxDelay", errors) ?? policy.MaxDelay;
+        policy.Multiplier = dto.Multiplier ?? policy.Multiplier;
+        policy.Jitter = dto.Jitter ?? policy.Jitter;
+        return policy;
+    }
+
+    private static TimeSpan? Duration(string? text, string field, Dictionary<string, string[]> errors)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (Durations.TryParse(text, out var value))
+        {
+            return value;
+        }
+
+        errors[field] = [$"'{text}' is not a duration (use e.g. '30s', '5m', '1h30m', '250ms' or '00:00:30')"];
+        return null;
+    }
+}

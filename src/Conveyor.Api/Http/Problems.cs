@@ -1,0 +1,68 @@
+using Conveyor.Grains.Abstractions;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Conveyor.Api.Http;
+
+/// <summary>
+/// Builds RFC 7807 responses. Every problem carries a stable <c>type</c> URI and the original Conveyor's
+/// <c>error</c> member, so clients of either kind can read it.
+/// </summary>
+public static class Problems
+{
+    /// <summary>Prefix of every problem type URI.</summary>
+    public const string TypePrefix = "urn:conveyor:problem:";
+
+    /// <summary>400: the body or a parameter is invalid.</summary>
+    public static ProblemHttpResult BadRequest(string detail, IDictionary<string, string[]>? errors = null) =>
+        Create(StatusCodes.Status400BadRequest, "validation", "The request is invalid.", detail, errors);
+
+    /// <summary>404: the object does not exist.</summary>
+    public static ProblemHttpResult NotFound(string detail) =>
+        Create(StatusCodes.Status404NotFound, "not-found", "The object was not found.", detail);
+
+    /// <summary>409: the request conflicts with the current state.</summary>
+    public static ProblemHttpResult Conflict(string detail) =>
+        Create(StatusCodes.Status409Conflict, "conflict", "The request conflicts with the current state.", detail);
+
+    /// <summary>413: the body exceeds the size limit.</summary>
+    public static ProblemHttpResult TooLarge(long limit) =>
+        Create(StatusCodes.Status413PayloadTooLarge, "payload-too-large", "The request body is too large.", $"the request body exceeds {limit} bytes");
+
+    /// <summary>415: the body is not JSON.</summary>
+    public static ProblemHttpResult UnsupportedMediaType(string? contentType) =>
+        Create(StatusCodes.Status415UnsupportedMediaType, "unsupported-media-type", "The request body must be JSON.", $"Content-Type '{contentType}' is not JSON; send application/json");
+
+    /// <summary>Maps a client error raised by the engine to its response.</summary>
+    public static ProblemHttpResult From(ConveyorException exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        return exception switch
+        {
+            ConveyorValidationException v => BadRequest(v.Message, v.Errors),
+            ConveyorNotFoundException => NotFound(exception.Message),
+            ConveyorConflictException => Conflict(exception.Message),
+            _ => BadRequest(exception.Message),
+        };
+    }
+
+    /// <summary>A problem of any status.</summary>
+    public static ProblemHttpResult Create(int status, string type, string title, string detail, IDictionary<string, string[]>? errors = null)
+    {
+        var problem = new ProblemDetails
+        {
+            Status = status,
+            Type = TypePrefix + type,
+            Title = title,
+            Detail = detail,
+        };
+        problem.Extensions["error"] = detail;
+        if (errors is { Count: > 0 })
+        {
+            problem.Extensions["errors"] = errors;
+        }
+
+        return TypedResults.Problem(problem);
+    }
+}

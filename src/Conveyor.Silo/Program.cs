@@ -1,0 +1,9 @@
+var builder = WebApplication.CreateBuilder(args);
+builder.AddConveyor();
+
+var app = builder.Build();
+app.MapConveyorApi();
+app.Run();
+
+/// <summary>Entry point; public so integration tests can host it with <c>WebApplicationFactory</c>.</summary>
+public partial class Program;
