@@ -133,7 +133,7 @@ public sealed partial class PipelineRunGrain(
             var spec = Specs[step.Id];
             if (!spec.AllowFailure && Run.Plan.Pipeline.FailurePolicy == FailurePolicy.FailFast)
             {
-                CancelRemaining($"step {step.Id} failed");
+                CancelRemaining($"step {step.Id} failed: {result.Message}");
             }
         }
 

@@ -1,0 +1,104 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Conveyor.Api.Hosting;
+using Conveyor.Testing;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Conveyor.IntegrationTests;
+
+/// <summary>A real Conveyor host (silo + HTTP API on Kestrel) built exactly as an embedding app would build it.</summary>
+public sealed class ConveyorTestHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private ConveyorTestHost(WebApplication app, Uri address)
+    {
+        _app = app;
+        Address = address;
+        Http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public Uri Address { get; }
+
+    public HttpClient Http { get; }
+
+    public IServiceProvider Services => _app.Services;
+
+    public static async Task<ConveyorTestHost> StartAsync(Action<ConveyorOptions> configure, string? contentRoot = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            EnvironmentName = "Testing",
+            ContentRootPath = contentRoot ?? AppContext.BaseDirectory,
+        });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning);
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+        builder.AddConveyor(o =>
+        {
+            o.SiloPort = ServerProcess.FindFreePort();
+            o.GatewayPort = ServerProcess.FindFreePort();
+            configure(o);
+        });
+        var app = builder.Build();
+        app.MapConveyorApi();
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new ConveyorTestHost(app, new Uri(address));
+    }
+
+    /// <summary>A host on external (fixture) servers; the service id isolates its state in the shared Redis.</summary>
+    public static Task<ConveyorTestHost> StartAsync(string natsUrl, string redis, string serviceId) =>
+        StartAsync(o =>
+        {
+            o.NatsUrl = natsUrl;
+            o.RedisConnectionString = redis;
+            o.ServiceId = serviceId;
+            o.ClusterId = serviceId;
+        });
+
+    public async Task<JsonElement> PostJsonAsync(string path, object body, int expectedStatus = 201)
+    {
+        using var response = await Http.PostAsJsonAsync(path, body);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True((int)response.StatusCode == expectedStatus, $"POST {path}: expected {expectedStatus}, got {(int)response.StatusCode}: {text}");
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    public async Task<JsonElement> GetJsonAsync(string path)
+    {
+        using var response = await Http.GetAsync(path);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"GET {path}: {(int)response.StatusCode}: {text}");
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    /// <summary>Polls a run until it reaches a terminal status.</summary>
+    public async Task<JsonElement> WaitForRunAsync(string runId, TimeSpan timeout)
+    {
+        JsonElement run = default;
+        await Eventually.TrueAsync(
+            async () =>
+            {
+                run = await GetJsonAsync($"/runs/{runId}");
+                return run.GetProperty("status").GetString() is "Succeeded" or "Failed" or "Cancelled" or "TimedOut";
+            },
+            timeout,
+            $"run {runId} should finish");
+        return run;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
