@@ -27,6 +27,7 @@ public static class SchemaValidator
             return cached;
         }
 
+        SchemaLint.Check(schemaJson);
         JsonSchema schema;
         try
         {
