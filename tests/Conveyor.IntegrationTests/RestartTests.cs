@@ -1,0 +1,89 @@
+using System.Net.Sockets;
+using Conveyor.Testing;
+
+namespace Conveyor.IntegrationTests;
+
+public sealed class RestartTests
+{
+    [Fact]
+    public async Task Silo_restarted_on_the_same_stores_reads_runs_and_resources_back_unchanged()
+    {
+        await using var nats = await NatsServerProcess.StartNewAsync();
+        await using var redis = await RedisServerProcess.StartNewAsync();
+        var serviceId = EngineFixture.Unique("restart");
+        string runJson, resourceJson, pipelineJson, runId;
+
+        await using (var first = await ConveyorTestHost.StartAsync(nats.Url, redis.ConnectionString, serviceId))
+        {
+            await first.PostJsonAsync("/resource-definitions", new { name = "app", schema = new { type = "object" } });
+            await first.PostJsonAsync("/pipelines", new { name = "ship", resource = "app", steps = new[] { new { id = "1", name = "build", driver = "builder" } } });
+            await using var driver = await RawDriver.StartAsync(nats.Url, "builder", "drivers.builder.resources.app");
+            var created = await first.PostJsonAsync("/resources", new { name = "web", resource = "app", pipeline = "ship", spec = new { image = "nginx" } });
+            runId = created.GetProperty("runid").GetString()!;
+            var run = await first.WaitForRunAsync(runId, TimeSpan.FromSeconds(30));
+            Assert.Equal("Succeeded", run.GetProperty("status").GetString());
+            runJson = run.GetRawText();
+            resourceJson = (await first.GetJsonAsync("/resources/app/web")).GetRawText();
+            pipelineJson = (await first.GetJsonAsync("/pipelines/ship")).GetRawText();
+        }
+
+        // Redis is restarted too: what the silo wrote must be in its append-only file, not only in memory.
+        await redis.RestartAsync();
+
+        await using var second = await ConveyorTestHost.StartAsync(nats.Url, redis.ConnectionString, serviceId);
+        Assert.Equal(runJson, (await second.GetJsonAsync($"/runs/{runId}")).GetRawText());
+        Assert.Equal(resourceJson, (await second.GetJsonAsync("/resources/app/web")).GetRawText());
+        Assert.Equal(pipelineJson, (await second.GetJsonAsync("/pipelines/ship")).GetRawText());
+    }
+
+    [Fact]
+    public async Task Single_node_supervises_its_own_nats_and_redis_and_keeps_state_across_restarts()
+    {
+        var dataDirectory = Directory.CreateTempSubdirectory("conveyor-single-node-").FullName;
+        try
+        {
+            var natsPort = ServerProcess.FindFreePort();
+            void Configure(Api.Hosting.ConveyorOptions o)
+            {
+                o.DataDirectory = dataDirectory;
+                o.LocalNatsPort = natsPort;
+                o.ServiceId = "single-node";
+            }
+
+            await using (var first = await ConveyorTestHost.StartAsync(Configure))
+            {
+                Assert.True(File.Exists(Path.Combine(dataDirectory, "run", "nats-server.pid")));
+                Assert.True(File.Exists(Path.Combine(dataDirectory, "run", "redis-server.pid")));
+                await first.PostJsonAsync("/resource-definitions", new { name = "app", description = "kept", schema = new { type = "object" } });
+            }
+
+            // Stopping the host stopped both servers (and removed their pid files).
+            Assert.False(await CanConnectAsync(natsPort));
+            Assert.False(File.Exists(Path.Combine(dataDirectory, "run", "nats-server.pid")));
+            Assert.True(Directory.Exists(Path.Combine(dataDirectory, "nats", "jetstream")));
+            Assert.NotEmpty(Directory.EnumerateFiles(Path.Combine(dataDirectory, "redis"), "*", SearchOption.AllDirectories));
+
+            await using var second = await ConveyorTestHost.StartAsync(Configure);
+            var definition = await second.GetJsonAsync("/resource-definitions/app");
+            Assert.Equal("kept", definition.GetProperty("description").GetString());
+        }
+        finally
+        {
+            Directory.Delete(dataDirectory, recursive: true);
+        }
+    }
+
+    private static async Task<bool> CanConnectAsync(int port)
+    {
+        try
+        {
+            using var client = new TcpClient();
+            await client.ConnectAsync("127.0.0.1", port);
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+}
