@@ -74,12 +74,20 @@ public sealed partial class LocalServerProcess : IAsyncDisposable
             $"or configure an external server.");
         await EndOrphanAsync().ConfigureAwait(false);
 
-        var info = new ProcessStartInfo(path)
+        // In a session of its own (setsid execs in place, so the pid stays the server's): Ctrl-C in the terminal then
+        // reaches only the silo, which stops the servers itself after Orleans has shut down.
+        var detach = File.Exists(SetSid);
+        var info = new ProcessStartInfo(detach ? SetSid : path)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (detach)
+        {
+            info.ArgumentList.Add(path);
+        }
+
         foreach (var arg in _arguments)
         {
             info.ArgumentList.Add(arg);
@@ -243,6 +251,7 @@ public sealed partial class LocalServerProcess : IAsyncDisposable
     }
 
     private const int SigTerm = 15;
+    private const string SetSid = "/usr/bin/setsid";
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int SysKill(int pid, int signal);
