@@ -69,12 +69,14 @@ public sealed partial class DriverDispatcher(
             opts: new NatsJSPubOpts { MsgId = dedupId },
             headers: headers,
             cancellationToken: cancellationToken).ConfigureAwait(false);
-        ack.EnsureSuccess();
         if (ack.Duplicate)
         {
+            // A re-publish after a crash: JetStream already stored this dispatch, which is what the caller wants.
             LogDuplicate(logger, subject, dedupId);
+            return DispatchOutcome.Published;
         }
 
+        ack.EnsureSuccess();
         return DispatchOutcome.Published;
     }
 

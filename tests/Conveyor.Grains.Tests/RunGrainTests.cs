@@ -1,0 +1,172 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Conveyor.Grains.Abstractions;
+using Conveyor.Testing;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+
+namespace Conveyor.Grains.Tests;
+
+[Collection(ClusterCollection.Name)]
+public sealed class RunGrainTests(ClusterFixture fx) : IAsyncLifetime
+{
+    private readonly string _type = "t" + Guid.NewGuid().ToString("N")[..8];
+    private readonly string _driver = "d" + Guid.NewGuid().ToString("N")[..8];
+    private NatsConnection? _nats;
+
+    public Task InitializeAsync()
+    {
+        _nats = new NatsConnection(NatsOpts.Default with { Url = fx.Nats.Url });
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync() => await _nats!.DisposeAsync();
+
+    private async Task<(IPipelineRunGrain Run, Guid Id)> StartRunAsync(int steps)
+    {
+        await fx.Grains.GetGrain<IResourceDefinitionGrain>(Names.DefinitionKey("default", _type))
+            .CreateAsync(new ResourceDefinitionData { Name = _type, Schema = "{}" });
+        var pipeline = await fx.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey("default", _type)).PutAsync(new PipelineSpec
+        {
+            Name = _type,
+            ResourceType = _type,
+            Steps = Enumerable.Range(1, steps).Select(i => new StepSpec { Id = $"s{i}", Driver = _driver }).ToList(),
+        });
+        var id = Guid.NewGuid();
+        var run = fx.Grains.GetGrain<IPipelineRunGrain>(id);
+        await run.PrepareAsync(new RunPlan
+        {
+            Pipeline = pipeline,
+            Resource = new ResourceData { Id = Guid.NewGuid().ToString(), Name = "r", Type = _type, Metadata = new() { ["version"] = "1" }, Spec = "{}", Version = 1 },
+        });
+        await run.StartAsync();
+        return (run, id);
+    }
+
+    private async Task<ConcurrentQueue<INatsJSMsg<byte[]>>> ConsumeAsync(CancellationToken ct)
+    {
+        var js = new NatsJSContext(_nats!);
+        var consumer = await js.CreateOrUpdateConsumerAsync("messages", new ConsumerConfig(_driver)
+        {
+            FilterSubject = $"drivers.{_driver}.resources.{_type}",
+            AckPolicy = ConsumerConfigAckPolicy.Explicit,
+        }, ct);
+        var received = new ConcurrentQueue<INatsJSMsg<byte[]>>();
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var msg in consumer.ConsumeAsync<byte[]>(cancellationToken: ct))
+                {
+                    received.Enqueue(msg);
+                    await msg.AckAsync(cancellationToken: ct);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }, ct);
+        return received;
+    }
+
+    [Fact]
+    public async Task Dispatch_decided_before_a_deactivation_is_published_by_the_next_activation()
+    {
+        // No driver yet: the step is decided and persisted but cannot be published.
+        var (run, _) = await StartRunAsync(1);
+        var state = (await run.GetAsync())!;
+        Assert.Equal(StepStatus.Dispatched, state.Steps[0].Status);
+        Assert.False(state.Steps[0].Current!.Published);
+
+        // The activation goes away (as when its silo dies); its timer with it.
+        await fx.Cluster.DeactivateAsync(run);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var received = await ConsumeAsync(cts.Token);
+
+        await run.GetAsync(); // any call reactivates the grain, which re-drives its outbox
+        await Eventually.TrueAsync(() => received.Count == 1, TimeSpan.FromSeconds(15), "the reactivated run publishes its pending dispatch");
+        var msg = received.Single();
+        Assert.Equal("s1", msg.Headers!["Conveyor-Step-Id"][0]);
+        Assert.Equal("1", msg.Headers!["Conveyor-Attempt"][0]);
+        await cts.CancelAsync();
+    }
+
+    [Fact]
+    public async Task Republished_dispatch_is_deduplicated_by_its_message_id()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var received = await ConsumeAsync(cts.Token);
+        var (run, _) = await StartRunAsync(1);
+        await Eventually.TrueAsync(() => received.Count == 1, TimeSpan.FromSeconds(15), "the step is dispatched");
+
+        // The confirmation was never persisted (it rides on the next write), so a new activation publishes again:
+        // JetStream drops the copy because it carries the same Nats-Msg-Id.
+        await fx.Cluster.DeactivateAsync(run);
+        var state = (await run.GetAsync())!;
+        await Eventually.TrueAsync(async () => (await run.GetAsync())!.Steps[0].Current!.Published, TimeSpan.FromSeconds(10), "re-published");
+        await Task.Delay(500);
+        Assert.Single(received);
+        Assert.Equal(StepStatus.Dispatched, state.Steps[0].Status);
+        await cts.CancelAsync();
+    }
+
+    [Fact]
+    public async Task Result_is_applied_once_per_step_and_attempt_and_survives_reactivation()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var received = await ConsumeAsync(cts.Token);
+        var (run, _) = await StartRunAsync(2);
+        await Eventually.TrueAsync(() => received.Count == 1, TimeSpan.FromSeconds(15), "step 1 is dispatched");
+
+        var result = new DriverResultInput { Driver = _driver, StepId = "s1", Attempt = 1, Success = true, Message = "ok", Data = """{"n":1}""" };
+        Assert.Equal(ApplyOutcome.Applied, await run.ApplyResultAsync(result));
+        Assert.Equal(ApplyOutcome.Duplicate, await run.ApplyResultAsync(result));
+        Assert.Equal(ApplyOutcome.Stale, await run.ApplyResultAsync(new DriverResultInput { Driver = _driver, StepId = "s1", Attempt = 7, Success = false }));
+        Assert.Equal(ApplyOutcome.UnknownStep, await run.ApplyResultAsync(new DriverResultInput { Driver = "other", StepId = "s1", Attempt = 1, Success = false }));
+        Assert.Equal(ApplyOutcome.UnknownStep, await run.ApplyResultAsync(new DriverResultInput { Driver = "other", Success = true }));
+
+        await fx.Cluster.DeactivateAsync(run);
+        Assert.Equal(ApplyOutcome.Duplicate, await run.ApplyResultAsync(result));
+        var state = (await run.GetAsync())!;
+        Assert.Equal(StepStatus.Succeeded, state.Steps[0].Status);
+        Assert.Equal("""{"n":1}""", state.Steps[0].Output);
+        Assert.Equal(StepStatus.Dispatched, state.Steps[1].Status);
+
+        // Step 2's payload carries step 1's result the original way.
+        await Eventually.TrueAsync(() => received.Count >= 2, TimeSpan.FromSeconds(15), "step 2 is dispatched");
+        var second = JsonDocument.Parse(received.ElementAt(1).Data!).RootElement;
+        Assert.Equal("process", second.GetProperty("event").GetString());
+        var metadata = JsonDocument.Parse(second.GetProperty("payload").GetString()!).RootElement.GetProperty("metadata");
+        Assert.Equal(
+            $$"""{"success":true,"message":"ok","data":{"n":1},"driver":"{{_driver}}"}""",
+            metadata.GetProperty("driverresults." + _driver).GetString());
+        await cts.CancelAsync();
+    }
+
+    [Fact]
+    public async Task A_run_keeps_the_pipeline_revision_it_started_with()
+    {
+        var (run, _) = await StartRunAsync(1);
+        var pipelines = fx.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey("default", _type));
+        var updated = await pipelines.PutAsync(new PipelineSpec
+        {
+            Name = _type,
+            ResourceType = _type,
+            Steps = [new StepSpec { Id = "other", Driver = "x" }, new StepSpec { Id = "more", Driver = "y" }],
+        });
+
+        Assert.Equal(2, updated.Revision);
+        var state = (await run.GetAsync())!;
+        Assert.Equal(1, state.Plan.Pipeline.Revision);
+        Assert.Equal(["s1"], state.Steps.Select(s => s.Id));
+    }
+
+    [Fact]
+    public async Task Unknown_run_reports_unknown_without_creating_state()
+    {
+        var run = fx.Grains.GetGrain<IPipelineRunGrain>(Guid.NewGuid());
+        Assert.Equal(ApplyOutcome.UnknownRun, await run.ApplyResultAsync(new DriverResultInput { Driver = "d", Success = true }));
+        Assert.Null(await run.GetAsync());
+    }
+}
