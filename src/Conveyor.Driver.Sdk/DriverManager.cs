@@ -41,9 +41,10 @@ namespace Conveyor.Driver.Sdk;
 /// run id can be read.
 /// </para>
 /// <para>
-/// <b>Shutdown.</b> When the token passed to <see cref="RunAsync"/> is cancelled the manager stops pulling, lets
-/// in-flight reconciles finish for up to <see cref="DriverOptions.ShutdownGracePeriod"/>, then cancels their tokens and
-/// hands back (naks) the messages that did not finish, so another instance takes them at once.
+/// <b>Shutdown.</b> When the token passed to <see cref="RunAsync"/> is cancelled the manager stops pulling (waiting at
+/// most <see cref="DriverOptions.FetchExpiry"/> for outstanding pull requests to expire, since JetStream cannot
+/// withdraw them), lets in-flight reconciles finish for up to <see cref="DriverOptions.ShutdownGracePeriod"/>, then
+/// cancels their tokens and hands back (naks) the messages that did not finish, so another instance takes them at once.
 /// </para>
 /// </remarks>
 public sealed partial class DriverManager : IAsyncDisposable
@@ -137,9 +138,37 @@ public sealed partial class DriverManager : IAsyncDisposable
         LogReady(_logger, Name, ConsumerNames);
 
         using var abort = new CancellationTokenSource();
-        var loops = consumers.Select(c => Task.Run(() => PullLoopAsync(c, cancellationToken, abort.Token), CancellationToken.None));
+        using var pullStop = new CancellationTokenSource();
+        var stopRequestedAt = 0L;
+        using var onStop = cancellationToken.Register(() =>
+        {
+            Volatile.Write(ref stopRequestedAt, _timeProvider.GetTimestamp());
+            // Outstanding pull requests are left to expire (see PullLoopAsync); this is only the backstop.
+            pullStop.CancelAfter(_options.FetchExpiry + TimeSpan.FromSeconds(1));
+        });
+        var loops = consumers.Select(c => Task.Run(() => PullLoopAsync(c, cancellationToken, pullStop.Token, abort.Token), CancellationToken.None));
         await Task.WhenAll(loops).ConfigureAwait(false);
-        await DrainAsync(abort).ConfigureAwait(false);
+        var remainingGrace = _options.ShutdownGracePeriod - _timeProvider.GetElapsedTime(Volatile.Read(ref stopRequestedAt));
+        await DrainAsync(remainingGrace, abort).ConfigureAwait(false);
+        await FlushAsync().ConfigureAwait(false);
+        LogStopped(_logger, Name);
+    }
+
+    /// <summary>
+    /// Acks and naks are buffered writes; a ping round trip proves the server has them before the connection may be
+    /// closed (a lost nak would leave a handed-back message waiting for AckWait).
+    /// </summary>
+    private async Task FlushAsync()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5), _timeProvider);
+        try
+        {
+            await _connection.PingAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            LogFlushFailed(_logger, ex, Name);
+        }
     }
 
     /// <summary>Closes the NATS connection.</summary>
@@ -212,8 +241,17 @@ public sealed partial class DriverManager : IAsyncDisposable
             },
             cancellationToken).ConfigureAwait(false);
 
-    /// <summary>Pulls one message at a time from <paramref name="consumer"/> and starts a handler once a slot is free.</summary>
-    private async Task PullLoopAsync(INatsJSConsumer consumer, CancellationToken stopping, CancellationToken abort)
+    /// <summary>
+    /// Pulls one message at a time from <paramref name="consumer"/> and starts a handler once a slot is free.
+    /// </summary>
+    /// <remarks>
+    /// JetStream cannot withdraw a pull request: one abandoned client-side stays on the server until it expires and
+    /// would swallow the next message (including one this manager hands back), which then waits for AckWait. So on
+    /// <paramref name="stopping"/> the outstanding pull is left to finish (at most <see cref="DriverOptions.FetchExpiry"/>);
+    /// a message it still brings is handed straight back. Only then are unfinished messages naked, so their
+    /// redelivery goes to a live instance.
+    /// </remarks>
+    private async Task PullLoopAsync(INatsJSConsumer consumer, CancellationToken stopping, CancellationToken pullStop, CancellationToken abort)
     {
         var delay = TimeSpan.FromMilliseconds(200);
         while (!stopping.IsCancellationRequested)
@@ -221,10 +259,10 @@ public sealed partial class DriverManager : IAsyncDisposable
             INatsJSMsg<byte[]>? msg;
             try
             {
-                msg = await consumer.NextAsync<byte[]>(opts: new NatsJSNextOpts { Expires = _options.FetchExpiry }, cancellationToken: stopping).ConfigureAwait(false);
+                msg = await consumer.NextAsync<byte[]>(opts: new NatsJSNextOpts { Expires = _options.FetchExpiry }, cancellationToken: pullStop).ConfigureAwait(false);
                 delay = TimeSpan.FromMilliseconds(200);
             }
-            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            catch (OperationCanceledException) when (pullStop.IsCancellationRequested)
             {
                 return;
             }
@@ -249,6 +287,13 @@ public sealed partial class DriverManager : IAsyncDisposable
                 continue;
             }
 
+            if (stopping.IsCancellationRequested)
+            {
+                await NakQuietlyAsync(msg, TimeSpan.Zero).ConfigureAwait(false);
+                LogHandedBack(_logger, Name, msg.Subject);
+                return;
+            }
+
             var delivery = new Delivery(msg, _options.AckWait / 3, _timeProvider, HeartbeatAsync);
             _inFlight.TryAdd(delivery, 0);
             try
@@ -257,7 +302,8 @@ public sealed partial class DriverManager : IAsyncDisposable
             }
             catch (OperationCanceledException)
             {
-                // Shutting down before the message got a slot: hand it back untouched.
+                // Shutting down before the message got a slot: hand it back untouched. This loop's pull request was
+                // used up by this message, so the redelivery goes to another instance.
                 if (delivery.TryHandBack())
                 {
                     await delivery.StopHeartbeatAsync().ConfigureAwait(false);
@@ -562,19 +608,17 @@ public sealed partial class DriverManager : IAsyncDisposable
         }
     }
 
-    private async Task DrainAsync(CancellationTokenSource abort)
+    private async Task DrainAsync(TimeSpan remainingGrace, CancellationTokenSource abort)
     {
         var pending = _inFlight.Keys.Select(d => d.Done.Task).ToArray();
         if (pending.Length == 0)
         {
-            LogStopped(_logger, Name);
             return;
         }
 
         LogDraining(_logger, Name, pending.Length, _options.ShutdownGracePeriod);
-        if (await CompletesWithinAsync(Task.WhenAll(pending), _options.ShutdownGracePeriod).ConfigureAwait(false))
+        if (await CompletesWithinAsync(Task.WhenAll(pending), Max(remainingGrace, TimeSpan.Zero)).ConfigureAwait(false))
         {
-            LogStopped(_logger, Name);
             return;
         }
 
@@ -595,8 +639,6 @@ public sealed partial class DriverManager : IAsyncDisposable
         {
             LogAbandoned(_logger, Name, _inFlight.Count);
         }
-
-        LogStopped(_logger, Name);
     }
 
     private async Task<bool> CompletesWithinAsync(Task task, TimeSpan timeout)
@@ -714,6 +756,9 @@ public sealed partial class DriverManager : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Driver {Driver} stopped with {Count} reconciles that ignored cancellation still running")]
     private static partial void LogAbandoned(ILogger logger, string driver, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Driver {Driver} could not confirm that its last acknowledgements reached the server")]
+    private static partial void LogFlushFailed(ILogger logger, Exception exception, string driver);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Driver {Driver} stopped")]
     private static partial void LogStopped(ILogger logger, string driver);

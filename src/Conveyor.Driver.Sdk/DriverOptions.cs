@@ -51,8 +51,12 @@ public sealed partial class DriverOptions
     /// <summary>Delay before a message whose result could not be published is delivered again.</summary>
     public TimeSpan RetryDelay { get; set; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>Longest a pull request waits on the server for a message before it is renewed.</summary>
-    public TimeSpan FetchExpiry { get; set; } = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// Longest a pull request waits on the server for a message before it is renewed. Shutdown waits for the
+    /// outstanding pull requests to expire (JetStream cannot withdraw them), so this also bounds how long an idle
+    /// driver takes to stop.
+    /// </summary>
+    public TimeSpan FetchExpiry { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>Whether <paramref name="value"/> is a valid driver or resource type name.</summary>
     public static bool IsValidName(string? value) => value is { Length: > 0 and <= 63 } && NameRegex().IsMatch(value);
