@@ -17,6 +17,10 @@ public static class ConveyorDriverServiceCollectionExtensions
     /// class can serve several driver names. Invalid options fail the host's start with a
     /// <see cref="DriverConfigurationException"/>.
     /// </summary>
+    /// <remarks>
+    /// A manager's shutdown waits up to <see cref="DriverOptions.FetchExpiry"/> for its pull requests to expire; a host
+    /// running several drivers stops faster with <c>HostOptions.ServicesStopConcurrently</c> set.
+    /// </remarks>
     public static IServiceCollection AddConveyorDriver<TDriver>(this IServiceCollection services, Action<DriverOptions> configure)
         where TDriver : class, IDriver
     {
