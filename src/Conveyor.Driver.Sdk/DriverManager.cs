@@ -242,6 +242,28 @@ public sealed partial class DriverManager : IAsyncDisposable
             cancellationToken).ConfigureAwait(false);
 
     /// <summary>
+    /// After a failed pull: creates the consumer again (it may have been deleted, or its stream re-created); keeps the
+    /// old handle when that fails too, so the loop simply retries.
+    /// </summary>
+    private async Task<INatsJSConsumer> RecreateAsync(INatsJSConsumer consumer, CancellationToken cancellationToken)
+    {
+        var config = consumer.Info.Config;
+        try
+        {
+            return await CreateConsumerAsync(config.Name!, config.FilterSubject!, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return consumer;
+        }
+        catch (Exception ex)
+        {
+            LogSetupFailed(_logger, ex, Name, TimeSpan.Zero);
+            return consumer;
+        }
+    }
+
+    /// <summary>
     /// Pulls one message at a time from <paramref name="consumer"/> and starts a handler once a slot is free.
     /// </summary>
     /// <remarks>
@@ -279,6 +301,7 @@ public sealed partial class DriverManager : IAsyncDisposable
                 }
 
                 delay = Min(delay * 2, MaxBackoff);
+                consumer = await RecreateAsync(consumer, stopping).ConfigureAwait(false);
                 continue;
             }
 
