@@ -3,8 +3,15 @@ namespace Conveyor.Driver.Sdk;
 /// <summary>What a reconcile gets besides its event: the driver's name and a logger bound to the run.</summary>
 public sealed class DriverContext
 {
-    internal DriverContext(string driverName, DriverEvent driverEvent, DriverLogger logger)
+    /// <summary>
+    /// Creates a context. The <see cref="DriverManager"/> makes one per message; create your own to unit-test a
+    /// reconcile, with a logger from <see cref="DriverLogger.Create"/>.
+    /// </summary>
+    public DriverContext(string driverName, DriverEvent driverEvent, DriverLogger logger)
     {
+        ArgumentException.ThrowIfNullOrEmpty(driverName);
+        ArgumentNullException.ThrowIfNull(driverEvent);
+        ArgumentNullException.ThrowIfNull(logger);
         DriverName = driverName;
         Event = driverEvent;
         Logger = logger;

@@ -17,8 +17,7 @@ public sealed partial class DriverLogger
 {
     private const string TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'";
 
-    private readonly INatsConnection _connection;
-    private readonly INatsJSContext _jetStream;
+    private readonly Func<LogEntry, byte[], CancellationToken, Task> _publish;
     private readonly TimeProvider _timeProvider;
     private readonly IReadOnlyDictionary<string, string> _boundLabels;
     private readonly ILogger _diagnostics;
@@ -34,9 +33,20 @@ public sealed partial class DriverLogger
         string pipeline,
         IReadOnlyDictionary<string, string> boundLabels,
         ILogger diagnostics)
+        : this(runId, driver, pipeline, boundLabels, timeProvider, diagnostics, (_, body, ct) => PublishToNatsAsync(connection, jetStream, runId, driver, body, ct))
     {
-        _connection = connection;
-        _jetStream = jetStream;
+    }
+
+    private DriverLogger(
+        string runId,
+        string driver,
+        string pipeline,
+        IReadOnlyDictionary<string, string> boundLabels,
+        TimeProvider timeProvider,
+        ILogger diagnostics,
+        Func<LogEntry, byte[], CancellationToken, Task> publish)
+    {
+        _publish = publish;
         _timeProvider = timeProvider;
         RunId = runId;
         Driver = driver;
@@ -66,10 +76,44 @@ public sealed partial class DriverLogger
     /// <exception cref="NatsJSApiException">JetStream rejected the entry (for example, no stream captures <c>logs.&gt;</c>).</exception>
     public async Task LogAsync(string message, IReadOnlyDictionary<string, string>? labels = null, CancellationToken cancellationToken = default)
     {
-        var body = Serialize(CreateEntry(message, labels));
-        var ack = await _jetStream.PublishAsync(Subjects.Logs(RunId), body, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var entry = CreateEntry(message, labels);
+        await _publish(entry, Serialize(entry), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A logger that hands its entries to <paramref name="sink"/> instead of NATS: for unit tests of a driver's
+    /// reconcile, or for running a driver outside a <see cref="DriverManager"/>.
+    /// </summary>
+    /// <param name="runId">Run id stamped on every entry.</param>
+    /// <param name="driver">Driver name stamped on every entry.</param>
+    /// <param name="sink">Receives each entry; the returned task is awaited by <see cref="LogAsync"/>.</param>
+    /// <param name="boundLabels">Labels put on every entry.</param>
+    /// <param name="pipeline">Pipeline name stamped on every entry.</param>
+    /// <param name="timeProvider">Clock for the timestamps.</param>
+    public static DriverLogger Create(
+        string runId,
+        string driver,
+        Func<LogEntry, CancellationToken, Task> sink,
+        IReadOnlyDictionary<string, string>? boundLabels = null,
+        string pipeline = "",
+        TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        return new DriverLogger(
+            runId,
+            driver,
+            pipeline,
+            boundLabels ?? new Dictionary<string, string>(),
+            timeProvider ?? TimeProvider.System,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance,
+            (entry, _, ct) => sink(entry, ct));
+    }
+
+    private static async Task PublishToNatsAsync(INatsConnection connection, INatsJSContext jetStream, string runId, string driver, byte[] body, CancellationToken cancellationToken)
+    {
+        var ack = await jetStream.PublishAsync(Subjects.Logs(runId), body, cancellationToken: cancellationToken).ConfigureAwait(false);
         ack.EnsureSuccess();
-        await _connection.PublishAsync(Subjects.LiveLogs(RunId, Driver), body, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await connection.PublishAsync(Subjects.LiveLogs(runId, driver), body, cancellationToken: cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
