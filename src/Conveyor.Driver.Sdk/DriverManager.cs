@@ -354,7 +354,15 @@ public sealed partial class DriverManager : IAsyncDisposable
         }
         finally
         {
-            _slots.Release();
+            try
+            {
+                _slots.Release();
+            }
+            catch (ObjectDisposedException)
+            {
+                // A reconcile that ignored cancellation outlived its disposed manager.
+            }
+
             await FinishAsync(delivery).ConfigureAwait(false);
         }
     }
