@@ -1,0 +1,182 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Conveyor.Contracts;
+
+namespace Conveyor.Driver.Sdk.Client;
+
+/// <summary>
+/// Typed client for the Conveyor HTTP API (resource definitions, pipelines, resources, runs). Every error response
+/// becomes a <see cref="ConveyorApiException"/>.
+/// </summary>
+public sealed class ConveyorClient
+{
+    private static readonly MediaTypeHeaderValue JsonMediaType = new("application/json") { CharSet = "utf-8" };
+    private static readonly TimeSpan MinPollInterval = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan MaxPollInterval = TimeSpan.FromSeconds(1);
+
+    private readonly HttpClient _http;
+    private readonly Uri _baseAddress;
+    private readonly TimeProvider _timeProvider;
+
+    /// <summary>Creates a client on <paramref name="httpClient"/>.</summary>
+    /// <param name="httpClient">Transport; its <see cref="HttpClient.BaseAddress"/> is used when <paramref name="baseAddress"/> is null.</param>
+    /// <param name="baseAddress">API root, e.g. <c>http://127.0.0.1:8080/</c>; a path prefix is kept.</param>
+    /// <param name="timeProvider">Clock for <see cref="WaitForRunAsync"/>.</param>
+    /// <exception cref="ArgumentException">No base address is given.</exception>
+    public ConveyorClient(HttpClient httpClient, Uri? baseAddress = null, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(httpClient);
+        _http = httpClient;
+        var root = baseAddress ?? httpClient.BaseAddress
+            ?? throw new ArgumentException("A base address is required: pass one or set HttpClient.BaseAddress.", nameof(baseAddress));
+        _baseAddress = root.AbsoluteUri.EndsWith('/') ? root : new Uri(root.AbsoluteUri + "/");
+        _timeProvider = timeProvider ?? TimeProvider.System;
+    }
+
+    /// <summary>The API root requests are sent to.</summary>
+    public Uri BaseAddress => _baseAddress;
+
+    /// <summary><c>POST /resource-definitions</c>: creates a resource definition (201).</summary>
+    public Task<ResourceDefinition> CreateResourceDefinitionAsync(ResourceDefinition definition, CancellationToken cancellationToken = default) =>
+        SendAsync(HttpMethod.Post, "resource-definitions", definition, ClientJsonContext.Default.ResourceDefinition, ClientJsonContext.Default.ResourceDefinition, cancellationToken);
+
+    /// <summary><c>POST /resource-definitions/apply</c>: creates or replaces a resource definition.</summary>
+    public Task<ResourceDefinition> ApplyResourceDefinitionAsync(ResourceDefinition definition, CancellationToken cancellationToken = default) =>
+        SendAsync(HttpMethod.Post, "resource-definitions/apply", definition, ClientJsonContext.Default.ResourceDefinition, ClientJsonContext.Default.ResourceDefinition, cancellationToken);
+
+    /// <summary><c>GET /resource-definitions/{name}</c>.</summary>
+    public Task<ResourceDefinition> GetResourceDefinitionAsync(string name, CancellationToken cancellationToken = default) =>
+        SendAsync<object, ResourceDefinition>(HttpMethod.Get, "resource-definitions/" + Segment(name), null, null, ClientJsonContext.Default.ResourceDefinition, cancellationToken);
+
+    /// <summary><c>PUT /resource-definitions/{name}</c> with <paramref name="definition"/>'s name.</summary>
+    public Task<ResourceDefinition> UpdateResourceDefinitionAsync(ResourceDefinition definition, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        return SendAsync(HttpMethod.Put, "resource-definitions/" + Segment(definition.Name), definition, ClientJsonContext.Default.ResourceDefinition, ClientJsonContext.Default.ResourceDefinition, cancellationToken);
+    }
+
+    /// <summary><c>DELETE /resource-definitions/{name}</c> (204).</summary>
+    public Task DeleteResourceDefinitionAsync(string name, CancellationToken cancellationToken = default) =>
+        SendAsync(HttpMethod.Delete, "resource-definitions/" + Segment(name), cancellationToken);
+
+    /// <summary><c>POST /pipelines</c>: creates a pipeline (201, echoed).</summary>
+    public Task<Pipeline> CreatePipelineAsync(Pipeline pipeline, CancellationToken cancellationToken = default) =>
+        SendAsync(HttpMethod.Post, "pipelines", pipeline, ClientJsonContext.Default.Pipeline, ClientJsonContext.Default.Pipeline, cancellationToken);
+
+    /// <summary><c>GET /pipelines/{name}</c>.</summary>
+    public Task<Pipeline> GetPipelineAsync(string name, CancellationToken cancellationToken = default) =>
+        SendAsync<object, Pipeline>(HttpMethod.Get, "pipelines/" + Segment(name), null, null, ClientJsonContext.Default.Pipeline, cancellationToken);
+
+    /// <summary><c>PUT /pipelines/{name}</c> with <paramref name="pipeline"/>'s name.</summary>
+    public Task<Pipeline> UpdatePipelineAsync(Pipeline pipeline, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        return SendAsync(HttpMethod.Put, "pipelines/" + Segment(pipeline.Name), pipeline, ClientJsonContext.Default.Pipeline, ClientJsonContext.Default.Pipeline, cancellationToken);
+    }
+
+    /// <summary><c>DELETE /pipelines/{name}</c> (204).</summary>
+    public Task DeletePipelineAsync(string name, CancellationToken cancellationToken = default) =>
+        SendAsync(HttpMethod.Delete, "pipelines/" + Segment(name), cancellationToken);
+
+    /// <summary><c>POST /resources</c>: creates a resource, which starts a run (201).</summary>
+    public Task<CreateResourceResponse> CreateResourceAsync(CreateResourceRequest request, CancellationToken cancellationToken = default) =>
+        SendAsync(HttpMethod.Post, "resources", request, ClientJsonContext.Default.CreateResourceRequest, ClientJsonContext.Default.CreateResourceResponse, cancellationToken);
+
+    /// <summary><c>GET /resources/{type}/{name}</c>.</summary>
+    public Task<Resource> GetResourceAsync(string resourceType, string name, CancellationToken cancellationToken = default) =>
+        SendAsync<object, Resource>(HttpMethod.Get, $"resources/{Segment(resourceType)}/{Segment(name)}", null, null, ClientJsonContext.Default.Resource, cancellationToken);
+
+    /// <summary><c>GET /runs/{id}</c>.</summary>
+    public Task<RunInfo> GetRunAsync(Guid runId, CancellationToken cancellationToken = default) =>
+        SendAsync<object, RunInfo>(HttpMethod.Get, "runs/" + runId.ToString("D"), null, null, ClientJsonContext.Default.RunInfo, cancellationToken);
+
+    /// <summary>
+    /// Polls <c>GET /runs/{id}</c> until the run reaches a final status and returns it. A 404 counts as "not visible
+    /// yet" and is polled again.
+    /// </summary>
+    /// <exception cref="TimeoutException">The run did not finish within <paramref name="timeout"/>.</exception>
+    public async Task<RunInfo> WaitForRunAsync(Guid runId, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var started = _timeProvider.GetTimestamp();
+        var interval = MinPollInterval;
+        RunInfo? last = null;
+        while (true)
+        {
+            try
+            {
+                last = await GetRunAsync(runId, cancellationToken).ConfigureAwait(false);
+                if (last.IsFinished)
+                {
+                    return last;
+                }
+            }
+            catch (ConveyorApiException ex) when (ex.Status == HttpStatusCode.NotFound)
+            {
+                // Not visible yet.
+            }
+
+            var remaining = timeout - _timeProvider.GetElapsedTime(started);
+            if (remaining <= TimeSpan.Zero)
+            {
+                throw new TimeoutException(
+                    $"Run {runId} did not finish within {timeout}; last status: {(last is null ? "not found" : last.Status.ToString())}.");
+            }
+
+            await Task.Delay(remaining < interval ? remaining : interval, _timeProvider, cancellationToken).ConfigureAwait(false);
+            interval = interval * 2 < MaxPollInterval ? interval * 2 : MaxPollInterval;
+        }
+    }
+
+    private static string Segment(string value)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(value);
+        return Uri.EscapeDataString(value);
+    }
+
+    private async Task SendAsync(HttpMethod method, string path, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(method, new Uri(_baseAddress, path));
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        await EnsureSuccessAsync(response, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<TResponse> SendAsync<TRequest, TResponse>(
+        HttpMethod method,
+        string path,
+        TRequest? body,
+        JsonTypeInfo<TRequest>? requestType,
+        JsonTypeInfo<TResponse> responseType,
+        CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(method, new Uri(_baseAddress, path));
+        request.Headers.Accept.ParseAdd("application/json");
+        if (body is not null && requestType is not null)
+        {
+            var content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(body, requestType));
+            content.Headers.ContentType = JsonMediaType;
+            request.Content = content;
+        }
+
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        await EnsureSuccessAsync(response, cancellationToken).ConfigureAwait(false);
+        var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        await using (stream.ConfigureAwait(false))
+        {
+            return await JsonSerializer.DeserializeAsync(stream, responseType, cancellationToken).ConfigureAwait(false)
+                ?? throw new ConveyorApiException($"The Conveyor API returned an empty body for {method} /{path}.");
+        }
+    }
+
+    private static async Task EnsureSuccessAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        if (response.IsSuccessStatusCode)
+        {
+            return;
+        }
+
+        var body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+        throw ConveyorApiException.FromResponse(response.StatusCode, response.Content.Headers.ContentType?.MediaType, body);
+    }
+}

@@ -1,0 +1,796 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text.Json;
+using Conveyor.Contracts;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+
+namespace Conveyor.Driver.Sdk;
+
+/// <summary>
+/// Runs one <see cref="IDriver"/> under one driver name: owns the NATS connection, pulls messages from durable
+/// JetStream consumers, reconciles them with bounded parallelism, publishes each result and only then acknowledges
+/// the message.
+/// </summary>
+/// <remarks>
+/// <para>
+/// <b>Consumers.</b> nats-server 2.9 has no multi-filter consumers, so instead of the original's single consumer with
+/// two filters per resource type, the manager creates, on stream <c>messages</c>, two durable pull consumers for each
+/// resource type <c>r</c> (explicit ack, deliver all, <see cref="DriverOptions.AckWait"/>,
+/// <c>max_ack_pending</c> = <see cref="DriverOptions.MaxAckPending"/> or <see cref="DriverOptions.MaxConcurrency"/>):
+/// <c>{driver}-steps-{r}</c> filtered on <c>drivers.{driver}.resources.{r}</c> (pipeline steps sent by the engine) and
+/// <c>{driver}-resources-{r}</c> filtered on <c>resources.{r}</c> (resources without a pipeline). Every instance with
+/// the same driver name binds to the same durable consumers, so the instances split the work (competing consumers)
+/// and a dead instance's unacknowledged messages go to another one.
+/// </para>
+/// <para>
+/// <b>Flow control.</b> Each consumer pulls one message at a time and waits for one of
+/// <see cref="DriverOptions.MaxConcurrency"/> slots shared by all consumers before pulling the next, so at most
+/// <c>MaxConcurrency</c> reconciles run at once and at most one message per consumer waits for a slot. Held messages
+/// are kept alive with progress acknowledgements every third of <see cref="DriverOptions.AckWait"/>.
+/// </para>
+/// <para>
+/// <b>Try-Catch-Ack.</b> A reconcile that throws is reported as <c>success: false</c> with the exception's message.
+/// The result is published to JetStream <c>pipelines.driver.result</c>, with the <c>Conveyor-Step-Id</c> and
+/// <c>Conveyor-Attempt</c> headers of the incoming message echoed; the message is acknowledged only after JetStream
+/// has stored the result, and negatively acknowledged with <see cref="DriverOptions.RetryDelay"/> if the publish fails.
+/// A message that cannot be decoded is terminated (never redelivered); a failure result is published for it when its
+/// run id can be read.
+/// </para>
+/// <para>
+/// <b>Shutdown.</b> When the token passed to <see cref="RunAsync"/> is cancelled the manager stops pulling (waiting at
+/// most <see cref="DriverOptions.FetchExpiry"/> for outstanding pull requests to expire, since JetStream cannot
+/// withdraw them), lets in-flight reconciles finish for up to <see cref="DriverOptions.ShutdownGracePeriod"/>, then
+/// cancels their tokens and hands back (naks) the messages that did not finish, so another instance takes them at once.
+/// </para>
+/// </remarks>
+public sealed partial class DriverManager : IAsyncDisposable
+{
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
+
+    /// <summary>Headers of the incoming message that the result carries too.</summary>
+    private static readonly string[] EchoedHeaders = [Headers.StepId, Headers.Attempt, Headers.TraceParent];
+
+    private readonly IDriver _driver;
+    private readonly DriverOptions _options;
+    private readonly TimeProvider _timeProvider;
+    private readonly ILogger _logger;
+    private readonly NatsConnection _connection;
+    private readonly NatsJSContext _jetStream;
+    private readonly SemaphoreSlim _slots;
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ConcurrentDictionary<Delivery, byte> _inFlight = new();
+    private int _started;
+
+    /// <summary>Creates a manager; nothing connects until <see cref="RunAsync"/>.</summary>
+    /// <param name="driver">The driver to run.</param>
+    /// <param name="options">Settings; an empty name or resource list is taken from <paramref name="driver"/>.</param>
+    /// <param name="loggerFactory">Logging for the manager and the NATS client.</param>
+    /// <param name="timeProvider">Clock for log timestamps, heartbeats and retry delays.</param>
+    /// <exception cref="DriverConfigurationException">The resulting options are invalid.</exception>
+    public DriverManager(IDriver driver, DriverOptions options, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(driver);
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options.ResolveFor(driver);
+        _options.Validate();
+        _driver = driver;
+        _timeProvider = timeProvider ?? TimeProvider.System;
+        loggerFactory ??= NullLoggerFactory.Instance;
+        _logger = loggerFactory.CreateLogger<DriverManager>();
+        Name = _options.Name!;
+        Resources = [.. _options.Resources.Distinct(StringComparer.Ordinal)];
+        ConsumerNames = [.. Resources.SelectMany(r => new[] { StepsConsumerName(Name, r), ResourcesConsumerName(Name, r) })];
+        _slots = new SemaphoreSlim(_options.MaxConcurrency, _options.MaxConcurrency);
+        _connection = new NatsConnection(CreateNatsOpts(_options, loggerFactory));
+        _jetStream = new NatsJSContext(_connection);
+    }
+
+    /// <summary>Driver name in force.</summary>
+    public string Name { get; }
+
+    /// <summary>Resource types in force.</summary>
+    public IReadOnlyList<string> Resources { get; }
+
+    /// <summary>Names of the durable consumers the manager uses on stream <c>messages</c>.</summary>
+    public IReadOnlyList<string> ConsumerNames { get; }
+
+    /// <summary>Messages taken from JetStream and not yet acknowledged or handed back.</summary>
+    public int InFlightCount => _inFlight.Count;
+
+    /// <summary>Durable consumer for pipeline steps of <paramref name="resourceType"/> sent to <paramref name="driver"/>.</summary>
+    public static string StepsConsumerName(string driver, string resourceType) => $"{driver}-steps-{resourceType}";
+
+    /// <summary>Durable consumer for resources of <paramref name="resourceType"/> without a pipeline.</summary>
+    public static string ResourcesConsumerName(string driver, string resourceType) => $"{driver}-resources-{resourceType}";
+
+    /// <summary>Completes once <see cref="RunAsync"/> has created its consumers and starts pulling.</summary>
+    public Task WaitUntilReadyAsync(CancellationToken cancellationToken = default) => _ready.Task.WaitAsync(cancellationToken);
+
+    /// <summary>
+    /// Connects, creates the consumers (retrying until the streams exist) and processes messages until
+    /// <paramref name="cancellationToken"/> is cancelled; then shuts down gracefully and returns.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The manager is already running or has run.</exception>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _started, 1) != 0)
+        {
+            throw new InvalidOperationException("A DriverManager runs once; create a new one to run again.");
+        }
+
+        LogStarting(_logger, Name, Resources, _options);
+        IReadOnlyList<INatsJSConsumer> consumers;
+        try
+        {
+            consumers = await CreateConsumersAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            _ready.TrySetCanceled(cancellationToken);
+            return;
+        }
+
+        _ready.TrySetResult();
+        LogReady(_logger, Name, ConsumerNames);
+
+        using var abort = new CancellationTokenSource();
+        using var pullStop = new CancellationTokenSource();
+        var stopRequestedAt = 0L;
+        using var onStop = cancellationToken.Register(() =>
+        {
+            Volatile.Write(ref stopRequestedAt, _timeProvider.GetTimestamp());
+            // Outstanding pull requests are left to expire (see PullLoopAsync); this is only the backstop.
+            pullStop.CancelAfter(_options.FetchExpiry + TimeSpan.FromSeconds(1));
+        });
+        var loops = consumers.Select(c => Task.Run(() => PullLoopAsync(c, cancellationToken, pullStop.Token, abort.Token), CancellationToken.None));
+        await Task.WhenAll(loops).ConfigureAwait(false);
+        var remainingGrace = _options.ShutdownGracePeriod - _timeProvider.GetElapsedTime(Volatile.Read(ref stopRequestedAt));
+        await DrainAsync(remainingGrace, abort).ConfigureAwait(false);
+        await FlushAsync().ConfigureAwait(false);
+        LogStopped(_logger, Name);
+    }
+
+    /// <summary>
+    /// Acks and naks are buffered writes; a ping round trip proves the server has them before the connection may be
+    /// closed (a lost nak would leave a handed-back message waiting for AckWait).
+    /// </summary>
+    private async Task FlushAsync()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5), _timeProvider);
+        try
+        {
+            await _connection.PingAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            LogFlushFailed(_logger, ex, Name);
+        }
+    }
+
+    /// <summary>Closes the NATS connection.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _connection.DisposeAsync().ConfigureAwait(false);
+        _slots.Dispose();
+    }
+
+    private static NatsOpts CreateNatsOpts(DriverOptions options, ILoggerFactory loggerFactory)
+    {
+        var auth = NatsAuthOpts.Default;
+        if (!string.IsNullOrEmpty(options.NatsToken))
+        {
+            auth = auth with { Token = options.NatsToken };
+        }
+        else if (!string.IsNullOrEmpty(options.NatsUser))
+        {
+            auth = auth with { Username = options.NatsUser, Password = options.NatsPassword };
+        }
+
+        return NatsOpts.Default with
+        {
+            Url = options.NatsUrl,
+            Name = "Conveyor Driver Manager - " + options.Name,
+            AuthOpts = auth,
+            LoggerFactory = loggerFactory,
+            // A driver outlives NATS restarts: keep reconnecting, JetStream keeps the work.
+            MaxReconnectRetry = -1,
+            ReconnectWaitMin = TimeSpan.FromMilliseconds(100),
+            ReconnectWaitMax = TimeSpan.FromSeconds(2),
+        };
+    }
+
+    private async Task<IReadOnlyList<INatsJSConsumer>> CreateConsumersAsync(CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(200);
+        while (true)
+        {
+            try
+            {
+                var consumers = new List<INatsJSConsumer>();
+                foreach (var resource in Resources)
+                {
+                    consumers.Add(await CreateConsumerAsync(StepsConsumerName(Name, resource), Subjects.DriverResources(Name, resource), cancellationToken).ConfigureAwait(false));
+                    consumers.Add(await CreateConsumerAsync(ResourcesConsumerName(Name, resource), Subjects.Resources(resource), cancellationToken).ConfigureAwait(false));
+                }
+
+                return consumers;
+            }
+            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                LogSetupFailed(_logger, ex, Name, delay);
+                await Task.Delay(delay, _timeProvider, cancellationToken).ConfigureAwait(false);
+                delay = Min(delay * 2, MaxBackoff);
+            }
+        }
+    }
+
+    private async Task<INatsJSConsumer> CreateConsumerAsync(string name, string filterSubject, CancellationToken cancellationToken) =>
+        await _jetStream.CreateOrUpdateConsumerAsync(
+            Subjects.MessagesStream,
+            new ConsumerConfig(name)
+            {
+                FilterSubject = filterSubject,
+                AckPolicy = ConsumerConfigAckPolicy.Explicit,
+                DeliverPolicy = ConsumerConfigDeliverPolicy.All,
+                AckWait = _options.AckWait,
+                MaxAckPending = _options.MaxAckPending ?? _options.MaxConcurrency,
+            },
+            cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// After a failed pull: creates the consumer again (it may have been deleted, or its stream re-created); keeps the
+    /// old handle when that fails too, so the loop simply retries.
+    /// </summary>
+    private async Task<INatsJSConsumer> RecreateAsync(INatsJSConsumer consumer, CancellationToken cancellationToken)
+    {
+        var config = consumer.Info.Config;
+        try
+        {
+            return await CreateConsumerAsync(config.Name!, config.FilterSubject!, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return consumer;
+        }
+        catch (Exception ex)
+        {
+            LogSetupFailed(_logger, ex, Name, TimeSpan.Zero);
+            return consumer;
+        }
+    }
+
+    /// <summary>
+    /// Pulls one message at a time from <paramref name="consumer"/> and starts a handler once a slot is free.
+    /// </summary>
+    /// <remarks>
+    /// JetStream cannot withdraw a pull request: one abandoned client-side stays on the server until it expires and
+    /// would swallow the next message (including one this manager hands back), which then waits for AckWait. So on
+    /// <paramref name="stopping"/> the outstanding pull is left to finish (at most <see cref="DriverOptions.FetchExpiry"/>);
+    /// a message it still brings is handed straight back. Only then are unfinished messages naked, so their
+    /// redelivery goes to a live instance.
+    /// </remarks>
+    private async Task PullLoopAsync(INatsJSConsumer consumer, CancellationToken stopping, CancellationToken pullStop, CancellationToken abort)
+    {
+        var delay = TimeSpan.FromMilliseconds(200);
+        while (!stopping.IsCancellationRequested)
+        {
+            INatsJSMsg<byte[]>? msg;
+            try
+            {
+                msg = await consumer.NextAsync<byte[]>(opts: new NatsJSNextOpts { Expires = _options.FetchExpiry }, cancellationToken: pullStop).ConfigureAwait(false);
+                delay = TimeSpan.FromMilliseconds(200);
+            }
+            catch (OperationCanceledException) when (pullStop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                LogPullFailed(_logger, ex, consumer.Info.Name, delay);
+                try
+                {
+                    await Task.Delay(delay, _timeProvider, stopping).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                delay = Min(delay * 2, MaxBackoff);
+                consumer = await RecreateAsync(consumer, stopping).ConfigureAwait(false);
+                continue;
+            }
+
+            if (msg is null)
+            {
+                continue;
+            }
+
+            if (stopping.IsCancellationRequested)
+            {
+                await NakQuietlyAsync(msg, TimeSpan.Zero).ConfigureAwait(false);
+                LogHandedBack(_logger, Name, msg.Subject);
+                return;
+            }
+
+            var delivery = new Delivery(msg, _options.AckWait / 3, _timeProvider, HeartbeatAsync);
+            _inFlight.TryAdd(delivery, 0);
+            try
+            {
+                await _slots.WaitAsync(stopping).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Shutting down before the message got a slot: hand it back untouched. This loop's pull request was
+                // used up by this message, so the redelivery goes to another instance.
+                if (delivery.TryHandBack())
+                {
+                    await delivery.StopHeartbeatAsync().ConfigureAwait(false);
+                    await NakQuietlyAsync(msg, TimeSpan.Zero).ConfigureAwait(false);
+                    LogHandedBack(_logger, Name, msg.Subject);
+                }
+
+                await FinishAsync(delivery).ConfigureAwait(false);
+                return;
+            }
+
+            _ = Task.Run(() => HandleAsync(delivery, abort), CancellationToken.None);
+        }
+    }
+
+    private async Task HandleAsync(Delivery delivery, CancellationToken abort)
+    {
+        try
+        {
+            await ProcessAsync(delivery, abort).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            LogUnexpected(_logger, ex, Name, delivery.Message.Subject);
+        }
+        finally
+        {
+            try
+            {
+                _slots.Release();
+            }
+            catch (ObjectDisposedException)
+            {
+                // A reconcile that ignored cancellation outlived its disposed manager.
+            }
+
+            await FinishAsync(delivery).ConfigureAwait(false);
+        }
+    }
+
+    private async Task FinishAsync(Delivery delivery)
+    {
+        await delivery.StopHeartbeatAsync().ConfigureAwait(false);
+        _inFlight.TryRemove(delivery, out _);
+        delivery.Done.TrySetResult();
+        delivery.Dispose();
+    }
+
+    private async Task ProcessAsync(Delivery delivery, CancellationToken abort)
+    {
+        var msg = delivery.Message;
+        if (!TryDecode(msg, out var driverEvent, out var runId, out var error))
+        {
+            await HandleMalformedAsync(delivery, runId, error, abort).ConfigureAwait(false);
+            return;
+        }
+
+        LogReconciling(_logger, Name, driverEvent.Event, driverEvent.RunId, driverEvent.Resource.Name, driverEvent.StepId, driverEvent.Attempt, driverEvent.DeliveryCount);
+        var logger = CreateLogger(driverEvent);
+        var context = new DriverContext(Name, driverEvent, logger);
+        DriverResult result;
+        try
+        {
+            result = await _driver.ReconcileAsync(driverEvent, context, abort).ConfigureAwait(false)
+                ?? DriverResult.Fail("The driver returned no result.");
+        }
+        catch (Exception) when (abort.IsCancellationRequested)
+        {
+            // Cancelled by shutdown: the work is not done, so another instance must do it.
+            if (delivery.TryHandBack())
+            {
+                await delivery.StopHeartbeatAsync().ConfigureAwait(false);
+                await NakQuietlyAsync(msg, TimeSpan.Zero).ConfigureAwait(false);
+                LogHandedBack(_logger, Name, msg.Subject);
+            }
+
+            return;
+        }
+        catch (Exception ex)
+        {
+            LogReconcileThrew(_logger, ex, Name, driverEvent.RunId, driverEvent.StepId);
+            result = DriverResult.Fail(ex.Message);
+        }
+
+        // Log lines written through the ILogger adapter go out before the result.
+        await logger.FlushAsync().ConfigureAwait(false);
+
+        if (!delivery.TryBeginSettle())
+        {
+            // Shutdown handed the message back while the reconcile was finishing; its new owner reports the result.
+            LogResultDiscarded(_logger, Name, driverEvent.RunId, driverEvent.StepId);
+            return;
+        }
+
+        try
+        {
+            await PublishResultAsync(driverEvent.RunId, driverEvent.Resource, result, msg.Headers, abort).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            LogPublishFailed(_logger, ex, Name, driverEvent.RunId, _options.RetryDelay);
+            await delivery.StopHeartbeatAsync().ConfigureAwait(false);
+            await NakQuietlyAsync(msg, _options.RetryDelay).ConfigureAwait(false);
+            return;
+        }
+
+        await delivery.StopHeartbeatAsync().ConfigureAwait(false);
+        try
+        {
+            await msg.AckAsync(cancellationToken: CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // The result is stored; a lost ack means one redelivery, which the engine recognises as a duplicate.
+            LogAckFailed(_logger, ex, Name, msg.Subject);
+        }
+
+        LogProcessed(_logger, Name, driverEvent.Event, driverEvent.RunId, driverEvent.Resource.Name, driverEvent.StepId, result.Success);
+    }
+
+    private async Task HandleMalformedAsync(Delivery delivery, string? runId, string error, CancellationToken abort)
+    {
+        var msg = delivery.Message;
+        LogMalformed(_logger, Name, msg.Subject, runId, error);
+        if (!delivery.TryBeginSettle())
+        {
+            return;
+        }
+
+        if (!string.IsNullOrEmpty(runId))
+        {
+            try
+            {
+                await PublishResultAsync(runId, null, DriverResult.Fail("Malformed driver message: " + error), msg.Headers, abort).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                LogPublishFailed(_logger, ex, Name, runId, _options.RetryDelay);
+                await delivery.StopHeartbeatAsync().ConfigureAwait(false);
+                await NakQuietlyAsync(msg, _options.RetryDelay).ConfigureAwait(false);
+                return;
+            }
+        }
+
+        await delivery.StopHeartbeatAsync().ConfigureAwait(false);
+        try
+        {
+            // Terminate: a message that cannot be decoded now never will be; redelivering it would loop forever.
+            await msg.AckTerminateAsync(cancellationToken: CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            LogAckFailed(_logger, ex, Name, msg.Subject);
+        }
+    }
+
+    private async Task PublishResultAsync(string runId, Resource? resource, DriverResult result, NatsHeaders? incoming, CancellationToken cancellationToken)
+    {
+        var pipelineEvent = new PipelineEvent
+        {
+            Event = EventNames.DriverResult,
+            RunId = runId,
+            Resource = resource,
+            DriverResult = new DriverResultEvent
+            {
+                Success = result.Success,
+                Message = result.Message ?? "",
+                Data = result.Data,
+                Driver = Name,
+            },
+        };
+        var body = JsonSerializer.SerializeToUtf8Bytes(pipelineEvent, ConveyorJson.Context.PipelineEvent);
+
+        var headers = new NatsHeaders();
+        if (!string.IsNullOrEmpty(runId))
+        {
+            headers[Headers.RunId] = runId;
+        }
+
+        foreach (var name in EchoedHeaders)
+        {
+            if (Header(incoming, name) is { } value)
+            {
+                headers[name] = value;
+            }
+        }
+
+        var ack = await _jetStream.PublishAsync(
+            Subjects.DriverResult,
+            body,
+            headers: headers.Count > 0 ? headers : null,
+            cancellationToken: cancellationToken).ConfigureAwait(false);
+        ack.EnsureSuccess();
+    }
+
+    private DriverLogger CreateLogger(DriverEvent driverEvent)
+    {
+        var labels = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (driverEvent.StepId is { } step)
+        {
+            labels["step"] = step;
+        }
+
+        if (driverEvent.Attempt is { } attempt)
+        {
+            labels["attempt"] = attempt.ToString(CultureInfo.InvariantCulture);
+        }
+
+        return new DriverLogger(_connection, _jetStream, _timeProvider, driverEvent.RunId, Name, driverEvent.Resource.Pipeline ?? "", labels, _logger);
+    }
+
+    private static bool TryDecode(INatsJSMsg<byte[]> msg, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out DriverEvent? driverEvent, out string? runId, out string error)
+    {
+        driverEvent = null;
+        runId = Header(msg.Headers, Headers.RunId);
+        var data = msg.Data ?? [];
+        DriverMessage? message;
+        try
+        {
+            message = JsonSerializer.Deserialize(data, ConveyorJson.Context.DriverMessage);
+        }
+        catch (JsonException ex)
+        {
+            runId ??= ScanRunId(data);
+            error = "the message is not a driver message: " + ex.Message;
+            return false;
+        }
+
+        if (message is null)
+        {
+            error = "the message is empty";
+            return false;
+        }
+
+        if (!string.IsNullOrEmpty(message.RunId))
+        {
+            runId = message.RunId;
+        }
+
+        Resource resource;
+        try
+        {
+            resource = ConveyorJson.DeserializeResource(message.Payload);
+        }
+        catch (JsonException ex)
+        {
+            error = "the payload is not a resource: " + ex.Message;
+            return false;
+        }
+
+        error = "";
+        driverEvent = new DriverEvent
+        {
+            Event = message.Event,
+            RunId = runId ?? "",
+            MessageId = message.Id,
+            Payload = message.Payload,
+            Resource = resource,
+            Subject = msg.Subject,
+            StepId = Header(msg.Headers, Headers.StepId),
+            Attempt = int.TryParse(Header(msg.Headers, Headers.Attempt), NumberStyles.None, CultureInfo.InvariantCulture, out var attempt) ? attempt : null,
+            DeliveryCount = msg.Metadata is { } metadata ? (int)Math.Min(metadata.NumDelivered, int.MaxValue) : 1,
+        };
+        return true;
+    }
+
+    /// <summary>Reads a top-level <c>run_id</c> string from JSON that may be broken after it.</summary>
+    internal static string? ScanRunId(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
+        try
+        {
+            while (reader.Read())
+            {
+                if (reader.TokenType == JsonTokenType.PropertyName && reader.CurrentDepth == 1
+                    && string.Equals(reader.GetString(), "run_id", StringComparison.OrdinalIgnoreCase))
+                {
+                    if (reader.Read() && reader.TokenType == JsonTokenType.String)
+                    {
+                        var value = reader.GetString();
+                        return string.IsNullOrEmpty(value) ? null : value;
+                    }
+                }
+            }
+        }
+        catch (JsonException)
+        {
+            // Broken JSON: whatever was found before the break is all there is.
+        }
+
+        return null;
+    }
+
+    private static string? Header(NatsHeaders? headers, string name) =>
+        headers is not null && headers.TryGetValue(name, out var values) && values.Count > 0 && !string.IsNullOrEmpty(values[0]) ? values[0] : null;
+
+    /// <summary>Sends progress acknowledgements until the delivery's heartbeat timer is disposed.</summary>
+    private async Task HeartbeatAsync(Delivery delivery, PeriodicTimer timer)
+    {
+        while (await timer.WaitForNextTickAsync().ConfigureAwait(false))
+        {
+            try
+            {
+                await delivery.Message.AckProgressAsync(cancellationToken: CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                LogHeartbeatFailed(_logger, ex, Name, delivery.Message.Subject);
+            }
+        }
+    }
+
+    private async Task DrainAsync(TimeSpan remainingGrace, CancellationTokenSource abort)
+    {
+        var pending = _inFlight.Keys.Select(d => d.Done.Task).ToArray();
+        if (pending.Length == 0)
+        {
+            return;
+        }
+
+        LogDraining(_logger, Name, pending.Length, _options.ShutdownGracePeriod);
+        if (await CompletesWithinAsync(Task.WhenAll(pending), Max(remainingGrace, TimeSpan.Zero)).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        await abort.CancelAsync().ConfigureAwait(false);
+        foreach (var delivery in _inFlight.Keys)
+        {
+            if (delivery.TryHandBack())
+            {
+                await delivery.StopHeartbeatAsync().ConfigureAwait(false);
+                await NakQuietlyAsync(delivery.Message, TimeSpan.Zero).ConfigureAwait(false);
+                LogHandedBack(_logger, Name, delivery.Message.Subject);
+            }
+        }
+
+        // Give cancelled reconciles a moment to unwind; one that ignores its token is left behind.
+        var unwind = Min(Max(_options.ShutdownGracePeriod, TimeSpan.FromSeconds(1)), MaxBackoff);
+        if (!await CompletesWithinAsync(Task.WhenAll(pending), unwind).ConfigureAwait(false))
+        {
+            LogAbandoned(_logger, Name, _inFlight.Count);
+        }
+    }
+
+    private async Task<bool> CompletesWithinAsync(Task task, TimeSpan timeout)
+    {
+        try
+        {
+            await task.WaitAsync(timeout, _timeProvider).ConfigureAwait(false);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+    }
+
+    private async Task NakQuietlyAsync(INatsJSMsg<byte[]> msg, TimeSpan delay)
+    {
+        try
+        {
+            await msg.NakAsync(delay > TimeSpan.Zero ? new AckOpts { NakDelay = delay } : null, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // Without the nak the server redelivers after AckWait anyway.
+            LogAckFailed(_logger, ex, Name, msg.Subject);
+        }
+    }
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
+    /// <summary>One message taken from JetStream, from pull to settlement.</summary>
+    private sealed class Delivery : IDisposable
+    {
+        private const int Open = 0;
+        private const int Settling = 1;
+        private const int HandedBack = 2;
+
+        private readonly PeriodicTimer _heartbeatTimer;
+        private readonly Task _heartbeat;
+        private int _state;
+
+        public Delivery(INatsJSMsg<byte[]> message, TimeSpan heartbeatInterval, TimeProvider timeProvider, Func<Delivery, PeriodicTimer, Task> heartbeat)
+        {
+            Message = message;
+            _heartbeatTimer = new PeriodicTimer(heartbeatInterval, timeProvider);
+            _heartbeat = heartbeat(this, _heartbeatTimer);
+        }
+
+        public INatsJSMsg<byte[]> Message { get; }
+
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Claims the right to publish the result and ack; fails if shutdown handed the message back.</summary>
+        public bool TryBeginSettle() => Interlocked.CompareExchange(ref _state, Settling, Open) == Open;
+
+        /// <summary>Claims the right to nak the message for another instance; fails if the result is being settled.</summary>
+        public bool TryHandBack() => Interlocked.CompareExchange(ref _state, HandedBack, Open) == Open;
+
+        /// <summary>Stops the progress heartbeats (idempotent, thread-safe) and waits for one in flight.</summary>
+        public async Task StopHeartbeatAsync()
+        {
+            _heartbeatTimer.Dispose();
+            await _heartbeat.ConfigureAwait(false);
+        }
+
+        public void Dispose() => _heartbeatTimer.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Driver {Driver} starting for resources {Resources} ({Options})")]
+    private static partial void LogStarting(ILogger logger, string driver, IReadOnlyList<string> resources, DriverOptions options);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Driver {Driver} ready on consumers {Consumers}")]
+    private static partial void LogReady(ILogger logger, string driver, IReadOnlyList<string> consumers);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Driver {Driver} could not set up its consumers; retrying in {Delay}")]
+    private static partial void LogSetupFailed(ILogger logger, Exception exception, string driver, TimeSpan delay);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Pulling from consumer {Consumer} failed; retrying in {Delay}")]
+    private static partial void LogPullFailed(ILogger logger, Exception exception, string consumer, TimeSpan delay);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Driver {Driver} reconciling {Event} of run {RunId}, resource {Resource}, step {Step}, attempt {Attempt}, delivery {DeliveryCount}")]
+    private static partial void LogReconciling(ILogger logger, string driver, string @event, string runId, string resource, string? step, int? attempt, int deliveryCount);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Driver {Driver} processed {Event} of run {RunId}, resource {Resource}, step {Step}: success={Success}")]
+    private static partial void LogProcessed(ILogger logger, string driver, string @event, string runId, string resource, string? step, bool success);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Driver {Driver} reconcile of run {RunId} step {Step} threw; reporting a failure")]
+    private static partial void LogReconcileThrew(ILogger logger, Exception exception, string driver, string runId, string? step);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Driver {Driver} dropped a malformed message on {Subject} (run {RunId}): {Error}")]
+    private static partial void LogMalformed(ILogger logger, string driver, string subject, string? runId, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Driver {Driver} could not publish the result of run {RunId}; the message comes back in {RetryDelay}")]
+    private static partial void LogPublishFailed(ILogger logger, Exception exception, string driver, string runId, TimeSpan retryDelay);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Driver {Driver} could not acknowledge a message on {Subject}")]
+    private static partial void LogAckFailed(ILogger logger, Exception exception, string driver, string subject);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Driver {Driver} could not send a progress heartbeat for a message on {Subject}")]
+    private static partial void LogHeartbeatFailed(ILogger logger, Exception exception, string driver, string subject);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Driver {Driver} failed unexpectedly handling a message on {Subject}")]
+    private static partial void LogUnexpected(ILogger logger, Exception exception, string driver, string subject);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Driver {Driver} handed a message on {Subject} back to JetStream")]
+    private static partial void LogHandedBack(ILogger logger, string driver, string subject);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Driver {Driver} discarded the result of run {RunId} step {Step}: the message was handed back at shutdown")]
+    private static partial void LogResultDiscarded(ILogger logger, string driver, string runId, string? step);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Driver {Driver} stopping; waiting up to {GracePeriod} for {Count} in-flight messages")]
+    private static partial void LogDraining(ILogger logger, string driver, int count, TimeSpan gracePeriod);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Driver {Driver} stopped with {Count} reconciles that ignored cancellation still running")]
+    private static partial void LogAbandoned(ILogger logger, string driver, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Driver {Driver} could not confirm that its last acknowledgements reached the server")]
+    private static partial void LogFlushFailed(ILogger logger, Exception exception, string driver);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Driver {Driver} stopped")]
+    private static partial void LogStopped(ILogger logger, string driver);
+}

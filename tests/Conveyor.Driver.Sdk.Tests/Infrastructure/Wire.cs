@@ -1,0 +1,37 @@
+using System.Text;
+using System.Text.Json;
+using Conveyor.Contracts;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+
+namespace Conveyor.Driver.Sdk.Tests.Infrastructure;
+
+/// <summary>Builds and publishes messages exactly as the original engine writes them.</summary>
+public static class Wire
+{
+    /// <summary>
+    /// The original's DriverMessage JSON, with the resource JSON as a string in <c>payload</c> (contract §3.5).
+    /// </summary>
+    public static string DriverMessageJson(string runId, string resourceType, string name, string @event = "create", string? pipeline = null, string? messageId = null)
+    {
+        var pipelineMember = pipeline is null ? "" : $",\"pipeline\":\"{pipeline}\"";
+        var resource = $"{{\"id\":\"{Guid.NewGuid()}\",\"name\":\"{name}\"{pipelineMember},\"resource\":\"{resourceType}\",\"metadata\":{{\"version\":\"1\"}},\"spec\":{{\"image\":\"alpine:3\",\"replicas\":2}}}}";
+        return $"{{\"event\":\"{@event}\",\"payload\":{JsonSerializer.Serialize(resource)},\"id\":\"{messageId ?? MessageIds.NewId()}\",\"run_id\":\"{runId}\"}}";
+    }
+
+    public static async Task PublishAsync(INatsJSContext js, string subject, string body, NatsHeaders? headers = null)
+    {
+        var ack = await js.PublishAsync(subject, Encoding.UTF8.GetBytes(body), headers: headers);
+        ack.EnsureSuccess();
+    }
+
+    public static NatsHeaders StepHeaders(string runId, string stepId, int attempt) => new()
+    {
+        [Headers.RunId] = runId,
+        [Headers.StepId] = stepId,
+        [Headers.Attempt] = attempt.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>A fresh driver name, so tests sharing a server never share consumers.</summary>
+    public static string UniqueName(string prefix) => $"{prefix}-{Guid.NewGuid().ToString("N")[..8]}";
+}
