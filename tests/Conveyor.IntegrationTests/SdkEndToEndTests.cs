@@ -1,0 +1,154 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Conveyor.Driver.Sdk;
+using Conveyor.Driver.Sdk.Client;
+
+namespace Conveyor.IntegrationTests;
+
+/// <summary>The walking skeleton end to end: the SDK's client defines everything, SDK drivers run the steps.</summary>
+[Collection(EngineCollection.Name)]
+public sealed class SdkEndToEndTests(EngineFixture fx)
+{
+    private sealed class RecordingDriver(string name, string resource, ConcurrentQueue<(string Driver, DriverEvent Event)> log, bool fail = false) : IDriver
+    {
+        public string Name => name;
+
+        public IReadOnlyCollection<string> Resources => [resource];
+
+        public async Task<DriverResult> ReconcileAsync(DriverEvent driverEvent, DriverContext context, CancellationToken cancellationToken)
+        {
+            log.Enqueue((name, driverEvent));
+            await context.Logger.LogAsync($"{name} handles {driverEvent.Resource.Name}", cancellationToken: cancellationToken);
+            return fail ? DriverResult.Fail($"{name} refused") : DriverResult.Ok($"{name} done", new { driver = name, step = driverEvent.StepId });
+        }
+    }
+
+    private static async Task<(ConveyorClient Client, string Type, string[] Drivers)> DefineAsync(HttpClient http)
+    {
+        var client = new ConveyorClient(http);
+        var type = EngineFixture.Unique("svc");
+        var drivers = new[] { EngineFixture.Unique("build"), EngineFixture.Unique("test"), EngineFixture.Unique("deploy") };
+        await client.CreateResourceDefinitionAsync(new ResourceDefinition
+        {
+            Name = type,
+            Version = "1.0.0",
+            Schema = JsonSerializer.Deserialize<JsonElement>("""{"type":"object","properties":{"image":{"type":"string"}},"required":["image"]}"""),
+        });
+        await client.CreatePipelineAsync(new Pipeline
+        {
+            Name = type,
+            Resource = type,
+            Steps = drivers.Select((d, i) => new PipelineStep { Id = $"{i + 1}", Name = d, Driver = d }).ToList(),
+        });
+        return (client, type, drivers);
+    }
+
+    private async Task<List<DriverManager>> StartDriversAsync(string type, string[] names, ConcurrentQueue<(string, DriverEvent)> log, string? failing, CancellationToken ct)
+    {
+        var managers = new List<DriverManager>();
+        foreach (var name in names)
+        {
+            var manager = new DriverManager(
+                new RecordingDriver(name, type, log, fail: name == failing),
+                new DriverOptions { Name = name, Resources = [type], NatsUrl = fx.Nats.Url, ShutdownGracePeriod = TimeSpan.FromSeconds(2) });
+            _ = manager.RunAsync(ct);
+            await manager.WaitUntilReadyAsync(ct);
+            managers.Add(manager);
+        }
+
+        return managers;
+    }
+
+    [Fact]
+    public async Task Three_sdk_drivers_each_run_once_in_order_and_the_run_succeeds()
+    {
+        var (client, type, drivers) = await DefineAsync(fx.Host.Http);
+        var log = new ConcurrentQueue<(string Driver, DriverEvent Event)>();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var managers = await StartDriversAsync(type, drivers, log, failing: null, cts.Token);
+        try
+        {
+            var created = await client.CreateResourceAsync(new CreateResourceRequest
+            {
+                Name = "api",
+                ResourceType = type,
+                Pipeline = type,
+                Spec = JsonSerializer.Deserialize<JsonElement>("""{"image":"api:1"}"""),
+            });
+            Assert.Equal("Resource created successfully", created.Message);
+
+            var run = await client.WaitForRunAsync(created.RunId, TimeSpan.FromSeconds(30));
+
+            Assert.Equal(RunStatus.Succeeded, run.Status);
+            Assert.Equal(drivers, log.Select(e => e.Driver));
+            Assert.Equal(["1", "2", "3"], log.Select(e => e.Event.StepId));
+            Assert.All(log, e => Assert.Equal(1, e.Event.Attempt));
+            Assert.All(log, e => Assert.Equal(created.RunId.ToString(), e.Event.RunId));
+            Assert.Equal(["create", "process", "process"], log.Select(e => e.Event.Event));
+            Assert.All(run.Steps, s => Assert.Equal(StepStatus.Succeeded, s.Status));
+            Assert.Equal($"{drivers[2]} done", run.Steps[2].Message);
+            var data = run.Steps[0].Data!.Value;
+            Assert.Equal(drivers[0], data.GetProperty("driver").GetString());
+            Assert.Equal("1", data.GetProperty("step").GetString());
+
+            var resource = await client.GetResourceAsync(type, "api");
+            Assert.All(drivers, d => Assert.True(resource.Metadata!.ContainsKey("driverresults." + d)));
+        }
+        finally
+        {
+            await cts.CancelAsync();
+            foreach (var manager in managers)
+            {
+                await manager.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Failing_sdk_driver_fails_the_run_at_its_step_and_later_steps_are_not_dispatched()
+    {
+        var (client, type, drivers) = await DefineAsync(fx.Host.Http);
+        var log = new ConcurrentQueue<(string Driver, DriverEvent Event)>();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var managers = await StartDriversAsync(type, drivers, log, failing: drivers[1], cts.Token);
+        try
+        {
+            var created = await client.CreateResourceAsync(new CreateResourceRequest
+            {
+                Name = "api",
+                ResourceType = type,
+                Pipeline = type,
+                Spec = JsonSerializer.Deserialize<JsonElement>("""{"image":"api:1"}"""),
+            });
+            var run = await client.WaitForRunAsync(created.RunId, TimeSpan.FromSeconds(30));
+
+            Assert.Equal(RunStatus.Failed, run.Status);
+            Assert.Equal([StepStatus.Succeeded, StepStatus.Failed, StepStatus.Skipped], run.Steps.Select(s => s.Status));
+            Assert.Equal($"{drivers[1]} refused", run.Steps[1].Message);
+            Assert.Equal(drivers[..2], log.Select(e => e.Driver));
+        }
+        finally
+        {
+            await cts.CancelAsync();
+            foreach (var manager in managers)
+            {
+                await manager.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Client_surfaces_problem_details_as_a_typed_exception()
+    {
+        var client = new ConveyorClient(fx.Host.Http);
+        var ex = await Assert.ThrowsAsync<ConveyorApiException>(() => client.CreateResourceAsync(new CreateResourceRequest
+        {
+            Name = "x",
+            ResourceType = "no-such-type",
+            Spec = JsonSerializer.Deserialize<JsonElement>("{}"),
+        }));
+        Assert.Equal(404, (int)ex.Status);
+        Assert.Equal("urn:conveyor:problem:not-found", ex.Type);
+        Assert.Contains("no-such-type", ex.Error, StringComparison.Ordinal);
+    }
+}
