@@ -40,6 +40,7 @@ public static class ConveyorJson
 [JsonSerializable(typeof(DriverResultEvent))]
 [JsonSerializable(typeof(PipelineEvent))]
 [JsonSerializable(typeof(LogEntry))]
+[JsonSerializable(typeof(CancelMessage))]
 public sealed partial class WireJsonContext : JsonSerializerContext;
 
 /// <summary>Ids in the formats the original protocol uses.</summary>

@@ -69,6 +69,56 @@ public sealed record DriverMessage
     /// <summary>Run id (UUID) the message belongs to.</summary>
     [JsonPropertyName("run_id")]
     public string RunId { get; init; } = "";
+
+    /// <summary>Extension: id of the pipeline step (absent for resources without pipeline). Original drivers ignore it.</summary>
+    [JsonPropertyName("step")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Step { get; init; }
+
+    /// <summary>Extension: 1-based attempt number of the step.</summary>
+    [JsonPropertyName("attempt")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? Attempt { get; init; }
+
+    /// <summary>Extension: the step's <c>params</c> object from the pipeline definition.</summary>
+    [JsonPropertyName("params")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public JsonElement? Params { get; init; }
+
+    /// <summary>
+    /// Extension: the <c>data</c> output of each direct dependency that succeeded, keyed by step id
+    /// (a dependency that failed with <c>allowFailure</c> is absent).
+    /// </summary>
+    [JsonPropertyName("inputs")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IDictionary<string, JsonElement>? Inputs { get; init; }
+}
+
+/// <summary>
+/// Tells a driver to stop working on a step (the run was cancelled, timed out, failed fast, or the attempt timed out).
+/// Sent on core NATS <see cref="Subjects.Cancel"/>; best effort, since a late result is ignored by the engine anyway.
+/// </summary>
+public sealed record CancelMessage
+{
+    /// <summary>Run id.</summary>
+    [JsonPropertyName("run_id")]
+    public string RunId { get; init; } = "";
+
+    /// <summary>Step id.</summary>
+    [JsonPropertyName("step")]
+    public string Step { get; init; } = "";
+
+    /// <summary>Attempt being cancelled.</summary>
+    [JsonPropertyName("attempt")]
+    public int Attempt { get; init; }
+
+    /// <summary>Driver running the step.</summary>
+    [JsonPropertyName("driver")]
+    public string Driver { get; init; } = "";
+
+    /// <summary>Why.</summary>
+    [JsonPropertyName("reason")]
+    public string Reason { get; init; } = "";
 }
 
 /// <summary>A driver's verdict on one message, with the driver's name (the original's <c>DriverResultEvent</c>).</summary>

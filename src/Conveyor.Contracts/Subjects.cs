@@ -42,6 +42,12 @@ public static class Subjects
     /// <summary>Filter covering every pipeline step of any resource type sent to <paramref name="driver"/>.</summary>
     public static string DriverResourcesWildcard(string driver) => $"drivers.{driver}.resources.>";
 
+    /// <summary>
+    /// Core NATS subject (captured by no stream) on which the engine asks <paramref name="driver"/> to stop working on a
+    /// step; body: <see cref="CancelMessage"/>.
+    /// </summary>
+    public static string Cancel(string driver) => "conveyor.cancel." + driver;
+
     /// <summary>Persisted (JetStream) log subject of a run.</summary>
     public static string Logs(string runId) => "logs." + runId;
 
