@@ -99,6 +99,21 @@ public interface IPipelineRunGrain : IGrainWithGuidKey
     [AlwaysInterleave]
     Task<RunState?> GetAsync();
 
+    /// <summary>
+    /// Cancels the run: in-flight steps are cancelled (their drivers get a cancel message), nothing new is dispatched.
+    /// <see cref="ConveyorConflictException"/> when the run already ended.
+    /// </summary>
+    Task<RunState> CancelAsync(string reason);
+
+    /// <summary>
+    /// Starts a Failed, Cancelled or TimedOut run again: a new attempt of every step that did not succeed, keeping the
+    /// outputs of those that did. <see cref="ConveyorConflictException"/> for a run in any other status.
+    /// </summary>
+    Task<RunState> RetryAsync();
+
+    /// <summary>The run as listings show it, or null when it does not exist; repairs the run's index entries.</summary>
+    Task<RunSummary?> GetSummaryAsync();
+
     /// <summary>The original's <c>driverresults.&lt;driver&gt;</c> metadata entries produced so far.</summary>
     [ReadOnly]
     [AlwaysInterleave]

@@ -43,6 +43,9 @@ public sealed class AttemptState
 
     /// <summary>When a driver consumer for the step's subject was first found (null while waiting for one).</summary>
     [Id(7)] public DateTimeOffset? PublishedAt { get; set; }
+
+    /// <summary>Whether the attempt ended because its timeout expired.</summary>
+    [Id(8)] public bool TimedOut { get; set; }
 }
 
 /// <summary>A step's state in a run.</summary>
@@ -67,6 +70,15 @@ public sealed class StepState
 
     /// <summary>Order in which the step's result arrived (1-based), used to build <c>driverresults.*</c> deterministically.</summary>
     [Id(5)] public int CompletionOrder { get; set; }
+
+    /// <summary>When the next attempt is due (status <see cref="StepStatus.Retrying"/>).</summary>
+    [Id(6)] public DateTimeOffset? NextAttemptAt { get; set; }
+
+    /// <summary>When the current attempt times out (in flight, with a step timeout).</summary>
+    [Id(7)] public DateTimeOffset? DeadlineAt { get; set; }
+
+    /// <summary>Attempts made before the current start of the run; a retry of the run gives each step a fresh retry budget.</summary>
+    [Id(8)] public int BudgetStart { get; set; }
 
     /// <summary>The current attempt, if any.</summary>
     public AttemptState? Current => Attempts.Count == 0 ? null : Attempts[^1];
@@ -106,6 +118,51 @@ public sealed class RunState
 
     /// <summary>Counter behind <see cref="StepState.CompletionOrder"/>.</summary>
     [Id(9)] public int Completions { get; set; }
+
+    /// <summary>When the run times out, if the pipeline has a run timeout.</summary>
+    [Id(10)] public DateTimeOffset? DeadlineAt { get; set; }
+
+    /// <summary>How many times the run was started: 1, plus one per retry-from-failure.</summary>
+    [Id(11)] public int RunAttempt { get; set; }
+
+    /// <summary>The status the listing index last recorded (repaired on activation when it differs from <see cref="Status"/>).</summary>
+    [Id(12)] public RunStatus? IndexedStatus { get; set; }
+}
+
+/// <summary>A run as listings show it.</summary>
+[GenerateSerializer]
+[Alias("conveyor.RunSummary")]
+public sealed class RunSummary
+{
+    /// <summary>Run id.</summary>
+    [Id(0)] public Guid RunId { get; set; }
+
+    /// <summary>Pipeline name.</summary>
+    [Id(1)] public string Pipeline { get; set; } = "";
+
+    /// <summary>Pipeline revision the run executes.</summary>
+    [Id(2)] public int PipelineRevision { get; set; }
+
+    /// <summary>Resource type.</summary>
+    [Id(3)] public string ResourceType { get; set; } = "";
+
+    /// <summary>Resource name.</summary>
+    [Id(4)] public string ResourceName { get; set; } = "";
+
+    /// <summary>Status.</summary>
+    [Id(5)] public RunStatus Status { get; set; }
+
+    /// <summary>Creation time.</summary>
+    [Id(6)] public DateTimeOffset CreatedAt { get; set; }
+
+    /// <summary>End time.</summary>
+    [Id(7)] public DateTimeOffset? FinishedAt { get; set; }
+
+    /// <summary>Why the run ended the way it did.</summary>
+    [Id(8)] public string Message { get; set; } = "";
+
+    /// <summary>Namespace.</summary>
+    [Id(9)] public string Namespace { get; set; } = "";
 }
 
 /// <summary>A driver result as the engine applies it to a run.</summary>

@@ -1,5 +1,6 @@
 using Conveyor.Grains;
 using Conveyor.Grains.Nats;
+using Conveyor.Grains.Runs;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -40,6 +41,7 @@ public static class ConveyorSiloBuilderExtensions
         services.TryAddSingleton<INatsConnection>(sp =>
             new NatsConnection(NatsConnectionFactory.CreateOpts(sp.GetRequiredService<IOptions<ConveyorNatsOptions>>().Value, "conveyor-engine")));
         services.TryAddSingleton<DriverDispatcher>();
+        services.TryAddSingleton<IRunIndex, NoRunIndex>();
         services.AddSingleton<DriverResultConsumer>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<DriverResultConsumer>());
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, StreamSetupParticipant>();
@@ -48,7 +50,8 @@ public static class ConveyorSiloBuilderExtensions
 
     /// <summary>
     /// Keeps grain state and reminders in Redis: <c>Microsoft.Orleans.Persistence.Redis</c> for the
-    /// <see cref="ConveyorStorage.Name"/> provider and <c>Microsoft.Orleans.Reminders.Redis</c>.
+    /// <see cref="ConveyorStorage.Name"/> provider and <c>Microsoft.Orleans.Reminders.Redis</c>; the run listing index
+    /// lives in the same Redis.
     /// </summary>
     public static ISiloBuilder UseConveyorRedisStorage(this ISiloBuilder builder, string connectionString)
     {
@@ -56,6 +59,8 @@ public static class ConveyorSiloBuilderExtensions
         ArgumentException.ThrowIfNullOrEmpty(connectionString);
         builder.AddRedisGrainStorage(ConveyorStorage.Name, o => o.ConfigurationOptions = ParseRedis(connectionString));
         builder.UseRedisReminderService(o => o.ConfigurationOptions = ParseRedis(connectionString));
+        builder.Services.AddSingleton(_ => new ConveyorRedis(ParseRedis(connectionString)));
+        builder.Services.AddSingleton<IRunIndex, RedisRunIndex>();
         return builder;
     }
 

@@ -80,6 +80,23 @@ public sealed partial class DriverDispatcher(
         return DispatchOutcome.Published;
     }
 
+    /// <summary>Asks a driver to stop working on a step (core NATS, best effort).</summary>
+    public async Task SendCancelAsync(CancelMessage cancel, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(cancel);
+        var body = JsonSerializer.SerializeToUtf8Bytes(cancel, ConveyorJson.Context.CancelMessage);
+        await connection.PublishAsync(
+            Subjects.Cancel(cancel.Driver),
+            body,
+            headers: new NatsHeaders
+            {
+                [Headers.RunId] = cancel.RunId,
+                [Headers.StepId] = cancel.Step,
+                [Headers.Attempt] = cancel.Attempt.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            },
+            cancellationToken: cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Whether some consumer of the <c>messages</c> stream has a filter matching <paramref name="subject"/>.</summary>
     public async ValueTask<bool> HasConsumerForAsync(string subject, CancellationToken cancellationToken = default)
     {

@@ -10,15 +10,17 @@ using NATS.Client.Core;
 namespace Conveyor.Grains.Runs;
 
 /// <summary>
-/// One pipeline run: a durable DAG state machine. Every transition is persisted before its side effect is published
-/// (outbox order): dispatches decided but not confirmed are re-published on reactivation with the same
-/// <c>Nats-Msg-Id</c>, and a result is applied at most once per (step, attempt). A reminder keeps a run with pending
-/// work alive across silo loss; it is removed when the run ends.
+/// One pipeline run: a durable DAG state machine with retries, timeouts and cancellation. Every transition is persisted
+/// before its side effects (dispatches, cancel messages, index updates) happen: dispatches decided but not confirmed are
+/// re-published on reactivation with the same <c>Nats-Msg-Id</c>, and a result is applied at most once per
+/// (step, attempt). Due times (backoff, attempt and run deadlines) live in state and are re-armed on activation; a
+/// reminder keeps a run with pending work alive across silo loss and is removed when the run ends.
 /// </summary>
 public sealed partial class PipelineRunGrain(
     [PersistentState("run", ConveyorStorage.Name)] IPersistentState<RunState> state,
     IGrainFactory grains,
     DriverDispatcher dispatcher,
+    IRunIndex index,
     TimeProvider time,
     ILogger<PipelineRunGrain> logger) : Grain, IPipelineRunGrain, IRemindable
 {
@@ -27,20 +29,25 @@ public sealed partial class PipelineRunGrain(
     /// <summary>How long a prepared run waits for its resource to commit before it checks on its own.</summary>
     private static readonly TimeSpan CommitGrace = TimeSpan.FromSeconds(30);
 
-    private IGrainTimer? _redriveTimer;
+    private readonly List<CancelMessage> _cancels = [];
+    private IGrainTimer? _timer;
     private Dictionary<string, StepSpec>? _specs;
+    private bool _waitingForDriver;
 
     private RunState Run => state.State;
 
     private Dictionary<string, StepSpec> Specs => _specs ??= Run.Plan.Pipeline.Steps.ToDictionary(s => s.Id, StringComparer.Ordinal);
 
+    private bool Active => state.RecordExists && Run.Committed && !Run.Status.IsTerminal();
+
     /// <inheritdoc />
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        if (state.RecordExists && Run.Committed && !Run.Status.IsTerminal())
+        if (Active || (state.RecordExists && Run.IndexedStatus != Run.Status))
         {
-            // Whatever was decided but not confirmed before the previous activation ended is published again.
-            ScheduleRedrive(TimeSpan.Zero);
+            // Whatever the previous activation decided but did not confirm (dispatches, the index entry) is redone,
+            // and every due time is re-armed from state.
+            ArmTimer(TimeSpan.Zero);
         }
 
         return Task.CompletedTask;
@@ -59,10 +66,15 @@ public sealed partial class PipelineRunGrain(
         Run.Plan = plan;
         Run.Status = RunStatus.Pending;
         Run.CreatedAt = time.GetUtcNow();
+        Run.RunAttempt = 1;
         Run.Steps = plan.Pipeline.Steps.Select(s => new StepState { Id = s.Id }).ToList();
         _specs = null;
+
+        // Index first: an entry without a run behind it is dropped by the next listing, a run without an entry is not found.
+        await index.AddAsync(Summary());
         await this.RegisterOrUpdateReminder(KeepAliveReminder, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1));
         await state.WriteStateAsync();
+        await SyncIndexAsync();
     }
 
     /// <inheritdoc />
@@ -78,10 +90,12 @@ public sealed partial class PipelineRunGrain(
             return;
         }
 
+        var now = time.GetUtcNow();
         Run.Committed = true;
         Run.Status = RunStatus.Running;
-        Run.StartedAt = time.GetUtcNow();
-        Advance();
+        Run.StartedAt = now;
+        Run.DeadlineAt = now + Run.Plan.Pipeline.Timeout;
+        Advance(now);
         await state.WriteStateAsync();
         LogRunStarted(logger, Run.RunId, Run.Plan.Pipeline.Name, Run.Plan.Pipeline.Revision);
         await AfterTransitionAsync();
@@ -105,10 +119,6 @@ public sealed partial class PipelineRunGrain(
 
         var attempt = step.Current!;
         var now = time.GetUtcNow();
-        attempt.FinishedAt = now;
-        attempt.Success = result.Success;
-        attempt.Message = result.Message;
-        attempt.Data = result.Data;
         attempt.Published = true;
         attempt.PublishedAt ??= now;
         step.ResultJson = JsonSerializer.Serialize(
@@ -121,23 +131,23 @@ public sealed partial class PipelineRunGrain(
             },
             ConveyorJson.Context.DriverResultEvent);
         step.CompletionOrder = ++Run.Completions;
+        attempt.Data = result.Data;
 
         if (result.Success)
         {
+            attempt.FinishedAt = now;
+            attempt.Success = true;
+            attempt.Message = result.Message;
+            step.DeadlineAt = null;
             step.Status = StepStatus.Succeeded;
             step.Output = result.Data;
         }
         else
         {
-            step.Status = StepStatus.Failed;
-            var spec = Specs[step.Id];
-            if (!spec.AllowFailure && Run.Plan.Pipeline.FailurePolicy == FailurePolicy.FailFast)
-            {
-                CancelRemaining($"step {step.Id} failed: {result.Message}");
-            }
+            FailAttempt(step, result.Message, timedOut: false, now);
         }
 
-        Advance();
+        Advance(now);
         await state.WriteStateAsync();
         LogStepFinished(logger, Run.RunId, step.Id, attempt.Number, step.Status);
         await AfterTransitionAsync();
@@ -145,7 +155,68 @@ public sealed partial class PipelineRunGrain(
     }
 
     /// <inheritdoc />
+    public async Task<RunState> CancelAsync(string reason)
+    {
+        EnsureExists();
+        if (Run.Status.IsTerminal())
+        {
+            throw new ConveyorConflictException($"run {Run.RunId} already ended {Run.Status}; only a Pending or Running run can be cancelled");
+        }
+
+        EndRun(RunStatus.Cancelled, string.IsNullOrWhiteSpace(reason) ? "cancelled" : reason, time.GetUtcNow());
+        await state.WriteStateAsync();
+        await AfterTransitionAsync();
+        return Run;
+    }
+
+    /// <inheritdoc />
+    public async Task<RunState> RetryAsync()
+    {
+        EnsureExists();
+        if (Run.Status is not (RunStatus.Failed or RunStatus.Cancelled or RunStatus.TimedOut))
+        {
+            throw new ConveyorConflictException($"run {Run.RunId} is {Run.Status}; only a Failed, Cancelled or TimedOut run can be retried");
+        }
+
+        var now = time.GetUtcNow();
+        foreach (var step in Run.Steps.Where(s => s.Status != StepStatus.Succeeded))
+        {
+            step.Status = StepStatus.Pending;
+            step.NextAttemptAt = null;
+            step.DeadlineAt = null;
+            step.Output = null;
+            step.BudgetStart = step.Attempts.Count;
+        }
+
+        Run.Status = RunStatus.Running;
+        Run.Committed = true;
+        Run.FinishedAt = null;
+        Run.Message = "";
+        Run.RunAttempt++;
+        Run.DeadlineAt = now + Run.Plan.Pipeline.Timeout;
+        await this.RegisterOrUpdateReminder(KeepAliveReminder, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1));
+        Advance(now);
+        await state.WriteStateAsync();
+        LogRunRetried(logger, Run.RunId, Run.RunAttempt);
+        await AfterTransitionAsync();
+        return Run;
+    }
+
+    /// <inheritdoc />
     public Task<RunState?> GetAsync() => Task.FromResult(state.RecordExists ? Run : null);
+
+    /// <inheritdoc />
+    public async Task<RunSummary?> GetSummaryAsync()
+    {
+        if (!state.RecordExists)
+        {
+            DeactivateOnIdle();
+            return null;
+        }
+
+        await SyncIndexAsync();
+        return Summary();
+    }
 
     /// <inheritdoc />
     public Task<Dictionary<string, string>> GetDriverResultsAsync() =>
@@ -156,43 +227,92 @@ public sealed partial class PipelineRunGrain(
     {
         if (!state.RecordExists || Run.Status.IsTerminal())
         {
+            if (state.RecordExists)
+            {
+                await SyncIndexAsync();
+            }
+
             await StopKeepAliveAsync();
             return;
         }
 
         if (!Run.Committed)
         {
-            if (time.GetUtcNow() - Run.CreatedAt < CommitGrace)
-            {
-                return;
-            }
+            await CheckCommitAsync();
+            return;
+        }
 
-            // The resource grain that prepared this run died before starting it: start if the resource committed
-            // with this run, give up otherwise.
-            var key = Names.ResourceKey(Run.Plan.Namespace, Run.Plan.Resource.Type, Run.Plan.Resource.Name);
-            var (resource, lastRun) = await grains.GetGrain<IResourceGrain>(key).GetAsync();
-            if (resource is not null && lastRun == Run.RunId)
-            {
-                await StartAsync();
-            }
-            else
-            {
-                Run.Status = RunStatus.Cancelled;
-                Run.FinishedAt = time.GetUtcNow();
-                Run.Message = "the resource that started this run was never stored";
-                foreach (var step in Run.Steps)
-                {
-                    step.Status = StepStatus.Skipped;
-                }
+        await WakeAsync();
+    }
 
-                await state.WriteStateAsync();
-                await StopKeepAliveAsync();
+    /// <summary>The resource grain that prepared this run died before starting it: start or give up.</summary>
+    private async Task CheckCommitAsync()
+    {
+        if (time.GetUtcNow() - Run.CreatedAt < CommitGrace)
+        {
+            return;
+        }
+
+        var key = Names.ResourceKey(Run.Plan.Namespace, Run.Plan.Resource.Type, Run.Plan.Resource.Name);
+        var (resource, lastRun) = await grains.GetGrain<IResourceGrain>(key).GetAsync();
+        if (resource is not null && lastRun == Run.RunId)
+        {
+            await StartAsync();
+            return;
+        }
+
+        EndRun(RunStatus.Cancelled, "the resource that started this run was never stored", time.GetUtcNow());
+        await state.WriteStateAsync();
+        await AfterTransitionAsync();
+    }
+
+    /// <summary>Timer and reminder tick: applies every due time, then persists and acts on what changed.</summary>
+    private async Task WakeAsync()
+    {
+        if (!Active)
+        {
+            if (state.RecordExists)
+            {
+                await SyncIndexAsync();
             }
 
             return;
         }
 
-        await PublishPendingAsync();
+        var now = time.GetUtcNow();
+        var changed = false;
+        if (Run.DeadlineAt is { } runDeadline && runDeadline <= now)
+        {
+            EndRun(RunStatus.TimedOut, $"run timed out after {Run.Plan.Pipeline.Timeout}", now);
+            changed = true;
+        }
+        else
+        {
+            foreach (var step in Run.Steps)
+            {
+                if (step.Status.IsInFlight() && step.DeadlineAt is { } deadline && deadline <= now)
+                {
+                    FailAttempt(step, $"attempt {step.Current!.Number} timed out after {Specs[step.Id].Timeout}", timedOut: true, now);
+                    changed = true;
+                }
+                else if (step.Status == StepStatus.Retrying && step.NextAttemptAt <= now)
+                {
+                    changed = true;
+                }
+            }
+
+            if (changed)
+            {
+                Advance(now);
+            }
+        }
+
+        if (changed)
+        {
+            await state.WriteStateAsync();
+        }
+
+        await AfterTransitionAsync();
     }
 
     /// <summary>Finds the step a result is for, or says why there is none.</summary>
@@ -242,22 +362,71 @@ public sealed partial class PipelineRunGrain(
         return (null, known ? ApplyOutcome.Duplicate : ApplyOutcome.UnknownStep);
     }
 
+    /// <summary>Ends the current attempt as failed; schedules a retry while the step's budget lasts.</summary>
+    private void FailAttempt(StepState step, string message, bool timedOut, DateTimeOffset now)
+    {
+        var attempt = step.Current!;
+        var spec = Specs[step.Id];
+        attempt.FinishedAt = now;
+        attempt.Success = false;
+        attempt.Message = message;
+        attempt.TimedOut = timedOut;
+        step.DeadlineAt = null;
+        if (timedOut)
+        {
+            // The driver may still be working on it: tell it to stop.
+            QueueCancel(step, attempt, message);
+        }
+
+        var policy = spec.Retry ?? Run.Plan.Pipeline.Retry;
+        var used = step.Attempts.Count - step.BudgetStart;
+        if (policy is not null && used < policy.MaxAttempts)
+        {
+            step.Status = StepStatus.Retrying;
+            step.NextAttemptAt = now + Backoff(policy, used);
+            LogRetryScheduled(logger, Run.RunId, step.Id, attempt.Number, step.NextAttemptAt.Value);
+            return;
+        }
+
+        step.Status = timedOut ? StepStatus.TimedOut : StepStatus.Failed;
+        if (!spec.AllowFailure && Run.Plan.Pipeline.FailurePolicy == FailurePolicy.FailFast)
+        {
+            CancelRemaining($"step {step.Id} {(timedOut ? "timed out" : "failed")}: {message}", now);
+        }
+    }
+
+    /// <summary>Exponential backoff with jitter: initial × multiplier^(n−1), capped, ± jitter.</summary>
+    private static TimeSpan Backoff(RetryPolicy policy, int attemptsUsed)
+    {
+        var delay = policy.InitialDelay.TotalMilliseconds * Math.Pow(policy.Multiplier, Math.Max(0, attemptsUsed - 1));
+        delay = Math.Min(delay, policy.MaxDelay.TotalMilliseconds);
+        delay *= 1 + (policy.Jitter * ((Random.Shared.NextDouble() * 2) - 1));
+        return TimeSpan.FromMilliseconds(Math.Max(0, delay));
+    }
+
     /// <summary>
-    /// Moves the DAG forward: dispatches every pending step whose dependencies are satisfied, skips those that can
-    /// never run, and ends the run when no step can change any more. Cost is linear in steps plus edges.
+    /// Moves the DAG forward: starts due retries, dispatches every pending step whose dependencies are satisfied, skips
+    /// those that can never run, and ends the run when no step can change any more. Linear in steps plus edges per pass.
     /// </summary>
-    private void Advance()
+    private void Advance(DateTimeOffset now)
     {
         if (Run.Status.IsTerminal())
         {
             return;
         }
 
-        var byId = Run.Steps.ToDictionary(s => s.Id, StringComparer.Ordinal);
-        var now = time.GetUtcNow();
+        foreach (var step in Run.Steps)
+        {
+            if (step.Status == StepStatus.Retrying && step.NextAttemptAt <= now)
+            {
+                Dispatch(step, now);
+            }
+        }
 
-        // Steps are stored in declaration order, which need not be topological; repeat until nothing changes so a
-        // skip propagates through any order. Each pass is O(steps + edges) and a pass only repeats after a change.
+        var byId = Run.Steps.ToDictionary(s => s.Id, StringComparer.Ordinal);
+
+        // Steps are stored in declaration order, which need not be topological; repeat until nothing changes so a skip
+        // propagates through any order. A pass only repeats after a change.
         bool changed;
         do
         {
@@ -274,16 +443,13 @@ public sealed partial class PipelineRunGrain(
                 foreach (var dep in Specs[step.Id].DependsOn)
                 {
                     var d = byId[dep];
-                    if (d.Status == StepStatus.Succeeded || (d.Status.IsTerminal() && d.Status != StepStatus.Skipped && Specs[dep].AllowFailure))
+                    if (d.Status == StepStatus.Succeeded || (d.Status is StepStatus.Failed or StepStatus.TimedOut && Specs[dep].AllowFailure))
                     {
                         continue;
                     }
 
                     ready = false;
-                    if (d.Status.IsTerminal())
-                    {
-                        blocked = true;
-                    }
+                    blocked |= d.Status.IsTerminal();
                 }
 
                 if (blocked)
@@ -293,8 +459,7 @@ public sealed partial class PipelineRunGrain(
                 }
                 else if (ready)
                 {
-                    step.Status = StepStatus.Dispatched;
-                    step.Attempts.Add(new AttemptState { Number = step.Attempts.Count + 1, DispatchedAt = now });
+                    Dispatch(step, now);
                     changed = true;
                 }
             }
@@ -307,39 +472,85 @@ public sealed partial class PipelineRunGrain(
         }
     }
 
+    private void Dispatch(StepState step, DateTimeOffset now)
+    {
+        step.Status = StepStatus.Dispatched;
+        step.NextAttemptAt = null;
+        step.DeadlineAt = now + Specs[step.Id].Timeout;
+        step.Attempts.Add(new AttemptState { Number = step.Attempts.Count + 1, DispatchedAt = now });
+    }
+
     private void Finish(DateTimeOffset now)
     {
         var failed = Run.Steps.Find(s => s.Status is StepStatus.Failed or StepStatus.TimedOut && !Specs[s.Id].AllowFailure)
             ?? Run.Steps.Find(s => s.Status is StepStatus.Skipped or StepStatus.Cancelled);
         Run.Status = failed is null ? RunStatus.Succeeded : RunStatus.Failed;
         Run.FinishedAt = now;
+        Run.DeadlineAt = null;
         if (failed is not null && string.IsNullOrEmpty(Run.Message))
         {
             Run.Message = $"step {failed.Id} {failed.Status.ToString().ToLowerInvariant()}: {failed.Current?.Message}";
         }
     }
 
-    private void CancelRemaining(string reason)
+    /// <summary>Fail-fast: nothing new starts, in-flight steps are cancelled; the run then finishes Failed.</summary>
+    private void CancelRemaining(string reason, DateTimeOffset now)
     {
         Run.Message = reason;
         foreach (var step in Run.Steps)
         {
-            if (step.Status == StepStatus.Pending)
-            {
-                step.Status = StepStatus.Skipped;
-            }
-            else if (step.Status.IsInFlight())
-            {
-                step.Status = StepStatus.Cancelled;
-                step.Current!.Message = reason;
-                step.Current.FinishedAt = time.GetUtcNow();
-            }
+            StopStep(step, reason, now);
         }
     }
 
-    /// <summary>Side effects of a persisted transition: publish new dispatches; drop the reminder when the run ended.</summary>
+    /// <summary>Ends the run now (cancel, run timeout): every unfinished step is cancelled or skipped.</summary>
+    private void EndRun(RunStatus status, string reason, DateTimeOffset now)
+    {
+        foreach (var step in Run.Steps)
+        {
+            StopStep(step, reason, now);
+        }
+
+        Run.Status = status;
+        Run.Message = reason;
+        Run.FinishedAt = now;
+        Run.DeadlineAt = null;
+        LogRunEnded(logger, Run.RunId, status, reason);
+    }
+
+    private void StopStep(StepState step, string reason, DateTimeOffset now)
+    {
+        if (step.Status is StepStatus.Pending or StepStatus.Retrying)
+        {
+            step.Status = StepStatus.Skipped;
+            step.NextAttemptAt = null;
+        }
+        else if (step.Status.IsInFlight())
+        {
+            step.Status = StepStatus.Cancelled;
+            step.DeadlineAt = null;
+            var attempt = step.Current!;
+            attempt.Message = reason;
+            attempt.FinishedAt = now;
+            QueueCancel(step, attempt, reason);
+        }
+    }
+
+    private void QueueCancel(StepState step, AttemptState attempt, string reason) =>
+        _cancels.Add(new CancelMessage
+        {
+            RunId = Run.RunId.ToString(),
+            Step = step.Id,
+            Attempt = attempt.Number,
+            Driver = Specs[step.Id].Driver,
+            Reason = reason,
+        });
+
+    /// <summary>Side effects of a persisted transition: index, cancel messages, dispatches, timers; the reminder goes when the run ends.</summary>
     private async Task AfterTransitionAsync()
     {
+        await SyncIndexAsync();
+        await SendCancelsAsync();
         if (Run.Status.IsTerminal())
         {
             LogRunFinished(logger, Run.RunId, Run.Status);
@@ -348,12 +559,13 @@ public sealed partial class PipelineRunGrain(
         }
 
         await PublishPendingAsync();
+        ArmTimer(null);
     }
 
     /// <summary>Publishes every in-flight attempt that JetStream has not confirmed yet (the outbox).</summary>
     private async Task PublishPendingAsync()
     {
-        var waiting = false;
+        _waitingForDriver = false;
         foreach (var step in Run.Steps)
         {
             var attempt = step.Current;
@@ -387,26 +599,49 @@ public sealed partial class PipelineRunGrain(
                 }
                 else
                 {
-                    waiting = true;
+                    _waitingForDriver = true;
                     LogWaitingForDriver(logger, Run.RunId, step.Id, spec.Driver, subject);
                 }
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                waiting = true;
+                _waitingForDriver = true;
                 LogDispatchFailed(logger, ex, Run.RunId, step.Id, subject);
             }
         }
+    }
 
-        if (waiting)
+    private async Task SendCancelsAsync()
+    {
+        foreach (var cancel in _cancels)
         {
-            ScheduleRedrive(dispatcher.Options.DriverWaitInterval);
+            try
+            {
+                await dispatcher.SendCancelAsync(cancel);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // Best effort: the engine ignores the attempt's result whatever the driver does.
+                LogCancelFailed(logger, ex, Run.RunId, cancel.Step);
+            }
         }
+
+        _cancels.Clear();
     }
 
     private DriverMessage BuildMessage(StepState step, StepSpec spec, AttemptState attempt)
     {
         var resource = ResourceGrain.ToWire(Run.Plan.Resource, DriverResults());
+        Dictionary<string, JsonElement>? inputs = null;
+        foreach (var dep in spec.DependsOn)
+        {
+            var d = Run.Steps.Find(s => s.Id == dep)!;
+            if (d.Status == StepStatus.Succeeded && d.Output is not null)
+            {
+                (inputs ??= new(StringComparer.Ordinal))[dep] = JsonSerializer.Deserialize<JsonElement>(d.Output);
+            }
+        }
+
         return new DriverMessage
         {
             // Root steps get "create" like the original's first step; every later step gets "process".
@@ -414,6 +649,10 @@ public sealed partial class PipelineRunGrain(
             Payload = ConveyorJson.SerializeResource(resource),
             Id = MessageIds.ForDispatch(Run.RunId.ToString(), step.Id, attempt.Number),
             RunId = Run.RunId.ToString(),
+            Step = step.Id,
+            Attempt = attempt.Number,
+            Params = spec.Params is null ? null : JsonSerializer.Deserialize<JsonElement>(spec.Params),
+            Inputs = inputs,
         };
     }
 
@@ -429,28 +668,92 @@ public sealed partial class PipelineRunGrain(
         return results;
     }
 
-    private void ScheduleRedrive(TimeSpan dueTime)
+    private RunSummary Summary() => new()
     {
-        if (_redriveTimer is null)
+        RunId = Run.RunId,
+        Namespace = Run.Plan.Namespace,
+        Pipeline = Run.Plan.Pipeline.Name,
+        PipelineRevision = Run.Plan.Pipeline.Revision,
+        ResourceType = Run.Plan.Resource.Type,
+        ResourceName = Run.Plan.Resource.Name,
+        Status = Run.Status,
+        CreatedAt = Run.CreatedAt,
+        FinishedAt = Run.FinishedAt,
+        Message = Run.Message,
+    };
+
+    /// <summary>Files the run under its current status in the listing index, once per status change.</summary>
+    private async Task SyncIndexAsync()
+    {
+        if (!index.IsAvailable || Run.IndexedStatus == Run.Status)
         {
-            _redriveTimer = this.RegisterGrainTimer(
-                static (grain, _) => grain.RedriveAsync(),
-                this,
-                new GrainTimerCreationOptions(dueTime, Timeout.InfiniteTimeSpan) { Interleave = false, KeepAlive = true });
+            return;
         }
-        else
+
+        try
         {
-            _redriveTimer.Change(dueTime, Timeout.InfiniteTimeSpan);
+            await index.SetStatusAsync(Summary());
+            Run.IndexedStatus = Run.Status;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Repaired on the next activation or reminder tick: IndexedStatus still differs from Status.
+            LogIndexFailed(logger, ex, Run.RunId);
         }
     }
 
-    private Task RedriveAsync() =>
-        state.RecordExists && Run.Committed && !Run.Status.IsTerminal() ? PublishPendingAsync() : Task.CompletedTask;
+    /// <summary>Arms the single timer for the earliest due time in state, or for <paramref name="dueOverride"/>.</summary>
+    private void ArmTimer(TimeSpan? dueOverride)
+    {
+        TimeSpan? due = dueOverride;
+        if (due is null && Active)
+        {
+            var now = time.GetUtcNow();
+            DateTimeOffset? next = Run.DeadlineAt;
+            foreach (var step in Run.Steps)
+            {
+                var at = step.Status == StepStatus.Retrying ? step.NextAttemptAt : step.Status.IsInFlight() ? step.DeadlineAt : null;
+                if (at is { } a && (next is null || a < next))
+                {
+                    next = a;
+                }
+            }
+
+            if (_waitingForDriver)
+            {
+                var retry = now + dispatcher.Options.DriverWaitInterval;
+                next = next is null || retry < next ? retry : next;
+            }
+
+            if (next is { } n)
+            {
+                due = n <= now ? TimeSpan.Zero : n - now;
+            }
+        }
+
+        if (due is null)
+        {
+            _timer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            return;
+        }
+
+        if (_timer is null)
+        {
+            _timer = this.RegisterGrainTimer(
+                static (grain, _) => grain.WakeAsync(),
+                this,
+                new GrainTimerCreationOptions(due.Value, Timeout.InfiniteTimeSpan) { Interleave = false, KeepAlive = true });
+        }
+        else
+        {
+            _timer.Change(due.Value, Timeout.InfiniteTimeSpan);
+        }
+    }
 
     private async Task StopKeepAliveAsync()
     {
-        _redriveTimer?.Dispose();
-        _redriveTimer = null;
+        _timer?.Dispose();
+        _timer = null;
         var reminder = await this.GetReminder(KeepAliveReminder);
         if (reminder is not null)
         {
@@ -458,11 +761,26 @@ public sealed partial class PipelineRunGrain(
         }
     }
 
+    private void EnsureExists()
+    {
+        if (!state.RecordExists)
+        {
+            DeactivateOnIdle();
+            throw new ConveyorNotFoundException($"run {this.GetPrimaryKey()} not found");
+        }
+    }
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId} of pipeline {Pipeline} (revision {Revision}) started")]
     private static partial void LogRunStarted(ILogger logger, Guid runId, string pipeline, int revision);
 
+    [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId} retried (run attempt {RunAttempt})")]
+    private static partial void LogRunRetried(ILogger logger, Guid runId, int runAttempt);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId} finished: {Status}")]
     private static partial void LogRunFinished(ILogger logger, Guid runId, RunStatus status);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId} ended {Status}: {Reason}")]
+    private static partial void LogRunEnded(ILogger logger, Guid runId, RunStatus status, string reason);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Run {RunId}: step {Step} attempt {Attempt} dispatched on {Subject}")]
     private static partial void LogDispatched(ILogger logger, Guid runId, string step, int attempt, string subject);
@@ -470,9 +788,18 @@ public sealed partial class PipelineRunGrain(
     [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId}: step {Step} attempt {Attempt} ended {Status}")]
     private static partial void LogStepFinished(ILogger logger, Guid runId, string step, int attempt, StepStatus status);
 
+    [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId}: step {Step} attempt {Attempt} failed; next attempt at {NextAttemptAt}")]
+    private static partial void LogRetryScheduled(ILogger logger, Guid runId, string step, int attempt, DateTimeOffset nextAttemptAt);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId}: step {Step} waits for driver {Driver} (no consumer on {Subject})")]
     private static partial void LogWaitingForDriver(ILogger logger, Guid runId, string step, string driver, string subject);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: dispatch of step {Step} on {Subject} failed; retrying")]
     private static partial void LogDispatchFailed(ILogger logger, Exception exception, Guid runId, string step, string subject);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: cancel message for step {Step} could not be sent")]
+    private static partial void LogCancelFailed(ILogger logger, Exception exception, Guid runId, string step);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: listing index update failed; repaired later")]
+    private static partial void LogIndexFailed(ILogger logger, Exception exception, Guid runId);
 }

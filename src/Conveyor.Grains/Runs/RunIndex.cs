@@ -1,0 +1,233 @@
+using System.Globalization;
+using Conveyor.Grains.Abstractions;
+using Microsoft.Extensions.Options;
+using Orleans.Configuration;
+using StackExchange.Redis;
+
+namespace Conveyor.Grains.Runs;
+
+/// <summary>One page of run ids, newest first.</summary>
+/// <param name="RunIds">The ids on this page.</param>
+/// <param name="NextCursor">Opaque cursor of the next page; null on the last page.</param>
+public sealed record RunPage(IReadOnlyList<Guid> RunIds, string? NextCursor);
+
+/// <summary>
+/// Lists runs by namespace, pipeline and status, newest first, with a cursor. The run grain owns its entries: it adds a
+/// run before storing it (a dangling entry is dropped when a listing finds no run behind it) and moves it between status
+/// sets after each transition (a stale entry is repaired when the grain next activates).
+/// </summary>
+public interface IRunIndex
+{
+    /// <summary>Whether listing is available (it needs Redis).</summary>
+    bool IsAvailable { get; }
+
+    /// <summary>Records a new run in the namespace-wide and per-pipeline sets.</summary>
+    Task AddAsync(RunSummary run);
+
+    /// <summary>Files the run under its current status (and under no other).</summary>
+    Task SetStatusAsync(RunSummary run);
+
+    /// <summary>Drops a run's entries (read repair of an entry with no run behind it).</summary>
+    Task RemoveAsync(string ns, string pipeline, Guid runId);
+
+    /// <summary>A page of run ids; <see cref="ConveyorValidationException"/> for a malformed cursor.</summary>
+    Task<RunPage> ListAsync(string ns, string? pipeline, RunStatus? status, string? cursor, int limit);
+}
+
+/// <summary>The index when grain state is not in Redis: listing is unavailable, runs work without it.</summary>
+public sealed class NoRunIndex : IRunIndex
+{
+    /// <inheritdoc />
+    public bool IsAvailable => false;
+
+    /// <inheritdoc />
+    public Task AddAsync(RunSummary run) => Task.CompletedTask;
+
+    /// <inheritdoc />
+    public Task SetStatusAsync(RunSummary run) => Task.CompletedTask;
+
+    /// <inheritdoc />
+    public Task RemoveAsync(string ns, string pipeline, Guid runId) => Task.CompletedTask;
+
+    /// <inheritdoc />
+    public Task<RunPage> ListAsync(string ns, string? pipeline, RunStatus? status, string? cursor, int limit) =>
+        Task.FromResult(new RunPage([], null));
+}
+
+/// <summary>
+/// <see cref="IRunIndex"/> on Redis sorted sets scored by creation time. A page costs O(log n + page size) whatever
+/// the number of runs.
+/// </summary>
+public sealed class RedisRunIndex(ConveyorRedis redis, IOptions<ClusterOptions> cluster) : IRunIndex
+{
+    private static readonly RunStatus[] AllStatuses = Enum.GetValues<RunStatus>();
+    private readonly string _prefix = $"conveyor:{cluster.Value.ServiceId}:";
+
+    /// <inheritdoc />
+    public bool IsAvailable => true;
+
+    /// <inheritdoc />
+    public async Task AddAsync(RunSummary run)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        var db = await redis.GetDatabaseAsync().ConfigureAwait(false);
+        var score = Score(run.CreatedAt);
+        var member = run.RunId.ToString();
+        var tx = db.CreateTransaction();
+        _ = tx.SortedSetAddAsync(Key(run.Namespace, null, null), member, score);
+        _ = tx.SortedSetAddAsync(Key(run.Namespace, run.Pipeline, null), member, score);
+        await tx.ExecuteAsync().ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async Task SetStatusAsync(RunSummary run)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        var db = await redis.GetDatabaseAsync().ConfigureAwait(false);
+        var member = run.RunId.ToString();
+        var tx = db.CreateTransaction();
+        foreach (var status in AllStatuses)
+        {
+            if (status == run.Status)
+            {
+                _ = tx.SortedSetAddAsync(Key(run.Namespace, null, status), member, Score(run.CreatedAt));
+                _ = tx.SortedSetAddAsync(Key(run.Namespace, run.Pipeline, status), member, Score(run.CreatedAt));
+            }
+            else
+            {
+                _ = tx.SortedSetRemoveAsync(Key(run.Namespace, null, status), member);
+                _ = tx.SortedSetRemoveAsync(Key(run.Namespace, run.Pipeline, status), member);
+            }
+        }
+
+        await tx.ExecuteAsync().ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async Task RemoveAsync(string ns, string pipeline, Guid runId)
+    {
+        var db = await redis.GetDatabaseAsync().ConfigureAwait(false);
+        var member = runId.ToString();
+        var tx = db.CreateTransaction();
+        _ = tx.SortedSetRemoveAsync(Key(ns, null, null), member);
+        _ = tx.SortedSetRemoveAsync(Key(ns, pipeline, null), member);
+        foreach (var status in AllStatuses)
+        {
+            _ = tx.SortedSetRemoveAsync(Key(ns, null, status), member);
+            _ = tx.SortedSetRemoveAsync(Key(ns, pipeline, status), member);
+        }
+
+        await tx.ExecuteAsync().ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async Task<RunPage> ListAsync(string ns, string? pipeline, RunStatus? status, string? cursor, int limit)
+    {
+        var (afterScore, afterMember) = ParseCursor(cursor);
+        var db = await redis.GetDatabaseAsync().ConfigureAwait(false);
+        var key = Key(ns, pipeline, status);
+        var ids = new List<Guid>(limit);
+        var last = default(SortedSetEntry);
+        var skip = 0L;
+        var more = false;
+        while (ids.Count < limit)
+        {
+            // Newest first. Starting at the cursor's score (inclusive) and skipping what the previous page showed keeps
+            // runs created in the same millisecond from being lost or repeated.
+            var batch = await db.SortedSetRangeByScoreWithScoresAsync(
+                key, start: double.NegativeInfinity, stop: afterScore ?? double.PositiveInfinity, exclude: Exclude.None,
+                order: Order.Descending, skip: skip, take: limit + 1).ConfigureAwait(false);
+            if (batch.Length == 0)
+            {
+                break;
+            }
+
+            skip += batch.Length;
+            foreach (var entry in batch)
+            {
+                if (afterScore is { } s && entry.Score == s && string.CompareOrdinal(entry.Element.ToString(), afterMember) >= 0)
+                {
+                    continue;
+                }
+
+                if (ids.Count == limit)
+                {
+                    more = true;
+                    break;
+                }
+
+                ids.Add(Guid.Parse(entry.Element.ToString()));
+                last = entry;
+            }
+
+            if (more || batch.Length < limit + 1)
+            {
+                break;
+            }
+        }
+
+        var next = more ? FormattableString.Invariant($"{last.Score:R}_{last.Element}") : null;
+        return new RunPage(ids, next);
+    }
+
+    private static (double? Score, string? Member) ParseCursor(string? cursor)
+    {
+        if (string.IsNullOrEmpty(cursor))
+        {
+            return (null, null);
+        }
+
+        var parts = cursor.Split('_', 2);
+        if (parts.Length != 2
+            || !double.TryParse(parts[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var score)
+            || !Guid.TryParse(parts[1], out _))
+        {
+            throw new ConveyorValidationException("cursor", "'cursor' is not a cursor returned by this listing");
+        }
+
+        return (score, parts[1]);
+    }
+
+    private static double Score(DateTimeOffset createdAt) => createdAt.ToUnixTimeMilliseconds();
+
+    private string Key(string ns, string? pipeline, RunStatus? status) =>
+        _prefix + ns + ":runs" + (pipeline is null ? "" : ":p:" + pipeline) + (status is null ? "" : ":s:" + status.Value.ToString().ToLowerInvariant());
+}
+
+/// <summary>The Redis connection Conveyor's own services use (grain storage has its own).</summary>
+public sealed class ConveyorRedis(ConfigurationOptions options) : IAsyncDisposable
+{
+    private readonly SemaphoreSlim _lock = new(1, 1);
+    private ConnectionMultiplexer? _connection;
+
+    /// <summary>The database, connecting on first use.</summary>
+    public async Task<IDatabase> GetDatabaseAsync()
+    {
+        if (_connection is { } c)
+        {
+            return c.GetDatabase();
+        }
+
+        await _lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            _connection ??= await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
+            return _connection.GetDatabase();
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        if (_connection is not null)
+        {
+            await _connection.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _lock.Dispose();
+    }
+}
