@@ -16,10 +16,11 @@ public sealed class RawDriver : IAsyncDisposable
 {
     private readonly NatsConnection _nats;
     private readonly CancellationTokenSource _stop = new();
-    private readonly Func<JsonElement, (bool Success, string Message, JsonNode? Data)> _reconcile;
+    private readonly Func<JsonElement, Task<(bool Success, string Message, JsonNode? Data)?>> _reconcile;
     private Task? _loop;
+    private Task? _cancelLoop;
 
-    private RawDriver(string natsUrl, string name, Func<JsonElement, (bool, string, JsonNode?)> reconcile)
+    private RawDriver(string natsUrl, string name, Func<JsonElement, Task<(bool, string, JsonNode?)?>> reconcile)
     {
         _nats = new NatsConnection(NatsOpts.Default with { Url = natsUrl, Name = "raw-driver-" + name });
         Name = name;
@@ -31,14 +32,47 @@ public sealed class RawDriver : IAsyncDisposable
     /// <summary>Every message received, as raw JSON, in arrival order, with its arrival time.</summary>
     public ConcurrentQueue<(DateTimeOffset At, string Subject, JsonElement Message)> Received { get; } = new();
 
+    /// <summary>Cancel messages the engine sent to this driver (raw JSON).</summary>
+    public ConcurrentQueue<JsonElement> Cancels { get; } = new();
+
     /// <summary>Starts a consumer on <paramref name="subject"/> and answers every message.</summary>
-    public static async Task<RawDriver> StartAsync(
+    public static Task<RawDriver> StartAsync(
         string natsUrl,
         string name,
         string subject,
         Func<JsonElement, (bool Success, string Message, JsonNode? Data)>? reconcile = null)
     {
-        var driver = new RawDriver(natsUrl, name, reconcile ?? (_ => (true, $"{name} ok", new JsonObject { ["by"] = name })));
+        reconcile ??= _ => (true, $"{name} ok", new JsonObject { ["by"] = name });
+        return StartAsync(natsUrl, name, subject, m => Task.FromResult<(bool, string, JsonNode?)?>(reconcile(m)));
+    }
+
+    /// <summary>Starts a driver whose answer may be delayed or withheld (null: no result is published).</summary>
+    public static async Task<RawDriver> StartAsync(
+        string natsUrl,
+        string name,
+        string subject,
+        Func<JsonElement, Task<(bool Success, string Message, JsonNode? Data)?>> reconcile)
+    {
+        var driver = new RawDriver(natsUrl, name, reconcile);
+        await driver._nats.ConnectAsync();
+        var subscription = await driver._nats.SubscribeCoreAsync<byte[]>($"conveyor.cancel.{name}");
+        driver._cancelLoop = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var msg in subscription.Msgs.ReadAllAsync(driver._stop.Token))
+                {
+                    driver.Cancels.Enqueue(JsonDocument.Parse(msg.Data!).RootElement.Clone());
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            finally
+            {
+                await subscription.DisposeAsync();
+            }
+        });
         var js = new NatsJSContext(driver._nats);
         var consumer = await js.CreateOrUpdateConsumerAsync("messages", new ConsumerConfig(name + "-raw")
         {
@@ -59,7 +93,14 @@ public sealed class RawDriver : IAsyncDisposable
                 var message = JsonDocument.Parse(msg.Data!).RootElement.Clone();
                 Received.Enqueue((DateTimeOffset.UtcNow, msg.Subject, message));
                 var payload = JsonNode.Parse(message.GetProperty("payload").GetString()!);
-                var (success, text, data) = _reconcile(message);
+                var answer = await _reconcile(message);
+                if (answer is not { } a)
+                {
+                    await msg.AckAsync();
+                    continue;
+                }
+
+                var (success, text, data) = a;
                 var result = new JsonObject
                 {
                     ["event"] = "driver.result",
@@ -83,6 +124,11 @@ public sealed class RawDriver : IAsyncDisposable
         if (_loop is not null)
         {
             await _loop;
+        }
+
+        if (_cancelLoop is not null)
+        {
+            await _cancelLoop;
         }
 
         var js = new NatsJSContext(_nats);

@@ -1,7 +1,9 @@
 using Conveyor.Api.Http;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Runs;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 
@@ -10,16 +12,74 @@ namespace Conveyor.Api.Endpoints;
 /// <summary>Runs: what the original lacks. A run is a real entity with a status, steps and attempts.</summary>
 public static class RunsApi
 {
+    private const int DefaultPageSize = 20;
+    private const int MaxPageSize = 100;
+
     /// <summary>Maps the routes onto <paramref name="routes"/>; <paramref name="nameSuffix"/> keeps endpoint names unique when mapped twice.</summary>
     public static RouteGroupBuilder MapRunsApi(this IEndpointRouteBuilder routes, string nameSuffix = "")
     {
         var api = routes.MapGroup("/runs").WithTags("Runs");
+        api.MapGet("/", ListRuns).WithName("ListRuns" + nameSuffix).WithSummary("List runs, newest first, by pipeline and status, cursor-paged");
         api.MapGet("/{id}", GetRun).WithName("GetRun" + nameSuffix).WithSummary("Get a run with its steps and every attempt");
+        api.MapPost("/{id}/cancel", CancelRun).WithName("CancelRun" + nameSuffix).WithSummary("Cancel a run; in-flight steps are told to stop");
+        api.MapPost("/{id}/retry", RetryRun).WithName("RetryRun" + nameSuffix).WithSummary("Run the steps of a failed, cancelled or timed-out run that did not succeed");
+        api.MapGet("/{id}/graph", GetRunGraph).WithName("GetRunGraph" + nameSuffix).WithSummary("The run's DAG as Mermaid, Graphviz DOT or SVG, coloured by step status");
+        routes.MapGet("/pipelines/{name}/runs", ListPipelineRuns).WithTags("Runs").WithName("ListPipelineRuns" + nameSuffix).WithSummary("List a pipeline's runs");
         return api;
+    }
+
+    /// <summary>GET /runs?pipeline=&amp;status=&amp;limit=&amp;cursor= — newest first.</summary>
+    public static Task<Results<Ok<RunPageDto>, ProblemHttpResult>> ListRuns(
+        string? pipeline, string? status, int? limit, string? cursor, IRunIndex index, [AsParameters] ApiContext api) =>
+        ListAsync(pipeline, status, limit, cursor, index, api);
+
+    /// <summary>GET /pipelines/{name}/runs — the pipeline's runs, newest first.</summary>
+    public static Task<Results<Ok<RunPageDto>, ProblemHttpResult>> ListPipelineRuns(
+        string name, string? status, int? limit, string? cursor, IRunIndex index, [AsParameters] ApiContext api)
+    {
+        Names.Validate(name, "name");
+        return ListAsync(name, status, limit, cursor, index, api);
     }
 
     /// <summary>GET /runs/{id} — 200 or 404 (also when the run belongs to another namespace).</summary>
     public static async Task<Results<Ok<RunDto>, ProblemHttpResult>> GetRun(string id, [AsParameters] ApiContext api)
+    {
+        var (_, run) = await FindAsync(id, api);
+        return TypedResults.Ok(RunDto.From(run));
+    }
+
+    /// <summary>POST /runs/{id}/cancel — 200 with the cancelled run; 409 when it already ended.</summary>
+    public static async Task<Ok<RunDto>> CancelRun(string id, [AsParameters] ApiContext api)
+    {
+        var (grain, _) = await FindAsync(id, api);
+        // The body is optional; chunked bodies have no Content-Length, so ask the server whether one can follow.
+        var hasBody = api.Http.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? api.Http.Request.ContentLength > 0;
+        var body = hasBody ? await api.ReadBodyAsync<CancelRunDto>() : null;
+        var run = await grain.CancelAsync(string.IsNullOrWhiteSpace(body?.Reason) ? "cancelled by request" : body.Reason);
+        return TypedResults.Ok(RunDto.From(run));
+    }
+
+    /// <summary>POST /runs/{id}/retry — 200 with the restarted run; 409 unless it is Failed, Cancelled or TimedOut.</summary>
+    public static async Task<Ok<RunDto>> RetryRun(string id, [AsParameters] ApiContext api)
+    {
+        var (grain, _) = await FindAsync(id, api);
+        return TypedResults.Ok(RunDto.From(await grain.RetryAsync()));
+    }
+
+    /// <summary>GET /runs/{id}/graph?format=mermaid|dot|svg (default svg).</summary>
+    public static async Task<IResult> GetRunGraph(string id, string? format, [AsParameters] ApiContext api)
+    {
+        var (_, run) = await FindAsync(id, api);
+        return (format ?? "svg").ToLowerInvariant() switch
+        {
+            "svg" => TypedResults.Text(RunGraph.Svg(run), "image/svg+xml"),
+            "mermaid" => TypedResults.Text(RunGraph.Mermaid(run), "text/vnd.mermaid; charset=utf-8"),
+            "dot" => TypedResults.Text(RunGraph.Dot(run), "text/vnd.graphviz; charset=utf-8"),
+            _ => throw new ConveyorValidationException("format", $"'format' must be svg, mermaid or dot (got '{format}')"),
+        };
+    }
+
+    private static async Task<(IPipelineRunGrain Grain, RunState Run)> FindAsync(string id, ApiContext api)
     {
         if (!Guid.TryParse(id, out var runId))
         {
@@ -27,9 +87,62 @@ public static class RunsApi
         }
 
         var ns = api.Namespace;
-        var run = await api.Grains.GetGrain<IPipelineRunGrain>(runId).GetAsync();
-        return run is null || run.Plan.Namespace != ns
-            ? Problems.NotFound($"run {runId} not found")
-            : TypedResults.Ok(RunDto.From(run));
+        var grain = api.Grains.GetGrain<IPipelineRunGrain>(runId);
+        var run = await grain.GetAsync();
+        return run is null || run.Plan.Namespace != ns ? throw new ConveyorNotFoundException($"run {runId} not found") : (grain, run);
+    }
+
+    private static async Task<Results<Ok<RunPageDto>, ProblemHttpResult>> ListAsync(
+        string? pipeline, string? status, int? limit, string? cursor, IRunIndex index, ApiContext api)
+    {
+        var ns = api.Namespace;
+        if (!index.IsAvailable)
+        {
+            return Problems.Create(StatusCodes.Status501NotImplemented, "not-implemented", "Listing is unavailable.", "run listing needs the Redis index (UseConveyorRedisStorage)");
+        }
+
+        if (pipeline is not null)
+        {
+            Names.Validate(pipeline, "pipeline");
+        }
+
+        RunStatus? wanted = null;
+        if (!string.IsNullOrEmpty(status))
+        {
+            if (!Enum.TryParse<RunStatus>(status, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || int.TryParse(status, out _))
+            {
+                throw new ConveyorValidationException("status", $"'status' must be one of {string.Join(", ", Enum.GetNames<RunStatus>())} (got '{status}')");
+            }
+
+            wanted = parsed;
+        }
+
+        var size = limit ?? DefaultPageSize;
+        if (size is < 1 or > MaxPageSize)
+        {
+            throw new ConveyorValidationException("limit", $"'limit' must be between 1 and {MaxPageSize}");
+        }
+
+        var page = await index.ListAsync(ns, pipeline, wanted, cursor, size);
+        var summaries = await Task.WhenAll(page.RunIds.Select(id => api.Grains.GetGrain<IPipelineRunGrain>(id).GetSummaryAsync()));
+        var items = new List<RunSummaryDto>(summaries.Length);
+        for (var i = 0; i < summaries.Length; i++)
+        {
+            var summary = summaries[i];
+            if (summary is null)
+            {
+                // Read repair: the index was written before a run that never got stored.
+                await index.RemoveAsync(ns, pipeline, page.RunIds[i]);
+                continue;
+            }
+
+            // A status entry can lag a crash; the grain has just repaired it, so it is simply not shown here.
+            if (summary.Namespace == ns && (wanted is null || summary.Status == wanted))
+            {
+                items.Add(RunSummaryDto.From(summary));
+            }
+        }
+
+        return TypedResults.Ok(new RunPageDto { Items = items, NextCursor = page.NextCursor });
     }
 }

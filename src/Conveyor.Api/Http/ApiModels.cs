@@ -170,6 +170,9 @@ public sealed record AttemptDto
 
     /// <summary>The driver's data.</summary>
     [JsonPropertyName("data")] public JsonElement? Data { get; init; }
+
+    /// <summary>Whether the attempt ended because its timeout expired.</summary>
+    [JsonPropertyName("timedOut")] public bool TimedOut { get; init; }
 }
 
 /// <summary>A step of a run.</summary>
@@ -203,6 +206,12 @@ public sealed record RunStepDto
 
     /// <summary>Output (<c>data</c> of the successful attempt).</summary>
     [JsonPropertyName("data")] public JsonElement? Data { get; init; }
+
+    /// <summary>When the next attempt is due (status <c>Retrying</c>).</summary>
+    [JsonPropertyName("nextAttemptAt")] public DateTimeOffset? NextAttemptAt { get; init; }
+
+    /// <summary>When the current attempt times out.</summary>
+    [JsonPropertyName("deadlineAt")] public DateTimeOffset? DeadlineAt { get; init; }
 
     /// <summary>Every attempt, oldest first.</summary>
     [JsonPropertyName("attempts")] public IReadOnlyList<AttemptDto> Attempts { get; init; } = [];
@@ -249,6 +258,12 @@ public sealed record RunDto
     /// <summary>End time.</summary>
     [JsonPropertyName("finishedAt")] public DateTimeOffset? FinishedAt { get; init; }
 
+    /// <summary>1, plus one per retry of the run.</summary>
+    [JsonPropertyName("runAttempt")] public int RunAttempt { get; init; }
+
+    /// <summary>When the run times out.</summary>
+    [JsonPropertyName("deadlineAt")] public DateTimeOffset? DeadlineAt { get; init; }
+
     /// <summary>Steps in pipeline order.</summary>
     [JsonPropertyName("steps")] public IReadOnlyList<RunStepDto> Steps { get; init; } = [];
 
@@ -269,6 +284,8 @@ public sealed record RunDto
             CreatedAt = run.CreatedAt,
             StartedAt = run.StartedAt,
             FinishedAt = run.FinishedAt,
+            RunAttempt = run.RunAttempt,
+            DeadlineAt = run.DeadlineAt,
             Steps = run.Steps.Select(s =>
             {
                 var spec = specs[s.Id];
@@ -284,6 +301,8 @@ public sealed record RunDto
                     WaitingForDriver = s.Status.IsInFlight() && current is { Published: false },
                     Message = current?.Message ?? "",
                     Data = Json(s.Output),
+                    NextAttemptAt = s.NextAttemptAt,
+                    DeadlineAt = s.DeadlineAt,
                     Attempts = s.Attempts.Select(a => new AttemptDto
                     {
                         Number = a.Number,
@@ -293,6 +312,7 @@ public sealed record RunDto
                         Success = a.Success,
                         Message = a.Message,
                         Data = Json(a.Data),
+                        TimedOut = a.TimedOut,
                     }).ToList(),
                 };
             }).ToList(),
@@ -300,6 +320,73 @@ public sealed record RunDto
     }
 
     private static JsonElement? Json(string? raw) => raw is null ? null : JsonSerializer.Deserialize<JsonElement>(raw);
+}
+
+/// <summary>A run in a listing.</summary>
+public sealed record RunSummaryDto
+{
+    /// <summary>Run id.</summary>
+    [JsonPropertyName("id")] public Guid Id { get; init; }
+
+    /// <summary>Namespace.</summary>
+    [JsonPropertyName("namespace")] public string Namespace { get; init; } = "";
+
+    /// <summary>Pipeline name.</summary>
+    [JsonPropertyName("pipeline")] public string Pipeline { get; init; } = "";
+
+    /// <summary>Pipeline revision the run executes.</summary>
+    [JsonPropertyName("pipelineRevision")] public int PipelineRevision { get; init; }
+
+    /// <summary>Resource type.</summary>
+    [JsonPropertyName("resourceType")] public string ResourceType { get; init; } = "";
+
+    /// <summary>Resource name.</summary>
+    [JsonPropertyName("resourceName")] public string ResourceName { get; init; } = "";
+
+    /// <summary>Status.</summary>
+    [JsonPropertyName("status")]
+    [JsonConverter(typeof(JsonStringEnumConverter<RunStatus>))]
+    public RunStatus Status { get; init; }
+
+    /// <summary>Creation time.</summary>
+    [JsonPropertyName("createdAt")] public DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>End time.</summary>
+    [JsonPropertyName("finishedAt")] public DateTimeOffset? FinishedAt { get; init; }
+
+    /// <summary>Why the run ended the way it did.</summary>
+    [JsonPropertyName("message")] public string Message { get; init; } = "";
+
+    internal static RunSummaryDto From(RunSummary s) => new()
+    {
+        Id = s.RunId,
+        Namespace = s.Namespace,
+        Pipeline = s.Pipeline,
+        PipelineRevision = s.PipelineRevision,
+        ResourceType = s.ResourceType,
+        ResourceName = s.ResourceName,
+        Status = s.Status,
+        CreatedAt = s.CreatedAt,
+        FinishedAt = s.FinishedAt,
+        Message = s.Message,
+    };
+}
+
+/// <summary>A page of runs, newest first.</summary>
+public sealed record RunPageDto
+{
+    /// <summary>The runs on this page.</summary>
+    [JsonPropertyName("items")] public IReadOnlyList<RunSummaryDto> Items { get; init; } = [];
+
+    /// <summary>Pass as <c>cursor</c> to get the next page; null on the last page.</summary>
+    [JsonPropertyName("nextCursor")] public string? NextCursor { get; init; }
+}
+
+/// <summary>Body of <c>POST /runs/{id}/cancel</c> (optional).</summary>
+public sealed record CancelRunDto
+{
+    /// <summary>Why the run is cancelled; shown on the run and sent to its drivers.</summary>
+    [JsonPropertyName("reason")] public string? Reason { get; init; }
 }
 
 /// <summary>Body of <c>GET /health</c> (the original's shape).</summary>

@@ -27,8 +27,8 @@ public interface IRunIndex
     /// <summary>Files the run under its current status (and under no other).</summary>
     Task SetStatusAsync(RunSummary run);
 
-    /// <summary>Drops a run's entries (read repair of an entry with no run behind it).</summary>
-    Task RemoveAsync(string ns, string pipeline, Guid runId);
+    /// <summary>Drops a run's entries (read repair of an entry with no run behind it); per-pipeline ones when <paramref name="pipeline"/> is known.</summary>
+    Task RemoveAsync(string ns, string? pipeline, Guid runId);
 
     /// <summary>A page of run ids; <see cref="ConveyorValidationException"/> for a malformed cursor.</summary>
     Task<RunPage> ListAsync(string ns, string? pipeline, RunStatus? status, string? cursor, int limit);
@@ -47,7 +47,7 @@ public sealed class NoRunIndex : IRunIndex
     public Task SetStatusAsync(RunSummary run) => Task.CompletedTask;
 
     /// <inheritdoc />
-    public Task RemoveAsync(string ns, string pipeline, Guid runId) => Task.CompletedTask;
+    public Task RemoveAsync(string ns, string? pipeline, Guid runId) => Task.CompletedTask;
 
     /// <inheritdoc />
     public Task<RunPage> ListAsync(string ns, string? pipeline, RunStatus? status, string? cursor, int limit) =>
@@ -104,17 +104,24 @@ public sealed class RedisRunIndex(ConveyorRedis redis, IOptions<ClusterOptions> 
     }
 
     /// <inheritdoc />
-    public async Task RemoveAsync(string ns, string pipeline, Guid runId)
+    public async Task RemoveAsync(string ns, string? pipeline, Guid runId)
     {
         var db = await redis.GetDatabaseAsync().ConfigureAwait(false);
         var member = runId.ToString();
         var tx = db.CreateTransaction();
         _ = tx.SortedSetRemoveAsync(Key(ns, null, null), member);
-        _ = tx.SortedSetRemoveAsync(Key(ns, pipeline, null), member);
         foreach (var status in AllStatuses)
         {
             _ = tx.SortedSetRemoveAsync(Key(ns, null, status), member);
-            _ = tx.SortedSetRemoveAsync(Key(ns, pipeline, status), member);
+        }
+
+        if (pipeline is not null)
+        {
+            _ = tx.SortedSetRemoveAsync(Key(ns, pipeline, null), member);
+            foreach (var status in AllStatuses)
+            {
+                _ = tx.SortedSetRemoveAsync(Key(ns, pipeline, status), member);
+            }
         }
 
         await tx.ExecuteAsync().ConfigureAwait(false);
