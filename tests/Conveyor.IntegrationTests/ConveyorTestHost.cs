@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -30,13 +31,18 @@ public sealed class ConveyorTestHost : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<ConveyorTestHost> StartAsync(Action<ConveyorOptions> configure, string? contentRoot = null)
+    public static async Task<ConveyorTestHost> StartAsync(Action<ConveyorOptions> configure, IDictionary<string, string?>? settings = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
             EnvironmentName = "Testing",
-            ContentRootPath = contentRoot ?? AppContext.BaseDirectory,
+            ContentRootPath = AppContext.BaseDirectory,
         });
+        if (settings is not null)
+        {
+            builder.Configuration.AddInMemoryCollection(settings);
+        }
+
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -55,14 +61,16 @@ public sealed class ConveyorTestHost : IAsyncDisposable
     }
 
     /// <summary>A host on external (fixture) servers; the service id isolates its state in the shared Redis.</summary>
-    public static Task<ConveyorTestHost> StartAsync(string natsUrl, string redis, string serviceId) =>
-        StartAsync(o =>
-        {
-            o.NatsUrl = natsUrl;
-            o.RedisConnectionString = redis;
-            o.ServiceId = serviceId;
-            o.ClusterId = serviceId;
-        });
+    public static Task<ConveyorTestHost> StartAsync(string natsUrl, string redis, string serviceId, IDictionary<string, string?>? settings = null) =>
+        StartAsync(
+            o =>
+            {
+                o.NatsUrl = natsUrl;
+                o.RedisConnectionString = redis;
+                o.ServiceId = serviceId;
+                o.ClusterId = serviceId;
+            },
+            settings);
 
     public async Task<JsonElement> PostJsonAsync(string path, object body, int expectedStatus = 201)
     {

@@ -73,6 +73,51 @@ public sealed class RestartTests
         }
     }
 
+    [Fact]
+    public async Task Run_waiting_in_backoff_when_its_silo_stops_is_resumed_by_the_next_silo_untouched()
+    {
+        await using var nats = await NatsServerProcess.StartNewAsync();
+        await using var redis = await RedisServerProcess.StartNewAsync();
+        var serviceId = EngineFixture.Unique("backoff");
+        var settings = new Dictionary<string, string?> { ["Conveyor:Runs:KeepAlivePeriod"] = "00:00:02" };
+        var first = await ConveyorTestHost.StartAsync(nats.Url, redis.ConnectionString, serviceId, settings);
+        await using var driver = await RawDriver.StartAsync(
+            nats.Url,
+            "flaky",
+            "drivers.flaky.resources.app",
+            m => m.GetProperty("attempt").GetInt32() == 1 ? (false, "first try fails", null) : (true, "second try works", null));
+        string runId;
+        try
+        {
+            await first.PostJsonAsync("/resource-definitions", new { name = "app", schema = new { type = "object" } });
+            await first.PostJsonAsync("/pipelines", new
+            {
+                name = "p",
+                resource = "app",
+                steps = new[] { new { id = "1", driver = "flaky", retry = new { maxAttempts = 2, initialDelay = "4s", jitter = 0.0 } } },
+            });
+            runId = (await first.PostJsonAsync("/resources", new { name = "web", resource = "app", pipeline = "p", spec = new { } })).GetProperty("runid").GetString()!;
+            await Eventually.TrueAsync(
+                async () => (await first.GetJsonAsync($"/runs/{runId}")).GetProperty("steps")[0].GetProperty("status").GetString() == "Retrying",
+                TimeSpan.FromSeconds(15),
+                "the step waits in backoff");
+        }
+        finally
+        {
+            await first.DisposeAsync();
+        }
+
+        // Nobody asks for the run: only its durable reminder can bring it back on the new silo.
+        await using var second = await ConveyorTestHost.StartAsync(nats.Url, redis.ConnectionString, serviceId, settings);
+        await Eventually.TrueAsync(() => driver.Received.Count == 2, TimeSpan.FromSeconds(30), "the second attempt is dispatched by the new silo");
+        var run = await second.WaitForRunAsync(runId, TimeSpan.FromSeconds(15));
+        Assert.Equal("Succeeded", run.GetProperty("status").GetString());
+        var attempts = run.GetProperty("steps")[0].GetProperty("attempts");
+        Assert.Equal(2, attempts.GetArrayLength());
+        var delay = attempts[1].GetProperty("dispatchedAt").GetDateTimeOffset() - attempts[0].GetProperty("finishedAt").GetDateTimeOffset();
+        Assert.True(delay >= TimeSpan.FromSeconds(3.9), $"the backoff was honoured across the restart ({delay})");
+    }
+
     private static async Task<bool> CanConnectAsync(int port)
     {
         try

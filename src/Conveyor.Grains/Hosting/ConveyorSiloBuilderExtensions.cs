@@ -42,6 +42,11 @@ public static class ConveyorSiloBuilderExtensions
             new NatsConnection(NatsConnectionFactory.CreateOpts(sp.GetRequiredService<IOptions<ConveyorNatsOptions>>().Value, "conveyor-engine")));
         services.TryAddSingleton<DriverDispatcher>();
         services.TryAddSingleton<IRunIndex, NoRunIndex>();
+        services.AddOptions<RunEngineOptions>().BindConfiguration(RunEngineOptions.Section)
+            .Validate(o => o.KeepAlivePeriod > TimeSpan.Zero, "Conveyor:Runs:KeepAlivePeriod must be positive").ValidateOnStart();
+        // Orleans refuses reminder periods under its minimum (1 minute by default); lower it when runs ask for less.
+        services.AddOptions<ReminderOptions>().Configure<IOptions<RunEngineOptions>>((r, e) =>
+            r.MinimumReminderPeriod = e.Value.KeepAlivePeriod < r.MinimumReminderPeriod ? e.Value.KeepAlivePeriod : r.MinimumReminderPeriod);
         services.AddSingleton<DriverResultConsumer>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<DriverResultConsumer>());
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, StreamSetupParticipant>();

@@ -5,6 +5,7 @@ using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Nats;
 using Conveyor.Grains.Resources;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using NATS.Client.Core;
 
 namespace Conveyor.Grains.Runs;
@@ -21,6 +22,7 @@ public sealed partial class PipelineRunGrain(
     IGrainFactory grains,
     DriverDispatcher dispatcher,
     IRunIndex index,
+    IOptions<RunEngineOptions> options,
     TimeProvider time,
     ILogger<PipelineRunGrain> logger) : Grain, IPipelineRunGrain, IRemindable
 {
@@ -72,7 +74,7 @@ public sealed partial class PipelineRunGrain(
 
         // Index first: an entry without a run behind it is dropped by the next listing, a run without an entry is not found.
         await index.AddAsync(Summary());
-        await this.RegisterOrUpdateReminder(KeepAliveReminder, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1));
+        await this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
         await state.WriteStateAsync();
         await SyncIndexAsync();
     }
@@ -194,7 +196,7 @@ public sealed partial class PipelineRunGrain(
         Run.Message = "";
         Run.RunAttempt++;
         Run.DeadlineAt = now + Run.Plan.Pipeline.Timeout;
-        await this.RegisterOrUpdateReminder(KeepAliveReminder, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1));
+        await this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
         Advance(now);
         await state.WriteStateAsync();
         LogRunRetried(logger, Run.RunId, Run.RunAttempt);
