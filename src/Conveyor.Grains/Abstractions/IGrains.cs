@@ -91,7 +91,12 @@ public interface IPipelineRunGrain : IGrainWithGuidKey
     /// <summary>Starts a prepared run: dispatches its first steps; idempotent.</summary>
     Task StartAsync();
 
-    /// <summary>Applies a driver result, at most once per (step, attempt), and persists it before returning.</summary>
+    /// <summary>
+    /// Applies a driver result, at most once per (step, attempt), and persists it before returning. Interleaves with
+    /// itself on purpose: results that arrive while a write is in flight are applied together and persisted by the
+    /// next single write (group commit); each call still returns only after its result is stored.
+    /// </summary>
+    [AlwaysInterleave]
     Task<ApplyOutcome> ApplyResultAsync(DriverResultInput result);
 
     /// <summary>The run's state, or null when the run does not exist.</summary>

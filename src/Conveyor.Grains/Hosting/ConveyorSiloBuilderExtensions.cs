@@ -8,6 +8,8 @@ using Microsoft.Extensions.Options;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 using Orleans.Configuration;
+using Orleans.Serialization;
+using Orleans.Storage;
 using StackExchange.Redis;
 
 // Extension classes live in Microsoft.Extensions.Hosting for discoverability, as Orleans' own do.
@@ -62,7 +64,13 @@ public static class ConveyorSiloBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentException.ThrowIfNullOrEmpty(connectionString);
-        builder.AddRedisGrainStorage(ConveyorStorage.Name, o => o.ConfigurationOptions = ParseRedis(connectionString));
+        // Orleans' binary serializer rather than the default JSON one: a 1,000-step run is ~8x smaller and its
+        // state is rewritten on every transition. Every persisted type is [GenerateSerializer] with stable [Id]s.
+        builder.AddRedisGrainStorage(ConveyorStorage.Name, ob => ob.Configure<Serializer>((o, serializer) =>
+        {
+            o.ConfigurationOptions = ParseRedis(connectionString);
+            o.GrainStorageSerializer = new OrleansGrainStorageSerializer(serializer);
+        }));
         builder.UseRedisReminderService(o => o.ConfigurationOptions = ParseRedis(connectionString));
         builder.Services.AddSingleton(_ => new ConveyorRedis(ParseRedis(connectionString)));
         builder.Services.AddSingleton<IRunIndex, RedisRunIndex>();

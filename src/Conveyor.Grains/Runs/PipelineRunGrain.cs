@@ -24,7 +24,7 @@ public sealed partial class PipelineRunGrain(
     IRunIndex index,
     IOptions<RunEngineOptions> options,
     TimeProvider time,
-    ILogger<PipelineRunGrain> logger) : Grain, IPipelineRunGrain, IRemindable
+    ILogger<PipelineRunGrain> logger) : Grain, IPipelineRunGrain, IRemindable, IDisposable
 {
     private const string KeepAliveReminder = "keepalive";
 
@@ -32,15 +32,27 @@ public sealed partial class PipelineRunGrain(
     private static readonly TimeSpan CommitGrace = TimeSpan.FromSeconds(30);
 
     private readonly List<CancelMessage> _cancels = [];
+    private readonly List<(DriverResultInput Result, TaskCompletionSource<ApplyOutcome> Done)> _incoming = [];
+
+    // ApplyResultAsync interleaves (group commit), so every mutation of the run goes through this gate: grain turns
+    // are single-threaded, but a turn that awaits a write must not see another change the state under it.
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private bool _committing;
     private IGrainTimer? _timer;
     private Dictionary<string, StepSpec>? _specs;
+    private Dictionary<string, StepState>? _steps;
     private bool _waitingForDriver;
 
     private RunState Run => state.State;
 
+    private StepState StepById(string id) => (_steps ??= Run.Steps.ToDictionary(s => s.Id, StringComparer.Ordinal))[id];
+
     private Dictionary<string, StepSpec> Specs => _specs ??= Run.Plan.Pipeline.Steps.ToDictionary(s => s.Id, StringComparer.Ordinal);
 
     private bool Active => state.RecordExists && Run.Committed && !Run.Status.IsTerminal();
+
+    /// <inheritdoc />
+    public void Dispose() => _gate.Dispose();
 
     /// <inheritdoc />
     public override Task OnActivateAsync(CancellationToken cancellationToken)
@@ -58,29 +70,50 @@ public sealed partial class PipelineRunGrain(
     /// <inheritdoc />
     public async Task PrepareAsync(RunPlan plan)
     {
-        ArgumentNullException.ThrowIfNull(plan);
-        if (state.RecordExists)
+        await _gate.WaitAsync();
+        try
         {
-            return;
+            ArgumentNullException.ThrowIfNull(plan);
+            if (state.RecordExists)
+            {
+                return;
+            }
+
+            Run.RunId = this.GetPrimaryKey();
+            Run.Plan = plan;
+            Run.Status = RunStatus.Pending;
+            Run.CreatedAt = time.GetUtcNow();
+            Run.RunAttempt = 1;
+            Run.Steps = plan.Pipeline.Steps.Select(s => new StepState { Id = s.Id }).ToList();
+            _specs = null;
+
+            // Index first: an entry without a run behind it is dropped by the next listing, a run without an entry is not found.
+            await index.AddAsync(Summary());
+            await this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
+            await PersistAsync();
+            await SyncIndexAsync();
         }
-
-        Run.RunId = this.GetPrimaryKey();
-        Run.Plan = plan;
-        Run.Status = RunStatus.Pending;
-        Run.CreatedAt = time.GetUtcNow();
-        Run.RunAttempt = 1;
-        Run.Steps = plan.Pipeline.Steps.Select(s => new StepState { Id = s.Id }).ToList();
-        _specs = null;
-
-        // Index first: an entry without a run behind it is dropped by the next listing, a run without an entry is not found.
-        await index.AddAsync(Summary());
-        await this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
-        await state.WriteStateAsync();
-        await SyncIndexAsync();
+        finally
+        {
+            _gate.Release();
+        }
     }
 
     /// <inheritdoc />
     public async Task StartAsync()
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            await StartCoreAsync();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task StartCoreAsync()
     {
         if (!state.RecordExists)
         {
@@ -98,15 +131,87 @@ public sealed partial class PipelineRunGrain(
         Run.StartedAt = now;
         Run.DeadlineAt = now + Run.Plan.Pipeline.Timeout;
         Advance(now);
-        await state.WriteStateAsync();
+        await PersistAsync();
         LogRunStarted(logger, Run.RunId, Run.Plan.Pipeline.Name, Run.Plan.Pipeline.Revision);
         await AfterTransitionAsync();
     }
 
     /// <inheritdoc />
-    public async Task<ApplyOutcome> ApplyResultAsync(DriverResultInput result)
+    public Task<ApplyOutcome> ApplyResultAsync(DriverResultInput result)
     {
         ArgumentNullException.ThrowIfNull(result);
+        var done = new TaskCompletionSource<ApplyOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _incoming.Add((result, done));
+        if (!_committing)
+        {
+            _committing = true;
+            _ = CommitResultsAsync();
+        }
+
+        return done.Task;
+    }
+
+    /// <summary>
+    /// Applies every queued result, persists them with one write, then answers each caller and acts on the
+    /// transition; repeats while results keep arriving. Under fan-out this turns N writes into a handful.
+    /// </summary>
+    private async Task CommitResultsAsync()
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            while (_incoming.Count > 0)
+            {
+                var batch = _incoming.ToArray();
+                _incoming.Clear();
+                var outcomes = new ApplyOutcome[batch.Length];
+                try
+                {
+                    var now = time.GetUtcNow();
+                    var applied = false;
+                    for (var i = 0; i < batch.Length; i++)
+                    {
+                        outcomes[i] = Apply(batch[i].Result, now);
+                        applied |= outcomes[i] == ApplyOutcome.Applied;
+                    }
+
+                    if (applied)
+                    {
+                        Advance(now);
+                        await PersistAsync();
+                    }
+                }
+                catch (Exception ex)
+                {
+                    foreach (var (_, done) in batch)
+                    {
+                        done.TrySetException(ex);
+                    }
+
+                    continue;
+                }
+
+                for (var i = 0; i < batch.Length; i++)
+                {
+                    batch[i].Done.TrySetResult(outcomes[i]);
+                }
+
+                if (outcomes.Contains(ApplyOutcome.Applied))
+                {
+                    await AfterTransitionAsync();
+                }
+            }
+        }
+        finally
+        {
+            _committing = false;
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Applies one result in memory; the caller persists.</summary>
+    private ApplyOutcome Apply(DriverResultInput result, DateTimeOffset now)
+    {
         if (!state.RecordExists)
         {
             DeactivateOnIdle();
@@ -120,7 +225,6 @@ public sealed partial class PipelineRunGrain(
         }
 
         var attempt = step.Current!;
-        var now = time.GetUtcNow();
         attempt.Published = true;
         attempt.PublishedAt ??= now;
         step.ResultJson = JsonSerializer.Serialize(
@@ -149,59 +253,89 @@ public sealed partial class PipelineRunGrain(
             FailAttempt(step, result.Message, timedOut: false, now);
         }
 
-        Advance(now);
-        await state.WriteStateAsync();
         LogStepFinished(logger, Run.RunId, step.Id, attempt.Number, step.Status);
-        await AfterTransitionAsync();
         return ApplyOutcome.Applied;
+    }
+
+    /// <summary>
+    /// Writes the state. If the write fails, memory may hold changes storage does not: the activation is dropped so
+    /// the next call reloads what is really stored (the callers' results come back by redelivery).
+    /// </summary>
+    private async Task PersistAsync()
+    {
+        try
+        {
+            await state.WriteStateAsync();
+        }
+        catch
+        {
+            DeactivateOnIdle();
+            throw;
+        }
     }
 
     /// <inheritdoc />
     public async Task<RunState> CancelAsync(string reason)
     {
-        EnsureExists();
-        if (Run.Status.IsTerminal())
+        await _gate.WaitAsync();
+        try
         {
-            throw new ConveyorConflictException($"run {Run.RunId} already ended {Run.Status}; only a Pending or Running run can be cancelled");
-        }
+            EnsureExists();
+            if (Run.Status.IsTerminal())
+            {
+                throw new ConveyorConflictException($"run {Run.RunId} already ended {Run.Status}; only a Pending or Running run can be cancelled");
+            }
 
-        EndRun(RunStatus.Cancelled, string.IsNullOrWhiteSpace(reason) ? "cancelled" : reason, time.GetUtcNow());
-        await state.WriteStateAsync();
-        await AfterTransitionAsync();
-        return Run;
+            EndRun(RunStatus.Cancelled, string.IsNullOrWhiteSpace(reason) ? "cancelled" : reason, time.GetUtcNow());
+            await PersistAsync();
+            await AfterTransitionAsync();
+            return Run;
+        }
+        finally
+        {
+            _gate.Release();
+        }
     }
 
     /// <inheritdoc />
     public async Task<RunState> RetryAsync()
     {
-        EnsureExists();
-        if (Run.Status is not (RunStatus.Failed or RunStatus.Cancelled or RunStatus.TimedOut))
+        await _gate.WaitAsync();
+        try
         {
-            throw new ConveyorConflictException($"run {Run.RunId} is {Run.Status}; only a Failed, Cancelled or TimedOut run can be retried");
-        }
+            EnsureExists();
+            if (Run.Status is not (RunStatus.Failed or RunStatus.Cancelled or RunStatus.TimedOut))
+            {
+                throw new ConveyorConflictException($"run {Run.RunId} is {Run.Status}; only a Failed, Cancelled or TimedOut run can be retried");
+            }
 
-        var now = time.GetUtcNow();
-        foreach (var step in Run.Steps.Where(s => s.Status != StepStatus.Succeeded))
+            var now = time.GetUtcNow();
+            foreach (var step in Run.Steps.Where(s => s.Status != StepStatus.Succeeded))
+            {
+                step.Status = StepStatus.Pending;
+                step.NextAttemptAt = null;
+                step.DeadlineAt = null;
+                step.Output = null;
+                step.BudgetStart = step.Attempts.Count;
+            }
+
+            Run.Status = RunStatus.Running;
+            Run.Committed = true;
+            Run.FinishedAt = null;
+            Run.Message = "";
+            Run.RunAttempt++;
+            Run.DeadlineAt = now + Run.Plan.Pipeline.Timeout;
+            await this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
+            Advance(now);
+            await PersistAsync();
+            LogRunRetried(logger, Run.RunId, Run.RunAttempt);
+            await AfterTransitionAsync();
+            return Run;
+        }
+        finally
         {
-            step.Status = StepStatus.Pending;
-            step.NextAttemptAt = null;
-            step.DeadlineAt = null;
-            step.Output = null;
-            step.BudgetStart = step.Attempts.Count;
+            _gate.Release();
         }
-
-        Run.Status = RunStatus.Running;
-        Run.Committed = true;
-        Run.FinishedAt = null;
-        Run.Message = "";
-        Run.RunAttempt++;
-        Run.DeadlineAt = now + Run.Plan.Pipeline.Timeout;
-        await this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
-        Advance(now);
-        await state.WriteStateAsync();
-        LogRunRetried(logger, Run.RunId, Run.RunAttempt);
-        await AfterTransitionAsync();
-        return Run;
     }
 
     /// <inheritdoc />
@@ -227,24 +361,32 @@ public sealed partial class PipelineRunGrain(
     /// <inheritdoc />
     public async Task ReceiveReminder(string reminderName, TickStatus status)
     {
-        if (!state.RecordExists || Run.Status.IsTerminal())
+        await _gate.WaitAsync();
+        try
         {
-            if (state.RecordExists)
+            if (!state.RecordExists || Run.Status.IsTerminal())
             {
-                await SyncIndexAsync();
+                if (state.RecordExists)
+                {
+                    await SyncIndexAsync();
+                }
+
+                await StopKeepAliveAsync();
+                return;
             }
 
-            await StopKeepAliveAsync();
-            return;
-        }
+            if (!Run.Committed)
+            {
+                await CheckCommitAsync();
+                return;
+            }
 
-        if (!Run.Committed)
+            await WakeAsync();
+        }
+        finally
         {
-            await CheckCommitAsync();
-            return;
+            _gate.Release();
         }
-
-        await WakeAsync();
     }
 
     /// <summary>The resource grain that prepared this run died before starting it: start or give up.</summary>
@@ -259,13 +401,26 @@ public sealed partial class PipelineRunGrain(
         var (resource, lastRun) = await grains.GetGrain<IResourceGrain>(key).GetAsync();
         if (resource is not null && lastRun == Run.RunId)
         {
-            await StartAsync();
+            await StartCoreAsync();
             return;
         }
 
         EndRun(RunStatus.Cancelled, "the resource that started this run was never stored", time.GetUtcNow());
-        await state.WriteStateAsync();
+        await PersistAsync();
         await AfterTransitionAsync();
+    }
+
+    private async Task WakeGatedAsync()
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            await WakeAsync();
+        }
+        finally
+        {
+            _gate.Release();
+        }
     }
 
     /// <summary>Timer and reminder tick: applies every due time, then persists and acts on what changed.</summary>
@@ -311,7 +466,7 @@ public sealed partial class PipelineRunGrain(
 
         if (changed)
         {
-            await state.WriteStateAsync();
+            await PersistAsync();
         }
 
         await AfterTransitionAsync();
@@ -564,10 +719,14 @@ public sealed partial class PipelineRunGrain(
         ArmTimer(null);
     }
 
-    /// <summary>Publishes every in-flight attempt that JetStream has not confirmed yet (the outbox).</summary>
+    /// <summary>
+    /// Publishes every in-flight attempt that JetStream has not confirmed yet (the outbox). The publishes of one
+    /// transition go out together — a layer of a wide DAG costs about one round trip, not one per step.
+    /// </summary>
     private async Task PublishPendingAsync()
     {
         _waitingForDriver = false;
+        var pending = new List<(StepState Step, StepSpec Spec, AttemptState Attempt, string Subject, Task<DispatchOutcome> Publish)>();
         foreach (var step in Run.Steps)
         {
             var attempt = step.Current;
@@ -578,20 +737,25 @@ public sealed partial class PipelineRunGrain(
 
             var spec = Specs[step.Id];
             var subject = Subjects.DriverResources(spec.Driver, Run.Plan.Resource.Type);
+            var publish = dispatcher.DispatchAsync(
+                subject,
+                BuildMessage(step, spec, attempt),
+                MessageIds.DedupKey(Run.RunId.ToString(), step.Id, attempt.Number),
+                new NatsHeaders
+                {
+                    [Headers.RunId] = Run.RunId.ToString(),
+                    [Headers.StepId] = step.Id,
+                    [Headers.Attempt] = attempt.Number.ToString(CultureInfo.InvariantCulture),
+                },
+                requireConsumer: true);
+            pending.Add((step, spec, attempt, subject, publish));
+        }
+
+        foreach (var (step, spec, attempt, subject, publish) in pending)
+        {
             try
             {
-                var outcome = await dispatcher.DispatchAsync(
-                    subject,
-                    BuildMessage(step, spec, attempt),
-                    MessageIds.DedupKey(Run.RunId.ToString(), step.Id, attempt.Number),
-                    new NatsHeaders
-                    {
-                        [Headers.RunId] = Run.RunId.ToString(),
-                        [Headers.StepId] = step.Id,
-                        [Headers.Attempt] = attempt.Number.ToString(CultureInfo.InvariantCulture),
-                    },
-                    requireConsumer: true);
-                if (outcome == DispatchOutcome.Published)
+                if (await publish == DispatchOutcome.Published)
                 {
                     // Confirmed in memory; persisted with the next transition. A crash before that re-publishes, and
                     // JetStream drops the copy by its Nats-Msg-Id.
@@ -637,7 +801,7 @@ public sealed partial class PipelineRunGrain(
         Dictionary<string, JsonElement>? inputs = null;
         foreach (var dep in spec.DependsOn)
         {
-            var d = Run.Steps.Find(s => s.Id == dep)!;
+            var d = StepById(dep);
             if (d.Status == StepStatus.Succeeded && d.Output is not null)
             {
                 (inputs ??= new(StringComparer.Ordinal))[dep] = JsonSerializer.Deserialize<JsonElement>(d.Output);
@@ -742,7 +906,7 @@ public sealed partial class PipelineRunGrain(
         if (_timer is null)
         {
             _timer = this.RegisterGrainTimer(
-                static (grain, _) => grain.WakeAsync(),
+                static (grain, _) => grain.WakeGatedAsync(),
                 this,
                 new GrainTimerCreationOptions(due.Value, Timeout.InfiniteTimeSpan) { Interleave = false, KeepAlive = true });
         }
