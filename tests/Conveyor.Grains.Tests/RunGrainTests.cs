@@ -145,6 +145,32 @@ public sealed class RunGrainTests(ClusterFixture fx) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Concurrent_results_are_group_committed_each_exactly_once()
+    {
+        await fx.Grains.GetGrain<IResourceDefinitionGrain>(Names.DefinitionKey("default", _type))
+            .CreateAsync(new ResourceDefinitionData { Name = _type, Schema = "{}" });
+        var steps = Enumerable.Range(0, 50).Select(i => new StepSpec { Id = $"p{i}", Driver = _driver, DependsOn = [], DeclaredDependsOn = true }).ToList();
+        var pipeline = await fx.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey("default", _type))
+            .PutAsync(new PipelineSpec { Name = _type, ResourceType = _type, Steps = steps });
+        var run = fx.Grains.GetGrain<IPipelineRunGrain>(Guid.NewGuid());
+        await run.PrepareAsync(new RunPlan { Pipeline = pipeline, Resource = new ResourceData { Name = "r", Type = _type, Spec = "{}" } });
+        await run.StartAsync();
+
+        // 50 results and a duplicate of each, all at once: every call returns after its result is stored.
+        var calls = steps.SelectMany(st => Enumerable.Range(0, 2).Select(_ =>
+            run.ApplyResultAsync(new DriverResultInput { Driver = _driver, StepId = st.Id, Attempt = 1, Success = true, Message = st.Id }))).ToList();
+        var outcomes = await Task.WhenAll(calls);
+
+        Assert.Equal(50, outcomes.Count(o => o == ApplyOutcome.Applied));
+        Assert.Equal(50, outcomes.Count(o => o == ApplyOutcome.Duplicate));
+        await fx.Cluster.DeactivateAsync(run);
+        var state = (await run.GetAsync())!;
+        Assert.Equal(RunStatus.Succeeded, state.Status);
+        Assert.All(state.Steps, st => Assert.Equal(st.Id, Assert.Single(st.Attempts).Message));
+        Assert.Equal(Enumerable.Range(1, 50), state.Steps.Select(st => st.CompletionOrder).Order());
+    }
+
+    [Fact]
     public async Task A_run_keeps_the_pipeline_revision_it_started_with()
     {
         var (run, _) = await StartRunAsync(1);
