@@ -310,6 +310,30 @@ public sealed class RunEngineTests(EngineFixture fx)
     }
 
     [Fact]
+    public async Task Listing_drops_an_index_entry_whose_run_was_never_stored()
+    {
+        await using var s = await SetupAsync([new { id = "1", driver = "DRIVER" }], m => Answer(true, "ok"));
+        var real = await TriggerAsync(s.Type);
+        await fx.Host.WaitForRunAsync(real, RunTimeout);
+
+        // What a crash between the index write and the run's first write leaves behind: an entry with no run.
+        var ghost = Guid.NewGuid();
+        var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(fx.Redis.ConnectionString);
+        await using (redis)
+        {
+            var db = redis.GetDatabase();
+            var key = $"conveyor:{fx.ServiceId}:default:runs:p:{s.Type}";
+            await db.SortedSetAddAsync(key, ghost.ToString(), DateTimeOffset.UtcNow.AddMinutes(1).ToUnixTimeMilliseconds());
+            await db.SortedSetAddAsync($"conveyor:{fx.ServiceId}:default:runs", ghost.ToString(), DateTimeOffset.UtcNow.AddMinutes(1).ToUnixTimeMilliseconds());
+
+            var page = await fx.Host.GetJsonAsync($"/pipelines/{s.Type}/runs");
+            Assert.Equal([real], page.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("id").GetString()));
+            Assert.Null(await db.SortedSetScoreAsync(key, ghost.ToString()));
+            Assert.Null(await db.SortedSetScoreAsync($"conveyor:{fx.ServiceId}:default:runs", ghost.ToString()));
+        }
+    }
+
+    [Fact]
     public async Task Run_graph_renders_as_mermaid_dot_and_svg_coloured_by_status()
     {
         await using var s = await SetupAsync(
