@@ -138,6 +138,42 @@ public sealed class SdkEndToEndTests(EngineFixture fx)
     }
 
     [Fact]
+    public async Task Client_lists_cancels_retries_and_draws_runs()
+    {
+        var (client, type, drivers) = await DefineAsync(fx.Host.Http);
+        // No driver runs, so the run stays at its first step until cancelled.
+        var created = await client.CreateResourceAsync(new CreateResourceRequest
+        {
+            Name = "api",
+            ResourceType = type,
+            Pipeline = type,
+            Spec = JsonSerializer.Deserialize<JsonElement>("""{"image":"api:1"}"""),
+        });
+
+        var page = await client.ListRunsAsync(pipeline: type, status: RunStatus.Running);
+        Assert.Equal(created.RunId, Assert.Single(page.Items).Id);
+        var cancelled = await client.CancelRunAsync(created.RunId, "not today");
+        Assert.Equal(RunStatus.Cancelled, cancelled.Status);
+        var conflict = await Assert.ThrowsAsync<ConveyorApiException>(() => client.CancelRunAsync(created.RunId));
+        Assert.Equal(409, (int)conflict.Status);
+
+        var retried = await client.RetryRunAsync(created.RunId);
+        Assert.Equal(RunStatus.Running, retried.Status);
+        Assert.Equal(2, retried.RunAttempt);
+        var all = new List<RunSummaryInfo>();
+        await foreach (var run in client.ListAllRunsAsync(pipeline: type))
+        {
+            all.Add(run);
+        }
+
+        Assert.Equal(created.RunId, Assert.Single(all).Id);
+        Assert.StartsWith("flowchart LR", await client.GetRunGraphAsync(created.RunId, "mermaid"), StringComparison.Ordinal);
+        Assert.Contains("<svg", await client.GetRunGraphAsync(created.RunId), StringComparison.Ordinal);
+        Assert.Equal(drivers[0], retried.Steps[0].Driver);
+        await client.CancelRunAsync(created.RunId);
+    }
+
+    [Fact]
     public async Task Client_surfaces_problem_details_as_a_typed_exception()
     {
         var client = new ConveyorClient(fx.Host.Http);

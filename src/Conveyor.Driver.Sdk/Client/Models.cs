@@ -228,6 +228,10 @@ public sealed record RunInfo
     [JsonPropertyName("steps")]
     public IReadOnlyList<StepInfo> Steps { get; init; } = [];
 
+    /// <summary>1, plus one per retry of the run.</summary>
+    [JsonPropertyName("runAttempt")]
+    public int RunAttempt { get; init; }
+
     /// <summary>Whether <see cref="Status"/> is final.</summary>
     [JsonIgnore]
     public bool IsFinished => Status is RunStatus.Succeeded or RunStatus.Failed or RunStatus.Cancelled or RunStatus.TimedOut;
@@ -307,6 +311,74 @@ public sealed record AttemptInfo
     /// <summary>The driver's data.</summary>
     [JsonPropertyName("data")]
     public JsonElement? Data { get; init; }
+
+    /// <summary>Whether the attempt ended because its timeout expired.</summary>
+    [JsonPropertyName("timedOut")]
+    public bool TimedOut { get; init; }
+}
+
+/// <summary>A run in a listing.</summary>
+public sealed record RunSummaryInfo
+{
+    /// <summary>Run id.</summary>
+    [JsonPropertyName("id")]
+    public Guid Id { get; init; }
+
+    /// <summary>Namespace.</summary>
+    [JsonPropertyName("namespace")]
+    public string Namespace { get; init; } = "";
+
+    /// <summary>Pipeline name.</summary>
+    [JsonPropertyName("pipeline")]
+    public string Pipeline { get; init; } = "";
+
+    /// <summary>Pipeline revision the run executes.</summary>
+    [JsonPropertyName("pipelineRevision")]
+    public int PipelineRevision { get; init; }
+
+    /// <summary>Resource type.</summary>
+    [JsonPropertyName("resourceType")]
+    public string ResourceType { get; init; } = "";
+
+    /// <summary>Resource name.</summary>
+    [JsonPropertyName("resourceName")]
+    public string ResourceName { get; init; } = "";
+
+    /// <summary>Status.</summary>
+    [JsonPropertyName("status")]
+    public RunStatus Status { get; init; }
+
+    /// <summary>Creation time.</summary>
+    [JsonPropertyName("createdAt")]
+    public DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>End time.</summary>
+    [JsonPropertyName("finishedAt")]
+    public DateTimeOffset? FinishedAt { get; init; }
+
+    /// <summary>Why the run ended the way it did.</summary>
+    [JsonPropertyName("message")]
+    public string Message { get; init; } = "";
+}
+
+/// <summary>A page of runs, newest first.</summary>
+public sealed record RunPage
+{
+    /// <summary>Runs on this page.</summary>
+    [JsonPropertyName("items")]
+    public IReadOnlyList<RunSummaryInfo> Items { get; init; } = [];
+
+    /// <summary>Cursor of the next page; null on the last one.</summary>
+    [JsonPropertyName("nextCursor")]
+    public string? NextCursor { get; init; }
+}
+
+/// <summary>Body of a cancel request.</summary>
+public sealed record CancelRunRequest
+{
+    /// <summary>Why the run is cancelled.</summary>
+    [JsonPropertyName("reason")]
+    public string? Reason { get; init; }
 }
 
 /// <summary>Source-generated serializer metadata for the HTTP client.</summary>
@@ -317,4 +389,6 @@ public sealed record AttemptInfo
 [JsonSerializable(typeof(CreateResourceResponse))]
 [JsonSerializable(typeof(Conveyor.Contracts.Resource))]
 [JsonSerializable(typeof(RunInfo))]
+[JsonSerializable(typeof(RunPage))]
+[JsonSerializable(typeof(CancelRunRequest))]
 internal sealed partial class ClientJsonContext : JsonSerializerContext;
