@@ -86,6 +86,7 @@ public sealed partial class PipelineRunGrain(
             Run.RunAttempt = 1;
             Run.Steps = plan.Pipeline.Steps.Select(s => new StepState { Id = s.Id }).ToList();
             _specs = null;
+            _steps = null;
 
             // Index first: an entry without a run behind it is dropped by the next listing, a run without an entry is not found.
             await index.AddAsync(Summary());
