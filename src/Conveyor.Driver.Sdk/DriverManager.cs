@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Collections.ObjectModel;
 using System.Globalization;
 using System.Text.Json;
 using Conveyor.Contracts;
@@ -423,7 +424,7 @@ public sealed partial class DriverManager : IAsyncDisposable
 
         try
         {
-            await PublishResultAsync(driverEvent.RunId, driverEvent.Resource, result, msg.Headers, abort).ConfigureAwait(false);
+            await PublishResultAsync(driverEvent.RunId, driverEvent.Resource, result, msg.Headers, driverEvent.StepId, driverEvent.Attempt, abort).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -460,7 +461,7 @@ public sealed partial class DriverManager : IAsyncDisposable
         {
             try
             {
-                await PublishResultAsync(runId, null, DriverResult.Fail("Malformed driver message: " + error), msg.Headers, abort).ConfigureAwait(false);
+                await PublishResultAsync(runId, null, DriverResult.Fail("Malformed driver message: " + error), msg.Headers, stepId: null, attempt: null, abort).ConfigureAwait(false);
             }
             catch (Exception ex)
             {
@@ -483,7 +484,12 @@ public sealed partial class DriverManager : IAsyncDisposable
         }
     }
 
-    private async Task PublishResultAsync(string runId, Resource? resource, DriverResult result, NatsHeaders? incoming, CancellationToken cancellationToken)
+    /// <summary>
+    /// Publishes a result with the incoming message's echoed headers; <paramref name="stepId"/> and
+    /// <paramref name="attempt"/>, when known from the message body, replace the step headers so the engine can match
+    /// the result even when the dispatch carried them only in JSON.
+    /// </summary>
+    private async Task PublishResultAsync(string runId, Resource? resource, DriverResult result, NatsHeaders? incoming, string? stepId, int? attempt, CancellationToken cancellationToken)
     {
         var pipelineEvent = new PipelineEvent
         {
@@ -514,6 +520,16 @@ public sealed partial class DriverManager : IAsyncDisposable
             }
         }
 
+        if (!string.IsNullOrEmpty(stepId))
+        {
+            headers[Headers.StepId] = stepId;
+        }
+
+        if (attempt is { } number)
+        {
+            headers[Headers.Attempt] = number.ToString(CultureInfo.InvariantCulture);
+        }
+
         var ack = await _jetStream.PublishAsync(
             Subjects.DriverResult,
             body,
@@ -538,6 +554,10 @@ public sealed partial class DriverManager : IAsyncDisposable
         return new DriverLogger(_connection, _jetStream, _timeProvider, driverEvent.RunId, Name, driverEvent.Resource.Pipeline ?? "", labels, _logger);
     }
 
+    /// <summary>
+    /// Decodes a message. <see cref="DriverMessage.Step"/> and <see cref="DriverMessage.Attempt"/> win over the
+    /// <c>Conveyor-Step-Id</c>/<c>Conveyor-Attempt</c> headers; messages of the original engine have neither field.
+    /// </summary>
     private static bool TryDecode(INatsJSMsg<byte[]> msg, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out DriverEvent? driverEvent, out string? runId, out string error)
     {
         driverEvent = null;
@@ -586,8 +606,13 @@ public sealed partial class DriverManager : IAsyncDisposable
             Payload = message.Payload,
             Resource = resource,
             Subject = msg.Subject,
-            StepId = Header(msg.Headers, Headers.StepId),
-            Attempt = int.TryParse(Header(msg.Headers, Headers.Attempt), NumberStyles.None, CultureInfo.InvariantCulture, out var attempt) ? attempt : null,
+            StepId = string.IsNullOrEmpty(message.Step) ? Header(msg.Headers, Headers.StepId) : message.Step,
+            Attempt = message.Attempt
+                ?? (int.TryParse(Header(msg.Headers, Headers.Attempt), NumberStyles.None, CultureInfo.InvariantCulture, out var attempt) ? attempt : null),
+            Params = message.Params,
+            Inputs = message.Inputs is { Count: > 0 } inputs
+                ? new ReadOnlyDictionary<string, JsonElement>(new Dictionary<string, JsonElement>(inputs, StringComparer.Ordinal))
+                : ReadOnlyDictionary<string, JsonElement>.Empty,
             DeliveryCount = msg.Metadata is { } metadata ? (int)Math.Min(metadata.NumDelivered, int.MaxValue) : 1,
         };
         return true;

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Conveyor.Contracts;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -17,6 +18,36 @@ public static class Wire
         var pipelineMember = pipeline is null ? "" : $",\"pipeline\":\"{pipeline}\"";
         var resource = $"{{\"id\":\"{Guid.NewGuid()}\",\"name\":\"{name}\"{pipelineMember},\"resource\":\"{resourceType}\",\"metadata\":{{\"version\":\"1\"}},\"spec\":{{\"image\":\"alpine:3\",\"replicas\":2}}}}";
         return $"{{\"event\":\"{@event}\",\"payload\":{JsonSerializer.Serialize(resource)},\"id\":\"{messageId ?? MessageIds.NewId()}\",\"run_id\":\"{runId}\"}}";
+    }
+
+    /// <summary>
+    /// Adds the engine's extension fields to a driver message: <c>step</c>, <c>attempt</c>, and <c>params</c> and
+    /// <c>inputs</c> as raw JSON.
+    /// </summary>
+    public static string WithExtensions(string driverMessageJson, string? step = null, int? attempt = null, string? paramsJson = null, string? inputsJson = null)
+    {
+        var message = JsonNode.Parse(driverMessageJson)!.AsObject();
+        if (step is not null)
+        {
+            message["step"] = step;
+        }
+
+        if (attempt is not null)
+        {
+            message["attempt"] = attempt;
+        }
+
+        if (paramsJson is not null)
+        {
+            message["params"] = JsonNode.Parse(paramsJson);
+        }
+
+        if (inputsJson is not null)
+        {
+            message["inputs"] = JsonNode.Parse(inputsJson);
+        }
+
+        return message.ToJsonString();
     }
 
     public static async Task PublishAsync(INatsJSContext js, string subject, string body, NatsHeaders? headers = null)
