@@ -118,7 +118,7 @@ public sealed class StepDataTests(JetStreamFixture nats, ITestOutputHelper outpu
     }
 
     [Fact]
-    public void A_driver_event_built_by_hand_has_empty_inputs()
+    public void A_driver_event_built_by_hand_has_empty_inputs_and_a_context_without_cancel_reason()
     {
         var resource = new Resource { Name = "web", ResourceType = "app" };
         var driverEvent = new DriverEvent
@@ -131,8 +131,10 @@ public sealed class StepDataTests(JetStreamFixture nats, ITestOutputHelper outpu
             Subject = "drivers.deployer.resources.app",
             Params = JsonSerializer.SerializeToElement(new { region = "eu" }),
         };
+        var context = new DriverContext("deployer", driverEvent, DriverLogger.Create("run-1", "deployer", (_, _) => Task.CompletedTask));
         Assert.Empty(driverEvent.Inputs);
         Assert.Equal("eu", driverEvent.Params!.Value.GetProperty("region").GetString());
+        Assert.Null(context.CancellationReason);
     }
 
     private DriverOptions Options(string name) => new()

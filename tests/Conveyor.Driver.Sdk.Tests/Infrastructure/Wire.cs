@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -49,6 +50,14 @@ public static class Wire
 
         return message.ToJsonString();
     }
+
+    /// <summary>The engine's cancel message, as raw JSON.</summary>
+    public static string CancelJson(string driver, string runId, string step, int attempt, string reason) =>
+        $"{{\"run_id\":\"{runId}\",\"step\":\"{step}\",\"attempt\":{attempt.ToString(CultureInfo.InvariantCulture)},\"driver\":\"{driver}\",\"reason\":\"{reason}\"}}";
+
+    /// <summary>Publishes raw bytes on core NATS (cancel messages are not stored by any stream).</summary>
+    public static async Task PublishCoreAsync(INatsConnection connection, string subject, string body) =>
+        await connection.PublishAsync(subject, Encoding.UTF8.GetBytes(body));
 
     public static async Task PublishAsync(INatsJSContext js, string subject, string body, NatsHeaders? headers = null)
     {
