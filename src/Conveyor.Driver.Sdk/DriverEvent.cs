@@ -1,3 +1,5 @@
+using System.Collections.ObjectModel;
+using System.Text.Json;
 using Conveyor.Contracts;
 
 namespace Conveyor.Driver.Sdk;
@@ -23,11 +25,29 @@ public sealed record DriverEvent
     /// <summary>Subject the message arrived on: <c>resources.{type}</c> or <c>drivers.{driver}.resources.{type}</c>.</summary>
     public required string Subject { get; init; }
 
-    /// <summary>Pipeline step the message is for (header <c>Conveyor-Step-Id</c>); <c>null</c> outside a run step.</summary>
+    /// <summary>
+    /// Pipeline step the message is for: the message's <c>step</c> field, else its <c>Conveyor-Step-Id</c> header;
+    /// <c>null</c> outside a run step.
+    /// </summary>
     public string? StepId { get; init; }
 
-    /// <summary>Attempt number of the step (header <c>Conveyor-Attempt</c>), starting at 1.</summary>
+    /// <summary>
+    /// Attempt number of the step, starting at 1: the message's <c>attempt</c> field, else its <c>Conveyor-Attempt</c>
+    /// header; <c>null</c> when the message carries neither.
+    /// </summary>
     public int? Attempt { get; init; }
+
+    /// <summary>
+    /// The step's <c>params</c> from the pipeline definition (the message's <c>params</c> field); <c>null</c> when the
+    /// step declares none or the engine does not send them (the original never does).
+    /// </summary>
+    public JsonElement? Params { get; init; }
+
+    /// <summary>
+    /// The <c>data</c> output of each direct dependency of the step that succeeded, keyed by step id (the message's
+    /// <c>inputs</c> field); empty when there are none or the engine does not send them.
+    /// </summary>
+    public IReadOnlyDictionary<string, JsonElement> Inputs { get; init; } = ReadOnlyDictionary<string, JsonElement>.Empty;
 
     /// <summary>How many times JetStream has delivered this message (1 on the first delivery).</summary>
     public int DeliveryCount { get; init; } = 1;

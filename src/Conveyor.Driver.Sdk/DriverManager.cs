@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Collections.ObjectModel;
 using System.Globalization;
 using System.Text.Json;
 using Conveyor.Contracts;
@@ -41,6 +42,16 @@ namespace Conveyor.Driver.Sdk;
 /// run id can be read.
 /// </para>
 /// <para>
+/// <b>Cancellation.</b> The manager subscribes (core NATS) to <c>conveyor.cancel.{driver}</c>, where the engine sends a
+/// <see cref="CancelMessage"/> when it no longer wants a step. A cancel matches a message taken from JetStream and not
+/// yet settled when its run id is the message's, its step is the message's (if the message has one) and its attempt is
+/// the message's (if both have one). The match sets <see cref="DriverContext.CancellationReason"/>, then cancels the
+/// reconcile's token (a message still waiting for a slot is not reconciled at all). Whatever the reconcile then does,
+/// the result is <c>success: false</c> with the message <c>cancelled: {reason}</c>, published and acknowledged like any
+/// other so the message is not delivered again; the engine ignores it as stale. Cancels that match nothing, and cancel
+/// messages that cannot be decoded, are logged and ignored.
+/// </para>
+/// <para>
 /// <b>Shutdown.</b> When the token passed to <see cref="RunAsync"/> is cancelled the manager stops pulling (waiting at
 /// most <see cref="DriverOptions.FetchExpiry"/> for outstanding pull requests to expire, since JetStream cannot
 /// withdraw them), lets in-flight reconciles finish for up to <see cref="DriverOptions.ShutdownGracePeriod"/>, then
@@ -63,6 +74,7 @@ public sealed partial class DriverManager : IAsyncDisposable
     private readonly SemaphoreSlim _slots;
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<Delivery, byte> _inFlight = new();
+    private INatsSub<byte[]>? _cancelSubscription;
     private int _started;
 
     /// <summary>Creates a manager; nothing connects until <see cref="RunAsync"/>.</summary>
@@ -107,7 +119,9 @@ public sealed partial class DriverManager : IAsyncDisposable
     /// <summary>Durable consumer for resources of <paramref name="resourceType"/> without a pipeline.</summary>
     public static string ResourcesConsumerName(string driver, string resourceType) => $"{driver}-resources-{resourceType}";
 
-    /// <summary>Completes once <see cref="RunAsync"/> has created its consumers and starts pulling.</summary>
+    /// <summary>
+    /// Completes once <see cref="RunAsync"/> has subscribed to cancel messages, created its consumers and starts pulling.
+    /// </summary>
     public Task WaitUntilReadyAsync(CancellationToken cancellationToken = default) => _ready.Task.WaitAsync(cancellationToken);
 
     /// <summary>
@@ -126,14 +140,17 @@ public sealed partial class DriverManager : IAsyncDisposable
         IReadOnlyList<INatsJSConsumer> consumers;
         try
         {
-            consumers = await CreateConsumersAsync(cancellationToken).ConfigureAwait(false);
+            consumers = await SetUpAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+            await StopCancelSubscriptionAsync(Task.CompletedTask).ConfigureAwait(false);
             _ready.TrySetCanceled(cancellationToken);
             return;
         }
 
+        // Cancels keep arriving while in-flight reconciles drain at shutdown; the subscription ends after them.
+        var cancelLoop = Task.Run(() => CancelLoopAsync(_cancelSubscription!), CancellationToken.None);
         _ready.TrySetResult();
         LogReady(_logger, Name, ConsumerNames);
 
@@ -150,6 +167,7 @@ public sealed partial class DriverManager : IAsyncDisposable
         await Task.WhenAll(loops).ConfigureAwait(false);
         var remainingGrace = _options.ShutdownGracePeriod - _timeProvider.GetElapsedTime(Volatile.Read(ref stopRequestedAt));
         await DrainAsync(remainingGrace, abort).ConfigureAwait(false);
+        await StopCancelSubscriptionAsync(cancelLoop).ConfigureAwait(false);
         await FlushAsync().ConfigureAwait(false);
         LogStopped(_logger, Name);
     }
@@ -203,13 +221,18 @@ public sealed partial class DriverManager : IAsyncDisposable
         };
     }
 
-    private async Task<IReadOnlyList<INatsJSConsumer>> CreateConsumersAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Subscribes to cancel messages and creates the consumers, retrying until NATS answers and the streams exist.
+    /// Returns once the server has registered the subscription, so no cancel sent after readiness is missed.
+    /// </summary>
+    private async Task<IReadOnlyList<INatsJSConsumer>> SetUpAsync(CancellationToken cancellationToken)
     {
         var delay = TimeSpan.FromMilliseconds(200);
         while (true)
         {
             try
             {
+                _cancelSubscription ??= await _connection.SubscribeCoreAsync<byte[]>(Subjects.Cancel(Name), cancellationToken: cancellationToken).ConfigureAwait(false);
                 var consumers = new List<INatsJSConsumer>();
                 foreach (var resource in Resources)
                 {
@@ -217,6 +240,8 @@ public sealed partial class DriverManager : IAsyncDisposable
                     consumers.Add(await CreateConsumerAsync(ResourcesConsumerName(Name, resource), Subjects.Resources(resource), cancellationToken).ConfigureAwait(false));
                 }
 
+                // The server handles a connection's commands in order: once it answers this ping it has the SUB.
+                await _connection.PingAsync(cancellationToken).ConfigureAwait(false);
                 return consumers;
             }
             catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
@@ -317,7 +342,8 @@ public sealed partial class DriverManager : IAsyncDisposable
                 return;
             }
 
-            var delivery = new Delivery(msg, _options.AckWait / 3, _timeProvider, HeartbeatAsync);
+            // Decoded now, so that a cancel can match a message that is still waiting for a slot.
+            var delivery = new Delivery(msg, Decode(msg), _options.AckWait / 3, _timeProvider, HeartbeatAsync, abort);
             _inFlight.TryAdd(delivery, 0);
             try
             {
@@ -378,38 +404,55 @@ public sealed partial class DriverManager : IAsyncDisposable
     private async Task ProcessAsync(Delivery delivery, CancellationToken abort)
     {
         var msg = delivery.Message;
-        if (!TryDecode(msg, out var driverEvent, out var runId, out var error))
+        if (delivery.Decoded.Event is not { } driverEvent)
         {
-            await HandleMalformedAsync(delivery, runId, error, abort).ConfigureAwait(false);
+            await HandleMalformedAsync(delivery, delivery.Decoded.RunId, delivery.Decoded.Error, abort).ConfigureAwait(false);
             return;
         }
 
         LogReconciling(_logger, Name, driverEvent.Event, driverEvent.RunId, driverEvent.Resource.Name, driverEvent.StepId, driverEvent.Attempt, driverEvent.DeliveryCount);
         var logger = CreateLogger(driverEvent);
         var context = new DriverContext(Name, driverEvent, logger);
-        DriverResult result;
-        try
+        DriverResult? result = null;
+        if (delivery.BeginReconcile(context))
         {
-            result = await _driver.ReconcileAsync(driverEvent, context, abort).ConfigureAwait(false)
-                ?? DriverResult.Fail("The driver returned no result.");
-        }
-        catch (Exception) when (abort.IsCancellationRequested)
-        {
-            // Cancelled by shutdown: the work is not done, so another instance must do it.
-            if (delivery.TryHandBack())
+            try
             {
-                await delivery.StopHeartbeatAsync().ConfigureAwait(false);
-                await NakQuietlyAsync(msg, TimeSpan.Zero).ConfigureAwait(false);
-                LogHandedBack(_logger, Name, msg.Subject);
+                result = await _driver.ReconcileAsync(driverEvent, context, delivery.Cancellation).ConfigureAwait(false)
+                    ?? DriverResult.Fail("The driver returned no result.");
             }
+            catch (Exception) when (abort.IsCancellationRequested)
+            {
+                // Cancelled by shutdown: the work is not done, so another instance must do it.
+                if (delivery.TryHandBack())
+                {
+                    await delivery.StopHeartbeatAsync().ConfigureAwait(false);
+                    await NakQuietlyAsync(msg, TimeSpan.Zero).ConfigureAwait(false);
+                    LogHandedBack(_logger, Name, msg.Subject);
+                }
 
-            return;
+                return;
+            }
+            catch (Exception ex) when (delivery.CancellationReason is not null)
+            {
+                // The engine cancelled the step; an exception is how a reconcile usually reacts to that.
+                LogReconcileUnwound(_logger, ex, Name, driverEvent.RunId, driverEvent.StepId);
+            }
+            catch (Exception ex)
+            {
+                LogReconcileThrew(_logger, ex, Name, driverEvent.RunId, driverEvent.StepId);
+                result = DriverResult.Fail(ex.Message);
+            }
         }
-        catch (Exception ex)
+
+        // Past this point a cancel no longer changes the outcome; before it, any cancel decides the outcome.
+        if (delivery.EndReconcile() is { } reason)
         {
-            LogReconcileThrew(_logger, ex, Name, driverEvent.RunId, driverEvent.StepId);
-            result = DriverResult.Fail(ex.Message);
+            LogCancelled(_logger, Name, driverEvent.RunId, driverEvent.StepId, driverEvent.Attempt, reason);
+            result = DriverResult.Fail(string.IsNullOrEmpty(reason) ? "cancelled" : "cancelled: " + reason);
         }
+
+        result ??= DriverResult.Fail("The driver returned no result.");
 
         // Log lines written through the ILogger adapter go out before the result.
         await logger.FlushAsync().ConfigureAwait(false);
@@ -423,7 +466,7 @@ public sealed partial class DriverManager : IAsyncDisposable
 
         try
         {
-            await PublishResultAsync(driverEvent.RunId, driverEvent.Resource, result, msg.Headers, abort).ConfigureAwait(false);
+            await PublishResultAsync(driverEvent.RunId, driverEvent.Resource, result, msg.Headers, driverEvent.StepId, driverEvent.Attempt, abort).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -460,7 +503,7 @@ public sealed partial class DriverManager : IAsyncDisposable
         {
             try
             {
-                await PublishResultAsync(runId, null, DriverResult.Fail("Malformed driver message: " + error), msg.Headers, abort).ConfigureAwait(false);
+                await PublishResultAsync(runId, null, DriverResult.Fail("Malformed driver message: " + error), msg.Headers, stepId: null, attempt: null, abort).ConfigureAwait(false);
             }
             catch (Exception ex)
             {
@@ -483,7 +526,12 @@ public sealed partial class DriverManager : IAsyncDisposable
         }
     }
 
-    private async Task PublishResultAsync(string runId, Resource? resource, DriverResult result, NatsHeaders? incoming, CancellationToken cancellationToken)
+    /// <summary>
+    /// Publishes a result with the incoming message's echoed headers; <paramref name="stepId"/> and
+    /// <paramref name="attempt"/>, when known from the message body, replace the step headers so the engine can match
+    /// the result even when the dispatch carried them only in JSON.
+    /// </summary>
+    private async Task PublishResultAsync(string runId, Resource? resource, DriverResult result, NatsHeaders? incoming, string? stepId, int? attempt, CancellationToken cancellationToken)
     {
         var pipelineEvent = new PipelineEvent
         {
@@ -514,6 +562,16 @@ public sealed partial class DriverManager : IAsyncDisposable
             }
         }
 
+        if (!string.IsNullOrEmpty(stepId))
+        {
+            headers[Headers.StepId] = stepId;
+        }
+
+        if (attempt is { } number)
+        {
+            headers[Headers.Attempt] = number.ToString(CultureInfo.InvariantCulture);
+        }
+
         var ack = await _jetStream.PublishAsync(
             Subjects.DriverResult,
             body,
@@ -538,10 +596,13 @@ public sealed partial class DriverManager : IAsyncDisposable
         return new DriverLogger(_connection, _jetStream, _timeProvider, driverEvent.RunId, Name, driverEvent.Resource.Pipeline ?? "", labels, _logger);
     }
 
-    private static bool TryDecode(INatsJSMsg<byte[]> msg, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out DriverEvent? driverEvent, out string? runId, out string error)
+    /// <summary>
+    /// Decodes a message. <see cref="DriverMessage.Step"/> and <see cref="DriverMessage.Attempt"/> win over the
+    /// <c>Conveyor-Step-Id</c>/<c>Conveyor-Attempt</c> headers; messages of the original engine have neither field.
+    /// </summary>
+    private static Decoded Decode(INatsJSMsg<byte[]> msg)
     {
-        driverEvent = null;
-        runId = Header(msg.Headers, Headers.RunId);
+        var runId = Header(msg.Headers, Headers.RunId);
         var data = msg.Data ?? [];
         DriverMessage? message;
         try
@@ -550,15 +611,12 @@ public sealed partial class DriverManager : IAsyncDisposable
         }
         catch (JsonException ex)
         {
-            runId ??= ScanRunId(data);
-            error = "the message is not a driver message: " + ex.Message;
-            return false;
+            return new Decoded(null, runId ?? ScanRunId(data), "the message is not a driver message: " + ex.Message);
         }
 
         if (message is null)
         {
-            error = "the message is empty";
-            return false;
+            return new Decoded(null, runId, "the message is empty");
         }
 
         if (!string.IsNullOrEmpty(message.RunId))
@@ -573,12 +631,10 @@ public sealed partial class DriverManager : IAsyncDisposable
         }
         catch (JsonException ex)
         {
-            error = "the payload is not a resource: " + ex.Message;
-            return false;
+            return new Decoded(null, runId, "the payload is not a resource: " + ex.Message);
         }
 
-        error = "";
-        driverEvent = new DriverEvent
+        var driverEvent = new DriverEvent
         {
             Event = message.Event,
             RunId = runId ?? "",
@@ -586,11 +642,16 @@ public sealed partial class DriverManager : IAsyncDisposable
             Payload = message.Payload,
             Resource = resource,
             Subject = msg.Subject,
-            StepId = Header(msg.Headers, Headers.StepId),
-            Attempt = int.TryParse(Header(msg.Headers, Headers.Attempt), NumberStyles.None, CultureInfo.InvariantCulture, out var attempt) ? attempt : null,
+            StepId = string.IsNullOrEmpty(message.Step) ? Header(msg.Headers, Headers.StepId) : message.Step,
+            Attempt = message.Attempt
+                ?? (int.TryParse(Header(msg.Headers, Headers.Attempt), NumberStyles.None, CultureInfo.InvariantCulture, out var attempt) ? attempt : null),
+            Params = message.Params,
+            Inputs = message.Inputs is { Count: > 0 } inputs
+                ? new ReadOnlyDictionary<string, JsonElement>(new Dictionary<string, JsonElement>(inputs, StringComparer.Ordinal))
+                : ReadOnlyDictionary<string, JsonElement>.Empty,
             DeliveryCount = msg.Metadata is { } metadata ? (int)Math.Min(metadata.NumDelivered, int.MaxValue) : 1,
         };
-        return true;
+        return new Decoded(driverEvent, runId, "");
     }
 
     /// <summary>Reads a top-level <c>run_id</c> string from JSON that may be broken after it.</summary>
@@ -622,6 +683,76 @@ public sealed partial class DriverManager : IAsyncDisposable
 
     private static string? Header(NatsHeaders? headers, string name) =>
         headers is not null && headers.TryGetValue(name, out var values) && values.Count > 0 && !string.IsNullOrEmpty(values[0]) ? values[0] : null;
+
+    /// <summary>Reads cancel messages until the subscription ends, and cancels every in-flight message they match.</summary>
+    private async Task CancelLoopAsync(INatsSub<byte[]> subscription)
+    {
+        await foreach (var msg in subscription.Msgs.ReadAllAsync().ConfigureAwait(false))
+        {
+            try
+            {
+                HandleCancel(msg.Data ?? []);
+            }
+            catch (Exception ex)
+            {
+                LogUnexpected(_logger, ex, Name, msg.Subject);
+            }
+        }
+    }
+
+    private void HandleCancel(byte[] data)
+    {
+        CancelMessage? cancel;
+        try
+        {
+            cancel = JsonSerializer.Deserialize(data, ConveyorJson.Context.CancelMessage);
+        }
+        catch (JsonException ex)
+        {
+            LogCancelMalformed(_logger, ex, Name, ex.Message);
+            return;
+        }
+
+        if (cancel is null || string.IsNullOrEmpty(cancel.RunId))
+        {
+            LogCancelMalformed(_logger, null, Name, "no run_id");
+            return;
+        }
+
+        var matched = 0;
+        foreach (var delivery in _inFlight.Keys)
+        {
+            if (delivery.Matches(cancel) && delivery.TryCancel(cancel.Reason))
+            {
+                matched++;
+            }
+        }
+
+        if (matched == 0)
+        {
+            LogCancelIgnored(_logger, Name, cancel.RunId, cancel.Step, cancel.Attempt);
+        }
+    }
+
+    private async Task StopCancelSubscriptionAsync(Task cancelLoop)
+    {
+        if (Interlocked.Exchange(ref _cancelSubscription, null) is not { } subscription)
+        {
+            return;
+        }
+
+        try
+        {
+            await subscription.UnsubscribeAsync().ConfigureAwait(false);
+            await cancelLoop.ConfigureAwait(false);
+            await subscription.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // The connection closes right after; the server drops the subscription with it.
+            LogUnsubscribeFailed(_logger, ex, Name);
+        }
+    }
 
     /// <summary>Sends progress acknowledgements until the delivery's heartbeat timer is disposed.</summary>
     private async Task HeartbeatAsync(Delivery delivery, PeriodicTimer timer)
@@ -702,6 +833,9 @@ public sealed partial class DriverManager : IAsyncDisposable
 
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
+    /// <summary>A message decoded: the event, or the run id (when readable) and the error.</summary>
+    private sealed record Decoded(DriverEvent? Event, string? RunId, string Error);
+
     /// <summary>One message taken from JetStream, from pull to settlement.</summary>
     private sealed class Delivery : IDisposable
     {
@@ -711,18 +845,106 @@ public sealed partial class DriverManager : IAsyncDisposable
 
         private readonly PeriodicTimer _heartbeatTimer;
         private readonly Task _heartbeat;
+        private readonly CancellationTokenSource _cancellation;
+        private readonly Lock _cancelGate = new();
+        private DriverContext? _context;
+        private string? _cancellationReason;
+        private bool _reconciled;
         private int _state;
 
-        public Delivery(INatsJSMsg<byte[]> message, TimeSpan heartbeatInterval, TimeProvider timeProvider, Func<Delivery, PeriodicTimer, Task> heartbeat)
+        public Delivery(INatsJSMsg<byte[]> message, Decoded decoded, TimeSpan heartbeatInterval, TimeProvider timeProvider, Func<Delivery, PeriodicTimer, Task> heartbeat, CancellationToken abort)
         {
             Message = message;
+            Decoded = decoded;
+            _cancellation = CancellationTokenSource.CreateLinkedTokenSource(abort);
             _heartbeatTimer = new PeriodicTimer(heartbeatInterval, timeProvider);
             _heartbeat = heartbeat(this, _heartbeatTimer);
         }
 
         public INatsJSMsg<byte[]> Message { get; }
 
+        public Decoded Decoded { get; }
+
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>The reconcile's token: cancelled by shutdown (after the grace period) or by the engine.</summary>
+        public CancellationToken Cancellation => _cancellation.Token;
+
+        /// <summary>The engine's cancel reason, once a cancel has matched.</summary>
+        public string? CancellationReason
+        {
+            get
+            {
+                lock (_cancelGate)
+                {
+                    return _cancellationReason;
+                }
+            }
+        }
+
+        /// <summary>Whether a cancel message is about this delivery.</summary>
+        public bool Matches(CancelMessage cancel) =>
+            Decoded.Event is { } e
+            && string.Equals(e.RunId, cancel.RunId, StringComparison.Ordinal)
+            && (e.StepId is null || string.Equals(e.StepId, cancel.Step, StringComparison.Ordinal))
+            && (e.Attempt is null || cancel.Attempt <= 0 || e.Attempt == cancel.Attempt);
+
+        /// <summary>
+        /// Records the engine's cancel (the first one wins) and cancels the reconcile's token; false when already
+        /// cancelled or the reconcile has already produced its result.
+        /// </summary>
+        public bool TryCancel(string reason)
+        {
+            lock (_cancelGate)
+            {
+                if (_reconciled || _cancellationReason is not null)
+                {
+                    return false;
+                }
+
+                _cancellationReason = reason ?? "";
+                // The reason is visible before the token fires, so a reconcile that sees the token sees the reason.
+                _context?.SetCancellationReason(_cancellationReason);
+            }
+
+            try
+            {
+                // Token callbacks (the driver's code) run on the thread pool, not on the loop reading cancels.
+                _ = _cancellation.CancelAsync();
+            }
+            catch (ObjectDisposedException)
+            {
+                // Settled and disposed in the meantime.
+            }
+
+            return true;
+        }
+
+        /// <summary>Binds the reconcile's context; false when the engine cancelled the message before it started.</summary>
+        public bool BeginReconcile(DriverContext context)
+        {
+            lock (_cancelGate)
+            {
+                _context = context;
+                if (_cancellationReason is { } reason)
+                {
+                    context.SetCancellationReason(reason);
+                    return false;
+                }
+
+                return true;
+            }
+        }
+
+        /// <summary>Closes the window in which a cancel changes the outcome; returns the cancel reason, if any.</summary>
+        public string? EndReconcile()
+        {
+            lock (_cancelGate)
+            {
+                _reconciled = true;
+                return _cancellationReason;
+            }
+        }
 
         /// <summary>Claims the right to publish the result and ack; fails if shutdown handed the message back.</summary>
         public bool TryBeginSettle() => Interlocked.CompareExchange(ref _state, Settling, Open) == Open;
@@ -737,7 +959,11 @@ public sealed partial class DriverManager : IAsyncDisposable
             await _heartbeat.ConfigureAwait(false);
         }
 
-        public void Dispose() => _heartbeatTimer.Dispose();
+        public void Dispose()
+        {
+            _heartbeatTimer.Dispose();
+            _cancellation.Dispose();
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Driver {Driver} starting for resources {Resources} ({Options})")]
@@ -760,6 +986,21 @@ public sealed partial class DriverManager : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Driver {Driver} reconcile of run {RunId} step {Step} threw; reporting a failure")]
     private static partial void LogReconcileThrew(ILogger logger, Exception exception, string driver, string runId, string? step);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Driver {Driver} reconcile of run {RunId} step {Step} attempt {Attempt} was cancelled by the engine: {Reason}")]
+    private static partial void LogCancelled(ILogger logger, string driver, string runId, string? step, int? attempt, string reason);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Driver {Driver} reconcile of run {RunId} step {Step} threw after the engine cancelled it")]
+    private static partial void LogReconcileUnwound(ILogger logger, Exception exception, string driver, string runId, string? step);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Driver {Driver} ignored a cancel for run {RunId} step {Step} attempt {Attempt}: nothing of it is in flight here")]
+    private static partial void LogCancelIgnored(ILogger logger, string driver, string runId, string step, int attempt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Driver {Driver} ignored a malformed cancel message: {Error}")]
+    private static partial void LogCancelMalformed(ILogger logger, Exception? exception, string driver, string error);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Driver {Driver} could not unsubscribe from cancel messages")]
+    private static partial void LogUnsubscribeFailed(ILogger logger, Exception exception, string driver);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Driver {Driver} dropped a malformed message on {Subject} (run {RunId}): {Error}")]
     private static partial void LogMalformed(ILogger logger, string driver, string subject, string? runId, string error);

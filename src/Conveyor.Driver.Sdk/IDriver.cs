@@ -16,7 +16,9 @@ public interface IDriver
     /// <summary>
     /// Reconciles one event. Return <see cref="DriverResult.Fail"/> for an expected failure; an exception is reported
     /// as a failure with the exception's message. <paramref name="cancellationToken"/> is cancelled when the driver
-    /// shuts down and the grace period has passed; the message is then handed back to another instance.
+    /// shuts down and the grace period has passed (the message is then handed back to another instance), or when the
+    /// engine cancels the step (<see cref="DriverContext.CancellationReason"/> is then set, and the result reported is
+    /// <c>cancelled: {reason}</c> whatever the reconcile returns).
     /// </summary>
     Task<DriverResult> ReconcileAsync(DriverEvent driverEvent, DriverContext context, CancellationToken cancellationToken);
 }

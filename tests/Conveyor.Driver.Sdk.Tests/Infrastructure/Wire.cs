@@ -1,5 +1,7 @@
+using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Conveyor.Contracts;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -18,6 +20,44 @@ public static class Wire
         var resource = $"{{\"id\":\"{Guid.NewGuid()}\",\"name\":\"{name}\"{pipelineMember},\"resource\":\"{resourceType}\",\"metadata\":{{\"version\":\"1\"}},\"spec\":{{\"image\":\"alpine:3\",\"replicas\":2}}}}";
         return $"{{\"event\":\"{@event}\",\"payload\":{JsonSerializer.Serialize(resource)},\"id\":\"{messageId ?? MessageIds.NewId()}\",\"run_id\":\"{runId}\"}}";
     }
+
+    /// <summary>
+    /// Adds the engine's extension fields to a driver message: <c>step</c>, <c>attempt</c>, and <c>params</c> and
+    /// <c>inputs</c> as raw JSON.
+    /// </summary>
+    public static string WithExtensions(string driverMessageJson, string? step = null, int? attempt = null, string? paramsJson = null, string? inputsJson = null)
+    {
+        var message = JsonNode.Parse(driverMessageJson)!.AsObject();
+        if (step is not null)
+        {
+            message["step"] = step;
+        }
+
+        if (attempt is not null)
+        {
+            message["attempt"] = attempt;
+        }
+
+        if (paramsJson is not null)
+        {
+            message["params"] = JsonNode.Parse(paramsJson);
+        }
+
+        if (inputsJson is not null)
+        {
+            message["inputs"] = JsonNode.Parse(inputsJson);
+        }
+
+        return message.ToJsonString();
+    }
+
+    /// <summary>The engine's cancel message, as raw JSON.</summary>
+    public static string CancelJson(string driver, string runId, string step, int attempt, string reason) =>
+        $"{{\"run_id\":\"{runId}\",\"step\":\"{step}\",\"attempt\":{attempt.ToString(CultureInfo.InvariantCulture)},\"driver\":\"{driver}\",\"reason\":\"{reason}\"}}";
+
+    /// <summary>Publishes raw bytes on core NATS (cancel messages are not stored by any stream).</summary>
+    public static async Task PublishCoreAsync(INatsConnection connection, string subject, string body) =>
+        await connection.PublishAsync(subject, Encoding.UTF8.GetBytes(body));
 
     public static async Task PublishAsync(INatsJSContext js, string subject, string body, NatsHeaders? headers = null)
     {
