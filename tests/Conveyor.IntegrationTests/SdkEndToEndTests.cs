@@ -173,6 +173,86 @@ public sealed class SdkEndToEndTests(EngineFixture fx)
         await client.CancelRunAsync(created.RunId);
     }
 
+    private sealed class PatientDriver(string name, string resource) : IDriver
+    {
+        public TaskCompletionSource<string?> Cancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public ConcurrentQueue<DriverEvent> Events { get; } = new();
+
+        public string Name => name;
+
+        public IReadOnlyCollection<string> Resources => [resource];
+
+        public async Task<DriverResult> ReconcileAsync(DriverEvent driverEvent, DriverContext context, CancellationToken cancellationToken)
+        {
+            Events.Enqueue(driverEvent);
+            if (driverEvent.StepId != "wait")
+            {
+                return DriverResult.Ok("ok", new { artifact = driverEvent.StepId + ".tar" });
+            }
+
+            Started.TrySetResult();
+            try
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                Cancelled.TrySetResult(context.CancellationReason);
+                throw;
+            }
+
+            return DriverResult.Ok();
+        }
+    }
+
+    [Fact]
+    public async Task Cancelling_a_run_cancels_the_sdk_drivers_token_and_params_and_inputs_arrive()
+    {
+        var client = new ConveyorClient(fx.Host.Http);
+        var type = EngineFixture.Unique("cxl");
+        var name = EngineFixture.Unique("patient");
+        await client.CreateResourceDefinitionAsync(new ResourceDefinition { Name = type, Schema = JsonSerializer.Deserialize<JsonElement>("{}") });
+        await fx.Host.PostJsonAsync("/pipelines", new
+        {
+            name = type,
+            resource = type,
+            steps = new object[]
+            {
+                new { id = "prep", driver = name },
+                new { id = "wait", driver = name, @params = new { mode = "slow" } },
+            },
+        });
+        var driver = new PatientDriver(name, type);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var manager = new DriverManager(driver, new DriverOptions { Name = name, Resources = [type], NatsUrl = fx.Nats.Url });
+        _ = manager.RunAsync(cts.Token);
+        await manager.WaitUntilReadyAsync(cts.Token);
+        try
+        {
+            var created = await client.CreateResourceAsync(new CreateResourceRequest { Name = "x", ResourceType = type, Pipeline = type, Spec = JsonSerializer.Deserialize<JsonElement>("{}") });
+            await driver.Started.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            var wait = driver.Events.Single(e => e.StepId == "wait");
+            Assert.Equal("slow", wait.Params!.Value.GetProperty("mode").GetString());
+            Assert.Equal("prep.tar", wait.Inputs["prep"].GetProperty("artifact").GetString());
+            Assert.Equal(1, wait.Attempt);
+
+            await client.CancelRunAsync(created.RunId, "release frozen");
+
+            Assert.Equal("release frozen", await driver.Cancelled.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+            var run = await client.GetRunAsync(created.RunId);
+            Assert.Equal(RunStatus.Cancelled, run.Status);
+            Assert.Equal(StepStatus.Cancelled, run.Steps[1].Status);
+        }
+        finally
+        {
+            await cts.CancelAsync();
+            await manager.DisposeAsync();
+        }
+    }
+
     [Fact]
     public async Task Client_surfaces_problem_details_as_a_typed_exception()
     {
