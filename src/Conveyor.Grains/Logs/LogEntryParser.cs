@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using Conveyor.Contracts;
@@ -11,6 +12,15 @@ namespace Conveyor.Grains.Logs;
 /// </summary>
 public static class LogEntryParser
 {
+    private static readonly SearchValues<char> SubjectSeparators = SearchValues.Create(". *>\t\r\n");
+
+    /// <summary>
+    /// Whether <paramref name="runId"/> can name a run's log: one NATS subject token (no dots, spaces, <c>*</c> or
+    /// <c>&gt;</c>), at most 256 characters.
+    /// </summary>
+    public static bool IsValidRunId(string? runId) =>
+        runId is { Length: > 0 and <= 256 } && !runId.AsSpan().ContainsAny(SubjectSeparators);
+
     /// <summary>Parses <paramref name="body"/>; null when it is not a JSON object.</summary>
     public static LogEntry? Parse(ReadOnlySpan<byte> body)
     {

@@ -28,7 +28,6 @@ public sealed partial class LogIngestor(
     private static readonly Meter Meter = new("Conveyor.Logs");
     private static readonly Counter<long> MalformedCounter = Meter.CreateCounter<long>("conveyor.logs.malformed", description: "Log entries dropped because they are not JSON objects");
     private static readonly Counter<long> IngestedCounter = Meter.CreateCounter<long>("conveyor.logs.ingested", description: "Log entries copied into the log store");
-    private static readonly System.Buffers.SearchValues<char> SubjectSeparators = System.Buffers.SearchValues.Create(". *>\t\r\n");
     private readonly ConveyorNatsOptions _options = options.Value;
     private readonly CancellationTokenSource _stopping = new();
     private long _malformed;
@@ -126,7 +125,7 @@ public sealed partial class LogIngestor(
         }
 
         var fromSubject = msg.Subject.Length > Subjects.LogsWildcard.Length - 1 ? msg.Subject[(Subjects.LogsWildcard.Length - 1)..] : "";
-        var runId = IsSubjectToken(entry.RunId) ? entry.RunId : fromSubject;
+        var runId = LogEntryParser.IsValidRunId(entry.RunId) ? entry.RunId : fromSubject;
         entry = entry with { RunId = runId, Message = LogEntryParser.Truncate(entry.Message, _options.MaxLogEntryBytes) };
         var sequence = msg.Metadata?.Sequence.Stream ?? 0;
         try
@@ -162,10 +161,6 @@ public sealed partial class LogIngestor(
         IngestedCounter.Add(1);
         await AckAsync(msg).ConfigureAwait(false);
     }
-
-    /// <summary>Whether <paramref name="value"/> can be one token of a NATS subject.</summary>
-    private static bool IsSubjectToken(string value) =>
-        value.Length is > 0 and <= 256 && !value.AsSpan().ContainsAny(SubjectSeparators);
 
     private async Task AckAsync(INatsJSMsg<byte[]> msg)
     {
