@@ -254,6 +254,9 @@ public sealed class LogTests(EngineFixture fx) : IAsyncLifetime
 
         using var badLimit = await fx.Host.Http.GetAsync($"/runs/{Guid.NewGuid()}/logs?limit=1001");
         Assert.Equal(HttpStatusCode.BadRequest, badLimit.StatusCode);
+        var openApi = await fx.Host.Http.GetStringAsync("/openapi/conveyor.json");
+        Assert.Contains("\"/runs/{id}/logs/stream\"", openApi, StringComparison.Ordinal);
+        Assert.Contains("text/event-stream", openApi, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -22,6 +22,7 @@ public static class LogsApi
 {
     private const int DefaultPageSize = 100;
     private const int MaxPageSize = 1000;
+    private const string EventStream = "text/event-stream";
 
     /// <summary>Maps the per-run routes (<c>/runs/{id}/logs</c>, <c>/runs/{id}/logs/stream</c>).</summary>
     public static IEndpointRouteBuilder MapRunLogsApi(this IEndpointRouteBuilder routes, string nameSuffix = "")
@@ -30,7 +31,8 @@ public static class LogsApi
         api.MapGet("/", GetRunLogs).WithName("GetRunLogs" + nameSuffix)
             .WithSummary("A page of the run's log, filtered by driver and step; JSON, or text/plain with ?format=text");
         api.MapGet("/stream", StreamRunLogs).WithName("StreamRunLogs" + nameSuffix)
-            .WithSummary("Follow the run's log as Server-Sent Events: history, then live entries, then an end event");
+            .WithSummary("Follow the run's log as Server-Sent Events: history, then live entries, then an end event")
+            .Produces<string>(StatusCodes.Status200OK, EventStream).ProducesProblem(StatusCodes.Status404NotFound);
         return routes;
     }
 
@@ -40,8 +42,10 @@ public static class LogsApi
         var api = routes.MapGroup("/logs").WithTags("Logs");
         api.MapPost("/", CreateLog).WithName("CreateLog").WithSummary("Add a log entry (flows through logs.{runid} like a driver's)");
         api.MapGet("/", ListLogs).WithName("ListLogs").WithSummary("A run's log entries as the original's JSON array (runid required)");
-        api.MapGet("/pipeline/{runid}", StreamPipelineLogs).WithName("StreamPipelineLogs").WithSummary("The original's SSE stream of a run's log");
-        api.MapGet("/streams/{drivername}/{runid}", StreamDriverLogs).WithName("StreamDriverLogs").WithSummary("The original's SSE stream of one driver's log in a run");
+        api.MapGet("/pipeline/{runid}", StreamPipelineLogs).WithName("StreamPipelineLogs").WithSummary("The original's SSE stream of a run's log")
+            .Produces<string>(StatusCodes.Status200OK, EventStream);
+        api.MapGet("/streams/{drivername}/{runid}", StreamDriverLogs).WithName("StreamDriverLogs").WithSummary("The original's SSE stream of one driver's log in a run")
+            .Produces<string>(StatusCodes.Status200OK, EventStream);
         return routes;
     }
 
