@@ -175,6 +175,17 @@ public sealed class LogTests(EngineFixture fx) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Labels_are_capped_in_number_and_size()
+    {
+        var runId = Guid.NewGuid().ToString();
+        var labels = Enumerable.Range(0, 70).ToDictionary(i => $"k{i:00}", i => i == 0 ? new string('v', 5000) : "v");
+        await PublishRawAsync(runId, JsonSerializer.Serialize(new { runid = runId, driver = "d", message = "m", labels }));
+        var stored = Items(await WaitForCountAsync(runId, 1))[0].GetProperty("labels");
+        Assert.Equal(64, stored.EnumerateObject().Count());
+        Assert.Equal(new string('v', 1024) + "… [truncated 3976 bytes]", stored.GetProperty("k00").GetString());
+    }
+
+    [Fact]
     public async Task Follow_sends_history_then_live_entries_each_once_in_order_and_resumes_after_last_event_id()
     {
         var runId = Guid.NewGuid().ToString();

@@ -18,7 +18,8 @@ namespace Conveyor.Grains.Logs;
 /// taken from the subject when the body has none, oversized messages truncated. It runs on a durable consumer shared by
 /// every silo; a message is acked only after the store has acknowledged its copy, and the copy carries
 /// <c>Nats-Msg-Id: logs-engine:{sequence}</c> so a redelivery is stored once. Malformed entries are counted, logged and
-/// acked, never redelivered.
+/// acked, never redelivered; labels are capped (64, 1 KiB each) so a normalized entry always fits a NATS message, and an
+/// entry the store still refuses after 20 deliveries is dropped the same way.
 /// </summary>
 public sealed partial class LogIngestor(
     INatsConnection connection,
@@ -28,6 +29,9 @@ public sealed partial class LogIngestor(
     private static readonly Meter Meter = new("Conveyor.Logs");
     private static readonly Counter<long> MalformedCounter = Meter.CreateCounter<long>("conveyor.logs.malformed", description: "Log entries dropped because they are not JSON objects");
     private static readonly Counter<long> IngestedCounter = Meter.CreateCounter<long>("conveyor.logs.ingested", description: "Log entries copied into the log store");
+    private const int MaxLabels = 64;
+    private const int MaxLabelBytes = 1024;
+    private const ulong MaxDeliveries = 20;
     private readonly ConveyorNatsOptions _options = options.Value;
     private readonly CancellationTokenSource _stopping = new();
     private long _malformed;
@@ -126,7 +130,12 @@ public sealed partial class LogIngestor(
 
         var fromSubject = msg.Subject.Length > Subjects.LogsWildcard.Length - 1 ? msg.Subject[(Subjects.LogsWildcard.Length - 1)..] : "";
         var runId = LogEntryParser.IsValidRunId(entry.RunId) ? entry.RunId : fromSubject;
-        entry = entry with { RunId = runId, Message = LogEntryParser.Truncate(entry.Message, _options.MaxLogEntryBytes) };
+        entry = entry with
+        {
+            RunId = runId,
+            Message = LogEntryParser.Truncate(entry.Message, _options.MaxLogEntryBytes),
+            Labels = entry.Labels?.Take(MaxLabels).ToDictionary(l => LogEntryParser.Truncate(l.Key, MaxLabelBytes), l => LogEntryParser.Truncate(l.Value, MaxLabelBytes), StringComparer.Ordinal),
+        };
         var sequence = msg.Metadata?.Sequence.Stream ?? 0;
         try
         {
@@ -143,6 +152,16 @@ public sealed partial class LogIngestor(
         }
         catch (Exception ex)
         {
+            if (msg.Metadata?.NumDelivered >= MaxDeliveries)
+            {
+                // Not a passing outage: this entry cannot be stored. Drop it rather than retry it forever.
+                Interlocked.Increment(ref _malformed);
+                MalformedCounter.Add(1);
+                LogDropped(logger, ex, runId, MaxDeliveries);
+                await AckAsync(msg).ConfigureAwait(false);
+                return;
+            }
+
             // The store is unavailable: leave the entry in the work queue and try again shortly.
             LogStoreFailed(logger, ex, runId);
             try
@@ -183,6 +202,9 @@ public sealed partial class LogIngestor(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Storing a log entry of run {RunId} failed; it will be redelivered")]
     private static partial void LogStoreFailed(ILogger logger, Exception exception, string runId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "A log entry of run {RunId} could not be stored after {Attempts} attempts; acked and dropped")]
+    private static partial void LogDropped(ILogger logger, Exception exception, string runId, ulong attempts);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Acknowledging a log entry on {Subject} failed")]
     private static partial void LogAckFailed(ILogger logger, Exception exception, string subject);
