@@ -15,6 +15,15 @@ public static class Subjects
     /// <summary>Stream (WorkQueue retention) holding persisted driver log entries: <c>logs.&gt;</c>.</summary>
     public const string LogsEngineStream = "logs-engine";
 
+    /// <summary>
+    /// Stream (Limits retention) where the engine keeps normalized log entries, one subject per run:
+    /// <c>conveyor.logs.{runid}</c>. Not part of the original protocol.
+    /// </summary>
+    public const string LogStoreStream = "conveyor-logs";
+
+    /// <summary>Subject filter for every stored (normalized) log entry.</summary>
+    public const string LogStoreWildcard = "conveyor.logs.>";
+
     /// <summary>Subject on which drivers publish their results (<see cref="PipelineEvent"/> with event <c>driver.result</c>).</summary>
     public const string DriverResult = "pipelines.driver.result";
 
@@ -50,6 +59,9 @@ public static class Subjects
 
     /// <summary>Persisted (JetStream) log subject of a run.</summary>
     public static string Logs(string runId) => "logs." + runId;
+
+    /// <summary>Subject of a run's normalized entries in the <see cref="LogStoreStream"/> stream.</summary>
+    public static string LogStore(string runId) => "conveyor.logs." + runId;
 
     /// <summary>Live (core NATS) log subject of one driver in a run.</summary>
     public static string LiveLogs(string runId, string driver) => $"live.logs.{runId}.{driver}";

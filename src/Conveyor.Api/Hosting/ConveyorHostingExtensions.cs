@@ -129,6 +129,7 @@ public static class ConveyorHostingExtensions
         root.MapSystemApi();
         root.MapOpenApi("/openapi/{documentName}.json");
         MapObjects(root, "");
+        root.MapOriginalLogsApi();
         MapObjects(root.MapGroup("/namespaces/{namespace}"), "InNamespace");
         return root;
     }
@@ -139,6 +140,7 @@ public static class ConveyorHostingExtensions
         routes.MapResourcesApi(nameSuffix);
         routes.MapPipelinesApi(nameSuffix);
         routes.MapRunsApi(nameSuffix);
+        routes.MapRunLogsApi(nameSuffix);
     }
 
     private static string NormalizePrefix(string prefix)

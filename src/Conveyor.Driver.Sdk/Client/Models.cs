@@ -381,6 +381,50 @@ public sealed record CancelRunRequest
     public string? Reason { get; init; }
 }
 
+/// <summary>One entry of a run's log.</summary>
+public sealed record LogLine
+{
+    /// <summary>Position in the engine's log store: the paging cursor and the SSE event id.</summary>
+    [JsonPropertyName("seq")]
+    public ulong Seq { get; init; }
+
+    /// <summary>Run id.</summary>
+    [JsonPropertyName("runid")]
+    public string RunId { get; init; } = "";
+
+    /// <summary>Driver that wrote the entry.</summary>
+    [JsonPropertyName("driver")]
+    public string Driver { get; init; } = "";
+
+    /// <summary>Pipeline name, when the driver knew it.</summary>
+    [JsonPropertyName("pipeline")]
+    public string Pipeline { get; init; } = "";
+
+    /// <summary>The driver's timestamp, as written.</summary>
+    [JsonPropertyName("timestamp")]
+    public string Timestamp { get; init; } = "";
+
+    /// <summary>The log line.</summary>
+    [JsonPropertyName("message")]
+    public string Message { get; init; } = "";
+
+    /// <summary>Labels such as <c>step</c>, <c>attempt</c> and <c>level</c>; null when none.</summary>
+    [JsonPropertyName("labels")]
+    public IReadOnlyDictionary<string, string>? Labels { get; init; }
+}
+
+/// <summary>A page of a run's log, oldest first.</summary>
+public sealed record LogPage
+{
+    /// <summary>Entries on this page.</summary>
+    [JsonPropertyName("items")]
+    public IReadOnlyList<LogLine> Items { get; init; } = [];
+
+    /// <summary>Pass as <c>after</c> to read on; null when nothing more is stored yet.</summary>
+    [JsonPropertyName("nextCursor")]
+    public string? NextCursor { get; init; }
+}
+
 /// <summary>Source-generated serializer metadata for the HTTP client.</summary>
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
 [JsonSerializable(typeof(ResourceDefinition))]
@@ -391,4 +435,6 @@ public sealed record CancelRunRequest
 [JsonSerializable(typeof(RunInfo))]
 [JsonSerializable(typeof(RunPage))]
 [JsonSerializable(typeof(CancelRunRequest))]
+[JsonSerializable(typeof(LogLine))]
+[JsonSerializable(typeof(LogPage))]
 internal sealed partial class ClientJsonContext : JsonSerializerContext;

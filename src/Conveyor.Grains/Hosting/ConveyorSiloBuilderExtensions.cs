@@ -1,4 +1,5 @@
 using Conveyor.Grains;
+using Conveyor.Grains.Logs;
 using Conveyor.Grains.Nats;
 using Conveyor.Grains.Runs;
 using Microsoft.Extensions.DependencyInjection;
@@ -20,7 +21,7 @@ public static class ConveyorSiloBuilderExtensions
 {
     /// <summary>
     /// Registers Conveyor's grains' services: the NATS connection (from <c>Conveyor:Nats</c>), JetStream stream
-    /// setup, the driver dispatcher and the shared result consumer. Idempotent. Storage and clustering are the host's
+    /// setup, the driver dispatcher, the shared result consumer, the log ingestor and the default <c>ILogStore</c>. Idempotent. Storage and clustering are the host's
     /// choice (see <see cref="UseConveyorRedisStorage"/>).
     /// </summary>
     public static ISiloBuilder AddConveyorGrains(this ISiloBuilder builder, Action<ConveyorNatsOptions>? configureNats = null)
@@ -52,6 +53,9 @@ public static class ConveyorSiloBuilderExtensions
         services.AddSingleton<DriverResultConsumer>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<DriverResultConsumer>());
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, StreamSetupParticipant>();
+        services.TryAddSingleton<ILogStore, JetStreamLogStore>();
+        services.AddSingleton<LogIngestor>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<LogIngestor>());
         return builder;
     }
 

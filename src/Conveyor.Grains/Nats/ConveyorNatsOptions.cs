@@ -32,8 +32,20 @@ public sealed class ConveyorNatsOptions
     /// <summary>How long the server waits for the engine's ack of a result before redelivering it.</summary>
     public TimeSpan ResultAckWait { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>How long log entries stay in the <c>logs-engine</c> stream.</summary>
+    /// <summary>How long log entries stay in the <c>logs-engine</c> and <c>conveyor-logs</c> streams.</summary>
     public TimeSpan LogRetention { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>Size cap of the <c>conveyor-logs</c> store stream (oldest entries go first); -1 = unlimited.</summary>
+    [Range(-1, long.MaxValue)]
+    public long LogMaxBytes { get; set; } = 1L << 30;
+
+    /// <summary>A log message longer than this (UTF-8 bytes) is truncated when stored, with a marker saying how much.</summary>
+    [Range(256, 16 * 1024 * 1024)]
+    public int MaxLogEntryBytes { get; set; } = 64 * 1024;
+
+    /// <summary>Name of the engine's shared durable consumer on <c>logs-engine</c>.</summary>
+    [Required]
+    public string LogConsumerName { get; set; } = "logs-engine";
 
     /// <summary>How often a step that waits for its driver's consumer checks again.</summary>
     public TimeSpan DriverWaitInterval { get; set; } = TimeSpan.FromSeconds(1);

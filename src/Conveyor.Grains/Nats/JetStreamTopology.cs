@@ -5,10 +5,13 @@ using NATS.Client.JetStream.Models;
 
 namespace Conveyor.Grains.Nats;
 
-/// <summary>Creates (or updates) the three streams of the original protocol, with the original's retention.</summary>
+/// <summary>
+/// Creates (or updates) the three streams of the original protocol, with the original's retention, and the engine's
+/// log store stream.
+/// </summary>
 public static partial class JetStreamTopology
 {
-    /// <summary>Ensures the <c>messages</c>, <c>pipeline-engine</c> and <c>logs-engine</c> streams exist.</summary>
+    /// <summary>Ensures the <c>messages</c>, <c>pipeline-engine</c>, <c>logs-engine</c> and <c>conveyor-logs</c> streams exist.</summary>
     public static async Task EnsureStreamsAsync(INatsJSContext js, ConveyorNatsOptions options, ILogger logger, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(js);
@@ -31,6 +34,14 @@ public static partial class JetStreamTopology
                 Retention = StreamConfigRetention.Workqueue,
                 Storage = StreamConfigStorage.File,
                 MaxAge = options.LogRetention,
+            },
+            new(Subjects.LogStoreStream, [Subjects.LogStoreWildcard])
+            {
+                Retention = StreamConfigRetention.Limits,
+                Storage = StreamConfigStorage.File,
+                MaxAge = options.LogRetention,
+                MaxBytes = options.LogMaxBytes,
+                DuplicateWindow = TimeSpan.FromMinutes(2),
             },
         ];
 

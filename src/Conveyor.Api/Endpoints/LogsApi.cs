@@ -1,0 +1,218 @@
+using System.Globalization;
+using System.Text;
+using Conveyor.Api.Http;
+using Conveyor.Contracts;
+using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Logs;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Net.Http.Headers;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+
+namespace Conveyor.Api.Endpoints;
+
+/// <summary>
+/// Run logs: the original's <c>/logs</c> routes (default namespace) and paged and live reads per run. Entries come
+/// from the <see cref="ILogStore"/>, which the log ingestor fills from the original's <c>logs.&gt;</c> work queue.
+/// </summary>
+public static class LogsApi
+{
+    private const int DefaultPageSize = 100;
+    private const int MaxPageSize = 1000;
+    private const string EventStream = "text/event-stream";
+
+    /// <summary>Maps the per-run routes (<c>/runs/{id}/logs</c>, <c>/runs/{id}/logs/stream</c>).</summary>
+    public static IEndpointRouteBuilder MapRunLogsApi(this IEndpointRouteBuilder routes, string nameSuffix = "")
+    {
+        var api = routes.MapGroup("/runs/{id}/logs").WithTags("Logs");
+        api.MapGet("/", GetRunLogs).WithName("GetRunLogs" + nameSuffix)
+            .WithSummary("A page of the run's log, filtered by driver and step; JSON, or text/plain with ?format=text");
+        api.MapGet("/stream", StreamRunLogs).WithName("StreamRunLogs" + nameSuffix)
+            .WithSummary("Follow the run's log as Server-Sent Events: history, then live entries, then an end event")
+            .Produces<string>(StatusCodes.Status200OK, EventStream).ProducesProblem(StatusCodes.Status404NotFound);
+        return routes;
+    }
+
+    /// <summary>Maps the original's routes: <c>POST /logs</c>, <c>GET /logs</c> and its two SSE routes.</summary>
+    public static IEndpointRouteBuilder MapOriginalLogsApi(this IEndpointRouteBuilder routes)
+    {
+        var api = routes.MapGroup("/logs").WithTags("Logs");
+        api.MapPost("/", CreateLog).WithName("CreateLog").WithSummary("Add a log entry (flows through logs.{runid} like a driver's)");
+        api.MapGet("/", ListLogs).WithName("ListLogs").WithSummary("A run's log entries as the original's JSON array (runid required)");
+        api.MapGet("/pipeline/{runid}", StreamPipelineLogs).WithName("StreamPipelineLogs").WithSummary("The original's SSE stream of a run's log")
+            .Produces<string>(StatusCodes.Status200OK, EventStream);
+        api.MapGet("/streams/{drivername}/{runid}", StreamDriverLogs).WithName("StreamDriverLogs").WithSummary("The original's SSE stream of one driver's log in a run")
+            .Produces<string>(StatusCodes.Status200OK, EventStream);
+        return routes;
+    }
+
+    /// <summary>GET /runs/{id}/logs?driver=&amp;step=&amp;after=&amp;limit=&amp;format= — one page, in store order.</summary>
+    public static async Task<Results<Ok<LogPageDto>, ContentHttpResult>> GetRunLogs(
+        string id, string? driver, string? step, string? after, int? limit, string? format, ILogStore store, [AsParameters] ApiContext api)
+    {
+        var size = limit ?? DefaultPageSize;
+        if (size is < 1 or > MaxPageSize)
+        {
+            throw new ConveyorValidationException("limit", $"'limit' must be between 1 and {MaxPageSize}");
+        }
+
+        var cursor = ParseCursor(after, "after");
+        var asText = format switch
+        {
+            null or "" => WantsText(api.Http.Request),
+            _ when format.Equals("text", StringComparison.OrdinalIgnoreCase) => true,
+            _ when format.Equals("json", StringComparison.OrdinalIgnoreCase) => false,
+            _ => throw new ConveyorValidationException("format", $"'format' must be json or text (got '{Names.Truncate(format)}')"),
+        };
+        await FindRunAsync(id, store, api);
+        var page = await store.ReadAsync(id, new LogQuery { Driver = NullIfEmpty(driver), Step = NullIfEmpty(step), After = cursor, Limit = size }, api.Http.RequestAborted);
+        var next = page.NextCursor?.ToString(CultureInfo.InvariantCulture);
+        if (!asText)
+        {
+            return TypedResults.Ok(new LogPageDto { Items = [.. page.Items.Select(LogItemDto.From)], NextCursor = next });
+        }
+
+        if (next is not null)
+        {
+            api.Http.Response.Headers["Conveyor-Next-Cursor"] = next;
+        }
+
+        var text = new StringBuilder();
+        foreach (var stored in page.Items)
+        {
+            var entry = stored.Entry;
+            text.Append(entry.Timestamp).Append(" [").Append(entry.Driver);
+            if (entry.Labels is { } labels && labels.TryGetValue("step", out var stepLabel) && stepLabel.Length > 0)
+            {
+                text.Append('/').Append(stepLabel);
+            }
+
+            text.Append("] ").Append(entry.Message).Append('\n');
+        }
+
+        return TypedResults.Text(text.ToString(), "text/plain; charset=utf-8");
+    }
+
+    /// <summary>
+    /// GET /runs/{id}/logs/stream — SSE from the start, or after <c>Last-Event-ID</c> / <c>?after=</c>; ends with
+    /// <c>event: end</c> when the run has finished. 404 before streaming when there is no such run.
+    /// </summary>
+    public static async Task<EmptyHttpResult> StreamRunLogs(string id, string? after, ILogStore store, TimeProvider time, [AsParameters] ApiContext api)
+    {
+        var lastEventId = api.Http.Request.Headers["Last-Event-ID"].ToString();
+        var cursor = !string.IsNullOrEmpty(lastEventId) ? ParseCursor(lastEventId, "Last-Event-ID") : ParseCursor(after, "after");
+        var run = await FindRunAsync(id, store, api);
+        await new LogEventStream { Store = store, RunId = id, After = cursor, Run = run, Extended = true }.WriteAsync(api.Http, time);
+        return TypedResults.Empty;
+    }
+
+    /// <summary>POST /logs — 201 <c>Created</c>; the entry is published on <c>logs.{runid}</c> and stored from there.</summary>
+    public static async Task<ContentHttpResult> CreateLog(INatsConnection nats, [AsParameters] ApiContext api)
+    {
+        var entry = await api.ReadBodyAsync<LogEntry>();
+        RequireRunId(entry.RunId, "runid");
+        var js = new NatsJSContext(nats);
+        var ack = await js.PublishAsync(Subjects.Logs(entry.RunId), JsonSerializerUtf8(entry), cancellationToken: api.Http.RequestAborted);
+        ack.EnsureSuccess();
+        return TypedResults.Text("Created", "text/plain; charset=utf-8", statusCode: StatusCodes.Status201Created);
+    }
+
+    /// <summary>
+    /// GET /logs?runid=&amp;driver=&amp;pipeline= — the run's entries as the original's array, in store order. Unlike the
+    /// original, <c>runid</c> is required: entries are stored per run.
+    /// </summary>
+    public static async Task<Ok<List<LogEntry>>> ListLogs(string? runid, string? driver, string? pipeline, ILogStore store, [AsParameters] ApiContext api)
+    {
+        if (string.IsNullOrEmpty(runid))
+        {
+            throw new ConveyorValidationException("runid", "'runid' is required: logs are stored per run, so listing every log of every run is not supported");
+        }
+
+        RequireRunId(runid, "runid");
+        var result = new List<LogEntry>();
+        ulong cursor = 0;
+        while (true)
+        {
+            var page = await store.ReadAsync(runid, new LogQuery { Driver = NullIfEmpty(driver), After = cursor, Limit = MaxPageSize }, api.Http.RequestAborted);
+            result.AddRange(page.Items.Select(i => i.Entry).Where(e => string.IsNullOrEmpty(pipeline) || e.Pipeline == pipeline));
+            if (page.NextCursor is not { } next)
+            {
+                return TypedResults.Ok(result);
+            }
+
+            cursor = next;
+        }
+    }
+
+    /// <summary>GET /logs/pipeline/{runid} — the original's SSE framing (<c>data: &lt;json&gt;</c>), history then live.</summary>
+    public static async Task<EmptyHttpResult> StreamPipelineLogs(string runid, ILogStore store, TimeProvider time, [AsParameters] ApiContext api)
+    {
+        RequireRunId(runid, "runid");
+        await new LogEventStream { Store = store, RunId = runid }.WriteAsync(api.Http, time);
+        return TypedResults.Empty;
+    }
+
+    /// <summary>GET /logs/streams/{drivername}/{runid} — as <see cref="StreamPipelineLogs"/>, one driver's entries only.</summary>
+    public static async Task<EmptyHttpResult> StreamDriverLogs(string drivername, string runid, ILogStore store, TimeProvider time, [AsParameters] ApiContext api)
+    {
+        RequireRunId(runid, "runid");
+        await new LogEventStream { Store = store, RunId = runid, Driver = drivername }.WriteAsync(api.Http, time);
+        return TypedResults.Empty;
+    }
+
+    /// <summary>
+    /// The run grain when the run exists in the request's namespace; null when there is no run grain but the store has
+    /// entries (a resource without a pipeline, or an original driver's own run id). 404 otherwise.
+    /// </summary>
+    private static async Task<IPipelineRunGrain?> FindRunAsync(string id, ILogStore store, ApiContext api)
+    {
+        RequireRunId(id, "id");
+        var ns = api.Namespace;
+        if (Guid.TryParse(id, out var runId))
+        {
+            var grain = api.Grains.GetGrain<IPipelineRunGrain>(runId);
+            if (await grain.GetSummaryAsync() is { } summary)
+            {
+                return summary.Namespace == ns ? grain : throw new ConveyorNotFoundException($"run {id} not found");
+            }
+        }
+
+        var probe = await store.ReadAsync(id, new LogQuery { Limit = 1 }, api.Http.RequestAborted);
+        return probe.Items.Count > 0 ? null : throw new ConveyorNotFoundException($"run {Names.Truncate(id)} not found");
+    }
+
+    private static void RequireRunId(string? runId, string field)
+    {
+        if (!LogEntryParser.IsValidRunId(runId))
+        {
+            throw new ConveyorValidationException(field, $"'{field}' must be a run id: non-empty, without spaces, dots, '*' or '>'");
+        }
+    }
+
+    private static ulong ParseCursor(string? value, string field) =>
+        string.IsNullOrEmpty(value) ? 0
+        : ulong.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) ? parsed
+        : throw new ConveyorValidationException(field, $"'{field}' must be a log sequence number (got '{Names.Truncate(value)}')");
+
+    private static bool WantsText(HttpRequest request)
+    {
+        var accept = request.GetTypedHeaders().Accept;
+        if (accept is not { Count: > 0 })
+        {
+            return false;
+        }
+
+        var text = accept.Where(a => a.MediaType.Equals("text/plain", StringComparison.OrdinalIgnoreCase)).Select(a => a.Quality ?? 1).DefaultIfEmpty(0).Max();
+        var json = accept.Where(a => a.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) || a.MediaType.Equals("*/*", StringComparison.Ordinal))
+            .Select(a => a.Quality ?? 1).DefaultIfEmpty(0).Max();
+        return text > 0 && text >= json;
+    }
+
+    private static byte[] JsonSerializerUtf8(LogEntry entry) =>
+        System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(entry, ConveyorJson.Context.LogEntry);
+
+    private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
+}

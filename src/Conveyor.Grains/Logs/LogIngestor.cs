@@ -1,0 +1,211 @@
+using System.Diagnostics.Metrics;
+using System.Globalization;
+using System.Text.Json;
+using Conveyor.Contracts;
+using Conveyor.Grains.Nats;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+using Orleans.Runtime;
+
+namespace Conveyor.Grains.Logs;
+
+/// <summary>
+/// Moves driver log entries from the original's <c>logs-engine</c> work queue (<c>logs.&gt;</c>) into the
+/// <c>conveyor-logs</c> store (<c>conveyor.logs.{runid}</c>), normalized: <c>run_id</c> read as <c>runid</c>, the run id
+/// taken from the subject when the body has none, oversized messages truncated. It runs on a durable consumer shared by
+/// every silo; a message is acked only after the store has acknowledged its copy, and the copy carries
+/// <c>Nats-Msg-Id: logs-engine:{sequence}</c> so a redelivery is stored once. Malformed entries are counted, logged and
+/// acked, never redelivered; labels are capped (64, 1 KiB each) so a normalized entry always fits a NATS message, and an
+/// entry the store still refuses after 20 deliveries is dropped the same way.
+/// </summary>
+public sealed partial class LogIngestor(
+    INatsConnection connection,
+    IOptions<ConveyorNatsOptions> options,
+    ILogger<LogIngestor> logger) : ILifecycleParticipant<ISiloLifecycle>, IDisposable
+{
+    private static readonly Meter Meter = new("Conveyor.Logs");
+    private static readonly Counter<long> MalformedCounter = Meter.CreateCounter<long>("conveyor.logs.malformed", description: "Log entries dropped because they are not JSON objects");
+    private static readonly Counter<long> IngestedCounter = Meter.CreateCounter<long>("conveyor.logs.ingested", description: "Log entries copied into the log store");
+    private const int MaxLabels = 64;
+    private const int MaxLabelBytes = 1024;
+    private const ulong MaxDeliveries = 20;
+    private readonly ConveyorNatsOptions _options = options.Value;
+    private readonly CancellationTokenSource _stopping = new();
+    private long _malformed;
+    private long _ingested;
+    private Task? _loop;
+
+    /// <summary>Entries this silo dropped because they were not JSON objects.</summary>
+    public long MalformedCount => Interlocked.Read(ref _malformed);
+
+    /// <summary>Entries this silo copied into the store.</summary>
+    public long IngestedCount => Interlocked.Read(ref _ingested);
+
+    /// <inheritdoc />
+    public void Participate(ISiloLifecycle lifecycle)
+    {
+        ArgumentNullException.ThrowIfNull(lifecycle);
+        lifecycle.Subscribe(nameof(LogIngestor), ServiceLifecycleStage.Active, StartAsync, StopAsync);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _stopping.Dispose();
+
+    private Task StartAsync(CancellationToken cancellationToken)
+    {
+        _loop = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    private async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_loop is { } loop)
+        {
+            await loop.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var js = new NatsJSContext(connection);
+        var delay = TimeSpan.FromMilliseconds(200);
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                var consumer = await js.CreateOrUpdateConsumerAsync(
+                    Subjects.LogsEngineStream,
+                    new ConsumerConfig(_options.LogConsumerName)
+                    {
+                        DurableName = _options.LogConsumerName,
+                        FilterSubject = Subjects.LogsWildcard,
+                        AckPolicy = ConsumerConfigAckPolicy.Explicit,
+                        DeliverPolicy = ConsumerConfigDeliverPolicy.All,
+                        AckWait = TimeSpan.FromSeconds(30),
+                        MaxAckPending = 1024,
+                    },
+                    cancellationToken).ConfigureAwait(false);
+                delay = TimeSpan.FromMilliseconds(200);
+                await foreach (var msg in consumer.ConsumeAsync<byte[]>(opts: new NatsJSConsumeOpts { MaxMsgs = 256 }, cancellationToken: cancellationToken).ConfigureAwait(false))
+                {
+                    await HandleAsync(js, msg, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                LogConsumeFailed(logger, ex, delay);
+                try
+                {
+                    await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+            }
+        }
+    }
+
+    private async Task HandleAsync(NatsJSContext js, INatsJSMsg<byte[]> msg, CancellationToken cancellationToken)
+    {
+        var entry = msg.Data is { Length: > 0 } data ? LogEntryParser.Parse(data) : null;
+        if (entry is null)
+        {
+            Interlocked.Increment(ref _malformed);
+            MalformedCounter.Add(1);
+            LogMalformed(logger, msg.Subject, msg.Data?.Length ?? 0);
+            await AckAsync(msg).ConfigureAwait(false);
+            return;
+        }
+
+        var fromSubject = msg.Subject.Length > Subjects.LogsWildcard.Length - 1 ? msg.Subject[(Subjects.LogsWildcard.Length - 1)..] : "";
+        var runId = LogEntryParser.IsValidRunId(entry.RunId) ? entry.RunId : fromSubject;
+        entry = entry with
+        {
+            RunId = runId,
+            Message = LogEntryParser.Truncate(entry.Message, _options.MaxLogEntryBytes),
+            Labels = entry.Labels?.Take(MaxLabels).ToDictionary(l => LogEntryParser.Truncate(l.Key, MaxLabelBytes), l => LogEntryParser.Truncate(l.Value, MaxLabelBytes), StringComparer.Ordinal),
+        };
+        var sequence = msg.Metadata?.Sequence.Stream ?? 0;
+        try
+        {
+            var ack = await js.PublishAsync(
+                Subjects.LogStore(runId),
+                JsonSerializer.SerializeToUtf8Bytes(entry, ConveyorJson.Context.LogEntry),
+                opts: new NatsJSPubOpts { MsgId = sequence > 0 ? "logs-engine:" + sequence.ToString(CultureInfo.InvariantCulture) : null },
+                cancellationToken: cancellationToken).ConfigureAwait(false);
+            ack.EnsureSuccess();
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception ex)
+        {
+            if (msg.Metadata?.NumDelivered >= MaxDeliveries)
+            {
+                // Not a passing outage: this entry cannot be stored. Drop it rather than retry it forever.
+                Interlocked.Increment(ref _malformed);
+                MalformedCounter.Add(1);
+                LogDropped(logger, ex, runId, MaxDeliveries);
+                await AckAsync(msg).ConfigureAwait(false);
+                return;
+            }
+
+            // The store is unavailable: leave the entry in the work queue and try again shortly.
+            LogStoreFailed(logger, ex, runId);
+            try
+            {
+                await msg.NakAsync(new AckOpts { NakDelay = TimeSpan.FromSeconds(1) }, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception nakFailure) when (nakFailure is not OperationCanceledException)
+            {
+                LogAckFailed(logger, nakFailure, msg.Subject);
+            }
+
+            return;
+        }
+
+        Interlocked.Increment(ref _ingested);
+        IngestedCounter.Add(1);
+        await AckAsync(msg).ConfigureAwait(false);
+    }
+
+    private async Task AckAsync(INatsJSMsg<byte[]> msg)
+    {
+        try
+        {
+            await msg.AckAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // A lost ack means a redelivery, which the store's de-duplication absorbs.
+            LogAckFailed(logger, ex, msg.Subject);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Log ingestion failed; retrying in {Delay}")]
+    private static partial void LogConsumeFailed(ILogger logger, Exception exception, TimeSpan delay);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Malformed log entry on {Subject} ({Bytes} bytes) acked and dropped")]
+    private static partial void LogMalformed(ILogger logger, string subject, int bytes);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Storing a log entry of run {RunId} failed; it will be redelivered")]
+    private static partial void LogStoreFailed(ILogger logger, Exception exception, string runId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "A log entry of run {RunId} could not be stored after {Attempts} attempts; acked and dropped")]
+    private static partial void LogDropped(ILogger logger, Exception exception, string runId, ulong attempts);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Acknowledging a log entry on {Subject} failed")]
+    private static partial void LogAckFailed(ILogger logger, Exception exception, string subject);
+}
