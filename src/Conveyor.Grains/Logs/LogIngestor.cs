@@ -32,6 +32,7 @@ public sealed partial class LogIngestor(
     private const int MaxLabels = 64;
     private const int MaxLabelBytes = 1024;
     private const ulong MaxDeliveries = 20;
+    private const int MaxInFlight = 512;
     private readonly ConveyorNatsOptions _options = options.Value;
     private readonly CancellationTokenSource _stopping = new();
     private long _malformed;
@@ -86,14 +87,11 @@ public sealed partial class LogIngestor(
                         AckPolicy = ConsumerConfigAckPolicy.Explicit,
                         DeliverPolicy = ConsumerConfigDeliverPolicy.All,
                         AckWait = TimeSpan.FromSeconds(30),
-                        MaxAckPending = 1024,
+                        MaxAckPending = MaxInFlight * 2,
                     },
                     cancellationToken).ConfigureAwait(false);
                 delay = TimeSpan.FromMilliseconds(200);
-                await foreach (var msg in consumer.ConsumeAsync<byte[]>(opts: new NatsJSConsumeOpts { MaxMsgs = 256 }, cancellationToken: cancellationToken).ConfigureAwait(false))
-                {
-                    await HandleAsync(js, msg, cancellationToken).ConfigureAwait(false);
-                }
+                await IngestAsync(js, consumer, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -116,18 +114,73 @@ public sealed partial class LogIngestor(
         }
     }
 
-    private async Task HandleAsync(NatsJSContext js, INatsJSMsg<byte[]> msg, CancellationToken cancellationToken)
+    /// <summary>
+    /// Stores entries concurrently across (run, driver, step) — a step's lines one after the other, each only after
+    /// the previous one is stored, so their order is kept — with at most <see cref="MaxInFlight"/> stores under way.
+    /// One store round trip at a time capped ingestion at a few thousand lines/s, however many steps were logging.
+    /// </summary>
+    private async Task IngestAsync(NatsJSContext js, INatsJSConsumer consumer, CancellationToken cancellationToken)
     {
-        var entry = msg.Data is { Length: > 0 } data ? LogEntryParser.Parse(data) : null;
-        if (entry is null)
+        using var window = new SemaphoreSlim(MaxInFlight);
+        var chains = new Dictionary<string, Task>(StringComparer.Ordinal);
+        try
         {
-            Interlocked.Increment(ref _malformed);
-            MalformedCounter.Add(1);
-            LogMalformed(logger, msg.Subject, msg.Data?.Length ?? 0);
-            await AckAsync(msg).ConfigureAwait(false);
-            return;
-        }
+            await foreach (var msg in consumer.ConsumeAsync<byte[]>(opts: new NatsJSConsumeOpts { MaxMsgs = MaxInFlight }, cancellationToken: cancellationToken).ConfigureAwait(false))
+            {
+                var entry = msg.Data is { Length: > 0 } data ? LogEntryParser.Parse(data) : null;
+                if (entry is null)
+                {
+                    Interlocked.Increment(ref _malformed);
+                    MalformedCounter.Add(1);
+                    LogMalformed(logger, msg.Subject, msg.Data?.Length ?? 0);
+                    await AckAsync(msg).ConfigureAwait(false);
+                    continue;
+                }
 
+                await window.WaitAsync(cancellationToken).ConfigureAwait(false);
+                var key = $"{entry.RunId}\n{entry.Driver}\n{(entry.Labels is { } l && l.TryGetValue("step", out var step) ? step : "")}\n{msg.Subject}";
+                chains.TryGetValue(key, out var previous);
+                chains[key] = StoreAfterAsync(previous, js, msg, entry, window, cancellationToken);
+                if (chains.Count > MaxInFlight * 4)
+                {
+                    foreach (var done in chains.Where(c => c.Value.IsCompleted).Select(c => c.Key).ToList())
+                    {
+                        chains.Remove(done);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            // Drain: finish what was taken so nothing is left half-stored.
+            await Task.WhenAll(chains.Values).ConfigureAwait(false);
+        }
+    }
+
+    private async Task StoreAfterAsync(Task? previous, NatsJSContext js, INatsJSMsg<byte[]> msg, LogEntry entry, SemaphoreSlim window, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (previous is not null)
+            {
+                // Only the order matters here; the previous store reports its own failures.
+                await previous.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+            }
+
+            await StoreAsync(js, msg, entry, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Shutting down: the unacked entry is redelivered to another silo.
+        }
+        finally
+        {
+            window.Release();
+        }
+    }
+
+    private async Task StoreAsync(NatsJSContext js, INatsJSMsg<byte[]> msg, LogEntry entry, CancellationToken cancellationToken)
+    {
         var fromSubject = msg.Subject.Length > Subjects.LogsWildcard.Length - 1 ? msg.Subject[(Subjects.LogsWildcard.Length - 1)..] : "";
         var runId = LogEntryParser.IsValidRunId(entry.RunId) ? entry.RunId : fromSubject;
         entry = entry with
