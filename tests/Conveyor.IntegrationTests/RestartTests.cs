@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Net.Sockets;
 using Conveyor.Testing;
 
@@ -116,6 +117,30 @@ public sealed class RestartTests
         Assert.Equal(2, attempts.GetArrayLength());
         var delay = attempts[1].GetProperty("dispatchedAt").GetDateTimeOffset() - attempts[0].GetProperty("finishedAt").GetDateTimeOffset();
         Assert.True(delay >= TimeSpan.FromSeconds(3.9), $"the backoff was honoured across the restart ({delay})");
+    }
+
+    [Fact]
+    public async Task Log_entries_older_than_the_configured_retention_are_gone()
+    {
+        await using var nats = await NatsServerProcess.StartNewAsync();
+        await using var redis = await RedisServerProcess.StartNewAsync();
+        var settings = new Dictionary<string, string?> { ["Conveyor:Nats:LogRetention"] = "00:00:02" };
+        await using var host = await ConveyorTestHost.StartAsync(nats.Url, redis.ConnectionString, EngineFixture.Unique("retention"), settings);
+        var runId = Guid.NewGuid().ToString();
+        using (var posted = await host.Http.PostAsJsonAsync("/logs", new { runid = runId, driver = "d", pipeline = "", timestamp = "t", message = "short-lived" }))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.Created, posted.StatusCode);
+        }
+
+        await Eventually.TrueAsync(
+            async () => (await host.Http.GetAsync($"/runs/{runId}/logs")).IsSuccessStatusCode,
+            TimeSpan.FromSeconds(5),
+            "the entry is stored");
+        // Max age 2 s: the entry expires, and a run with neither a run record nor entries is unknown.
+        await Eventually.TrueAsync(
+            async () => (await host.Http.GetAsync($"/runs/{runId}/logs")).StatusCode == System.Net.HttpStatusCode.NotFound,
+            TimeSpan.FromSeconds(10),
+            "the entry expires");
     }
 
     private static async Task<bool> CanConnectAsync(int port)

@@ -41,7 +41,8 @@ public static partial class JetStreamTopology
                 Storage = StreamConfigStorage.File,
                 MaxAge = options.LogRetention,
                 MaxBytes = options.LogMaxBytes,
-                DuplicateWindow = TimeSpan.FromMinutes(2),
+                // JetStream refuses a de-duplication window longer than the stream's max age.
+                DuplicateWindow = options.LogRetention < TimeSpan.FromMinutes(2) ? options.LogRetention : TimeSpan.FromMinutes(2),
             },
         ];
 
