@@ -254,6 +254,28 @@ public sealed class SdkEndToEndTests(EngineFixture fx)
     }
 
     [Fact]
+    public async Task Client_updates_versions_and_deletes_resources()
+    {
+        var (client, type, _) = await DefineAsync(fx.Host.Http);
+        await client.CreateResourceAsync(new CreateResourceRequest { Name = "svc", ResourceType = type, Spec = JsonSerializer.Deserialize<JsonElement>("""{"image":"v1"}""") });
+        var current = await client.GetResourceAsync(type, "svc");
+
+        var updated = await client.UpdateResourceAsync(current with { Spec = JsonSerializer.Deserialize<JsonElement>("""{"image":"v2"}""") });
+
+        Assert.Equal("2", updated.Metadata!["version"]);
+        Assert.Equal("v1", (await client.GetResourceVersionAsync(type, "svc", 1)).Spec!.Value.GetProperty("image").GetString());
+        Assert.Equal("v2", (await client.GetResourceVersionAsync(type, "svc", 2)).Spec!.Value.GetProperty("image").GetString());
+        var invalid = await Assert.ThrowsAsync<ConveyorApiException>(() => client.UpdateResourceAsync(current with { Spec = JsonSerializer.Deserialize<JsonElement>("""{"image":7}""") }));
+        Assert.Equal(400, (int)invalid.Status);
+        Assert.True(invalid.Errors!.ContainsKey("spec.image"));
+
+        await client.DeleteResourceAsync(type, "svc");
+        var gone = await Assert.ThrowsAsync<ConveyorApiException>(() => client.GetResourceAsync(type, "svc"));
+        Assert.Equal(404, (int)gone.Status);
+        Assert.Equal("v1", (await client.GetResourceVersionAsync(type, "svc", 1)).Spec!.Value.GetProperty("image").GetString());
+    }
+
+    [Fact]
     public async Task Client_surfaces_problem_details_as_a_typed_exception()
     {
         var client = new ConveyorClient(fx.Host.Http);

@@ -88,6 +88,33 @@ public sealed class ConveyorClient
     public Task<Resource> GetResourceAsync(string resourceType, string name, CancellationToken cancellationToken = default) =>
         SendAsync<object, Resource>(HttpMethod.Get, $"resources/{Segment(resourceType)}/{Segment(name)}", null, null, ClientJsonContext.Default.Resource, cancellationToken);
 
+    /// <summary><c>PUT /resources/{type}/{name}</c>: replaces the spec and metadata; returns the new version.</summary>
+    public Task<Resource> UpdateResourceAsync(Resource resource, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(resource);
+        return SendAsync(
+            HttpMethod.Put,
+            $"resources/{Segment(resource.ResourceType)}/{Segment(resource.Name)}",
+            resource,
+            ClientJsonContext.Default.Resource,
+            ClientJsonContext.Default.Resource,
+            cancellationToken);
+    }
+
+    /// <summary><c>DELETE /resources/{type}/{name}</c> (204, also when absent; earlier versions stay readable).</summary>
+    public Task DeleteResourceAsync(string resourceType, string name, CancellationToken cancellationToken = default) =>
+        SendAsync(HttpMethod.Delete, $"resources/{Segment(resourceType)}/{Segment(name)}", cancellationToken);
+
+    /// <summary><c>GET /resources/{type}/{name}/{version}</c>: the resource as it was at <paramref name="version"/>.</summary>
+    public Task<Resource> GetResourceVersionAsync(string resourceType, string name, int version, CancellationToken cancellationToken = default) =>
+        SendAsync<object, Resource>(
+            HttpMethod.Get,
+            $"resources/{Segment(resourceType)}/{Segment(name)}/{version.ToString(System.Globalization.CultureInfo.InvariantCulture)}",
+            null,
+            null,
+            ClientJsonContext.Default.Resource,
+            cancellationToken);
+
     /// <summary><c>GET /runs/{id}</c>.</summary>
     public Task<RunInfo> GetRunAsync(Guid runId, CancellationToken cancellationToken = default) =>
         SendAsync<object, RunInfo>(HttpMethod.Get, "runs/" + runId.ToString("D"), null, null, ClientJsonContext.Default.RunInfo, cancellationToken);
