@@ -171,6 +171,34 @@ public sealed class RunGrainTests(ClusterFixture fx) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Result_without_step_goes_to_the_attempt_its_driver_received_first()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var received = await ConsumeAsync(cts.Token);
+        await fx.Grains.GetGrain<IResourceDefinitionGrain>(Names.DefinitionKey("default", _type))
+            .CreateAsync(new ResourceDefinitionData { Name = _type, Schema = "{}" });
+        var steps = Enumerable.Range(0, 8).Select(i => new StepSpec { Id = $"p{i}", Driver = _driver, DependsOn = [], DeclaredDependsOn = true }).ToList();
+        var pipeline = await fx.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey("default", _type))
+            .PutAsync(new PipelineSpec { Name = _type, ResourceType = _type, Steps = steps });
+        var run = fx.Grains.GetGrain<IPipelineRunGrain>(Guid.NewGuid());
+        await run.PrepareAsync(new RunPlan { Pipeline = pipeline, Resource = new ResourceData { Name = "r", Type = _type, Spec = "{}" } });
+        await run.StartAsync();
+        await Eventually.TrueAsync(() => received.Count == 8, TimeSpan.FromSeconds(15), "all eight steps are dispatched");
+
+        // An original driver answers in the order it receives: the stream order, whatever the step order.
+        foreach (var msg in received.OrderBy(m => m.Metadata!.Value.Sequence.Stream))
+        {
+            var step = msg.Headers!["Conveyor-Step-Id"][0];
+            Assert.Equal(ApplyOutcome.Applied, await run.ApplyResultAsync(new DriverResultInput { Driver = _driver, Success = true, Message = "answer to " + step }));
+        }
+
+        var state = (await run.GetAsync())!;
+        Assert.Equal(RunStatus.Succeeded, state.Status);
+        Assert.All(state.Steps, st => Assert.Equal("answer to " + st.Id, st.Current!.Message));
+        await cts.CancelAsync();
+    }
+
+    [Fact]
     public async Task A_run_keeps_the_pipeline_revision_it_started_with()
     {
         var (run, _) = await StartRunAsync(1);

@@ -261,6 +261,8 @@ public sealed class RunEngineTests(EngineFixture fx)
         Assert.Equal("end", Step(s.Raw.Received.Last().Message));
         var inputs = s.Raw.Received.Last().Message.GetProperty("inputs");
         Assert.Equal(100, inputs.EnumerateObject().Count());
+        // An original driver's results name no step: each must still land on the step whose message it answered.
+        Assert.All(inputs.EnumerateObject(), i => Assert.Equal(i.Name, i.Value.GetProperty("from").GetString()));
     }
 
     [Fact]

@@ -46,6 +46,12 @@ public sealed class AttemptState
 
     /// <summary>Whether the attempt ended because its timeout expired.</summary>
     [Id(8)] public bool TimedOut { get; set; }
+
+    /// <summary>
+    /// JetStream stream sequence of the dispatch: the order in which a driver receives its messages, used to match a
+    /// result that names no step (an original driver's) to the right attempt.
+    /// </summary>
+    [Id(9)] public ulong Sequence { get; set; }
 }
 
 /// <summary>A step's state in a run.</summary>

@@ -20,6 +20,11 @@ public enum DispatchOutcome
     NoConsumer = 1,
 }
 
+/// <summary>What became of a dispatch, and the message's stream sequence when it was stored.</summary>
+/// <param name="Outcome">Published, or no consumer.</param>
+/// <param name="Sequence">JetStream stream sequence of the stored message (0 when not published).</param>
+public readonly record struct DispatchResult(DispatchOutcome Outcome, ulong Sequence);
+
 /// <summary>
 /// Publishes driver messages to JetStream. Before publishing a pipeline step it checks that some consumer of the
 /// <c>messages</c> stream matches the subject: that stream has Interest retention, so a message nobody listens for is
@@ -49,7 +54,7 @@ public sealed partial class DriverDispatcher(
     /// <paramref name="dedupId"/>. When <paramref name="requireConsumer"/> is set and no consumer listens for the
     /// subject, returns <see cref="DispatchOutcome.NoConsumer"/> without publishing.
     /// </summary>
-    public async Task<DispatchOutcome> DispatchAsync(
+    public async Task<DispatchResult> DispatchAsync(
         string subject,
         DriverMessage message,
         string dedupId,
@@ -59,7 +64,7 @@ public sealed partial class DriverDispatcher(
     {
         if (requireConsumer && !await HasConsumerForAsync(subject, cancellationToken).ConfigureAwait(false))
         {
-            return DispatchOutcome.NoConsumer;
+            return new DispatchResult(DispatchOutcome.NoConsumer, 0);
         }
 
         var body = JsonSerializer.SerializeToUtf8Bytes(message, ConveyorJson.Context.DriverMessage);
@@ -73,11 +78,11 @@ public sealed partial class DriverDispatcher(
         {
             // A re-publish after a crash: JetStream already stored this dispatch, which is what the caller wants.
             LogDuplicate(logger, subject, dedupId);
-            return DispatchOutcome.Published;
+            return new DispatchResult(DispatchOutcome.Published, ack.Seq);
         }
 
         ack.EnsureSuccess();
-        return DispatchOutcome.Published;
+        return new DispatchResult(DispatchOutcome.Published, ack.Seq);
     }
 
     /// <summary>Asks a driver to stop working on a step (core NATS, best effort).</summary>

@@ -499,13 +499,14 @@ public sealed partial class PipelineRunGrain(
             return step.Status.IsInFlight() && !Run.Status.IsTerminal() ? (step, ApplyOutcome.Applied) : (null, ApplyOutcome.Stale);
         }
 
-        // An original driver says only who it is: the earliest dispatched in-flight step of that driver is the one.
+        // An original driver says only who it is. It takes its messages in stream order, one at a time (the original
+        // runtime), so its oldest unanswered delivery — the lowest stream sequence — is the one it answers.
         step = null;
         foreach (var candidate in Run.Steps)
         {
             if (candidate.Status.IsInFlight()
                 && string.Equals(Specs[candidate.Id].Driver, result.Driver, StringComparison.Ordinal)
-                && (step is null || candidate.Current!.DispatchedAt < step.Current!.DispatchedAt))
+                && (step is null || DeliveredEarlier(candidate.Current!, step.Current!)))
             {
                 step = candidate;
             }
@@ -518,6 +519,13 @@ public sealed partial class PipelineRunGrain(
 
         var known = Run.Steps.Exists(s => string.Equals(Specs[s.Id].Driver, result.Driver, StringComparison.Ordinal));
         return (null, known ? ApplyOutcome.Duplicate : ApplyOutcome.UnknownStep);
+    }
+
+    private static bool DeliveredEarlier(AttemptState a, AttemptState b)
+    {
+        var sa = a.Published && a.Sequence > 0 ? a.Sequence : ulong.MaxValue;
+        var sb = b.Published && b.Sequence > 0 ? b.Sequence : ulong.MaxValue;
+        return sa != sb ? sa < sb : a.DispatchedAt < b.DispatchedAt;
     }
 
     /// <summary>Ends the current attempt as failed; schedules a retry while the step's budget lasts.</summary>
@@ -727,7 +735,7 @@ public sealed partial class PipelineRunGrain(
     private async Task PublishPendingAsync()
     {
         _waitingForDriver = false;
-        var pending = new List<(StepState Step, StepSpec Spec, AttemptState Attempt, string Subject, Task<DispatchOutcome> Publish)>();
+        var pending = new List<(StepState Step, StepSpec Spec, AttemptState Attempt, string Subject, Task<DispatchResult> Publish)>();
         foreach (var step in Run.Steps)
         {
             var attempt = step.Current;
@@ -756,11 +764,13 @@ public sealed partial class PipelineRunGrain(
         {
             try
             {
-                if (await publish == DispatchOutcome.Published)
+                var dispatched = await publish;
+                if (dispatched.Outcome == DispatchOutcome.Published)
                 {
                     // Confirmed in memory; persisted with the next transition. A crash before that re-publishes, and
-                    // JetStream drops the copy by its Nats-Msg-Id.
+                    // JetStream drops the copy by its Nats-Msg-Id (and reports the original's sequence).
                     attempt.Published = true;
+                    attempt.Sequence = dispatched.Sequence;
                     attempt.PublishedAt = time.GetUtcNow();
                     LogDispatched(logger, Run.RunId, step.Id, attempt.Number, subject);
                 }
