@@ -18,6 +18,10 @@ public sealed partial class JetStreamLogStore(INatsConnection connection, ILogge
 {
     private const int FetchBatch = 256;
     private static readonly TimeSpan InactiveThreshold = TimeSpan.FromSeconds(30);
+
+    // The page size comes from the consumer's pending count, which entries expiring meanwhile (retention) can make
+    // stale; a pull then waits for its expiry instead of answering "no messages", and the client default is 30 s.
+    private static readonly TimeSpan FetchExpiry = TimeSpan.FromSeconds(1);
     private readonly NatsJSContext _js = new(connection);
 
     /// <inheritdoc />
@@ -42,7 +46,7 @@ public sealed partial class JetStreamLogStore(INatsConnection connection, ILogge
             {
                 var batch = (int)Math.Min(remaining, (ulong)Math.Min(FetchBatch, filtered ? budget - scanned : limit - items.Count));
                 var received = 0;
-                await foreach (var msg in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = batch }, cancellationToken: cancellationToken).ConfigureAwait(false))
+                await foreach (var msg in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = batch, Expires = FetchExpiry }, cancellationToken: cancellationToken).ConfigureAwait(false))
                 {
                     if (items.Count >= limit || msg.Metadata is not { } metadata)
                     {
