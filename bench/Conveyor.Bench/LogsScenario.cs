@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Conveyor.Driver.Sdk;
 using Conveyor.Driver.Sdk.Client;
+using Conveyor.Contracts;
 
 namespace Conveyor.Bench;
 

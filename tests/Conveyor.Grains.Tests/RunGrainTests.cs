@@ -5,6 +5,7 @@ using Conveyor.Testing;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
+using Conveyor.Contracts;
 
 namespace Conveyor.Grains.Tests;
 

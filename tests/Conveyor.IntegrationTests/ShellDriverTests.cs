@@ -5,6 +5,7 @@ using Conveyor.Driver.Sdk.Client;
 using Conveyor.Samples.Shell;
 using Conveyor.Testing;
 using NATS.Client.Core;
+using Conveyor.Contracts;
 
 namespace Conveyor.IntegrationTests;
 

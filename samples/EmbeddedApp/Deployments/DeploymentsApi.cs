@@ -5,6 +5,7 @@ using Conveyor.Grains.Abstractions;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Orleans;
+using Conveyor.Contracts;
 
 namespace Shipyard.Deployments;
 

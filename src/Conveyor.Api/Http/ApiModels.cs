@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Contracts;
 
 namespace Conveyor.Api.Http;
 
@@ -192,7 +193,6 @@ public sealed record RunStepDto
 
     /// <summary>Status.</summary>
     [JsonPropertyName("status")]
-    [JsonConverter(typeof(JsonStringEnumConverter<StepStatus>))]
     public StepStatus Status { get; init; }
 
     /// <summary>Current attempt number (0 before the first dispatch).</summary>
@@ -243,7 +243,6 @@ public sealed record RunDto
 
     /// <summary>Status.</summary>
     [JsonPropertyName("status")]
-    [JsonConverter(typeof(JsonStringEnumConverter<RunStatus>))]
     public RunStatus Status { get; init; }
 
     /// <summary>Why the run ended the way it did.</summary>
@@ -345,7 +344,6 @@ public sealed record RunSummaryDto
 
     /// <summary>Status.</summary>
     [JsonPropertyName("status")]
-    [JsonConverter(typeof(JsonStringEnumConverter<RunStatus>))]
     public RunStatus Status { get; init; }
 
     /// <summary>Creation time.</summary>

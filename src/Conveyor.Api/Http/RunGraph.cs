@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Contracts;
 
 namespace Conveyor.Api.Http;
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Conveyor.Contracts;
 
 namespace Conveyor.Driver.Sdk.Client;
 
@@ -116,61 +117,6 @@ public sealed record CreateResourceResponse
     /// <summary>Resource version, <c>1</c> on creation.</summary>
     [JsonPropertyName("version")]
     public string Version { get; init; } = "";
-}
-
-/// <summary>Status of a run.</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<RunStatus>))]
-public enum RunStatus
-{
-    /// <summary>Created; no step dispatched yet.</summary>
-    Pending = 0,
-
-    /// <summary>At least one step dispatched.</summary>
-    Running = 1,
-
-    /// <summary>Every step succeeded.</summary>
-    Succeeded = 2,
-
-    /// <summary>A step failed for good.</summary>
-    Failed = 3,
-
-    /// <summary>Cancelled by a user.</summary>
-    Cancelled = 4,
-
-    /// <summary>The pipeline's timeout expired.</summary>
-    TimedOut = 5,
-}
-
-/// <summary>Status of one step of a run.</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<StepStatus>))]
-public enum StepStatus
-{
-    /// <summary>Waiting for its dependencies.</summary>
-    Pending = 0,
-
-    /// <summary>Sent to its driver.</summary>
-    Dispatched = 1,
-
-    /// <summary>Its driver is working on it.</summary>
-    Running = 2,
-
-    /// <summary>Its driver reported success.</summary>
-    Succeeded = 3,
-
-    /// <summary>Its driver reported failure and no attempt is left.</summary>
-    Failed = 4,
-
-    /// <summary>Failed; another attempt is scheduled.</summary>
-    Retrying = 5,
-
-    /// <summary>Not run because a dependency did not succeed.</summary>
-    Skipped = 6,
-
-    /// <summary>Cancelled with its run.</summary>
-    Cancelled = 7,
-
-    /// <summary>Its timeout expired.</summary>
-    TimedOut = 8,
 }
 
 /// <summary>A run as returned by <c>GET /runs/{id}</c>.</summary>

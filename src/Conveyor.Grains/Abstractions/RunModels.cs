@@ -1,3 +1,5 @@
+using Conveyor.Contracts;
+
 namespace Conveyor.Grains.Abstractions;
 
 /// <summary>Everything a run needs to start: fixed when the run is created, never changed by later edits.</summary>

@@ -3,6 +3,7 @@ using Conveyor.Grains.Abstractions;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using StackExchange.Redis;
+using Conveyor.Contracts;
 
 namespace Conveyor.Grains.Runs;
 
