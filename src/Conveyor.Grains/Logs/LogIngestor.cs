@@ -24,7 +24,7 @@ namespace Conveyor.Grains.Logs;
 public sealed partial class LogIngestor(
     INatsConnection connection,
     IOptions<ConveyorNatsOptions> options,
-    ILogger<LogIngestor> logger) : ILifecycleParticipant<ISiloLifecycle>, IDisposable
+    ILogger<LogIngestor> logger) : DurableConsumerService(connection, logger)
 {
     private static readonly Meter Meter = new("Conveyor.Logs");
     private static readonly Counter<long> MalformedCounter = Meter.CreateCounter<long>("conveyor.logs.malformed", description: "Log entries dropped because they are not JSON objects");
@@ -34,10 +34,8 @@ public sealed partial class LogIngestor(
     private const ulong MaxDeliveries = 20;
     private const int MaxInFlight = 512;
     private readonly ConveyorNatsOptions _options = options.Value;
-    private readonly CancellationTokenSource _stopping = new();
     private long _malformed;
     private long _ingested;
-    private Task? _loop;
 
     /// <summary>Entries this silo dropped because they were not JSON objects.</summary>
     public long MalformedCount => Interlocked.Read(ref _malformed);
@@ -46,80 +44,25 @@ public sealed partial class LogIngestor(
     public long IngestedCount => Interlocked.Read(ref _ingested);
 
     /// <inheritdoc />
-    public void Participate(ISiloLifecycle lifecycle)
-    {
-        ArgumentNullException.ThrowIfNull(lifecycle);
-        lifecycle.Subscribe(nameof(LogIngestor), ServiceLifecycleStage.Active, StartAsync, StopAsync);
-    }
+    protected override string StreamName => Subjects.LogsEngineStream;
 
     /// <inheritdoc />
-    public void Dispose() => _stopping.Dispose();
-
-    private Task StartAsync(CancellationToken cancellationToken)
+    protected override ConsumerConfig CreateConsumerConfig() => new(_options.LogConsumerName)
     {
-        _loop = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
-        return Task.CompletedTask;
-    }
-
-    private async Task StopAsync(CancellationToken cancellationToken)
-    {
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        if (_loop is { } loop)
-        {
-            await loop.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private async Task RunAsync(CancellationToken cancellationToken)
-    {
-        var js = new NatsJSContext(connection);
-        var delay = TimeSpan.FromMilliseconds(200);
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            try
-            {
-                var consumer = await js.CreateOrUpdateConsumerAsync(
-                    Subjects.LogsEngineStream,
-                    new ConsumerConfig(_options.LogConsumerName)
-                    {
-                        DurableName = _options.LogConsumerName,
-                        FilterSubject = Subjects.LogsWildcard,
-                        AckPolicy = ConsumerConfigAckPolicy.Explicit,
-                        DeliverPolicy = ConsumerConfigDeliverPolicy.All,
-                        AckWait = TimeSpan.FromSeconds(30),
-                        MaxAckPending = MaxInFlight * 2,
-                    },
-                    cancellationToken).ConfigureAwait(false);
-                delay = TimeSpan.FromMilliseconds(200);
-                await IngestAsync(js, consumer, cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                LogConsumeFailed(logger, ex, delay);
-                try
-                {
-                    await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
-            }
-        }
-    }
+        DurableName = _options.LogConsumerName,
+        FilterSubject = Subjects.LogsWildcard,
+        AckPolicy = ConsumerConfigAckPolicy.Explicit,
+        DeliverPolicy = ConsumerConfigDeliverPolicy.All,
+        AckWait = TimeSpan.FromSeconds(30),
+        MaxAckPending = MaxInFlight * 2,
+    };
 
     /// <summary>
     /// Stores entries concurrently across (run, driver, step) — a step's lines one after the other, each only after
     /// the previous one is stored, so their order is kept — with at most <see cref="MaxInFlight"/> stores under way.
     /// One store round trip at a time capped ingestion at a few thousand lines/s, however many steps were logging.
     /// </summary>
-    private async Task IngestAsync(NatsJSContext js, INatsJSConsumer consumer, CancellationToken cancellationToken)
+    protected override async Task ConsumeAsync(NatsJSContext js, INatsJSConsumer consumer, CancellationToken cancellationToken)
     {
         using var window = new SemaphoreSlim(MaxInFlight);
         var chains = new Dictionary<string, Task>(StringComparer.Ordinal);
@@ -247,8 +190,6 @@ public sealed partial class LogIngestor(
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Log ingestion failed; retrying in {Delay}")]
-    private static partial void LogConsumeFailed(ILogger logger, Exception exception, TimeSpan delay);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Malformed log entry on {Subject} ({Bytes} bytes) acked and dropped")]
     private static partial void LogMalformed(ILogger logger, string subject, int bytes);

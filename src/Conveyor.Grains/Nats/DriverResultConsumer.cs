@@ -20,80 +20,25 @@ public sealed partial class DriverResultConsumer(
     INatsConnection connection,
     IGrainFactory grains,
     IOptions<ConveyorNatsOptions> options,
-    ILogger<DriverResultConsumer> logger) : ILifecycleParticipant<ISiloLifecycle>, IDisposable
+    ILogger<DriverResultConsumer> logger) : DurableConsumerService(connection, logger)
 {
     private readonly ConveyorNatsOptions _options = options.Value;
-    private readonly CancellationTokenSource _stopping = new();
-    private Task? _loop;
 
     /// <inheritdoc />
-    public void Participate(ISiloLifecycle lifecycle)
-    {
-        lifecycle.Subscribe(nameof(DriverResultConsumer), ServiceLifecycleStage.Active, StartAsync, StopAsync);
-    }
+    protected override string StreamName => Subjects.PipelineEngineStream;
 
     /// <inheritdoc />
-    public void Dispose() => _stopping.Dispose();
-
-    private Task StartAsync(CancellationToken cancellationToken)
+    protected override ConsumerConfig CreateConsumerConfig() => new(_options.ResultConsumerName)
     {
-        _loop = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
-        return Task.CompletedTask;
-    }
+        FilterSubject = Subjects.PipelinesWildcard,
+        AckPolicy = ConsumerConfigAckPolicy.Explicit,
+        DeliverPolicy = ConsumerConfigDeliverPolicy.All,
+        AckWait = _options.ResultAckWait,
+        MaxAckPending = _options.ResultConcurrency * 4,
+    };
 
-    private async Task StopAsync(CancellationToken cancellationToken)
-    {
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        if (_loop is { } loop)
-        {
-            await loop.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private async Task RunAsync(CancellationToken cancellationToken)
-    {
-        var js = new NatsJSContext(connection);
-        var delay = TimeSpan.FromMilliseconds(200);
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            try
-            {
-                var consumer = await js.CreateOrUpdateConsumerAsync(
-                    Subjects.PipelineEngineStream,
-                    new ConsumerConfig(_options.ResultConsumerName)
-                    {
-                        FilterSubject = Subjects.PipelinesWildcard,
-                        AckPolicy = ConsumerConfigAckPolicy.Explicit,
-                        DeliverPolicy = ConsumerConfigDeliverPolicy.All,
-                        AckWait = _options.ResultAckWait,
-                        MaxAckPending = _options.ResultConcurrency * 4,
-                    },
-                    cancellationToken).ConfigureAwait(false);
-                delay = TimeSpan.FromMilliseconds(200);
-                await ConsumeAsync(consumer, cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                LogConsumeFailed(logger, ex, delay);
-                try
-                {
-                    await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
-            }
-        }
-    }
-
-    private async Task ConsumeAsync(INatsJSConsumer consumer, CancellationToken cancellationToken)
+    /// <inheritdoc />
+    protected override async Task ConsumeAsync(NatsJSContext js, INatsJSConsumer consumer, CancellationToken cancellationToken)
     {
         using var slots = new SemaphoreSlim(_options.ResultConcurrency);
         var inFlight = new List<Task>();
@@ -220,8 +165,6 @@ public sealed partial class DriverResultConsumer(
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Result consumer failed; retrying in {Delay}")]
-    private static partial void LogConsumeFailed(ILogger logger, Exception exception, TimeSpan delay);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Malformed message on {Subject} acked and dropped")]
     private static partial void LogMalformed(ILogger logger, Exception exception, string subject);

@@ -1,0 +1,93 @@
+using Microsoft.Extensions.Logging;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+using Orleans.Runtime;
+
+namespace Conveyor.Grains.Nats;
+
+/// <summary>
+/// A per-silo reader of a shared durable JetStream consumer: it starts when the silo becomes active, (re)creates the
+/// consumer and consumes from it, backs off (200 ms doubling to 5 s) when NATS fails, and on silo stop cancels and
+/// waits for the derived class to drain what it took.
+/// </summary>
+public abstract partial class DurableConsumerService(INatsConnection connection, ILogger logger)
+    : ILifecycleParticipant<ISiloLifecycle>, IDisposable
+{
+    private readonly CancellationTokenSource _stopping = new();
+    private Task? _loop;
+
+    /// <summary>Stream the consumer reads.</summary>
+    protected abstract string StreamName { get; }
+
+    /// <summary>The durable consumer's configuration.</summary>
+    protected abstract ConsumerConfig CreateConsumerConfig();
+
+    /// <summary>Consumes until cancelled or NATS fails; must finish what it took before returning.</summary>
+    protected abstract Task ConsumeAsync(NatsJSContext js, INatsJSConsumer consumer, CancellationToken cancellationToken);
+
+    /// <inheritdoc />
+    public void Participate(ISiloLifecycle lifecycle)
+    {
+        ArgumentNullException.ThrowIfNull(lifecycle);
+        lifecycle.Subscribe(GetType().Name, ServiceLifecycleStage.Active, StartAsync, StopAsync);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _stopping.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    private Task StartAsync(CancellationToken cancellationToken)
+    {
+        _loop = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    private async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_loop is { } loop)
+        {
+            await loop.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var js = new NatsJSContext(connection);
+        var delay = TimeSpan.FromMilliseconds(200);
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                var consumer = await js.CreateOrUpdateConsumerAsync(StreamName, CreateConsumerConfig(), cancellationToken).ConfigureAwait(false);
+                delay = TimeSpan.FromMilliseconds(200);
+                await ConsumeAsync(js, consumer, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                LogConsumeFailed(logger, ex, GetType().Name, delay);
+                try
+                {
+                    await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Service} failed; retrying in {Delay}")]
+    private static partial void LogConsumeFailed(ILogger logger, Exception exception, string service, TimeSpan delay);
+}
