@@ -1,0 +1,165 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Runtime.InteropServices;
+
+namespace Conveyor.Bench;
+
+/// <summary>
+/// A process the tool starts (the silo, driver processes), whose RSS and CPU time can be read from outside. Stopping
+/// sends SIGTERM (or closes stdin) and kills it by its PID only if it does not exit in time.
+/// </summary>
+internal sealed partial class ChildProcess : IAsyncDisposable
+{
+    private const int SigTerm = 15;
+    private readonly Process _process;
+    private readonly Queue<string> _tail = new();
+    private readonly Lock _gate = new();
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly string _readyLine;
+
+    private ChildProcess(Process process, string readyLine)
+    {
+        _process = process;
+        _readyLine = readyLine;
+    }
+
+    public int Id => _process.Id;
+
+    public string Name { get; private init; } = "";
+
+    /// <summary>The last lines the process wrote, for error messages.</summary>
+    public string Tail
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return string.Join('\n', _tail);
+            }
+        }
+    }
+
+    /// <summary>Resident set size now (VmRSS), in bytes.</summary>
+    public long Rss
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.WorkingSet64;
+        }
+    }
+
+    /// <summary>User plus system CPU time used so far.</summary>
+    public TimeSpan Cpu
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.TotalProcessorTime;
+        }
+    }
+
+    /// <summary>Starts <c>dotnet <paramref name="assembly"/> args…</c>.</summary>
+    /// <param name="readyLine">A line on stdout that means ready, or null when readiness is checked otherwise.</param>
+    public static ChildProcess Start(string name, string assembly, IEnumerable<string> arguments, string? readyLine = null, string? workingDirectory = null)
+    {
+        if (!File.Exists(assembly))
+        {
+            throw new FileNotFoundException($"{name}: {assembly} does not exist; build it first (dotnet build -c Release bench/Conveyor.Bench)", assembly);
+        }
+
+        var startInfo = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? Path.GetDirectoryName(assembly)!,
+        };
+        startInfo.ArgumentList.Add(assembly);
+        foreach (var argument in arguments)
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+
+        var process = Process.Start(startInfo) ?? throw new InvalidOperationException($"{name} did not start");
+        var child = new ChildProcess(process, readyLine ?? "\0") { Name = name };
+        process.OutputDataReceived += (_, e) => child.OnLine(e.Data);
+        process.ErrorDataReceived += (_, e) => child.OnLine(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return child;
+    }
+
+    /// <summary>Waits for the ready line.</summary>
+    public async Task WaitReadyAsync(TimeSpan timeout)
+    {
+        var exited = _process.WaitForExitAsync();
+        var done = await Task.WhenAny(_ready.Task, exited, Task.Delay(timeout));
+        if (done != _ready.Task)
+        {
+            throw new InvalidOperationException($"{Name} {(done == exited ? "exited" : "was not ready in time")}:\n{Tail}");
+        }
+    }
+
+    public bool HasExited => _process.HasExited;
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            try
+            {
+                _process.StandardInput.Close();
+            }
+            catch (IOException)
+            {
+            }
+
+            _ = Kill(_process.Id, SigTerm);
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            try
+            {
+                await _process.WaitForExitAsync(grace.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                _process.Kill(entireProcessTree: true);
+                await _process.WaitForExitAsync();
+            }
+        }
+
+        _process.Dispose();
+    }
+
+    /// <summary>Path of a program the tool runs, recorded at build time (see the project file).</summary>
+    public static string BuiltAssembly(string key, string environmentOverride) =>
+        Environment.GetEnvironmentVariable(environmentOverride) is { Length: > 0 } path
+            ? path
+            : typeof(ChildProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().First(a => a.Key == key).Value!;
+
+    private void OnLine(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        if (line == _readyLine)
+        {
+            _ready.TrySetResult();
+        }
+
+        lock (_gate)
+        {
+            _tail.Enqueue(line);
+            while (_tail.Count > 50)
+            {
+                _tail.Dequeue();
+            }
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+}

@@ -1,0 +1,81 @@
+using System.Text.Json;
+using Conveyor.Bench;
+
+namespace Conveyor.Bench.Tests;
+
+/// <summary>
+/// Keeps the benchmark tool working: its smoke mode starts the real silo and driver processes, runs every scenario
+/// with tiny sizes, and must produce sane numbers. (The numbers themselves come from the tool, never from here.)
+/// </summary>
+public sealed class BenchToolSmokeTests
+{
+    [Fact]
+    public async Task Smoke_run_of_every_scenario_produces_sane_numbers()
+    {
+        var dir = Directory.CreateTempSubdirectory("conveyor-bench-test-").FullName;
+        try
+        {
+            var json = Path.Combine(dir, "all.json");
+            var output = new StringWriter();
+            var exit = await BenchTool.RunAsync(["all", "--smoke", "--json", json], output);
+            Assert.True(exit == 0, output.ToString());
+
+            var text = output.ToString();
+            Assert.Contains("| b3.steps_per_s |", text, StringComparison.Ordinal);
+
+            using var doc = JsonDocument.Parse(await File.ReadAllTextAsync(json));
+            var medians = doc.RootElement.GetProperty("medians");
+            double M(string name) => medians.GetProperty(name).GetDouble();
+            foreach (var rate in new[] { "b1.closed.c1.runs_per_s", "b1.closed.c128.runs_per_s", "b1.open.runs_per_s", "b3.steps_per_s", "floor.c1.round_trips_per_s", "floor.saturated.round_trips_per_s" })
+            {
+                Assert.True(M(rate) > 0, $"{rate} = {M(rate)}");
+            }
+
+            // Latencies are positive and ordered: the driver receives a run's step before the run succeeds, and a
+            // percentile never falls below a lower one.
+            Assert.True(M("b1.closed.c1.driver_p50_ms") > 0);
+            Assert.True(M("b1.closed.c1.succeeded_p50_ms") >= M("b1.closed.c1.driver_p50_ms"));
+            Assert.True(M("b1.closed.c16.driver_p99_ms") >= M("b1.closed.c16.driver_p50_ms"));
+            foreach (var shape in new[] { "chain", "fanout", "diamond" })
+            {
+                Assert.True(M($"b2.{shape}.makespan_ms") > 0, shape);
+                Assert.True(double.IsFinite(M($"b2.{shape}.overhead_ms_per_node")), shape);
+            }
+
+            Assert.InRange(M("footprint.idle_rss_mb"), 10, 4096);
+            Assert.True(M("footprint.cpu_s_per_1000_steps") > 0);
+            Assert.True(M("ratio.b3_steps_over_floor") > 0);
+            Assert.Equal(1, doc.RootElement.GetProperty("passes").GetArrayLength());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Histogram_percentiles_are_within_one_percent()
+    {
+        var histogram = new LatencyHistogram();
+        for (var i = 1; i <= 10_000; i++)
+        {
+            histogram.RecordMs(i / 10.0); // 0.1 ms … 1,000 ms, uniform
+        }
+
+        Assert.Equal(10_000, histogram.Count);
+        Assert.InRange(histogram.PercentileMs(0.50), 500 * 0.99, 500 * 1.01);
+        Assert.InRange(histogram.PercentileMs(0.99), 990 * 0.99, 990 * 1.01);
+        Assert.InRange(histogram.PercentileMs(0.999), 999 * 0.99, 999 * 1.01);
+        Assert.Equal(1000, histogram.MaxMs);
+        Assert.Equal(0.1, histogram.PercentileMs(0.00001), 3);
+    }
+
+    [Fact]
+    public async Task Unknown_scenario_prints_usage_and_fails()
+    {
+        var output = new StringWriter();
+        var exit = await BenchTool.RunAsync(["nonsense"], output);
+        Assert.Equal(2, exit);
+        Assert.Contains("usage:", output.ToString(), StringComparison.Ordinal);
+    }
+}
