@@ -21,6 +21,15 @@ public static class Subjects
     /// </summary>
     public const string LogStoreStream = "conveyor-logs";
 
+    /// <summary>
+    /// Stream (Limits retention) of the CDEvents that runs emit, one subject per namespace:
+    /// <c>conveyor.cdevents.{namespace}</c>. Not part of the original protocol.
+    /// </summary>
+    public const string EventsStream = "conveyor-events";
+
+    /// <summary>Subject filter for every CDEvent.</summary>
+    public const string CDEventsWildcard = "conveyor.cdevents.>";
+
     /// <summary>Subject filter for every stored (normalized) log entry.</summary>
     public const string LogStoreWildcard = "conveyor.logs.>";
 
@@ -56,6 +65,9 @@ public static class Subjects
     /// step; body: <see cref="CancelMessage"/>.
     /// </summary>
     public static string Cancel(string driver) => "conveyor.cancel." + driver;
+
+    /// <summary>Subject of the CDEvents (CloudEvents JSON) of runs in <paramref name="ns"/>.</summary>
+    public static string CDEvents(string ns) => "conveyor.cdevents." + ns;
 
     /// <summary>Persisted (JetStream) log subject of a run.</summary>
     public static string Logs(string runId) => "logs." + runId;

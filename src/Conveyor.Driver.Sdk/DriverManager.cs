@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Collections.ObjectModel;
+using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Conveyor.Contracts;
@@ -411,6 +412,8 @@ public sealed partial class DriverManager : IAsyncDisposable
         }
 
         LogReconciling(_logger, Name, driverEvent.Event, driverEvent.RunId, driverEvent.Resource.Name, driverEvent.StepId, driverEvent.Attempt, driverEvent.DeliveryCount);
+        using var activity = DriverTelemetry.StartReconcile(msg.Headers, Name, driverEvent);
+        var started = _timeProvider.GetTimestamp();
         var logger = CreateLogger(driverEvent);
         var context = new DriverContext(Name, driverEvent, logger);
         DriverResult? result = null;
@@ -453,6 +456,15 @@ public sealed partial class DriverManager : IAsyncDisposable
         }
 
         result ??= DriverResult.Fail("The driver returned no result.");
+        DriverTelemetry.RecordReconcile(Name, result.Success, _timeProvider.GetElapsedTime(started));
+        if (activity is not null)
+        {
+            activity.SetTag("conveyor.result.success", result.Success);
+            if (!result.Success)
+            {
+                activity.SetStatus(ActivityStatusCode.Error, result.Message);
+            }
+        }
 
         // Log lines written through the ILogger adapter go out before the result.
         await logger.FlushAsync().ConfigureAwait(false);
@@ -466,7 +478,7 @@ public sealed partial class DriverManager : IAsyncDisposable
 
         try
         {
-            await PublishResultAsync(driverEvent.RunId, driverEvent.Resource, result, msg.Headers, driverEvent.StepId, driverEvent.Attempt, abort).ConfigureAwait(false);
+            await PublishResultAsync(driverEvent.RunId, driverEvent.Resource, result, msg.Headers, driverEvent.StepId, driverEvent.Attempt, abort, activity?.Id).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -531,7 +543,8 @@ public sealed partial class DriverManager : IAsyncDisposable
     /// <paramref name="attempt"/>, when known from the message body, replace the step headers so the engine can match
     /// the result even when the dispatch carried them only in JSON.
     /// </summary>
-    private async Task PublishResultAsync(string runId, Resource? resource, DriverResult result, NatsHeaders? incoming, string? stepId, int? attempt, CancellationToken cancellationToken)
+    private async Task PublishResultAsync(
+        string runId, Resource? resource, DriverResult result, NatsHeaders? incoming, string? stepId, int? attempt, CancellationToken cancellationToken, string? traceParent = null)
     {
         var pipelineEvent = new PipelineEvent
         {
@@ -570,6 +583,12 @@ public sealed partial class DriverManager : IAsyncDisposable
         if (attempt is { } number)
         {
             headers[Headers.Attempt] = number.ToString(CultureInfo.InvariantCulture);
+        }
+
+        if (traceParent is not null)
+        {
+            // The engine's handling of the result continues from the reconcile, not from the dispatch.
+            headers[Headers.TraceParent] = traceParent;
         }
 
         var ack = await _jetStream.PublishAsync(

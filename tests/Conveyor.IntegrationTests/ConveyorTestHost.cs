@@ -31,7 +31,8 @@ public sealed class ConveyorTestHost : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<ConveyorTestHost> StartAsync(Action<ConveyorOptions> configure, IDictionary<string, string?>? settings = null)
+    public static async Task<ConveyorTestHost> StartAsync(
+        Action<ConveyorOptions> configure, IDictionary<string, string?>? settings = null, Action<WebApplicationBuilder>? configureBuilder = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -53,6 +54,7 @@ public sealed class ConveyorTestHost : IAsyncDisposable
             o.GatewayPort = ServerProcess.FindFreePort();
             configure(o);
         });
+        configureBuilder?.Invoke(builder);
         var app = builder.Build();
         app.MapConveyorApi();
         await app.StartAsync();
@@ -61,7 +63,8 @@ public sealed class ConveyorTestHost : IAsyncDisposable
     }
 
     /// <summary>A host on external (fixture) servers; the service id isolates its state in the shared Redis.</summary>
-    public static Task<ConveyorTestHost> StartAsync(string natsUrl, string redis, string serviceId, IDictionary<string, string?>? settings = null) =>
+    public static Task<ConveyorTestHost> StartAsync(
+        string natsUrl, string redis, string serviceId, IDictionary<string, string?>? settings = null, Action<WebApplicationBuilder>? configureBuilder = null) =>
         StartAsync(
             o =>
             {
@@ -70,7 +73,8 @@ public sealed class ConveyorTestHost : IAsyncDisposable
                 o.ServiceId = serviceId;
                 o.ClusterId = serviceId;
             },
-            settings);
+            settings,
+            configureBuilder);
 
     public async Task<JsonElement> PostJsonAsync(string path, object body, int expectedStatus = 201)
     {

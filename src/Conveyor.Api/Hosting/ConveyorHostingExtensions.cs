@@ -13,6 +13,9 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 using Orleans.Configuration;
 
 // Extension classes live in Microsoft.Extensions.Hosting for discoverability, as Orleans' own do.
@@ -86,6 +89,7 @@ public static class ConveyorHostingExtensions
         }
 
         services.PostConfigure<ConveyorNatsOptions>(n => n.Url = options.NatsUrl!);
+        AddTelemetry(services, options.Telemetry);
         builder.UseOrleans(silo =>
         {
             silo.Configure<ClusterOptions>(c =>
@@ -128,10 +132,53 @@ public static class ConveyorHostingExtensions
         root.AddEndpointFilter<ConveyorErrorFilter>();
         root.MapSystemApi();
         root.MapOpenApi("/openapi/{documentName}.json");
+        var telemetry = endpoints.ServiceProvider.GetRequiredService<ConveyorOptions>().Telemetry;
+        if (telemetry.Prometheus)
+        {
+            root.MapPrometheusScrapingEndpoint(telemetry.MetricsPath).ExcludeFromDescription();
+        }
+
         MapObjects(root, "");
         root.MapOriginalLogsApi();
         MapObjects(root.MapGroup("/namespaces/{namespace}"), "InNamespace");
         return root;
+    }
+
+    /// <summary>
+    /// Metrics always (Prometheus and/or OTLP export by configuration); traces when asked for or when an OTLP
+    /// endpoint is set, since recording every request's spans with nobody to read them only costs.
+    /// </summary>
+    private static void AddTelemetry(IServiceCollection services, ConveyorTelemetryOptions telemetry)
+    {
+        var otel = services.AddOpenTelemetry().ConfigureResource(r => r.AddService(telemetry.ServiceName));
+        if (telemetry.Prometheus || telemetry.OtlpEndpoint is not null)
+        {
+            otel.WithMetrics(metrics =>
+            {
+                metrics.AddMeter(ConveyorTelemetryNames.Meter, ConveyorTelemetryNames.Meter + ".*");
+                if (telemetry.Prometheus)
+                {
+                    metrics.AddPrometheusExporter();
+                }
+
+                if (telemetry.OtlpEndpoint is { } endpoint)
+                {
+                    metrics.AddOtlpExporter(o => o.Endpoint = endpoint);
+                }
+            });
+        }
+
+        if (telemetry.Tracing || telemetry.OtlpEndpoint is not null)
+        {
+            otel.WithTracing(tracing =>
+            {
+                tracing.AddSource(ConveyorTelemetryNames.Meter, ConveyorTelemetryNames.Meter + ".*").AddAspNetCoreInstrumentation();
+                if (telemetry.OtlpEndpoint is { } endpoint)
+                {
+                    tracing.AddOtlpExporter(o => o.Endpoint = endpoint);
+                }
+            });
+        }
     }
 
     private static void MapObjects(IEndpointRouteBuilder routes, string nameSuffix)
@@ -180,6 +227,11 @@ public static class ConveyorHostingExtensions
     }
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
+
+    private static class ConveyorTelemetryNames
+    {
+        public const string Meter = Conveyor.Grains.Telemetry.ConveyorTelemetry.Name;
+    }
 
     private sealed class ConveyorBuilder(IServiceCollection services, IConfiguration configuration, ConveyorOptions options) : IConveyorBuilder
     {

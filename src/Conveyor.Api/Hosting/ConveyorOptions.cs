@@ -70,6 +70,9 @@ public sealed class ConveyorOptions
     /// <summary>Largest accepted request body.</summary>
     [Range(1024, 64L * 1024 * 1024)]
     public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>Metrics and traces (section <c>Conveyor:Telemetry</c>).</summary>
+    public ConveyorTelemetryOptions Telemetry { get; set; } = new();
 }
 
 /// <summary>Settings the HTTP layer reads at request time.</summary>
@@ -93,4 +96,26 @@ public interface IConveyorBuilder
 
     /// <summary>The resolved options.</summary>
     ConveyorOptions Options { get; }
+}
+
+/// <summary>OpenTelemetry wiring of a Conveyor host (configuration section <c>Conveyor:Telemetry</c>).</summary>
+public sealed class ConveyorTelemetryOptions
+{
+    /// <summary>Serve the meters <c>Conveyor</c> and <c>Conveyor.*</c> in Prometheus text format at <see cref="MetricsPath"/> (on by default).</summary>
+    public bool Prometheus { get; set; } = true;
+
+    /// <summary>Path of the Prometheus scraping endpoint, under the API's prefix.</summary>
+    public string MetricsPath { get; set; } = "/metrics";
+
+    /// <summary>
+    /// Record traces (HTTP requests, runs, dispatches, result handling) even without an OTLP endpoint, e.g. for an
+    /// exporter the host adds itself. Setting <see cref="OtlpEndpoint"/> turns tracing on too.
+    /// </summary>
+    public bool Tracing { get; set; }
+
+    /// <summary>OTLP endpoint (e.g. <c>http://127.0.0.1:4317</c>) that receives traces and metrics; none by default.</summary>
+    public Uri? OtlpEndpoint { get; set; }
+
+    /// <summary>OpenTelemetry <c>service.name</c> of this host.</summary>
+    public string ServiceName { get; set; } = "conveyor";
 }

@@ -54,6 +54,12 @@ public sealed class AttemptState
     /// result that names no step (an original driver's) to the right attempt.
     /// </summary>
     [Id(9)] public ulong Sequence { get; set; }
+
+    /// <summary>Whether the attempt's start was reported (metrics, <c>taskrun.started</c>).</summary>
+    [Id(10)] public bool StartReported { get; set; }
+
+    /// <summary>Whether the attempt's end was reported (metrics, <c>taskrun.finished</c>).</summary>
+    [Id(11)] public bool FinishReported { get; set; }
 }
 
 /// <summary>A step's state in a run.</summary>
@@ -135,6 +141,39 @@ public sealed class RunState
 
     /// <summary>The status the listing index last recorded (repaired on activation when it differs from <see cref="Status"/>).</summary>
     [Id(12)] public RunStatus? IndexedStatus { get; set; }
+
+    /// <summary>
+    /// W3C <c>traceparent</c> of the span that started the run (or its latest retry): later dispatches continue this
+    /// trace even when nothing traced wakes the run (a timer, a reminder).
+    /// </summary>
+    [Id(13)] public string? TraceParent { get; set; }
+
+    /// <summary>Run status last reported as an event (null: the run's creation was not reported yet).</summary>
+    [Id(14)] public RunStatus? ReportedStatus { get; set; }
+
+    /// <summary><see cref="RunAttempt"/> when <see cref="ReportedStatus"/> was reported.</summary>
+    [Id(15)] public int ReportedRunAttempt { get; set; }
+
+    /// <summary>Events decided with a persisted transition and not yet confirmed published (the events outbox).</summary>
+    [Id(16)] public List<OutboxEvent> Outbox { get; set; } = [];
+}
+
+/// <summary>A CDEvent waiting in a run's outbox.</summary>
+[GenerateSerializer]
+[Alias("conveyor.OutboxEvent")]
+public sealed class OutboxEvent
+{
+    /// <summary>Stable event id (also the JetStream de-duplication id).</summary>
+    [Id(0)] public string Id { get; set; } = "";
+
+    /// <summary>CDEvents type.</summary>
+    [Id(1)] public string Type { get; set; } = "";
+
+    /// <summary>Namespace of the run (picks the subject).</summary>
+    [Id(2)] public string Namespace { get; set; } = "";
+
+    /// <summary>The CloudEvent, as JSON.</summary>
+    [Id(3)] public string Json { get; set; } = "";
 }
 
 /// <summary>A run as listings show it.</summary>

@@ -1,7 +1,10 @@
+using System.Diagnostics;
 using Conveyor.Grains;
+using Conveyor.Grains.Events;
 using Conveyor.Grains.Logs;
 using Conveyor.Grains.Nats;
 using Conveyor.Grains.Runs;
+using Conveyor.Grains.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -56,6 +59,16 @@ public static class ConveyorSiloBuilderExtensions
         services.TryAddSingleton<ILogStore, JetStreamLogStore>();
         services.AddSingleton<LogIngestor>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<LogIngestor>());
+
+        // Telemetry and events out: instruments on the meter "Conveyor", spans on the activity source "Conveyor",
+        // CDEvents to JetStream and an optional HTTP sink.
+        services.AddMetrics();
+        services.TryAddSingleton<ConveyorMetrics>();
+        services.AddOptions<CDEventsOptions>().BindConfiguration(CDEventsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddSingleton<CDEventHttpSink>();
+        services.AddHostedService(sp => sp.GetRequiredService<CDEventHttpSink>());
+        services.TryAddSingleton<CDEventPublisher>();
+        builder.AddOutgoingGrainCallFilter<TraceContextFilter>();
         return builder;
     }
 
@@ -100,15 +113,34 @@ public static class ConveyorSiloBuilderExtensions
 
     private sealed class ConveyorGrainsMarker;
 
+    /// <summary>
+    /// Carries the caller's trace context into grain calls. Orleans' own activity propagation injects it only when a
+    /// listener samples its grain-call activities; this makes a run's spans children of the HTTP request that started
+    /// them whatever listens.
+    /// </summary>
+    private sealed class TraceContextFilter : IOutgoingGrainCallFilter
+    {
+        public Task Invoke(IOutgoingGrainCallContext context)
+        {
+            if (Activity.Current is { IdFormat: ActivityIdFormat.W3C } current)
+            {
+                Orleans.Runtime.RequestContext.Set("traceparent", current.Id!);
+            }
+
+            return context.Invoke();
+        }
+    }
+
     /// <summary>Creates the JetStream streams before the silo accepts work.</summary>
-    private sealed class StreamSetupParticipant(INatsConnection connection, IOptions<ConveyorNatsOptions> options, ILogger<StreamSetupParticipant> logger)
+    private sealed class StreamSetupParticipant(
+        INatsConnection connection, IOptions<ConveyorNatsOptions> options, IOptions<CDEventsOptions> events, ILogger<StreamSetupParticipant> logger)
         : ILifecycleParticipant<ISiloLifecycle>
     {
         public void Participate(ISiloLifecycle lifecycle) =>
             lifecycle.Subscribe(nameof(StreamSetupParticipant), ServiceLifecycleStage.RuntimeInitialize, async ct =>
             {
                 await connection.ConnectAsync().ConfigureAwait(false);
-                await JetStreamTopology.EnsureStreamsAsync(new NatsJSContext((NatsConnection)connection), options.Value, logger, ct).ConfigureAwait(false);
+                await JetStreamTopology.EnsureStreamsAsync(new NatsJSContext((NatsConnection)connection), options.Value, events.Value.Enabled ? events.Value.Retention : null, logger, ct).ConfigureAwait(false);
             });
     }
 }

@@ -1,7 +1,9 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
@@ -112,6 +114,14 @@ public sealed partial class DriverResultConsumer(
             Attempt = int.TryParse(Header(msg.Headers, Headers.Attempt), NumberStyles.None, CultureInfo.InvariantCulture, out var a) ? a : null,
         };
 
+        // A child of the driver's reconcile span when the driver sent its traceparent (the SDK does).
+        using var activity = ConveyorTelemetry.Source.StartActivity(
+            ConveyorTelemetry.ResultApplyActivity, ActivityKind.Consumer, ConveyorTelemetry.FromHeaders(msg.Headers));
+        activity?.SetTag("conveyor.run.id", evt.RunId);
+        activity?.SetTag("conveyor.driver", input.Driver);
+        activity?.SetTag("conveyor.step", input.StepId);
+        activity?.SetTag("conveyor.attempt", input.Attempt);
+        activity?.SetTag("conveyor.result.success", input.Success);
         ApplyOutcome outcome;
         try
         {
@@ -120,11 +130,13 @@ public sealed partial class DriverResultConsumer(
         catch (Exception ex)
         {
             // Storage or the cluster is unavailable: let JetStream redeliver; the grain applies a result at most once.
+            activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
             LogApplyFailed(logger, ex, evt.RunId, input.Driver);
             await NakAsync(msg).ConfigureAwait(false);
             return;
         }
 
+        activity?.SetTag("conveyor.result.outcome", outcome.ToString());
         if (outcome is ApplyOutcome.Applied)
         {
             LogApplied(logger, evt.RunId, input.Driver, input.StepId, input.Success);

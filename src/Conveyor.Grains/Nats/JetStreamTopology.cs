@@ -12,7 +12,14 @@ namespace Conveyor.Grains.Nats;
 public static partial class JetStreamTopology
 {
     /// <summary>Ensures the <c>messages</c>, <c>pipeline-engine</c>, <c>logs-engine</c> and <c>conveyor-logs</c> streams exist.</summary>
-    public static async Task EnsureStreamsAsync(INatsJSContext js, ConveyorNatsOptions options, ILogger logger, CancellationToken cancellationToken = default)
+    public static async Task EnsureStreamsAsync(INatsJSContext js, ConveyorNatsOptions options, ILogger logger, CancellationToken cancellationToken = default) =>
+        await EnsureStreamsAsync(js, options, null, logger, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// Ensures the streams of <see cref="EnsureStreamsAsync(INatsJSContext, ConveyorNatsOptions, ILogger, CancellationToken)"/>
+    /// and, when <paramref name="eventsRetention"/> is set, the <c>conveyor-events</c> stream of CDEvents.
+    /// </summary>
+    public static async Task EnsureStreamsAsync(INatsJSContext js, ConveyorNatsOptions options, TimeSpan? eventsRetention, ILogger logger, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(js);
         ArgumentNullException.ThrowIfNull(options);
@@ -45,6 +52,16 @@ public static partial class JetStreamTopology
                 DuplicateWindow = options.LogRetention < TimeSpan.FromMinutes(2) ? options.LogRetention : TimeSpan.FromMinutes(2),
             },
         ];
+        if (eventsRetention is { } retention)
+        {
+            streams = [.. streams, new(Subjects.EventsStream, [Subjects.CDEventsWildcard])
+            {
+                Retention = StreamConfigRetention.Limits,
+                Storage = StreamConfigStorage.File,
+                MaxAge = retention,
+                DuplicateWindow = retention < TimeSpan.FromMinutes(2) ? retention : TimeSpan.FromMinutes(2),
+            }];
+        }
 
         foreach (var config in streams)
         {

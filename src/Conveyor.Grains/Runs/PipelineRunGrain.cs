@@ -1,9 +1,12 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Events;
 using Conveyor.Grains.Nats;
 using Conveyor.Grains.Resources;
+using Conveyor.Grains.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
@@ -24,6 +27,8 @@ public sealed partial class PipelineRunGrain(
     IRunIndex index,
     IOptions<RunEngineOptions> options,
     TimeProvider time,
+    ConveyorMetrics metrics,
+    CDEventPublisher events,
     ILogger<PipelineRunGrain> logger) : Grain, IPipelineRunGrain, IRemindable, IDisposable
 {
     private const string KeepAliveReminder = "keepalive";
@@ -63,7 +68,19 @@ public sealed partial class PipelineRunGrain(
             // and every due time is re-armed from state.
             ArmTimer(TimeSpan.Zero);
         }
+        else if (state.RecordExists && Run.Outbox.Count > 0)
+        {
+            // Events of a transition stored just before the previous activation died.
+            ArmTimer(TimeSpan.Zero);
+        }
 
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        metrics.Forget(this.GetPrimaryKey());
         return Task.CompletedTask;
     }
 
@@ -93,6 +110,7 @@ public sealed partial class PipelineRunGrain(
             await this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
             await PersistAsync();
             await SyncIndexAsync();
+            await PublishEventsAsync();
         }
         finally
         {
@@ -127,6 +145,7 @@ public sealed partial class PipelineRunGrain(
         }
 
         var now = time.GetUtcNow();
+        using var activity = StartRunActivity("start");
         Run.Committed = true;
         Run.Status = RunStatus.Running;
         Run.StartedAt = now;
@@ -141,6 +160,7 @@ public sealed partial class PipelineRunGrain(
     public Task<ApplyOutcome> ApplyResultAsync(DriverResultInput result)
     {
         ArgumentNullException.ThrowIfNull(result);
+        NoteResultContext();
         var done = new TaskCompletionSource<ApplyOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
         _incoming.Add((result, done));
         if (!_committing)
@@ -264,15 +284,19 @@ public sealed partial class PipelineRunGrain(
     /// </summary>
     private async Task PersistAsync()
     {
+        CollectTransitions();
         try
         {
             await state.WriteStateAsync();
         }
         catch
         {
+            _afterWrite.Clear();
             DeactivateOnIdle();
             throw;
         }
+
+        ReportAfterWrite();
     }
 
     /// <inheritdoc />
@@ -326,6 +350,7 @@ public sealed partial class PipelineRunGrain(
             Run.Message = "";
             Run.RunAttempt++;
             Run.DeadlineAt = now + Run.Plan.Pipeline.Timeout;
+            using var activity = StartRunActivity("retry");
             await this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
             Advance(now);
             await PersistAsync();
@@ -432,6 +457,7 @@ public sealed partial class PipelineRunGrain(
             if (state.RecordExists)
             {
                 await SyncIndexAsync();
+                await PublishEventsAsync();
             }
 
             return;
@@ -716,6 +742,7 @@ public sealed partial class PipelineRunGrain(
     private async Task AfterTransitionAsync()
     {
         await SyncIndexAsync();
+        await PublishEventsAsync();
         await SendCancelsAsync();
         if (Run.Status.IsTerminal())
         {
@@ -735,7 +762,8 @@ public sealed partial class PipelineRunGrain(
     private async Task PublishPendingAsync()
     {
         _waitingForDriver = false;
-        var pending = new List<(StepState Step, StepSpec Spec, AttemptState Attempt, string Subject, Task<DispatchResult> Publish)>();
+        var pending = new List<(StepState Step, StepSpec Spec, AttemptState Attempt, string Subject, Task<DispatchResult> Publish, Activity? Span)>();
+        var caller = Activity.Current;
         foreach (var step in Run.Steps)
         {
             var attempt = step.Current;
@@ -746,22 +774,42 @@ public sealed partial class PipelineRunGrain(
 
             var spec = Specs[step.Id];
             var subject = Subjects.DriverResources(spec.Driver, Run.Plan.Resource.Type);
+            var headers = new NatsHeaders
+            {
+                [Headers.RunId] = Run.RunId.ToString(),
+                [Headers.StepId] = step.Id,
+                [Headers.Attempt] = attempt.Number.ToString(CultureInfo.InvariantCulture),
+            };
+            var span = ConveyorTelemetry.Source.StartActivity(ConveyorTelemetry.DispatchActivity, ActivityKind.Producer, DispatchParent());
+            if (span is not null)
+            {
+                span.SetTag("conveyor.run.id", Run.RunId.ToString());
+                span.SetTag("conveyor.step", step.Id);
+                span.SetTag("conveyor.attempt", attempt.Number);
+                span.SetTag("conveyor.driver", spec.Driver);
+                span.SetTag("messaging.system", "nats");
+                span.SetTag("messaging.destination.name", subject);
+                // The dispatches of one transition are siblings, not nested.
+                Activity.Current = caller;
+            }
+
+            if ((span?.Id ?? Run.TraceParent) is { } traceParent)
+            {
+                headers[Headers.TraceParent] = traceParent;
+            }
+
             var publish = dispatcher.DispatchAsync(
                 subject,
                 BuildMessage(step, spec, attempt),
                 MessageIds.DedupKey(Run.RunId.ToString(), step.Id, attempt.Number),
-                new NatsHeaders
-                {
-                    [Headers.RunId] = Run.RunId.ToString(),
-                    [Headers.StepId] = step.Id,
-                    [Headers.Attempt] = attempt.Number.ToString(CultureInfo.InvariantCulture),
-                },
+                headers,
                 requireConsumer: true);
-            pending.Add((step, spec, attempt, subject, publish));
+            pending.Add((step, spec, attempt, subject, publish, span));
         }
 
-        foreach (var (step, spec, attempt, subject, publish) in pending)
+        foreach (var (step, spec, attempt, subject, publish, span) in pending)
         {
+            using var _ = span;
             try
             {
                 var dispatched = await publish;
@@ -772,17 +820,20 @@ public sealed partial class PipelineRunGrain(
                     attempt.Published = true;
                     attempt.Sequence = dispatched.Sequence;
                     attempt.PublishedAt = time.GetUtcNow();
+                    metrics.Dispatched(spec.Driver, attempt.PublishedAt.Value - attempt.DispatchedAt);
                     LogDispatched(logger, Run.RunId, step.Id, attempt.Number, subject);
                 }
                 else
                 {
                     _waitingForDriver = true;
+                    span?.SetTag("conveyor.waiting_for_driver", true);
                     LogWaitingForDriver(logger, Run.RunId, step.Id, spec.Driver, subject);
                 }
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 _waitingForDriver = true;
+                span?.SetStatus(ActivityStatusCode.Error, ex.Message);
                 LogDispatchFailed(logger, ex, Run.RunId, step.Id, subject);
             }
         }

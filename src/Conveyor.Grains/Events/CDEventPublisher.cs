@@ -1,0 +1,57 @@
+using System.Text;
+using Conveyor.Contracts;
+using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Nats;
+using Microsoft.Extensions.Options;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+
+namespace Conveyor.Grains.Events;
+
+/// <summary>
+/// Publishes a run's CDEvents, in order, to the <c>conveyor-events</c> JetStream stream on
+/// <c>conveyor.cdevents.{namespace}</c> (with <c>Nats-Msg-Id</c> = the event id, so a re-publish after a crash is
+/// de-duplicated), then hands each to the optional HTTP sink, which never makes the caller wait.
+/// </summary>
+public sealed class CDEventPublisher(DriverDispatcher dispatcher, IOptions<CDEventsOptions> options, CDEventHttpSink sink)
+{
+    /// <summary>Options in force.</summary>
+    public CDEventsOptions Options { get; } = options.Value;
+
+    /// <summary>Publishes <paramref name="events"/>; throws when JetStream did not store all of them.</summary>
+    public async Task PublishAsync(IReadOnlyList<OutboxEvent> events, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        if (events.Count == 0)
+        {
+            return;
+        }
+
+        // Published together (one round trip for a transition's events); JetStream keeps their order per publisher.
+        var acks = new Task[events.Count];
+        for (var i = 0; i < events.Count; i++)
+        {
+            acks[i] = PublishOneAsync(events[i], cancellationToken);
+        }
+
+        await Task.WhenAll(acks).ConfigureAwait(false);
+        foreach (var e in events)
+        {
+            sink.Enqueue(e);
+        }
+    }
+
+    private async Task PublishOneAsync(OutboxEvent e, CancellationToken cancellationToken)
+    {
+        var ack = await dispatcher.JetStream.PublishAsync(
+            Subjects.CDEvents(e.Namespace),
+            Encoding.UTF8.GetBytes(e.Json),
+            opts: new NatsJSPubOpts { MsgId = e.Id },
+            headers: new NatsHeaders { ["Content-Type"] = "application/cloudevents+json", ["ce-type"] = e.Type },
+            cancellationToken: cancellationToken).ConfigureAwait(false);
+        if (!ack.Duplicate)
+        {
+            ack.EnsureSuccess();
+        }
+    }
+}

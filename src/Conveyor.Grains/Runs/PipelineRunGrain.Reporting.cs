@@ -1,0 +1,221 @@
+using System.Diagnostics;
+using Conveyor.Contracts;
+using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Events;
+using Conveyor.Grains.Telemetry;
+using Microsoft.Extensions.Logging;
+
+namespace Conveyor.Grains.Runs;
+
+/// <summary>
+/// What the run tells the outside world about its transitions: metrics and CDEvents. Both come from one comparison of
+/// the state about to be written with what was last reported (markers kept in the state itself), so every transition
+/// path — start, results, timers, cancel, retry — is covered without a hook of its own, a transition is reported once
+/// however many times the grain reactivates, and its events are in the same write as the transition (the outbox).
+/// </summary>
+public sealed partial class PipelineRunGrain
+{
+    private readonly List<Action> _afterWrite = [];
+
+    // Trace context of the latest result handed in: the dispatches it causes continue from there. A grain turn does
+    // not carry the caller's Activity, so it is taken from the call's request context.
+    private ActivityContext _resultContext;
+
+    private void NoteResultContext()
+    {
+        var context = ConveyorTelemetry.CallerContext();
+        if (context != default)
+        {
+            _resultContext = context;
+        }
+    }
+
+    /// <summary>Records what changed since the last report; runs just before every write of the state.</summary>
+    private void CollectTransitions()
+    {
+        var emit = events.Options.Enabled;
+        var now = time.GetUtcNow();
+        var ns = Run.Plan.Namespace;
+        var pipeline = Run.Plan.Pipeline.Name;
+        var newRunAttempt = Run.ReportedRunAttempt != Run.RunAttempt;
+        var reported = newRunAttempt ? null : Run.ReportedStatus;
+
+        if (Run.ReportedStatus is null && Run.Status == RunStatus.Pending && emit)
+        {
+            AddRunEvent(CDEvents.PipelineRunQueued, "queued", Run.CreatedAt, outcome: null, errors: null);
+        }
+
+        if (Run.StartedAt is not null && Run.Status != RunStatus.Pending && reported is null or RunStatus.Pending)
+        {
+            _afterWrite.Add(() => metrics.RunStarted(ns, pipeline));
+            if (emit)
+            {
+                AddRunEvent(CDEvents.PipelineRunStarted, "started", now, outcome: null, errors: null);
+            }
+        }
+
+        foreach (var step in Run.Steps)
+        {
+            foreach (var attempt in step.Attempts)
+            {
+                if (attempt.StartReported && attempt.FinishReported)
+                {
+                    continue;
+                }
+
+                var driver = Specs[step.Id].Driver;
+                if (!attempt.StartReported)
+                {
+                    attempt.StartReported = true;
+                    if (emit)
+                    {
+                        AddTaskEvent(step.Id, attempt, driver, CDEvents.TaskRunStarted, "started", attempt.DispatchedAt, null, null);
+                    }
+                }
+
+                if (attempt.FinishedAt is { } finishedAt && !attempt.FinishReported)
+                {
+                    attempt.FinishReported = true;
+                    var status = attempt.Success == true ? StepStatus.Succeeded
+                        : attempt.TimedOut ? StepStatus.TimedOut
+                        : attempt.Success is null ? StepStatus.Cancelled
+                        : StepStatus.Failed;
+                    var duration = finishedAt - attempt.DispatchedAt;
+                    _afterWrite.Add(() => metrics.StepFinished(driver, status, duration));
+                    if (emit)
+                    {
+                        AddTaskEvent(
+                            step.Id, attempt, driver, CDEvents.TaskRunFinished, "finished", finishedAt, CDEvents.Outcome(status),
+                            status == StepStatus.Succeeded ? null : attempt.Message);
+                    }
+                }
+            }
+        }
+
+        if (Run.Status.IsTerminal() && (reported is null || !reported.Value.IsTerminal()))
+        {
+            var status = Run.Status;
+            _afterWrite.Add(() => metrics.RunFinished(ns, pipeline, status));
+            if (emit)
+            {
+                AddRunEvent(
+                    CDEvents.PipelineRunFinished, "finished", Run.FinishedAt ?? now, CDEvents.Outcome(status),
+                    status == RunStatus.Succeeded ? null : Run.Message);
+            }
+        }
+
+        Run.ReportedStatus = Run.Status;
+        Run.ReportedRunAttempt = Run.RunAttempt;
+    }
+
+    /// <summary>Acts on what <see cref="CollectTransitions"/> found, once the state holding it is stored.</summary>
+    private void ReportAfterWrite()
+    {
+        foreach (var report in _afterWrite)
+        {
+            report();
+        }
+
+        _afterWrite.Clear();
+        ReportGauges();
+    }
+
+    private void ReportGauges()
+    {
+        if (!state.RecordExists || Run.Status.IsTerminal())
+        {
+            metrics.Forget(this.GetPrimaryKey());
+            return;
+        }
+
+        var inFlight = 0;
+        foreach (var step in Run.Steps)
+        {
+            inFlight += step.Status.IsInFlight() ? 1 : 0;
+        }
+
+        metrics.Report(Run.RunId, inFlight, queued: Run.Status == RunStatus.Pending);
+    }
+
+    /// <summary>
+    /// Publishes the outbox. Failure leaves it in place (in memory and in storage): the next transition, timer tick or
+    /// activation publishes it again under the same ids, which JetStream de-duplicates.
+    /// </summary>
+    private async Task PublishEventsAsync()
+    {
+        if (Run.Outbox.Count == 0)
+        {
+            return;
+        }
+
+        var batch = Run.Outbox.ToArray();
+        try
+        {
+            await events.PublishAsync(batch);
+            // Cleared in memory; the next write stores the cleared outbox. A crash before that re-publishes duplicates.
+            Run.Outbox.RemoveRange(0, batch.Length);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            LogEventsFailed(logger, ex, Run.RunId, batch.Length);
+        }
+    }
+
+    /// <summary>Where a dispatch's span hangs: under the current span when it belongs to the run's trace, else under the run's stored start.</summary>
+    private ActivityContext DispatchParent()
+    {
+        var stored = ConveyorTelemetry.Parse(Run.TraceParent);
+        if (Activity.Current is { } current && (stored == default || current.TraceId == stored.TraceId))
+        {
+            return current.Context;
+        }
+
+        return _resultContext != default && (stored == default || _resultContext.TraceId == stored.TraceId) ? _resultContext : stored;
+    }
+
+    /// <summary>Starts the span of a run's start or retry and remembers its context as the run's trace.</summary>
+    private Activity? StartRunActivity(string kind)
+    {
+        var activity = ConveyorTelemetry.Source.StartActivity(ConveyorTelemetry.RunStartActivity, ActivityKind.Internal, ConveyorTelemetry.CallerContext());
+        if (activity is not null)
+        {
+            activity.SetTag("conveyor.run.id", Run.RunId.ToString());
+            activity.SetTag("conveyor.run.attempt", Run.RunAttempt);
+            activity.SetTag("conveyor.pipeline", Run.Plan.Pipeline.Name);
+            activity.SetTag("conveyor.namespace", Run.Plan.Namespace);
+            activity.SetTag("conveyor.run.kind", kind);
+        }
+
+        Run.TraceParent = activity?.Id ?? ConveyorTelemetry.Format(ConveyorTelemetry.CallerContext()) ?? Run.TraceParent;
+        return activity;
+    }
+
+    private void AddRunEvent(string type, string transition, DateTimeOffset at, string? outcome, string? errors) =>
+        Run.Outbox.Add(new OutboxEvent
+        {
+            Id = $"{Run.RunId}:{Run.RunAttempt}:pipelinerun.{transition}",
+            Type = type,
+            Namespace = Run.Plan.Namespace,
+            Json = CDEvents.PipelineRun(
+                $"{Run.RunId}:{Run.RunAttempt}:pipelinerun.{transition}", type, events.Options.Source, at, Run.Plan.Namespace, Run.RunId,
+                Run.Plan.Pipeline.Name, RunUrl(), outcome, errors, Run.RunAttempt),
+        });
+
+    private void AddTaskEvent(string step, AttemptState attempt, string driver, string type, string transition, DateTimeOffset at, string? outcome, string? errors)
+    {
+        var id = $"{Run.RunId}:{step}:{attempt.Number}:taskrun.{transition}";
+        Run.Outbox.Add(new OutboxEvent
+        {
+            Id = id,
+            Type = type,
+            Namespace = Run.Plan.Namespace,
+            Json = CDEvents.TaskRun(id, type, events.Options.Source, at, Run.Plan.Namespace, Run.RunId, step, attempt.Number, driver, RunUrl(), outcome, errors),
+        });
+    }
+
+    private string? RunUrl() =>
+        events.Options.BaseUrl is { Length: > 0 } b ? $"{b.TrimEnd('/')}/namespaces/{Run.Plan.Namespace}/runs/{Run.RunId}" : null;
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: {Count} CDEvents could not be published; retried with the next transition")]
+    private static partial void LogEventsFailed(ILogger logger, Exception exception, Guid runId, int count);
+}
