@@ -266,6 +266,29 @@ public sealed class RunEngineTests(EngineFixture fx)
     }
 
     [Fact]
+    public async Task Steps_declared_after_their_dependents_run_in_dependency_order_and_a_failure_skips_them_all()
+    {
+        // Declared backwards: each step depends on the one declared after it. Scheduling walks the DAG in dependency
+        // order, so one failure skips the whole chain above it in the same transition, whatever the declaration order.
+        await using var s = await SetupAsync(
+            [
+                new { id = "d", driver = "DRIVER", dependsOn = new[] { "c" } },
+                new { id = "c", driver = "DRIVER", dependsOn = new[] { "b" } },
+                new { id = "b", driver = "DRIVER", dependsOn = new[] { "a" } },
+                new { id = "a", driver = "DRIVER", dependsOn = Array.Empty<string>() },
+            ],
+            m => Step(m) == "b" ? Answer(false, "b broke") : Answer(true, "ok"));
+        var run = await fx.Host.WaitForRunAsync(await TriggerAsync(s.Type), RunTimeout);
+
+        Assert.Equal("Failed", run.GetProperty("status").GetString());
+        Assert.Equal(["a", "b"], s.Raw.Received.Select(r => Step(r.Message)));
+        Assert.Equal("Succeeded", StepOf(run, "a").GetProperty("status").GetString());
+        Assert.Equal("Failed", StepOf(run, "b").GetProperty("status").GetString());
+        Assert.Equal("Skipped", StepOf(run, "c").GetProperty("status").GetString());
+        Assert.Equal("Skipped", StepOf(run, "d").GetProperty("status").GetString());
+    }
+
+    [Fact]
     public async Task Chain_of_a_hundred_steps_runs_in_order()
     {
         var steps = Enumerable.Range(0, 100).Select(i => (object)new { id = $"c{i}", driver = "DRIVER" }).ToArray();

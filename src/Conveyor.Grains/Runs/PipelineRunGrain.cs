@@ -46,11 +46,17 @@ public sealed partial class PipelineRunGrain(
     private IGrainTimer? _timer;
     private Dictionary<string, StepSpec>? _specs;
     private Dictionary<string, StepState>? _steps;
+    private List<StepState>? _topological;
     private bool _waitingForDriver;
 
     private RunState Run => state.State;
 
-    private StepState StepById(string id) => (_steps ??= Run.Steps.ToDictionary(s => s.Id, StringComparer.Ordinal))[id];
+    private Dictionary<string, StepState> StepsById => _steps ??= Run.Steps.ToDictionary(s => s.Id, StringComparer.Ordinal);
+
+    private StepState StepById(string id) => StepsById[id];
+
+    /// <summary>The steps with every dependency before its dependents (pipelines are acyclic), computed once per activation.</summary>
+    private List<StepState> Topological => _topological ??= TopologicalOrder();
 
     private Dictionary<string, StepSpec> Specs => _specs ??= Run.Plan.Pipeline.Steps.ToDictionary(s => s.Id, StringComparer.Ordinal);
 
@@ -104,10 +110,13 @@ public sealed partial class PipelineRunGrain(
             Run.Steps = plan.Pipeline.Steps.Select(s => new StepState { Id = s.Id }).ToList();
             _specs = null;
             _steps = null;
+            _topological = null;
 
             // Index first: an entry without a run behind it is dropped by the next listing, a run without an entry is not found.
-            await index.AddAsync(Summary());
-            await this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
+            // The reminder only has to exist before the state does; the two writes are independent, so they overlap.
+            await Task.WhenAll(
+                index.AddAsync(Summary()),
+                this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod));
             await PersistAsync();
             await SyncIndexAsync();
             await PublishEventsAsync();
@@ -505,7 +514,7 @@ public sealed partial class PipelineRunGrain(
         StepState? step;
         if (result.StepId is not null)
         {
-            step = Run.Steps.Find(s => s.Id == result.StepId);
+            step = StepsById.GetValueOrDefault(result.StepId);
             if (step is null || !string.Equals(Specs[step.Id].Driver, result.Driver, StringComparison.Ordinal))
             {
                 return (null, ApplyOutcome.UnknownStep);
@@ -615,53 +624,88 @@ public sealed partial class PipelineRunGrain(
             }
         }
 
-        var byId = Run.Steps.ToDictionary(s => s.Id, StringComparer.Ordinal);
-
-        // Steps are stored in declaration order, which need not be topological; repeat until nothing changes so a skip
-        // propagates through any order. A pass only repeats after a change.
-        bool changed;
-        do
+        // One pass in topological order: a step's dependencies are settled (dispatched, skipped, …) before it is
+        // looked at, so a skip propagates through the whole DAG in that pass. O(steps + edges) per transition.
+        var byId = StepsById;
+        foreach (var step in Topological)
         {
-            changed = false;
-            foreach (var step in Run.Steps)
+            if (step.Status != StepStatus.Pending)
             {
-                if (step.Status != StepStatus.Pending)
+                continue;
+            }
+
+            var ready = true;
+            var blocked = false;
+            foreach (var dep in Specs[step.Id].DependsOn)
+            {
+                var d = byId[dep];
+                if (d.Status == StepStatus.Succeeded || (d.Status is StepStatus.Failed or StepStatus.TimedOut && Specs[dep].AllowFailure))
                 {
                     continue;
                 }
 
-                var ready = true;
-                var blocked = false;
-                foreach (var dep in Specs[step.Id].DependsOn)
-                {
-                    var d = byId[dep];
-                    if (d.Status == StepStatus.Succeeded || (d.Status is StepStatus.Failed or StepStatus.TimedOut && Specs[dep].AllowFailure))
-                    {
-                        continue;
-                    }
+                ready = false;
+                blocked |= d.Status.IsTerminal();
+            }
 
-                    ready = false;
-                    blocked |= d.Status.IsTerminal();
-                }
-
-                if (blocked)
-                {
-                    step.Status = StepStatus.Skipped;
-                    changed = true;
-                }
-                else if (ready)
-                {
-                    Dispatch(step, now);
-                    changed = true;
-                }
+            if (blocked)
+            {
+                step.Status = StepStatus.Skipped;
+            }
+            else if (ready)
+            {
+                Dispatch(step, now);
             }
         }
-        while (changed);
 
         if (Run.Steps.TrueForAll(s => s.Status.IsTerminal()))
         {
             Finish(now);
         }
+    }
+
+    /// <summary>Kahn's algorithm over the plan; steps keep their declaration order among equals.</summary>
+    private List<StepState> TopologicalOrder()
+    {
+        var byId = StepsById;
+        var waiting = new Dictionary<string, int>(Run.Steps.Count, StringComparer.Ordinal);
+        var dependents = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        var queue = new Queue<string>();
+        foreach (var step in Run.Steps)
+        {
+            var deps = Specs[step.Id].DependsOn;
+            waiting[step.Id] = deps.Count;
+            foreach (var dep in deps)
+            {
+                (dependents.TryGetValue(dep, out var list) ? list : dependents[dep] = []).Add(step.Id);
+            }
+
+            if (deps.Count == 0)
+            {
+                queue.Enqueue(step.Id);
+            }
+        }
+
+        var order = new List<StepState>(Run.Steps.Count);
+        while (queue.TryDequeue(out var id))
+        {
+            order.Add(byId[id]);
+            foreach (var next in dependents.GetValueOrDefault(id) ?? [])
+            {
+                if (--waiting[next] == 0)
+                {
+                    queue.Enqueue(next);
+                }
+            }
+        }
+
+        if (order.Count != Run.Steps.Count)
+        {
+            // Validation rejects cycles; a plan stored before that rule would otherwise hang here.
+            throw new InvalidOperationException($"run {Run.RunId}: the pipeline's steps form a cycle");
+        }
+
+        return order;
     }
 
     private void Dispatch(StepState step, DateTimeOffset now)
@@ -741,17 +785,20 @@ public sealed partial class PipelineRunGrain(
     /// <summary>Side effects of a persisted transition: index, cancel messages, dispatches, timers; the reminder goes when the run ends.</summary>
     private async Task AfterTransitionAsync()
     {
-        await SyncIndexAsync();
+        // The index move and the messages are independent effects of the same stored transition (each repairs itself
+        // if lost), so they overlap instead of adding a Redis round trip before every dispatch.
+        var indexed = SyncIndexAsync();
         await PublishEventsAsync();
         await SendCancelsAsync();
         if (Run.Status.IsTerminal())
         {
             LogRunFinished(logger, Run.RunId, Run.Status);
-            await StopKeepAliveAsync();
+            await Task.WhenAll(indexed, StopKeepAliveAsync());
             return;
         }
 
         await PublishPendingAsync();
+        await indexed;
         ArmTimer(null);
     }
 
@@ -764,6 +811,10 @@ public sealed partial class PipelineRunGrain(
         _waitingForDriver = false;
         var pending = new List<(StepState Step, StepSpec Spec, AttemptState Attempt, string Subject, Task<DispatchResult> Publish, Activity? Span)>();
         var caller = Activity.Current;
+
+        // Every message of a batch carries the same resource snapshot (with the driver results so far): build it once,
+        // not once per step, which made dispatching a layer of n steps cost O(n²).
+        string? payload = null;
         foreach (var step in Run.Steps)
         {
             var attempt = step.Current;
@@ -800,7 +851,7 @@ public sealed partial class PipelineRunGrain(
 
             var publish = dispatcher.DispatchAsync(
                 subject,
-                BuildMessage(step, spec, attempt),
+                BuildMessage(step, spec, attempt, payload ??= ConveyorJson.SerializeResource(ResourceGrain.ToWire(Run.Plan.Resource, DriverResults()))),
                 MessageIds.DedupKey(Run.RunId.ToString(), step.Id, attempt.Number),
                 headers,
                 requireConsumer: true);
@@ -857,9 +908,8 @@ public sealed partial class PipelineRunGrain(
         _cancels.Clear();
     }
 
-    private DriverMessage BuildMessage(StepState step, StepSpec spec, AttemptState attempt)
+    private DriverMessage BuildMessage(StepState step, StepSpec spec, AttemptState attempt, string payload)
     {
-        var resource = ResourceGrain.ToWire(Run.Plan.Resource, DriverResults());
         Dictionary<string, JsonElement>? inputs = null;
         foreach (var dep in spec.DependsOn)
         {
@@ -874,7 +924,7 @@ public sealed partial class PipelineRunGrain(
         {
             // Root steps get "create" like the original's first step; every later step gets "process".
             Event = spec.DependsOn.Count == 0 ? EventNames.Create : EventNames.Process,
-            Payload = ConveyorJson.SerializeResource(resource),
+            Payload = payload,
             Id = MessageIds.ForDispatch(Run.RunId.ToString(), step.Id, attempt.Number),
             RunId = Run.RunId.ToString(),
             Step = step.Id,
