@@ -165,6 +165,7 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
         var measureFrom = begin + warmUp;
         stopAt = measureFrom + measured;
         TimeSpan cpuStart = default;
+        var stages = new StageBreakdown();
         var starter = Task.Run(async () =>
         {
             await Task.Delay(warmUp);
@@ -182,6 +183,7 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
                 if (finished >= measureFrom && finished < stopAt)
                 {
                     Interlocked.Increment(ref completed);
+                    stages.Record(done);
                 }
             }
         }));
@@ -195,6 +197,7 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
         var stepsPerSecond = steps / measured.TotalSeconds;
         metrics.Add("b3.steps_per_s", stepsPerSecond);
         metrics.Add("b3.runs_per_s", completed / measured.TotalSeconds);
+        stages.AddTo(metrics, "b3.stage");
         metrics.Add("footprint.load_rss_mb", rss.Count == 0 ? double.NaN : rss.Max());
         metrics.Add("footprint.cpu_s_per_1000_steps", steps == 0 ? double.NaN : cpu.TotalSeconds / (steps / 1000.0));
         await log.WriteLineAsync($"  B3 {settings.InFlight} ten-step runs in flight: {stepsPerSecond:F0} steps/s, silo CPU {cpu.TotalSeconds:F1} s");
@@ -320,5 +323,47 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
         }
 
         return longest;
+    }
+}
+
+/// <summary>
+/// Where a step's time goes, from the run's own timestamps and the driver's: <c>persist_publish</c> (the engine decides
+/// the dispatch → stores the transition → JetStream confirms the publish), <c>deliver</c> (→ the driver receives it),
+/// <c>driver</c> (its own work), <c>result</c> (the driver answers → the engine has applied the result).
+/// </summary>
+internal sealed class StageBreakdown
+{
+    private readonly LatencyHistogram _persistPublish = new();
+    private readonly LatencyHistogram _deliver = new();
+    private readonly LatencyHistogram _driver = new();
+    private readonly LatencyHistogram _result = new();
+
+    public void Record(TrackedRun done)
+    {
+        lock (this)
+        {
+            foreach (var step in done.Run.Steps)
+            {
+                if (step.Attempts is not [.., var attempt] || attempt.PublishedAt is not { } published || attempt.FinishedAt is not { } finished
+                    || !done.Steps.TryGetValue(step.Id, out var timing))
+                {
+                    continue;
+                }
+
+                var answered = new DateTimeOffset(DateTime.UnixEpoch.Ticks + (timing.DoneMicros * 10), TimeSpan.Zero);
+                _persistPublish.RecordMs((published - attempt.DispatchedAt).TotalMilliseconds);
+                _deliver.RecordMs((timing.Recv - published).TotalMilliseconds);
+                _driver.RecordMs(timing.DriverMs);
+                _result.RecordMs((finished - answered).TotalMilliseconds);
+            }
+        }
+    }
+
+    public void AddTo(Metrics metrics, string prefix)
+    {
+        metrics.Add($"{prefix}.persist_publish_p50_ms", _persistPublish.PercentileMs(0.5));
+        metrics.Add($"{prefix}.deliver_p50_ms", _deliver.PercentileMs(0.5));
+        metrics.Add($"{prefix}.driver_p50_ms", _driver.PercentileMs(0.5));
+        metrics.Add($"{prefix}.result_p50_ms", _result.PercentileMs(0.5));
     }
 }
