@@ -290,13 +290,15 @@ public sealed partial class DriverManager : IAsyncDisposable
     }
 
     /// <summary>
-    /// Pulls one message at a time from <paramref name="consumer"/> and starts a handler once a slot is free.
+    /// Pulls from <paramref name="consumer"/> as many messages as there are free slots (at least one) per pull
+    /// request, and starts a handler for each once a slot is free. One pull per message would cost a server round trip
+    /// per step, capping a driver at one step per round trip however much concurrency it has.
     /// </summary>
     /// <remarks>
     /// JetStream cannot withdraw a pull request: one abandoned client-side stays on the server until it expires and
     /// would swallow the next message (including one this manager hands back), which then waits for AckWait. So on
     /// <paramref name="stopping"/> the outstanding pull is left to finish (at most <see cref="DriverOptions.FetchExpiry"/>);
-    /// a message it still brings is handed straight back. Only then are unfinished messages naked, so their
+    /// every message it still brings is handed straight back. Only then are unfinished messages naked, so their
     /// redelivery goes to a live instance.
     /// </remarks>
     private async Task PullLoopAsync(INatsJSConsumer consumer, CancellationToken stopping, CancellationToken pullStop, CancellationToken abort)
@@ -304,11 +306,14 @@ public sealed partial class DriverManager : IAsyncDisposable
         var delay = TimeSpan.FromMilliseconds(200);
         while (!stopping.IsCancellationRequested)
         {
-            INatsJSMsg<byte[]>? msg;
             try
             {
-                msg = await consumer.NextAsync<byte[]>(opts: new NatsJSNextOpts { Expires = _options.FetchExpiry }, cancellationToken: pullStop).ConfigureAwait(false);
-                delay = TimeSpan.FromMilliseconds(200);
+                var batch = Math.Max(1, _slots.CurrentCount);
+                await foreach (var msg in consumer.FetchAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = batch, Expires = _options.FetchExpiry }, cancellationToken: pullStop).ConfigureAwait(false))
+                {
+                    delay = TimeSpan.FromMilliseconds(200);
+                    await AcceptAsync(msg, stopping, abort).ConfigureAwait(false);
+                }
             }
             catch (OperationCanceledException) when (pullStop.IsCancellationRequested)
             {
@@ -328,45 +333,43 @@ public sealed partial class DriverManager : IAsyncDisposable
 
                 delay = Min(delay * 2, MaxBackoff);
                 consumer = await RecreateAsync(consumer, stopping).ConfigureAwait(false);
-                continue;
             }
+        }
+    }
 
-            if (msg is null)
-            {
-                continue;
-            }
+    /// <summary>Starts a handler for <paramref name="msg"/> once a slot is free, or hands it back when stopping.</summary>
+    private async Task AcceptAsync(INatsJSMsg<byte[]> msg, CancellationToken stopping, CancellationToken abort)
+    {
+        if (stopping.IsCancellationRequested)
+        {
+            await NakQuietlyAsync(msg, TimeSpan.Zero).ConfigureAwait(false);
+            LogHandedBack(_logger, Name, msg.Subject);
+            return;
+        }
 
-            if (stopping.IsCancellationRequested)
+        // Decoded now, so that a cancel can match a message that is still waiting for a slot.
+        var delivery = new Delivery(msg, Decode(msg), _options.AckWait / 3, _timeProvider, HeartbeatAsync, abort);
+        _inFlight.TryAdd(delivery, 0);
+        try
+        {
+            await _slots.WaitAsync(stopping).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Shutting down before the message got a slot: hand it back untouched. The pull that brought it is used
+            // up (or is drained by the caller), so the redelivery goes to another instance.
+            if (delivery.TryHandBack())
             {
+                await delivery.StopHeartbeatAsync().ConfigureAwait(false);
                 await NakQuietlyAsync(msg, TimeSpan.Zero).ConfigureAwait(false);
                 LogHandedBack(_logger, Name, msg.Subject);
-                return;
             }
 
-            // Decoded now, so that a cancel can match a message that is still waiting for a slot.
-            var delivery = new Delivery(msg, Decode(msg), _options.AckWait / 3, _timeProvider, HeartbeatAsync, abort);
-            _inFlight.TryAdd(delivery, 0);
-            try
-            {
-                await _slots.WaitAsync(stopping).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                // Shutting down before the message got a slot: hand it back untouched. This loop's pull request was
-                // used up by this message, so the redelivery goes to another instance.
-                if (delivery.TryHandBack())
-                {
-                    await delivery.StopHeartbeatAsync().ConfigureAwait(false);
-                    await NakQuietlyAsync(msg, TimeSpan.Zero).ConfigureAwait(false);
-                    LogHandedBack(_logger, Name, msg.Subject);
-                }
-
-                await FinishAsync(delivery).ConfigureAwait(false);
-                return;
-            }
-
-            _ = Task.Run(() => HandleAsync(delivery, abort), CancellationToken.None);
+            await FinishAsync(delivery).ConfigureAwait(false);
+            return;
         }
+
+        _ = Task.Run(() => HandleAsync(delivery, abort), CancellationToken.None);
     }
 
     private async Task HandleAsync(Delivery delivery, CancellationToken abort)
