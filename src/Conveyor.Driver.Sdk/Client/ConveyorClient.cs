@@ -320,6 +320,31 @@ public sealed class ConveyorClient
         }
     }
 
+    /// <summary>
+    /// Sends <paramref name="body"/> as JSON to <paramref name="path"/> (relative to <see cref="BaseAddress"/>) and
+    /// returns the response's JSON, or null for an empty response. For documents this client has no typed model for
+    /// (a pipeline with retries, timeouts and params, say), sent exactly as written.
+    /// </summary>
+    /// <exception cref="ConveyorApiException">The API answered with an error status.</exception>
+    public async Task<JsonElement?> SendJsonAsync(HttpMethod method, string path, JsonElement? body = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(method);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        using var request = new HttpRequestMessage(method, new Uri(_baseAddress, path.TrimStart('/')));
+        request.Headers.Accept.ParseAdd("application/json");
+        if (body is { } json)
+        {
+            var content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(json, ClientJsonContext.Default.JsonElement));
+            content.Headers.ContentType = JsonMediaType;
+            request.Content = content;
+        }
+
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        await EnsureSuccessAsync(response, cancellationToken).ConfigureAwait(false);
+        var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+        return string.IsNullOrWhiteSpace(text) ? null : JsonDocument.Parse(text).RootElement.Clone();
+    }
+
     private static string Segment(string value)
     {
         ArgumentException.ThrowIfNullOrEmpty(value);

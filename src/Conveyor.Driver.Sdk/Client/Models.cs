@@ -383,4 +383,5 @@ public sealed record LogPage
 [JsonSerializable(typeof(CancelRunRequest))]
 [JsonSerializable(typeof(LogLine))]
 [JsonSerializable(typeof(LogPage))]
+[JsonSerializable(typeof(JsonElement))]
 internal sealed partial class ClientJsonContext : JsonSerializerContext;

@@ -1,0 +1,20 @@
+namespace Conveyor.Cli;
+
+/// <summary>Exit codes of <c>conveyor</c>, stable for scripts.</summary>
+public static class ExitCodes
+{
+    /// <summary>Done; a watched or awaited run succeeded.</summary>
+    public const int Ok = 0;
+
+    /// <summary>A watched or awaited run ended Failed, Cancelled or TimedOut.</summary>
+    public const int RunFailed = 1;
+
+    /// <summary>The command line or an input file is invalid (nothing was sent for a bad file).</summary>
+    public const int Usage = 2;
+
+    /// <summary>The server refused the request (its problem details are printed).</summary>
+    public const int ApiError = 3;
+
+    /// <summary>The server could not be reached or did not answer in time.</summary>
+    public const int Unreachable = 4;
+}

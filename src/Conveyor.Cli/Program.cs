@@ -1,0 +1,3 @@
+using Conveyor.Cli;
+
+return await CliApp.RunAsync(args, Console.Out, Console.Error, interactive: !Console.IsOutputRedirected);
