@@ -3,6 +3,7 @@ using Conveyor.Grains;
 using Conveyor.Grains.Events;
 using Conveyor.Grains.Logs;
 using Conveyor.Grains.Nats;
+using Conveyor.Grains.Resilience;
 using Conveyor.Grains.Runs;
 using Conveyor.Grains.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
@@ -46,6 +47,9 @@ public static class ConveyorSiloBuilderExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<INatsConnection>(sp =>
             new NatsConnection(NatsConnectionFactory.CreateOpts(sp.GetRequiredService<IOptions<ConveyorNatsOptions>>().Value, "conveyor-engine")));
+        services.AddOptions<TransientFaultOptions>().BindConfiguration(TransientFaultOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddSingleton(sp => new TransientFaults(
+            sp.GetRequiredService<ILogger<TransientFaults>>(), sp.GetRequiredService<IOptions<TransientFaultOptions>>().Value));
         services.TryAddSingleton<DriverDispatcher>();
         services.TryAddSingleton<IRunIndex, NoRunIndex>();
         services.AddOptions<RunEngineOptions>().BindConfiguration(RunEngineOptions.Section)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Resilience;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using StackExchange.Redis;
@@ -57,9 +58,9 @@ public sealed class NoRunIndex : IRunIndex
 
 /// <summary>
 /// <see cref="IRunIndex"/> on Redis sorted sets scored by creation time. A page costs O(log n + page size) whatever
-/// the number of runs.
+/// the number of runs. Every command is idempotent (set adds and removes), so transient Redis faults are retried.
 /// </summary>
-public sealed class RedisRunIndex(ConveyorRedis redis, IOptions<ClusterOptions> cluster) : IRunIndex
+public sealed class RedisRunIndex(ConveyorRedis redis, IOptions<ClusterOptions> cluster, TransientFaults faults) : IRunIndex
 {
     private static readonly RunStatus[] AllStatuses = Enum.GetValues<RunStatus>();
     private readonly string _prefix = $"conveyor:{cluster.Value.ServiceId}:";
@@ -68,9 +69,35 @@ public sealed class RedisRunIndex(ConveyorRedis redis, IOptions<ClusterOptions> 
     public bool IsAvailable => true;
 
     /// <inheritdoc />
-    public async Task AddAsync(RunSummary run)
+    public Task AddAsync(RunSummary run)
     {
         ArgumentNullException.ThrowIfNull(run);
+        return faults.Redis.ExecuteAsync(static (s, _) => new ValueTask(s.Self.AddCoreAsync(s.Run)), (Self: this, Run: run)).AsTask();
+    }
+
+    /// <inheritdoc />
+    public Task SetStatusAsync(RunSummary run)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        return faults.Redis.ExecuteAsync(static (s, _) => new ValueTask(s.Self.SetStatusCoreAsync(s.Run)), (Self: this, Run: run)).AsTask();
+    }
+
+    /// <inheritdoc />
+    public Task RemoveAsync(string ns, string? pipeline, Guid runId) =>
+        faults.Redis.ExecuteAsync(static (s, _) => new ValueTask(s.Self.RemoveCoreAsync(s.ns, s.pipeline, s.runId)), (Self: this, ns, pipeline, runId)).AsTask();
+
+    /// <inheritdoc />
+    public Task<RunPage> ListAsync(string ns, string? pipeline, RunStatus? status, string? cursor, int limit)
+    {
+        // A malformed cursor is the caller's mistake: rejected before any Redis call, never retried.
+        var after = ParseCursor(cursor);
+        return faults.Redis.ExecuteAsync(
+            static (s, _) => new ValueTask<RunPage>(s.Self.ListCoreAsync(s.ns, s.pipeline, s.status, s.after, s.limit)),
+            (Self: this, ns, pipeline, status, after, limit)).AsTask();
+    }
+
+    private async Task AddCoreAsync(RunSummary run)
+    {
         var db = await redis.GetDatabaseAsync().ConfigureAwait(false);
         var score = Score(run.CreatedAt);
         var member = run.RunId.ToString();
@@ -80,10 +107,8 @@ public sealed class RedisRunIndex(ConveyorRedis redis, IOptions<ClusterOptions> 
         await tx.ExecuteAsync().ConfigureAwait(false);
     }
 
-    /// <inheritdoc />
-    public async Task SetStatusAsync(RunSummary run)
+    private async Task SetStatusCoreAsync(RunSummary run)
     {
-        ArgumentNullException.ThrowIfNull(run);
         var db = await redis.GetDatabaseAsync().ConfigureAwait(false);
         var member = run.RunId.ToString();
         var tx = db.CreateTransaction();
@@ -104,8 +129,7 @@ public sealed class RedisRunIndex(ConveyorRedis redis, IOptions<ClusterOptions> 
         await tx.ExecuteAsync().ConfigureAwait(false);
     }
 
-    /// <inheritdoc />
-    public async Task RemoveAsync(string ns, string? pipeline, Guid runId)
+    private async Task RemoveCoreAsync(string ns, string? pipeline, Guid runId)
     {
         var db = await redis.GetDatabaseAsync().ConfigureAwait(false);
         var member = runId.ToString();
@@ -128,10 +152,9 @@ public sealed class RedisRunIndex(ConveyorRedis redis, IOptions<ClusterOptions> 
         await tx.ExecuteAsync().ConfigureAwait(false);
     }
 
-    /// <inheritdoc />
-    public async Task<RunPage> ListAsync(string ns, string? pipeline, RunStatus? status, string? cursor, int limit)
+    private async Task<RunPage> ListCoreAsync(string ns, string? pipeline, RunStatus? status, (double? Score, string? Member) after, int limit)
     {
-        var (afterScore, afterMember) = ParseCursor(cursor);
+        var (afterScore, afterMember) = after;
         var db = await redis.GetDatabaseAsync().ConfigureAwait(false);
         var key = Key(ns, pipeline, status);
         var ids = new List<Guid>(limit);
