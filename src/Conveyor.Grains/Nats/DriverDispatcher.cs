@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Conveyor.Contracts;
+using Conveyor.Grains.Resilience;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
@@ -28,23 +29,32 @@ public readonly record struct DispatchResult(DispatchOutcome Outcome, ulong Sequ
 /// <summary>
 /// Publishes driver messages to JetStream. Before publishing a pipeline step it checks that some consumer of the
 /// <c>messages</c> stream matches the subject: that stream has Interest retention, so a message nobody listens for is
-/// discarded at once, which is how the original loses steps silently.
+/// discarded at once, which is how the original loses steps silently. Transient NATS faults (a restart, JetStream
+/// not ready yet) are retried a few times with jittered backoff before the caller sees them.
 /// </summary>
 public sealed partial class DriverDispatcher(
     INatsConnection connection,
     IOptions<ConveyorNatsOptions> options,
     TimeProvider timeProvider,
+    TransientFaults faults,
     ILogger<DriverDispatcher> logger) : IDisposable
 {
     private static readonly TimeSpan MissRefreshInterval = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan HitLifetime = TimeSpan.FromSeconds(5);
 
     private readonly NatsJSContext _js = new(connection);
+    private readonly OpenCounter _opens = new(connection);
     private readonly SemaphoreSlim _refreshLock = new(1, 1);
     private volatile ConsumerSnapshot _consumers = new([], DateTimeOffset.MinValue);
 
     /// <summary>The JetStream context used for publishing.</summary>
     public INatsJSContext JetStream => _js;
+
+    /// <summary>
+    /// How many times the connection has (re)opened since this dispatcher was created. A change tells a run that NATS
+    /// went away in between, and a restarted server may have lost its last writes.
+    /// </summary>
+    public long ConnectionEpoch => _opens.Count;
 
     /// <summary>Options in force.</summary>
     public ConveyorNatsOptions Options { get; } = options.Value;
@@ -62,18 +72,21 @@ public sealed partial class DriverDispatcher(
         bool requireConsumer,
         CancellationToken cancellationToken = default)
     {
-        if (requireConsumer && !await HasConsumerForAsync(subject, cancellationToken).ConfigureAwait(false))
+        if (requireConsumer
+            && !await faults.Nats.ExecuteAsync(
+                static (s, ct) => s.Self.HasConsumerForAsync(s.Subject, ct),
+                (Self: this, Subject: subject),
+                cancellationToken).ConfigureAwait(false))
         {
             return new DispatchResult(DispatchOutcome.NoConsumer, 0);
         }
 
         var body = JsonSerializer.SerializeToUtf8Bytes(message, ConveyorJson.Context.DriverMessage);
-        var ack = await _js.PublishAsync(
-            subject,
-            body,
-            opts: new NatsJSPubOpts { MsgId = dedupId },
-            headers: headers,
-            cancellationToken: cancellationToken).ConfigureAwait(false);
+        // Retrying a publish is safe: the Nats-Msg-Id makes JetStream store it once whatever happened to the first try.
+        var ack = await faults.Nats.ExecuteAsync(
+            static (s, ct) => s.Js.PublishAsync(s.Subject, s.Body, opts: new NatsJSPubOpts { MsgId = s.DedupId }, headers: s.Headers, cancellationToken: ct),
+            (Js: _js, Subject: subject, Body: body, DedupId: dedupId, Headers: headers),
+            cancellationToken).ConfigureAwait(false);
         if (ack.Duplicate)
         {
             // A re-publish after a crash: JetStream already stored this dispatch, which is what the caller wants.
@@ -160,6 +173,20 @@ public sealed partial class DriverDispatcher(
 
     /// <inheritdoc />
     public void Dispose() => _refreshLock.Dispose();
+
+    private sealed class OpenCounter
+    {
+        private long _count;
+
+        public OpenCounter(INatsConnection connection) =>
+            connection.ConnectionOpened += (_, _) =>
+            {
+                Interlocked.Increment(ref _count);
+                return default;
+            };
+
+        public long Count => Interlocked.Read(ref _count);
+    }
 
     private sealed record ConsumerSnapshot(List<string> Filters, DateTimeOffset TakenAt)
     {

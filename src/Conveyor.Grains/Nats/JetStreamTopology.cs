@@ -11,6 +11,12 @@ namespace Conveyor.Grains.Nats;
 /// </summary>
 public static partial class JetStreamTopology
 {
+    /// <summary>
+    /// De-duplication window of the <c>messages</c> stream: a dispatch re-published within it with the same
+    /// <c>Nats-Msg-Id</c> is dropped by JetStream, so re-publishing is free.
+    /// </summary>
+    public static readonly TimeSpan MessagesDuplicateWindow = TimeSpan.FromMinutes(2);
+
     /// <summary>Ensures the <c>messages</c>, <c>pipeline-engine</c>, <c>logs-engine</c> and <c>conveyor-logs</c> streams exist.</summary>
     public static async Task EnsureStreamsAsync(INatsJSContext js, ConveyorNatsOptions options, ILogger logger, CancellationToken cancellationToken = default) =>
         await EnsureStreamsAsync(js, options, null, logger, cancellationToken).ConfigureAwait(false);
@@ -29,7 +35,7 @@ public static partial class JetStreamTopology
             {
                 Retention = StreamConfigRetention.Interest,
                 Storage = StreamConfigStorage.File,
-                DuplicateWindow = TimeSpan.FromMinutes(2),
+                DuplicateWindow = MessagesDuplicateWindow,
             },
             new(Subjects.PipelineEngineStream, [Subjects.PipelinesWildcard])
             {

@@ -48,6 +48,8 @@ public sealed partial class PipelineRunGrain(
     private Dictionary<string, StepState>? _steps;
     private List<StepState>? _topological;
     private bool _waitingForDriver;
+    private bool _stale;
+    private long _publishedEpoch;
 
     private RunState Run => state.State;
 
@@ -68,6 +70,7 @@ public sealed partial class PipelineRunGrain(
     /// <inheritdoc />
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        _publishedEpoch = dispatcher.ConnectionEpoch;
         if (Active || (state.RecordExists && Run.IndexedStatus != Run.Status))
         {
             // Whatever the previous activation decided but did not confirm (dispatches, the index entry) is redone,
@@ -93,7 +96,7 @@ public sealed partial class PipelineRunGrain(
     /// <inheritdoc />
     public async Task PrepareAsync(RunPlan plan)
     {
-        await _gate.WaitAsync();
+        await EnterAsync();
         try
         {
             ArgumentNullException.ThrowIfNull(plan);
@@ -130,7 +133,7 @@ public sealed partial class PipelineRunGrain(
     /// <inheritdoc />
     public async Task StartAsync()
     {
-        await _gate.WaitAsync();
+        await EnterAsync();
         try
         {
             await StartCoreAsync();
@@ -197,6 +200,7 @@ public sealed partial class PipelineRunGrain(
                 var outcomes = new ApplyOutcome[batch.Length];
                 try
                 {
+                    await ReloadIfStaleAsync();
                     var now = time.GetUtcNow();
                     var applied = false;
                     for (var i = 0; i < batch.Length; i++)
@@ -301,6 +305,9 @@ public sealed partial class PipelineRunGrain(
         catch
         {
             _afterWrite.Clear();
+            // Calls that interleave before the deactivation must not act on (or ack results against) the unsaved
+            // changes: the next gated call reloads what storage holds.
+            _stale = true;
             DeactivateOnIdle();
             throw;
         }
@@ -308,10 +315,39 @@ public sealed partial class PipelineRunGrain(
         ReportAfterWrite();
     }
 
+    /// <summary>Takes the gate, with the state reloaded from storage if the last write failed.</summary>
+    private async Task EnterAsync()
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            await ReloadIfStaleAsync();
+        }
+        catch
+        {
+            _gate.Release();
+            throw;
+        }
+    }
+
+    private async Task ReloadIfStaleAsync()
+    {
+        if (!_stale)
+        {
+            return;
+        }
+
+        await state.ReadStateAsync();
+        _specs = null;
+        _steps = null;
+        _cancels.Clear();
+        _stale = false;
+    }
+
     /// <inheritdoc />
     public async Task<RunState> CancelAsync(string reason)
     {
-        await _gate.WaitAsync();
+        await EnterAsync();
         try
         {
             EnsureExists();
@@ -334,7 +370,7 @@ public sealed partial class PipelineRunGrain(
     /// <inheritdoc />
     public async Task<RunState> RetryAsync()
     {
-        await _gate.WaitAsync();
+        await EnterAsync();
         try
         {
             EnsureExists();
@@ -396,7 +432,7 @@ public sealed partial class PipelineRunGrain(
     /// <inheritdoc />
     public async Task ReceiveReminder(string reminderName, TickStatus status)
     {
-        await _gate.WaitAsync();
+        await EnterAsync();
         try
         {
             if (!state.RecordExists || Run.Status.IsTerminal())
@@ -447,7 +483,7 @@ public sealed partial class PipelineRunGrain(
 
     private async Task WakeGatedAsync()
     {
-        await _gate.WaitAsync();
+        await EnterAsync();
         try
         {
             await WakeAsync();
@@ -473,6 +509,7 @@ public sealed partial class PipelineRunGrain(
         }
 
         var now = time.GetUtcNow();
+        RepublishAfterReconnect(now);
         var changed = false;
         if (Run.DeadlineAt is { } runDeadline && runDeadline <= now)
         {
@@ -506,6 +543,31 @@ public sealed partial class PipelineRunGrain(
         }
 
         await AfterTransitionAsync();
+    }
+
+    /// <summary>
+    /// NATS reconnected since this activation last looked: a restarted server can lose the writes it acknowledged
+    /// just before it stopped, so dispatches published within the de-duplication window go out again (JetStream drops
+    /// the copies it still has). Older ones were stored long before; the step timeout covers anything else.
+    /// </summary>
+    private void RepublishAfterReconnect(DateTimeOffset now)
+    {
+        var epoch = dispatcher.ConnectionEpoch;
+        if (epoch == _publishedEpoch)
+        {
+            return;
+        }
+
+        _publishedEpoch = epoch;
+        foreach (var step in Run.Steps)
+        {
+            if (step.Status.IsInFlight()
+                && step.Current is { Published: true, PublishedAt: { } at } attempt
+                && now - at < JetStreamTopology.MessagesDuplicateWindow - TimeSpan.FromSeconds(15))
+            {
+                attempt.Published = false;
+            }
+        }
     }
 
     /// <summary>Finds the step a result is for, or says why there is none.</summary>
