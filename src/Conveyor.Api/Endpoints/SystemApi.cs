@@ -1,9 +1,9 @@
+using Conveyor.Api.Hosting;
 using Conveyor.Api.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
-using NATS.Client.Core;
 
 namespace Conveyor.Api.Endpoints;
 
@@ -16,7 +16,7 @@ public static class SystemApi
         routes.MapGet("/", Root).WithName("Root").WithTags("System").ExcludeFromDescription();
         routes.MapGet("/health", Health).WithName("Health").WithTags("System").WithSummary("The original's health route");
         routes.MapGet("/healthz", Health).WithName("Healthz").WithTags("System").WithSummary("Liveness: the process answers");
-        routes.MapGet("/readyz", Ready).WithName("Readyz").WithTags("System").WithSummary("Readiness: NATS is connected");
+        routes.MapGet("/readyz", Ready).WithName("Readyz").WithTags("System").WithSummary("Readiness: NATS connected, Redis reachable, silo an active member, not shutting down");
         return routes;
     }
 
@@ -26,9 +26,15 @@ public static class SystemApi
     /// <summary>GET /health — <c>{"status":"healthy","time":&lt;unix seconds&gt;}</c>.</summary>
     public static Ok<HealthDto> Health(TimeProvider time) => TypedResults.Ok(new HealthDto { Time = time.GetUtcNow().ToUnixTimeSeconds() });
 
-    /// <summary>GET /readyz — 200 when the engine's NATS connection is open, 503 otherwise.</summary>
-    public static Results<Ok<HealthDto>, ProblemHttpResult> Ready(INatsConnection nats, TimeProvider time) =>
-        nats.ConnectionState == NatsConnectionState.Open
+    /// <summary>
+    /// GET /readyz — 200 when NATS is connected, Redis answers, this silo is an active cluster member and not shutting
+    /// down; otherwise 503 ProblemDetails whose detail names what is down.
+    /// </summary>
+    public static async Task<Results<Ok<HealthDto>, ProblemHttpResult>> Ready(ConveyorReadiness readiness, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var problems = await readiness.CheckAsync(cancellationToken).ConfigureAwait(false);
+        return problems.Count == 0
             ? TypedResults.Ok(new HealthDto { Status = "ready", Time = time.GetUtcNow().ToUnixTimeSeconds() })
-            : Problems.Create(StatusCodes.Status503ServiceUnavailable, "not-ready", "Not ready.", $"NATS connection is {nats.ConnectionState}");
+            : Problems.Create(StatusCodes.Status503ServiceUnavailable, "not-ready", "Not ready.", string.Join("; ", problems));
+    }
 }

@@ -73,6 +73,7 @@ public static class ConveyorHostingExtensions
         services.AddProblemDetails();
         services.AddOpenApi("conveyor");
         services.AddSingleton<IStartupFilter, ConveyorStartupFilter>();
+        services.AddSingleton<ConveyorReadiness>();
 
         if (localNats is not null || localRedis is not null)
         {
@@ -97,6 +98,10 @@ public static class ConveyorHostingExtensions
                 c.ClusterId = options.ClusterId;
                 c.ServiceId = options.ServiceId;
             });
+            // Failure detection and call timeouts are Orleans' own options; exposed so an operator (or a test) can make
+            // a dead silo be declared dead in seconds rather than the default tens of seconds.
+            silo.Services.AddOptions<ClusterMembershipOptions>().BindConfiguration(ConveyorOptions.Section + ":Membership");
+            silo.Services.AddOptions<SiloMessagingOptions>().BindConfiguration(ConveyorOptions.Section + ":Messaging");
             if (options.Mode == ConveyorMode.Cluster)
             {
                 silo.UseConveyorRedisClustering(options.RedisConnectionString!);

@@ -5,6 +5,8 @@ using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Logs;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Conveyor.Api.Http;
@@ -60,7 +62,11 @@ public sealed class LogEventStream
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache";
         http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-        var aborted = http.RequestAborted;
+        // A draining silo ends its streams at once rather than holding shutdown open; SSE clients reconnect (to
+        // another silo behind the load balancer) and resume from their last event id.
+        var stopping = http.RequestServices?.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, stopping);
+        var aborted = linked.Token;
         try
         {
             // Headers go out now, not with the first entry (the original's clients wait up to 15 s otherwise).
