@@ -847,20 +847,21 @@ public sealed partial class PipelineRunGrain(
     /// <summary>Side effects of a persisted transition: index, cancel messages, dispatches, timers; the reminder goes when the run ends.</summary>
     private async Task AfterTransitionAsync()
     {
-        // The index move and the messages are independent effects of the same stored transition (each repairs itself
-        // if lost), so they overlap instead of adding a Redis round trip before every dispatch.
+        // The index move, the CDEvents and the dispatches are independent effects of the same stored transition (each
+        // is retried from state if lost), so they overlap instead of adding a Redis and a JetStream round trip before
+        // every dispatch.
         var indexed = SyncIndexAsync();
-        await PublishEventsAsync();
+        var events = PublishEventsAsync();
         await SendCancelsAsync();
         if (Run.Status.IsTerminal())
         {
             LogRunFinished(logger, Run.RunId, Run.Status);
-            await Task.WhenAll(indexed, StopKeepAliveAsync());
+            await Task.WhenAll(indexed, events, StopKeepAliveAsync());
             return;
         }
 
         await PublishPendingAsync();
-        await indexed;
+        await Task.WhenAll(indexed, events);
         ArmTimer(null);
     }
 
