@@ -309,10 +309,18 @@ public sealed partial class DriverManager : IAsyncDisposable
             try
             {
                 var batch = Math.Max(1, _slots.CurrentCount);
+                var received = 0;
                 await foreach (var msg in consumer.FetchAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = batch, Expires = _options.FetchExpiry }, cancellationToken: pullStop).ConfigureAwait(false))
                 {
                     delay = TimeSpan.FromMilliseconds(200);
+                    received++;
                     await AcceptAsync(msg, stopping, abort).ConfigureAwait(false);
+                }
+
+                if (received == 0 && !stopping.IsCancellationRequested)
+                {
+                    // A fetch ends quietly when its consumer was deleted; asking the server throws then, which recreates it.
+                    await consumer.RefreshAsync(stopping).ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException) when (pullStop.IsCancellationRequested)
