@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Text.Json;
@@ -328,6 +329,11 @@ public sealed class RunEngineTests(EngineFixture fx)
         {
             using var response = await fx.Host.Http.GetAsync(bad);
             Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{bad}: {(int)response.StatusCode}");
+        }
+
+        using (var created = await fx.Host.Http.PostAsJsonAsync("/namespaces", new { name = "other" }))
+        {
+            Assert.True(created.StatusCode is HttpStatusCode.Created or HttpStatusCode.Conflict, $"POST /namespaces: {(int)created.StatusCode}");
         }
 
         var otherNamespace = await fx.Host.GetJsonAsync($"/namespaces/other/runs?pipeline={s.Type}");

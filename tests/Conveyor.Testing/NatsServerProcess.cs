@@ -6,22 +6,30 @@ namespace Conveyor.Testing;
 /// </summary>
 public sealed class NatsServerProcess : ServerProcess
 {
-    private NatsServerProcess()
+    private readonly string[] _extraArguments;
+
+    private NatsServerProcess(IEnumerable<string>? extraArguments = null)
         : base("nats-server", "nats-server")
     {
+        _extraArguments = extraArguments?.ToArray() ?? [];
     }
 
     /// <summary>Client URL, <c>nats://127.0.0.1:PORT</c>.</summary>
     public string Url => $"nats://127.0.0.1:{Port}";
 
     /// <inheritdoc />
-    protected override IEnumerable<string> Arguments => ["-js", "-a", "127.0.0.1", "-p", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-sd", StoreDir];
+    protected override IEnumerable<string> Arguments =>
+        ["-js", "-a", "127.0.0.1", "-p", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-sd", StoreDir, .. _extraArguments];
 
     /// <summary>Starts a server and waits until it accepts connections.</summary>
     /// <exception cref="InvalidOperationException">nats-server is not installed, exited, or did not listen in time.</exception>
-    public static async Task<NatsServerProcess> StartNewAsync(CancellationToken cancellationToken = default)
+    public static Task<NatsServerProcess> StartNewAsync(CancellationToken cancellationToken = default) => StartNewAsync(null, cancellationToken);
+
+    /// <summary>Starts a server with extra command-line arguments (e.g. <c>--user</c>/<c>--pass</c>, <c>--auth</c>, <c>--tls</c>).</summary>
+    /// <exception cref="InvalidOperationException">nats-server is not installed, exited, or did not listen in time.</exception>
+    public static async Task<NatsServerProcess> StartNewAsync(IEnumerable<string>? extraArguments, CancellationToken cancellationToken = default)
     {
-        var server = new NatsServerProcess();
+        var server = new NatsServerProcess(extraArguments);
         try
         {
             await server.StartAsync(cancellationToken).ConfigureAwait(false);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Conveyor.Api.Http;
+using Conveyor.Api.Security;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Logs;
@@ -29,10 +30,10 @@ public static class LogsApi
     {
         var api = routes.MapGroup("/runs/{id}/logs").WithTags("Logs");
         api.MapGet("/", GetRunLogs).WithName("GetRunLogs" + nameSuffix)
-            .WithSummary("A page of the run's log, filtered by driver and step; JSON, or text/plain with ?format=text");
+            .WithSummary("A page of the run's log, filtered by driver and step; JSON, or text/plain with ?format=text").ForViewers();
         api.MapGet("/stream", StreamRunLogs).WithName("StreamRunLogs" + nameSuffix)
             .WithSummary("Follow the run's log as Server-Sent Events: history, then live entries, then an end event")
-            .Produces<string>(StatusCodes.Status200OK, EventStream).ProducesProblem(StatusCodes.Status404NotFound);
+            .Produces<string>(StatusCodes.Status200OK, EventStream).ProducesProblem(StatusCodes.Status404NotFound).ForViewers();
         return routes;
     }
 
@@ -40,12 +41,12 @@ public static class LogsApi
     public static IEndpointRouteBuilder MapOriginalLogsApi(this IEndpointRouteBuilder routes)
     {
         var api = routes.MapGroup("/logs").WithTags("Logs");
-        api.MapPost("/", CreateLog).WithName("CreateLog").WithSummary("Add a log entry (flows through logs.{runid} like a driver's)");
-        api.MapGet("/", ListLogs).WithName("ListLogs").WithSummary("A run's log entries as the original's JSON array (runid required)");
+        api.MapPost("/", CreateLog).WithName("CreateLog").WithSummary("Add a log entry (flows through logs.{runid} like a driver's)").ForOperators();
+        api.MapGet("/", ListLogs).WithName("ListLogs").WithSummary("A run's log entries as the original's JSON array (runid required)").ForViewers();
         api.MapGet("/pipeline/{runid}", StreamPipelineLogs).WithName("StreamPipelineLogs").WithSummary("The original's SSE stream of a run's log")
-            .Produces<string>(StatusCodes.Status200OK, EventStream);
+            .Produces<string>(StatusCodes.Status200OK, EventStream).ForViewers();
         api.MapGet("/streams/{drivername}/{runid}", StreamDriverLogs).WithName("StreamDriverLogs").WithSummary("The original's SSE stream of one driver's log in a run")
-            .Produces<string>(StatusCodes.Status200OK, EventStream);
+            .Produces<string>(StatusCodes.Status200OK, EventStream).ForViewers();
         return routes;
     }
 
@@ -114,6 +115,7 @@ public static class LogsApi
     {
         var entry = await api.ReadBodyAsync<LogEntry>();
         RequireRunId(entry.RunId, "runid");
+        await RequireNotForeignAsync(entry.RunId, api);
         var js = new NatsJSContext(nats);
         var ack = await js.PublishAsync(Subjects.Logs(entry.RunId), JsonSerializerUtf8(entry), cancellationToken: api.Http.RequestAborted);
         ack.EnsureSuccess();
@@ -132,6 +134,7 @@ public static class LogsApi
         }
 
         RequireRunId(runid, "runid");
+        await RequireNotForeignAsync(runid, api);
         var result = new List<LogEntry>();
         ulong cursor = 0;
         while (true)
@@ -151,6 +154,7 @@ public static class LogsApi
     public static async Task<EmptyHttpResult> StreamPipelineLogs(string runid, ILogStore store, TimeProvider time, [AsParameters] ApiContext api)
     {
         RequireRunId(runid, "runid");
+        await RequireNotForeignAsync(runid, api);
         await new LogEventStream { Store = store, RunId = runid }.WriteAsync(api.Http, time);
         return TypedResults.Empty;
     }
@@ -159,6 +163,7 @@ public static class LogsApi
     public static async Task<EmptyHttpResult> StreamDriverLogs(string drivername, string runid, ILogStore store, TimeProvider time, [AsParameters] ApiContext api)
     {
         RequireRunId(runid, "runid");
+        await RequireNotForeignAsync(runid, api);
         await new LogEventStream { Store = store, RunId = runid, Driver = drivername }.WriteAsync(api.Http, time);
         return TypedResults.Empty;
     }
@@ -180,8 +185,24 @@ public static class LogsApi
             }
         }
 
+        // Entries with no run object (a resource without a pipeline, an original driver's own id) belong to no
+        // namespace the engine knows, so only the default namespace — the original's — shows them.
+        if (ns != Names.DefaultNamespace)
+        {
+            throw new ConveyorNotFoundException($"run {Names.Truncate(id)} not found");
+        }
+
         var probe = await store.ReadAsync(id, new LogQuery { Limit = 1 }, api.Http.RequestAborted);
         return probe.Items.Count > 0 ? null : throw new ConveyorNotFoundException($"run {Names.Truncate(id)} not found");
+    }
+
+    /// <summary>404 when the id is a run of another namespace: the original's routes never see into other namespaces.</summary>
+    private static async Task RequireNotForeignAsync(string id, ApiContext api)
+    {
+        if (Guid.TryParse(id, out var runId) && await api.Grains.GetGrain<IPipelineRunGrain>(runId).GetSummaryAsync() is { } summary && summary.Namespace != api.Namespace)
+        {
+            throw new ConveyorNotFoundException($"run {id} not found");
+        }
     }
 
     private static void RequireRunId(string? runId, string field)

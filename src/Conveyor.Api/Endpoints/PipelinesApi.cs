@@ -1,4 +1,5 @@
 using Conveyor.Api.Http;
+using Conveyor.Api.Security;
 using Conveyor.Grains.Abstractions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -14,10 +15,10 @@ public static class PipelinesApi
     public static RouteGroupBuilder MapPipelinesApi(this IEndpointRouteBuilder routes, string nameSuffix = "")
     {
         var api = routes.MapGroup("/pipelines").WithTags("Pipelines");
-        api.MapPost("/", CreatePipeline).WithName("CreatePipeline" + nameSuffix).WithSummary("Create or replace a pipeline (upsert, as the original)");
-        api.MapGet("/{name}", GetPipeline).WithName("GetPipeline" + nameSuffix).WithSummary("Get a pipeline");
-        api.MapPut("/{name}", UpdatePipeline).WithName("UpdatePipeline" + nameSuffix).WithSummary("Replace a pipeline; runs in flight keep their version");
-        api.MapDelete("/{name}", DeletePipeline).WithName("DeletePipeline" + nameSuffix).WithSummary("Delete a pipeline");
+        api.MapPost("/", CreatePipeline).WithName("CreatePipeline" + nameSuffix).WithSummary("Create or replace a pipeline (upsert, as the original)").ForOperators();
+        api.MapGet("/{name}", GetPipeline).WithName("GetPipeline" + nameSuffix).WithSummary("Get a pipeline").ForViewers();
+        api.MapPut("/{name}", UpdatePipeline).WithName("UpdatePipeline" + nameSuffix).WithSummary("Replace a pipeline; runs in flight keep their version").ForOperators();
+        api.MapDelete("/{name}", DeletePipeline).WithName("DeletePipeline" + nameSuffix).WithSummary("Delete a pipeline").ForOperators();
         return api;
     }
 

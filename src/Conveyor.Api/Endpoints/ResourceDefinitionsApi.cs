@@ -1,4 +1,5 @@
 using Conveyor.Api.Http;
+using Conveyor.Api.Security;
 using Conveyor.Grains.Abstractions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -14,11 +15,11 @@ public static class ResourceDefinitionsApi
     public static RouteGroupBuilder MapResourceDefinitionsApi(this IEndpointRouteBuilder routes, string nameSuffix = "")
     {
         var api = routes.MapGroup("/resource-definitions").WithTags("Resource definitions");
-        api.MapPost("/", CreateDefinition).WithName("CreateResourceDefinition" + nameSuffix).WithSummary("Create a resource definition");
-        api.MapPost("/apply", ApplyDefinition).WithName("ApplyResourceDefinition" + nameSuffix).WithSummary("Create or replace a resource definition");
-        api.MapGet("/{name}", GetDefinition).WithName("GetResourceDefinition" + nameSuffix).WithSummary("Get a resource definition");
-        api.MapPut("/{name}", UpdateDefinition).WithName("UpdateResourceDefinition" + nameSuffix).WithSummary("Replace a resource definition");
-        api.MapDelete("/{name}", DeleteDefinition).WithName("DeleteResourceDefinition" + nameSuffix).WithSummary("Delete a resource definition");
+        api.MapPost("/", CreateDefinition).WithName("CreateResourceDefinition" + nameSuffix).WithSummary("Create a resource definition").ForOperators();
+        api.MapPost("/apply", ApplyDefinition).WithName("ApplyResourceDefinition" + nameSuffix).WithSummary("Create or replace a resource definition").ForOperators();
+        api.MapGet("/{name}", GetDefinition).WithName("GetResourceDefinition" + nameSuffix).WithSummary("Get a resource definition").ForViewers();
+        api.MapPut("/{name}", UpdateDefinition).WithName("UpdateResourceDefinition" + nameSuffix).WithSummary("Replace a resource definition").ForOperators();
+        api.MapDelete("/{name}", DeleteDefinition).WithName("DeleteResourceDefinition" + nameSuffix).WithSummary("Delete a resource definition").ForOperators();
         return api;
     }
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Conveyor.Api.Http;
+using Conveyor.Api.Security;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Resources;
@@ -17,12 +18,12 @@ public static class ResourcesApi
     public static RouteGroupBuilder MapResourcesApi(this IEndpointRouteBuilder routes, string nameSuffix = "")
     {
         var api = routes.MapGroup("/resources").WithTags("Resources");
-        api.MapPost("/", CreateResource).WithName("CreateResource" + nameSuffix).WithSummary("Create a resource and start its pipeline run");
-        api.MapGet("/", ListWithoutType).WithName("ListResourcesWithoutType" + nameSuffix).WithSummary("Always 400: a resource type is required");
-        api.MapGet("/{type}/{name}", GetResource).WithName("GetResource" + nameSuffix).WithSummary("Get a resource with its driver results");
-        api.MapPut("/{type}/{name}", UpdateResource).WithName("UpdateResource" + nameSuffix).WithSummary("Replace a resource's spec and metadata");
-        api.MapDelete("/{type}/{name}", DeleteResource).WithName("DeleteResource" + nameSuffix).WithSummary("Delete a resource (versions stay readable)");
-        api.MapGet("/{type}/{name}/{version:int}", GetResourceVersion).WithName("GetResourceVersion" + nameSuffix).WithSummary("Get a resource as it was at a version");
+        api.MapPost("/", CreateResource).WithName("CreateResource" + nameSuffix).WithSummary("Create a resource and start its pipeline run").ForOperators();
+        api.MapGet("/", ListWithoutType).WithName("ListResourcesWithoutType" + nameSuffix).WithSummary("Always 400: a resource type is required").ForViewers();
+        api.MapGet("/{type}/{name}", GetResource).WithName("GetResource" + nameSuffix).WithSummary("Get a resource with its driver results").ForViewers();
+        api.MapPut("/{type}/{name}", UpdateResource).WithName("UpdateResource" + nameSuffix).WithSummary("Replace a resource's spec and metadata").ForOperators();
+        api.MapDelete("/{type}/{name}", DeleteResource).WithName("DeleteResource" + nameSuffix).WithSummary("Delete a resource (versions stay readable)").ForOperators();
+        api.MapGet("/{type}/{name}/{version:int}", GetResourceVersion).WithName("GetResourceVersion" + nameSuffix).WithSummary("Get a resource as it was at a version").ForViewers();
         return api;
     }
 

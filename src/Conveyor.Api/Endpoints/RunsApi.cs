@@ -1,4 +1,5 @@
 using Conveyor.Api.Http;
+using Conveyor.Api.Security;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Runs;
 using Microsoft.AspNetCore.Builder;
@@ -20,12 +21,12 @@ public static class RunsApi
     public static RouteGroupBuilder MapRunsApi(this IEndpointRouteBuilder routes, string nameSuffix = "")
     {
         var api = routes.MapGroup("/runs").WithTags("Runs");
-        api.MapGet("/", ListRuns).WithName("ListRuns" + nameSuffix).WithSummary("List runs, newest first, by pipeline and status, cursor-paged");
-        api.MapGet("/{id}", GetRun).WithName("GetRun" + nameSuffix).WithSummary("Get a run with its steps and every attempt");
-        api.MapPost("/{id}/cancel", CancelRun).WithName("CancelRun" + nameSuffix).WithSummary("Cancel a run; in-flight steps are told to stop");
-        api.MapPost("/{id}/retry", RetryRun).WithName("RetryRun" + nameSuffix).WithSummary("Run the steps of a failed, cancelled or timed-out run that did not succeed");
-        api.MapGet("/{id}/graph", GetRunGraph).WithName("GetRunGraph" + nameSuffix).WithSummary("The run's DAG as Mermaid, Graphviz DOT or SVG, coloured by step status");
-        routes.MapGet("/pipelines/{name}/runs", ListPipelineRuns).WithTags("Runs").WithName("ListPipelineRuns" + nameSuffix).WithSummary("List a pipeline's runs");
+        api.MapGet("/", ListRuns).WithName("ListRuns" + nameSuffix).WithSummary("List runs, newest first, by pipeline and status, cursor-paged").ForViewers();
+        api.MapGet("/{id}", GetRun).WithName("GetRun" + nameSuffix).WithSummary("Get a run with its steps and every attempt").ForViewers();
+        api.MapPost("/{id}/cancel", CancelRun).WithName("CancelRun" + nameSuffix).WithSummary("Cancel a run; in-flight steps are told to stop").ForOperators();
+        api.MapPost("/{id}/retry", RetryRun).WithName("RetryRun" + nameSuffix).WithSummary("Run the steps of a failed, cancelled or timed-out run that did not succeed").ForOperators();
+        api.MapGet("/{id}/graph", GetRunGraph).WithName("GetRunGraph" + nameSuffix).WithSummary("The run's DAG as Mermaid, Graphviz DOT or SVG, coloured by step status").ForViewers();
+        routes.MapGet("/pipelines/{name}/runs", ListPipelineRuns).WithTags("Runs").WithName("ListPipelineRuns" + nameSuffix).WithSummary("List a pipeline's runs").ForViewers();
         return api;
     }
 

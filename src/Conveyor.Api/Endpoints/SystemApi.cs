@@ -1,5 +1,6 @@
 using Conveyor.Api.Hosting;
 using Conveyor.Api.Http;
+using Conveyor.Api.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -13,10 +14,10 @@ public static class SystemApi
     /// <summary>Maps the routes onto <paramref name="routes"/>.</summary>
     public static IEndpointRouteBuilder MapSystemApi(this IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/", Root).WithName("Root").WithTags("System").ExcludeFromDescription();
-        routes.MapGet("/health", Health).WithName("Health").WithTags("System").WithSummary("The original's health route");
-        routes.MapGet("/healthz", Health).WithName("Healthz").WithTags("System").WithSummary("Liveness: the process answers");
-        routes.MapGet("/readyz", Ready).WithName("Readyz").WithTags("System").WithSummary("Readiness: NATS connected, Redis reachable, silo an active member, not shutting down");
+        routes.MapGet("/", Root).WithName("Root").WithTags("System").ExcludeFromDescription().Anonymous();
+        routes.MapGet("/health", Health).WithName("Health").WithTags("System").WithSummary("The original's health route").Anonymous();
+        routes.MapGet("/healthz", Health).WithName("Healthz").WithTags("System").WithSummary("Liveness: the process answers").Anonymous();
+        routes.MapGet("/readyz", Ready).WithName("Readyz").WithTags("System").WithSummary("Readiness: NATS connected, Redis reachable, silo an active member, not shutting down").Anonymous();
         return routes;
     }
 

@@ -5,7 +5,10 @@ using System.Net.Sockets;
 using Conveyor.Api.Endpoints;
 using Conveyor.Api.Hosting;
 using Conveyor.Api.Http;
+using Conveyor.Api.Security;
 using Conveyor.Grains.Nats;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -74,6 +77,7 @@ public static class ConveyorHostingExtensions
         services.AddOpenApi("conveyor");
         services.AddSingleton<IStartupFilter, ConveyorStartupFilter>();
         services.AddSingleton<ConveyorReadiness>();
+        AddSecurity(services, options);
 
         if (localNats is not null || localRedis is not null)
         {
@@ -115,6 +119,9 @@ public static class ConveyorHostingExtensions
             silo.UseConveyorRedisStorage(options.RedisConnectionString!);
             silo.AddConveyorGrains();
         });
+
+        // After UseOrleans: hosted services start in registration order, and this one needs the silo.
+        services.AddHostedService<BootstrapKeyService>();
         return conveyor;
     }
 
@@ -135,17 +142,27 @@ public static class ConveyorHostingExtensions
 
         var root = endpoints.MapGroup(prefix);
         root.AddEndpointFilter<ConveyorErrorFilter>();
+        // One policy for every route: the endpoint's role metadata and the namespace decide (ConveyorAuthorizationHandler).
+        root.RequireAuthorization(ConveyorAuthorizationHandler.PolicyName);
+        var rateLimit = endpoints.ServiceProvider.GetRequiredService<WriteRateLimitFilter>();
+        root.AddEndpointFilter(rateLimit.InvokeAsync);
         root.MapSystemApi();
-        root.MapOpenApi("/openapi/{documentName}.json");
+        root.MapOpenApi("/openapi/{documentName}.json").Anonymous();
         var telemetry = endpoints.ServiceProvider.GetRequiredService<ConveyorOptions>().Telemetry;
         if (telemetry.Prometheus)
         {
-            root.MapPrometheusScrapingEndpoint(telemetry.MetricsPath).ExcludeFromDescription();
+            // Scrapers rarely carry keys; the metrics hold counts and durations, no object data.
+            root.MapPrometheusScrapingEndpoint(telemetry.MetricsPath).ExcludeFromDescription().Anonymous();
         }
 
+        root.MapKeysApi();
+        root.MapNamespacesApi();
         MapObjects(root, "");
         root.MapOriginalLogsApi();
-        MapObjects(root.MapGroup("/namespaces/{namespace}"), "InNamespace");
+        var namespaced = root.MapGroup("/namespaces/{namespace}");
+        var namespaceFilter = new NamespaceFilter(endpoints.ServiceProvider.GetRequiredService<IGrainFactory>());
+        namespaced.AddEndpointFilter(namespaceFilter.InvokeAsync);
+        MapObjects(namespaced, "InNamespace");
         return root;
     }
 
@@ -186,6 +203,19 @@ public static class ConveyorHostingExtensions
         }
     }
 
+    private static void AddSecurity(IServiceCollection services, ConveyorOptions options)
+    {
+        var settings = new ConveyorAuthSettings { Enabled = options.Auth.Enabled ?? options.Mode == ConveyorMode.Cluster, Options = options.Auth };
+        services.AddSingleton(settings);
+        services.AddSingleton<WriteRateLimitFilter>();
+        // A named scheme and a named policy: a host's own authentication and endpoints are left as they are.
+        services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        services.AddAuthorizationBuilder().AddPolicy(ConveyorAuthorizationHandler.PolicyName, policy => policy
+            .AddAuthenticationSchemes(ApiKeyAuthenticationHandler.SchemeName)
+            .AddRequirements(new ConveyorAccessRequirement()));
+        services.AddSingleton<IAuthorizationHandler, ConveyorAuthorizationHandler>();
+    }
+
     private static void MapObjects(IEndpointRouteBuilder routes, string nameSuffix)
     {
         routes.MapResourceDefinitionsApi(nameSuffix);
@@ -207,6 +237,11 @@ public static class ConveyorHostingExtensions
         if (!Validator.TryValidateObject(options, new ValidationContext(options), results, validateAllProperties: true))
         {
             throw new InvalidOperationException("Invalid Conveyor configuration: " + string.Join("; ", results.Select(r => r.ErrorMessage)));
+        }
+
+        if (!Validator.TryValidateObject(options.Auth, new ValidationContext(options.Auth), results, validateAllProperties: true))
+        {
+            throw new InvalidOperationException("Invalid Conveyor configuration (Conveyor:Auth): " + string.Join("; ", results.Select(r => r.ErrorMessage)));
         }
 
         if (options.Mode == ConveyorMode.Cluster && (string.IsNullOrEmpty(options.NatsUrl) || string.IsNullOrEmpty(options.RedisConnectionString)))

@@ -73,6 +73,9 @@ public sealed class ConveyorOptions
 
     /// <summary>Metrics and traces (section <c>Conveyor:Telemetry</c>).</summary>
     public ConveyorTelemetryOptions Telemetry { get; set; } = new();
+
+    /// <summary>API keys and rate limits (section <c>Conveyor:Auth</c>).</summary>
+    public Conveyor.Api.Security.ConveyorAuthOptions Auth { get; set; } = new();
 }
 
 /// <summary>Settings the HTTP layer reads at request time.</summary>

@@ -38,6 +38,20 @@ public sealed class ConveyorClient
     /// <summary>The API root requests are sent to.</summary>
     public Uri BaseAddress => _baseAddress;
 
+    /// <summary>
+    /// API key (<c>cvk_…</c>) sent as <c>Authorization: Bearer</c> on every request; null sends none (a single node
+    /// without authentication). A 401 or 403 surfaces as <see cref="ConveyorApiException"/>.
+    /// </summary>
+    public string? ApiKey { get; init; }
+
+    private void Authorize(HttpRequestMessage request)
+    {
+        if (!string.IsNullOrEmpty(ApiKey))
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", ApiKey);
+        }
+    }
+
     /// <summary><c>POST /resource-definitions</c>: creates a resource definition (201).</summary>
     public Task<ResourceDefinition> CreateResourceDefinitionAsync(ResourceDefinition definition, CancellationToken cancellationToken = default) =>
         SendAsync(HttpMethod.Post, "resource-definitions", definition, ClientJsonContext.Default.ResourceDefinition, ClientJsonContext.Default.ResourceDefinition, cancellationToken);
@@ -179,6 +193,7 @@ public sealed class ConveyorClient
     public async Task<string> GetRunGraphAsync(Guid runId, string format = "svg", CancellationToken cancellationToken = default)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(_baseAddress, $"runs/{runId:D}/graph?format={Uri.EscapeDataString(format)}"));
+        Authorize(request);
         using var response = await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
         await EnsureSuccessAsync(response, cancellationToken).ConfigureAwait(false);
         return await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
@@ -267,6 +282,7 @@ public sealed class ConveyorClient
     {
         var path = $"runs/{Segment(runId)}/logs/stream";
         using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(_baseAddress, path));
+        Authorize(request);
         request.Headers.Accept.ParseAdd("text/event-stream");
         if (after is { } a)
         {
@@ -354,6 +370,7 @@ public sealed class ConveyorClient
     private async Task SendAsync(HttpMethod method, string path, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(method, new Uri(_baseAddress, path));
+        Authorize(request);
         using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
         await EnsureSuccessAsync(response, cancellationToken).ConfigureAwait(false);
     }
@@ -367,6 +384,7 @@ public sealed class ConveyorClient
         CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(method, new Uri(_baseAddress, path));
+        Authorize(request);
         request.Headers.Accept.ParseAdd("application/json");
         if (body is not null && requestType is not null)
         {

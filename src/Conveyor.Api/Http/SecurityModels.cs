@@ -1,0 +1,86 @@
+using System.Text.Json.Serialization;
+using Conveyor.Grains.Security;
+
+namespace Conveyor.Api.Http;
+
+/// <summary>Body of <c>POST /keys</c>.</summary>
+public sealed record CreateApiKeyDto
+{
+    /// <summary>Free text naming the key's holder (1–100 characters).</summary>
+    [JsonPropertyName("name")] public string? Name { get; init; }
+
+    /// <summary><c>admin</c>, <c>operator</c> or <c>viewer</c>.</summary>
+    [JsonPropertyName("role")] public string? Role { get; init; }
+
+    /// <summary>Namespaces the key may act in (<c>*</c>: all); required for operator and viewer keys.</summary>
+    [JsonPropertyName("namespaces")] public List<string>? Namespaces { get; init; }
+}
+
+/// <summary>An API key as listed: never its secret.</summary>
+public sealed record ApiKeyDto
+{
+    /// <summary>Key id.</summary>
+    [JsonPropertyName("id")] public string Id { get; init; } = "";
+
+    /// <summary>Holder's name.</summary>
+    [JsonPropertyName("name")] public string Name { get; init; } = "";
+
+    /// <summary>Role.</summary>
+    [JsonPropertyName("role")] public string Role { get; init; } = "";
+
+    /// <summary>Namespaces.</summary>
+    [JsonPropertyName("namespaces")] public IReadOnlyList<string> Namespaces { get; init; } = [];
+
+    /// <summary>When created.</summary>
+    [JsonPropertyName("createdAt")] public DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>When revoked; absent while valid.</summary>
+    [JsonPropertyName("revokedAt")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? RevokedAt { get; init; }
+
+    /// <summary>The full key: only in the response that created it.</summary>
+    [JsonPropertyName("key")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Key { get; init; }
+
+    internal static ApiKeyDto From(ApiKeyData key, string? secretKey = null) => new()
+    {
+        Id = key.Id,
+        Name = key.Name,
+        Role = key.Role.ToString().ToLowerInvariant(),
+        Namespaces = key.Role == ApiRole.Admin ? ["*"] : key.Namespaces,
+        CreatedAt = key.CreatedAt,
+        RevokedAt = key.RevokedAt,
+        Key = secretKey,
+    };
+}
+
+/// <summary>A list of API keys.</summary>
+public sealed record ApiKeyListDto
+{
+    /// <summary>The keys, oldest first.</summary>
+    [JsonPropertyName("items")] public IReadOnlyList<ApiKeyDto> Items { get; init; } = [];
+}
+
+/// <summary>Body of <c>POST /namespaces</c>, and a namespace as listed.</summary>
+public sealed record NamespaceDto
+{
+    /// <summary>Name (a DNS label).</summary>
+    [JsonPropertyName("name")] public string? Name { get; init; }
+
+    /// <summary>When created (ignored on input).</summary>
+    [JsonPropertyName("createdAt")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? CreatedAt { get; init; }
+
+    internal static NamespaceDto From(NamespaceInfo info) =>
+        new() { Name = info.Name, CreatedAt = info.CreatedAt == default ? null : info.CreatedAt };
+}
+
+/// <summary>A list of namespaces.</summary>
+public sealed record NamespaceListDto
+{
+    /// <summary>The namespaces, by name.</summary>
+    [JsonPropertyName("items")] public IReadOnlyList<NamespaceDto> Items { get; init; } = [];
+}

@@ -1,0 +1,356 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Conveyor.Api.Security;
+using Conveyor.Testing;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+
+namespace Conveyor.IntegrationTests.Security;
+
+/// <summary>API keys, roles and namespaces against a real host with authentication on.</summary>
+[Collection(SecurityCollection.Name)]
+public sealed class AuthTests(SecurityFixture fx)
+{
+    [Fact]
+    public void Every_mapped_endpoint_has_an_authorization_decision()
+    {
+        var endpoints = fx.Host.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>().ToList();
+        Assert.True(endpoints.Count > 40, $"only {endpoints.Count} endpoints found");
+        var undecided = endpoints
+            .Where(e => e.Metadata.GetMetadata<IAllowAnonymous>() is null && e.Metadata.GetMetadata<ConveyorRoleMetadata>() is null)
+            .Select(e => $"{string.Join(",", e.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.HttpMethodMetadata>()?.HttpMethods ?? [])} {e.RoutePattern.RawText}")
+            .ToList();
+        Assert.True(undecided.Count == 0, "endpoints without ForViewers/ForOperators/ForAdmins/Anonymous: " + string.Join("; ", undecided));
+        Assert.All(endpoints, e => Assert.NotEmpty(e.Metadata.GetOrderedMetadata<IAuthorizeData>()));
+    }
+
+    [Fact]
+    public async Task Missing_malformed_and_unknown_keys_are_401_with_a_bearer_challenge()
+    {
+        var unknown = ApiKeys.Generate().Key;
+        foreach (var (key, scheme) in new[] { ((string?)null, (string?)null), ("garbage", "Bearer"), (unknown, "Bearer"), ("cvk_x", "Bearer"), ("secret", "Basic") })
+        {
+            using var client = fx.Client(null);
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/pipelines/anything");
+            if (key is not null)
+            {
+                request.Headers.TryAddWithoutValidation("Authorization", $"{scheme} {key}");
+            }
+
+            using var response = await client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            Assert.StartsWith("Bearer", response.Headers.WwwAuthenticate.ToString());
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            var problem = await response.Content.ReadFromJsonAsync<JsonElement>();
+            Assert.Equal("urn:conveyor:problem:unauthorized", problem.GetProperty("type").GetString());
+            Assert.False(string.IsNullOrEmpty(problem.GetProperty("error").GetString()));
+        }
+    }
+
+    [Fact]
+    public async Task Health_probes_and_the_openapi_document_need_no_key()
+    {
+        using var client = fx.Client(null);
+        foreach (var path in new[] { "/health", "/healthz", "/readyz", "/openapi/conveyor.json", "/" })
+        {
+            using var response = await client.GetAsync(path);
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{path}: {(int)response.StatusCode}");
+        }
+    }
+
+    [Fact]
+    public async Task Each_role_is_allowed_or_denied_per_route_class()
+    {
+        var ns = EngineFixture.Unique("team");
+        await fx.CreateNamespaceAsync(ns);
+        var keys = new Dictionary<string, string?>
+        {
+            ["none"] = null,
+            ["viewer"] = await fx.CreateKeyAsync("viewer", ns),
+            ["operator"] = await fx.CreateKeyAsync("operator", ns),
+            ["admin"] = await fx.CreateKeyAsync("admin"),
+        };
+        var run = Guid.NewGuid();
+        // Each route class with the answer an allowed caller gets (the objects do not exist, or the body is invalid,
+        // so nothing is stored): what matters is that it is neither 401 nor 403.
+        var classes = new (string Class, HttpMethod Method, string Path, string? Body, string LeastRole, bool InNamespace)[]
+        {
+            ("read", HttpMethod.Get, $"/namespaces/{ns}/pipelines/nope", null, "viewer", true),
+            ("list", HttpMethod.Get, $"/namespaces/{ns}/runs", null, "viewer", true),
+            ("logs", HttpMethod.Get, $"/namespaces/{ns}/runs/{run}/logs", null, "viewer", true),
+            ("write", HttpMethod.Post, $"/namespaces/{ns}/resource-definitions", "{}", "operator", true),
+            ("delete", HttpMethod.Delete, $"/namespaces/{ns}/pipelines/nope", null, "operator", true),
+            ("run control", HttpMethod.Post, $"/namespaces/{ns}/runs/{run}/cancel", null, "operator", true),
+            ("keys", HttpMethod.Get, "/keys", null, "admin", false),
+            ("namespaces", HttpMethod.Post, "/namespaces", "{}", "admin", false),
+            ("other namespace", HttpMethod.Get, "/pipelines/nope", null, "admin", true),
+        };
+        var rank = new Dictionary<string, int> { ["viewer"] = 0, ["operator"] = 1, ["admin"] = 2 };
+        var failures = new List<string>();
+        foreach (var (role, key) in keys)
+        {
+            using var client = fx.Client(key);
+            foreach (var c in classes)
+            {
+                using var request = new HttpRequestMessage(c.Method, c.Path);
+                if (c.Body is not null)
+                {
+                    request.Content = new StringContent(c.Body, Encoding.UTF8, "application/json");
+                }
+
+                using var response = await client.SendAsync(request);
+                var status = (int)response.StatusCode;
+                var expected = role == "none" ? "401" : rank[role] >= rank[c.LeastRole] ? "allowed" : "403";
+                var actual = status is 401 or 403 ? status.ToString(System.Globalization.CultureInfo.InvariantCulture) : "allowed";
+                if (expected != actual || status >= 500)
+                {
+                    failures.Add($"{role} on {c.Class} ({c.Method} {c.Path}): expected {expected}, got {status}");
+                }
+            }
+        }
+
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
+    }
+
+    [Fact]
+    public async Task A_revoked_key_is_refused_on_its_next_request()
+    {
+        var key = await fx.CreateKeyAsync("viewer", "*");
+        using var client = fx.Client(key);
+        using (var before = await client.GetAsync("/runs"))
+        {
+            Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+        }
+
+        var id = key.Split('_')[1];
+        using var admin = fx.Client(fx.AdminKey);
+        using (var revoke = await admin.DeleteAsync($"/keys/{id}"))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, revoke.StatusCode);
+        }
+
+        using var after = await client.GetAsync("/runs");
+        Assert.Equal(HttpStatusCode.Unauthorized, after.StatusCode);
+        Assert.Contains("revoked", await after.Content.ReadAsStringAsync());
+        var listed = await admin.GetFromJsonAsync<JsonElement>($"/keys/{id}");
+        Assert.True(listed.TryGetProperty("revokedAt", out _));
+    }
+
+    [Fact]
+    public async Task Keys_are_listed_without_their_secret()
+    {
+        var key = await fx.CreateKeyAsync("operator", "default");
+        var secret = key[(key.LastIndexOf('_') + 1)..];
+        using var admin = fx.Client(fx.AdminKey);
+        var list = await admin.GetStringAsync("/keys");
+        Assert.Contains(key.Split('_')[1], list);
+        Assert.DoesNotContain(secret, list);
+        Assert.DoesNotContain(fx.AdminKey[(fx.AdminKey.LastIndexOf('_') + 1)..], list);
+        var one = await admin.GetStringAsync($"/keys/{key.Split('_')[1]}");
+        Assert.DoesNotContain(secret, one);
+
+        using var bad = await admin.PostAsJsonAsync("/keys", new { name = "x", role = "root", namespaces = new[] { "default" } });
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        using var noNamespace = await admin.PostAsJsonAsync("/keys", new { name = "x", role = "viewer" });
+        Assert.Equal(HttpStatusCode.BadRequest, noNamespace.StatusCode);
+    }
+
+    [Fact]
+    public async Task Write_requests_beyond_the_burst_get_429_with_retry_after()
+    {
+        var key = await fx.CreateKeyAsync("operator", "default");
+        using var client = fx.Client(key);
+        var statuses = new List<int>();
+        HttpResponseMessage? limited = null;
+        for (var i = 0; i < SecurityFixture.WriteBurst * 2 && limited is null; i++)
+        {
+            var response = await client.PostAsync("/resource-definitions", new StringContent("{}", Encoding.UTF8, "application/json"));
+            statuses.Add((int)response.StatusCode);
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                limited = response;
+            }
+            else
+            {
+                response.Dispose();
+            }
+        }
+
+        Assert.NotNull(limited);
+        using (limited)
+        {
+            Assert.True(limited.Headers.RetryAfter?.Delta >= TimeSpan.FromSeconds(1), "Retry-After missing");
+            var problem = await limited.Content.ReadFromJsonAsync<JsonElement>();
+            Assert.Equal("urn:conveyor:problem:too-many-requests", problem.GetProperty("type").GetString());
+        }
+
+        Assert.All(statuses.Where(s => s != 429), s => Assert.Equal(400, s));
+        // Reads are not limited.
+        using var read = await client.GetAsync("/runs");
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+    }
+
+    [Fact]
+    public async Task Namespaces_are_created_listed_and_deleted_and_unknown_ones_are_404()
+    {
+        var ns = EngineFixture.Unique("ns");
+        using var admin = fx.Client(fx.AdminKey);
+        using (var unknown = await admin.GetAsync($"/namespaces/{ns}/runs"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        }
+
+        await fx.CreateNamespaceAsync(ns);
+        using (var again = await admin.PostAsJsonAsync("/namespaces", new { name = ns }))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+        }
+
+        var list = await admin.GetFromJsonAsync<JsonElement>("/namespaces");
+        var names = list.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("name").GetString()).ToList();
+        Assert.Contains(ns, names);
+        Assert.Contains("default", names);
+        using (var known = await admin.GetAsync($"/namespaces/{ns}/runs"))
+        {
+            Assert.Equal(HttpStatusCode.OK, known.StatusCode);
+        }
+
+        using (var bad = await admin.PostAsJsonAsync("/namespaces", new { name = "Not_A_Label" }))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        }
+
+        using (var deleteDefault = await admin.DeleteAsync("/namespaces/default"))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, deleteDefault.StatusCode);
+        }
+
+        // A namespace with runs is only deleted on request, which cancels its unfinished runs.
+        var runId = await StartWaitingRunAsync(ns);
+        using (var busy = await admin.DeleteAsync($"/namespaces/{ns}"))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, busy.StatusCode);
+        }
+
+        using (var cascade = await admin.DeleteAsync($"/namespaces/{ns}?cascade=true"))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, cascade.StatusCode);
+        }
+
+        using (var gone = await admin.GetAsync($"/namespaces/{ns}/runs/{runId}"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
+        }
+
+        using (var reuse = await admin.PostAsJsonAsync("/namespaces", new { name = ns }))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, reuse.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task A_key_of_one_namespace_sees_nothing_of_another()
+    {
+        var mine = EngineFixture.Unique("mine");
+        var theirs = EngineFixture.Unique("theirs");
+        await fx.CreateNamespaceAsync(mine);
+        await fx.CreateNamespaceAsync(theirs);
+        var myRun = await StartWaitingRunAsync(mine);
+        var theirRun = await StartWaitingRunAsync(theirs);
+
+        await using (var nats = new NatsConnection(NatsOpts.Default with { Url = fx.Nats.Url }))
+        {
+            var js = new NatsJSContext(nats);
+            foreach (var run in new[] { myRun, theirRun })
+            {
+                var entry = JsonSerializer.SerializeToUtf8Bytes(new { runid = run, driver = "nobody", pipeline = "p", timestamp = "1714650000", message = $"log of {run}" });
+                (await js.PublishAsync($"logs.{run}", entry)).EnsureSuccess();
+            }
+        }
+
+        using var admin = fx.Client(fx.AdminKey);
+        await Eventually.TrueAsync(
+            async () => (await admin.GetStringAsync($"/namespaces/{theirs}/runs/{theirRun}/logs")).Contains($"log of {theirRun}", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(20),
+            "their log should be stored");
+
+        using var viewer = fx.Client(await fx.CreateKeyAsync("viewer", mine));
+        using var defaultViewer = fx.Client(await fx.CreateKeyAsync("viewer", "default"));
+        // Their namespace by name: forbidden.
+        foreach (var path in new[] { $"/namespaces/{theirs}/runs/{theirRun}", $"/namespaces/{theirs}/runs", $"/namespaces/{theirs}/runs/{theirRun}/logs", $"/namespaces/{theirs}/runs/{theirRun}/logs/stream" })
+        {
+            using var response = await viewer.GetAsync(path);
+            Assert.True(response.StatusCode == HttpStatusCode.Forbidden, $"{path}: {(int)response.StatusCode}");
+        }
+
+        // Their objects through my namespace, or through the original routes: not found, as if they did not exist —
+        // even for the admin, since isolation is in the keys, not only in the policy.
+        foreach (var client in new[] { viewer, admin })
+        {
+            foreach (var path in new[] { $"/namespaces/{mine}/runs/{theirRun}", $"/namespaces/{mine}/runs/{theirRun}/logs", $"/namespaces/{mine}/runs/{theirRun}/logs/stream", $"/namespaces/{mine}/runs/{theirRun}/graph", $"/namespaces/{mine}/pipelines/p-{theirs}" })
+            {
+                using var response = await client.GetAsync(path);
+                Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"{path}: {(int)response.StatusCode}");
+            }
+        }
+
+        foreach (var path in new[] { $"/logs?runid={theirRun}", $"/logs/pipeline/{theirRun}", $"/logs/streams/nobody/{theirRun}", $"/runs/{theirRun}", $"/runs/{theirRun}/logs" })
+        {
+            using var response = await defaultViewer.GetAsync(path, HttpCompletionOption.ResponseHeadersRead);
+            Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"{path}: {(int)response.StatusCode}");
+        }
+
+        using (var inject = await fx.Client(await fx.CreateKeyAsync("operator", "default"))
+            .PostAsJsonAsync("/logs", new { runid = theirRun, driver = "x", message = "injected" }))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, inject.StatusCode);
+        }
+
+        // Listing mine shows mine only.
+        var list = await viewer.GetStringAsync($"/namespaces/{mine}/runs");
+        Assert.Contains(myRun, list);
+        Assert.DoesNotContain(theirRun, list);
+        var myLogs = await viewer.GetStringAsync($"/namespaces/{mine}/runs/{myRun}/logs");
+        Assert.DoesNotContain(theirRun, myLogs);
+
+        // The live stream of my run carries my entries only.
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await foreach (var e in SseClient.ReadAsync(viewer, $"/namespaces/{mine}/runs/{myRun}/logs/stream", cancellationToken: cts.Token))
+        {
+            Assert.DoesNotContain(theirRun, e.Data);
+            if (e.Data.Contains($"log of {myRun}", StringComparison.Ordinal))
+            {
+                break;
+            }
+        }
+    }
+
+    [Fact]
+    public async Task The_sdk_client_sends_its_api_key()
+    {
+        using var http = new HttpClient { BaseAddress = fx.Host.Address };
+        var anonymous = new Conveyor.Driver.Sdk.Client.ConveyorClient(http);
+        var error = await Assert.ThrowsAsync<Conveyor.Driver.Sdk.Client.ConveyorApiException>(() => anonymous.ListRunsAsync());
+        Assert.Equal(HttpStatusCode.Unauthorized, error.Status);
+
+        var viewer = new Conveyor.Driver.Sdk.Client.ConveyorClient(http) { ApiKey = await fx.CreateKeyAsync("viewer", "default") };
+        var page = await viewer.ListRunsAsync();
+        Assert.NotNull(page);
+        var forbidden = await Assert.ThrowsAsync<Conveyor.Driver.Sdk.Client.ConveyorApiException>(() => viewer.DeletePipelineAsync("nope"));
+        Assert.Equal(HttpStatusCode.Forbidden, forbidden.Status);
+    }
+
+    /// <summary>A definition, a pipeline whose driver nobody serves, and a resource: a run that waits for its driver.</summary>
+    private async Task<string> StartWaitingRunAsync(string ns)
+    {
+        await fx.AdminPostAsync($"/namespaces/{ns}/resource-definitions", new { name = "app", version = "1", schema = new { type = "object" } });
+        await fx.AdminPostAsync($"/namespaces/{ns}/pipelines", new { name = $"p-{ns}", resource = "app", steps = new[] { new { id = "1", driver = "nobody" } } });
+        var created = await fx.AdminPostAsync($"/namespaces/{ns}/resources", new { name = "web", resource = "app", pipeline = $"p-{ns}", spec = new { } });
+        return created.GetProperty("runid").GetString()!;
+    }
+}
