@@ -80,6 +80,19 @@ public sealed record DriverMessage
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public int? Attempt { get; init; }
 
+    /// <summary>
+    /// Extension: a short-lived token that lets the driver fetch the secrets its step references, for this attempt
+    /// only, from the API (<c>GET /step-secrets</c>). Never the values themselves. Original drivers ignore it.
+    /// </summary>
+    [JsonPropertyName("step_token")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? StepToken { get; init; }
+
+    /// <summary>Extension: the pipeline's plain variables.</summary>
+    [JsonPropertyName("variables")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyDictionary<string, string>? Variables { get; init; }
+
     /// <summary>Extension: the step's <c>params</c> object from the pipeline definition.</summary>
     [JsonPropertyName("params")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]

@@ -38,6 +38,31 @@ public sealed class DriverContext
     /// </summary>
     public string? CancellationReason => Volatile.Read(ref _cancellationReason);
 
+    /// <summary>Fetches secret values from the API with the step token; set by the <see cref="DriverManager"/>.</summary>
+    internal Func<string?, CancellationToken, Task<IReadOnlyDictionary<string, string>>>? SecretFetcher { get; set; }
+
+    /// <summary>
+    /// The current values of every secret the step references (<c>secrets</c> in the pipeline), fetched from the API
+    /// with this dispatch's step token — valid only while this attempt runs. Values are never logged by the SDK; do
+    /// not log them yourself.
+    /// </summary>
+    /// <exception cref="DriverConfigurationException"><see cref="DriverOptions.ApiUrl"/> is not set.</exception>
+    /// <exception cref="InvalidOperationException">The event carries no step token (not a pipeline step, or the server has no secrets key).</exception>
+    /// <exception cref="Client.ConveyorApiException">The API refused (401: token invalid or expired; 403: attempt over; 404: secret deleted).</exception>
+    public Task<IReadOnlyDictionary<string, string>> GetSecretsAsync(CancellationToken cancellationToken = default) =>
+        Fetcher()(null, cancellationToken);
+
+    /// <summary>The current value of one secret the step references; see <see cref="GetSecretsAsync"/>.</summary>
+    public async Task<string> GetSecretAsync(string name, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        var values = await Fetcher()(name, cancellationToken).ConfigureAwait(false);
+        return values.TryGetValue(name, out var value) ? value : throw new InvalidOperationException($"The API returned no value for secret {name}.");
+    }
+
+    private Func<string?, CancellationToken, Task<IReadOnlyDictionary<string, string>>> Fetcher() =>
+        SecretFetcher ?? throw new DriverConfigurationException(nameof(DriverOptions.ApiUrl), "Fetching secrets needs DriverOptions.ApiUrl (the Conveyor API root).");
+
     /// <summary>Records the engine's cancel reason; the first one wins.</summary>
     internal void SetCancellationReason(string reason) => Interlocked.CompareExchange(ref _cancellationReason, reason, null);
 }

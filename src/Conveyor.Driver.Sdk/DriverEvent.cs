@@ -51,4 +51,10 @@ public sealed record DriverEvent
 
     /// <summary>How many times JetStream has delivered this message (1 on the first delivery).</summary>
     public int DeliveryCount { get; init; } = 1;
+
+    /// <summary>The pipeline's plain variables (the message's <c>variables</c>); empty when none.</summary>
+    public IReadOnlyDictionary<string, string> Variables { get; init; } = ReadOnlyDictionary<string, string>.Empty;
+
+    /// <summary>The dispatch's step token (what <see cref="DriverContext.GetSecretsAsync"/> presents); kept out of <c>ToString</c>.</summary>
+    internal string? StepToken { get; init; }
 }

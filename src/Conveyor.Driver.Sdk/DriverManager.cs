@@ -100,6 +100,41 @@ public sealed partial class DriverManager : IAsyncDisposable
         _slots = new SemaphoreSlim(_options.MaxConcurrency, _options.MaxConcurrency);
         _connection = new NatsConnection(CreateNatsOpts(_options, loggerFactory));
         _jetStream = new NatsJSContext(_connection);
+        if (!string.IsNullOrEmpty(_options.ApiUrl))
+        {
+            var root = _options.ApiUrl.EndsWith('/') ? _options.ApiUrl : _options.ApiUrl + "/";
+            _api = new HttpClient { BaseAddress = new Uri(root), Timeout = TimeSpan.FromSeconds(30) };
+        }
+    }
+
+    private readonly HttpClient? _api;
+
+    /// <summary><c>GET /step-secrets</c> with the event's step token.</summary>
+    private async Task<IReadOnlyDictionary<string, string>> FetchSecretsAsync(DriverEvent driverEvent, string? name, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(driverEvent.StepToken))
+        {
+            throw new InvalidOperationException("This event carries no step token: it is not a pipeline step, or the server has no secrets key.");
+        }
+
+        var path = name is null ? "step-secrets" : "step-secrets?name=" + Uri.EscapeDataString(name);
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", driverEvent.StepToken);
+        using var response = await _api!.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        var body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw Client.ConveyorApiException.FromResponse(response.StatusCode, response.Content.Headers.ContentType?.MediaType, body);
+        }
+
+        using var document = JsonDocument.Parse(body);
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var property in document.RootElement.GetProperty("secrets").EnumerateObject())
+        {
+            values[property.Name] = property.Value.GetString() ?? "";
+        }
+
+        return new ReadOnlyDictionary<string, string>(values);
     }
 
     /// <summary>Driver name in force.</summary>
@@ -195,7 +230,10 @@ public sealed partial class DriverManager : IAsyncDisposable
     {
         await _connection.DisposeAsync().ConfigureAwait(false);
         _slots.Dispose();
+        _api?.Dispose();
     }
+
+    private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 
     private static NatsOpts CreateNatsOpts(DriverOptions options, ILoggerFactory loggerFactory)
     {
@@ -214,6 +252,15 @@ public sealed partial class DriverManager : IAsyncDisposable
             Url = options.NatsUrl,
             Name = "Conveyor Driver Manager - " + options.Name,
             AuthOpts = auth,
+            TlsOpts = string.IsNullOrEmpty(options.NatsTlsCaFile) && string.IsNullOrEmpty(options.NatsTlsCertFile)
+                ? NatsTlsOpts.Default
+                : NatsTlsOpts.Default with
+                {
+                    Mode = TlsMode.Require,
+                    CaFile = NullIfEmpty(options.NatsTlsCaFile),
+                    CertFile = NullIfEmpty(options.NatsTlsCertFile),
+                    KeyFile = NullIfEmpty(options.NatsTlsKeyFile),
+                },
             LoggerFactory = loggerFactory,
             // A driver outlives NATS restarts: keep reconnecting, JetStream keeps the work.
             MaxReconnectRetry = -1,
@@ -427,6 +474,11 @@ public sealed partial class DriverManager : IAsyncDisposable
         var started = _timeProvider.GetTimestamp();
         var logger = CreateLogger(driverEvent);
         var context = new DriverContext(Name, driverEvent, logger);
+        if (_api is not null)
+        {
+            context.SecretFetcher = (name, ct) => FetchSecretsAsync(driverEvent, name, ct);
+        }
+
         DriverResult? result = null;
         if (delivery.BeginReconcile(context))
         {
@@ -676,6 +728,10 @@ public sealed partial class DriverManager : IAsyncDisposable
             Attempt = message.Attempt
                 ?? (int.TryParse(Header(msg.Headers, Headers.Attempt), NumberStyles.None, CultureInfo.InvariantCulture, out var attempt) ? attempt : null),
             Params = message.Params,
+            StepToken = message.StepToken,
+            Variables = message.Variables is { Count: > 0 } variables
+                ? new ReadOnlyDictionary<string, string>(new Dictionary<string, string>(variables, StringComparer.Ordinal))
+                : ReadOnlyDictionary<string, string>.Empty,
             Inputs = message.Inputs is { Count: > 0 } inputs
                 ? new ReadOnlyDictionary<string, JsonElement>(new Dictionary<string, JsonElement>(inputs, StringComparer.Ordinal))
                 : ReadOnlyDictionary<string, JsonElement>.Empty,

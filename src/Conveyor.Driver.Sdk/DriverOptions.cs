@@ -29,6 +29,22 @@ public sealed partial class DriverOptions
     /// <summary>Token for NATS token authentication. Never logged.</summary>
     public string? NatsToken { get; set; }
 
+    /// <summary>PEM file of the CA that signed the NATS server's certificate; setting it (or a <c>tls://</c> URL) requires TLS.</summary>
+    public string? NatsTlsCaFile { get; set; }
+
+    /// <summary>PEM client certificate, for NATS servers that verify clients.</summary>
+    public string? NatsTlsCertFile { get; set; }
+
+    /// <summary>PEM private key of <see cref="NatsTlsCertFile"/>.</summary>
+    public string? NatsTlsKeyFile { get; set; }
+
+    /// <summary>
+    /// Root of the Conveyor HTTP API (e.g. <c>http://127.0.0.1:8080/</c>), needed only by
+    /// <see cref="DriverContext.GetSecretsAsync"/>: secrets are fetched from the API with the step's token, never
+    /// carried in NATS messages.
+    /// </summary>
+    public string? ApiUrl { get; set; }
+
     /// <summary>Most reconciles this process runs at once, across all resource types.</summary>
     public int MaxConcurrency { get; set; } = 4;
 
@@ -93,6 +109,11 @@ public sealed partial class DriverOptions
             throw new DriverConfigurationException(nameof(NatsUrl), "The NATS URL is required.");
         }
 
+        if (!string.IsNullOrEmpty(ApiUrl) && !Uri.TryCreate(ApiUrl, UriKind.Absolute, out _))
+        {
+            throw new DriverConfigurationException(nameof(ApiUrl), $"ApiUrl must be an absolute URL (got '{ApiUrl}').");
+        }
+
         if (MaxConcurrency < 1)
         {
             throw new DriverConfigurationException(nameof(MaxConcurrency), $"MaxConcurrency must be at least 1 (got {MaxConcurrency}).");
@@ -135,7 +156,7 @@ public sealed partial class DriverOptions
 
     /// <inheritdoc />
     public override string ToString() =>
-        $"Name={Name}, Resources=[{string.Join(',', Resources)}], NatsUrl={NatsUrl}, NatsUser={NatsUser}, " +
+        $"Name={Name}, Resources=[{string.Join(',', Resources)}], NatsUrl={NatsUrl}, ApiUrl={ApiUrl}, NatsUser={NatsUser}, " +
         $"NatsPassword={(NatsPassword is null ? "" : "***")}, NatsToken={(NatsToken is null ? "" : "***")}, " +
         $"MaxConcurrency={MaxConcurrency}, MaxAckPending={MaxAckPending}, AckWait={AckWait}, ShutdownGracePeriod={ShutdownGracePeriod}";
 

@@ -95,6 +95,18 @@ public static class ConveyorHostingExtensions
 
         services.PostConfigure<ConveyorNatsOptions>(n => n.Url = options.NatsUrl!);
         AddTelemetry(services, options.Telemetry);
+        if (options.Mode == ConveyorMode.SingleNode)
+        {
+            // A single node keeps a generated secrets key next to its data unless one is configured.
+            services.PostConfigure<Conveyor.Grains.Security.ConveyorSecretsOptions>(s =>
+            {
+                if (string.IsNullOrWhiteSpace(s.Key))
+                {
+                    s.KeyFile ??= Path.Combine(dataDirectory, "secrets.key");
+                }
+            });
+        }
+
         builder.UseOrleans(silo =>
         {
             silo.Configure<ClusterOptions>(c =>
@@ -159,6 +171,7 @@ public static class ConveyorHostingExtensions
         root.MapNamespacesApi();
         MapObjects(root, "");
         root.MapOriginalLogsApi();
+        root.MapStepSecretsApi();
         var namespaced = root.MapGroup("/namespaces/{namespace}");
         var namespaceFilter = new NamespaceFilter(endpoints.ServiceProvider.GetRequiredService<IGrainFactory>());
         namespaced.AddEndpointFilter(namespaceFilter.InvokeAsync);
@@ -223,6 +236,7 @@ public static class ConveyorHostingExtensions
         routes.MapPipelinesApi(nameSuffix);
         routes.MapRunsApi(nameSuffix);
         routes.MapRunLogsApi(nameSuffix);
+        routes.MapSecretsApi(nameSuffix);
     }
 
     private static string NormalizePrefix(string prefix)

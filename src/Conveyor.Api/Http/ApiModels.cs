@@ -104,6 +104,11 @@ public sealed record StepDto
     [JsonPropertyName("allowFailure")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public bool AllowFailure { get; init; }
+
+    /// <summary>Names of namespace secrets the step's driver may fetch; they must exist when the pipeline is stored.</summary>
+    [JsonPropertyName("secrets")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<string>? Secrets { get; init; }
 }
 
 /// <summary>A pipeline on the wire: the original's shape plus DAG, retry and timeout extensions.</summary>
@@ -141,6 +146,11 @@ public sealed record PipelineDto
     [JsonPropertyName("retry")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public RetryDto? Retry { get; init; }
+
+    /// <summary>Plain variables handed to every step's driver as <c>variables</c> (not secret).</summary>
+    [JsonPropertyName("variables")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Dictionary<string, string>? Variables { get; init; }
 
     /// <summary>Server-assigned revision (output only).</summary>
     [JsonPropertyName("revision")]

@@ -20,6 +20,7 @@ public static class PipelineMapping
             Metadata = dto.Metadata,
             Timeout = Duration(dto.Timeout, "timeout", errors),
             Retry = Retry(dto.Retry, "retry", errors),
+            Variables = dto.Variables is { Count: > 0 } v ? new Dictionary<string, string>(v, StringComparer.Ordinal) : null,
         };
 
         switch (dto.FailurePolicy)
@@ -56,6 +57,7 @@ public static class PipelineMapping
                 Timeout = Duration(s.Timeout, $"steps[{i}].timeout", errors),
                 Params = s.Params is { ValueKind: not JsonValueKind.Null and not JsonValueKind.Undefined } p ? p.GetRawText() : null,
                 AllowFailure = s.AllowFailure,
+                Secrets = s.Secrets?.ToList() ?? [],
             });
         }
 
@@ -83,6 +85,7 @@ public static class PipelineMapping
             FailurePolicy = spec.FailurePolicy == FailurePolicy.Continue ? "continue" : null,
             Retry = RetryDto(spec.Retry),
             Revision = spec.Revision,
+            Variables = spec.Variables,
             Steps = spec.Steps.Select(s => new StepDto
             {
                 Id = s.Id,
@@ -93,6 +96,7 @@ public static class PipelineMapping
                 Timeout = s.Timeout is { } st ? Durations.Format(st) : null,
                 Params = s.Params is null ? null : JsonSerializer.Deserialize<JsonElement>(s.Params),
                 AllowFailure = s.AllowFailure,
+                Secrets = s.Secrets is { Count: > 0 } secrets ? secrets : null,
             }).ToList(),
         };
     }

@@ -84,3 +84,39 @@ public sealed record NamespaceListDto
     /// <summary>The namespaces, by name.</summary>
     [JsonPropertyName("items")] public IReadOnlyList<NamespaceDto> Items { get; init; } = [];
 }
+
+/// <summary>Body of <c>PUT /secrets/{name}</c>.</summary>
+public sealed record SecretValueDto
+{
+    /// <summary>The value (at most 64 KiB of UTF-8). Write-only: no response ever contains it.</summary>
+    [JsonPropertyName("value")] public string? Value { get; init; }
+}
+
+/// <summary>A secret as listed: name and version, never the value.</summary>
+public sealed record SecretDto
+{
+    /// <summary>Name.</summary>
+    [JsonPropertyName("name")] public string Name { get; init; } = "";
+
+    /// <summary>Incremented by every write.</summary>
+    [JsonPropertyName("version")] public int Version { get; init; }
+
+    /// <summary>When the value was last written.</summary>
+    [JsonPropertyName("updatedAt")] public DateTimeOffset UpdatedAt { get; init; }
+
+    internal static SecretDto From(SecretInfo info) => new() { Name = info.Name, Version = info.Version, UpdatedAt = info.UpdatedAt };
+}
+
+/// <summary>A list of secrets.</summary>
+public sealed record SecretListDto
+{
+    /// <summary>The secrets, by name.</summary>
+    [JsonPropertyName("items")] public IReadOnlyList<SecretDto> Items { get; init; } = [];
+}
+
+/// <summary>What <c>GET /step-secrets</c> returns to a driver.</summary>
+public sealed record StepSecretsDto
+{
+    /// <summary>Values by name: the secrets the step references (or the one asked for).</summary>
+    [JsonPropertyName("secrets")] public IReadOnlyDictionary<string, string> Secrets { get; init; } = new Dictionary<string, string>();
+}

@@ -121,6 +121,11 @@ public sealed class StepSpec
 
     /// <summary>Whether the step declared <c>dependsOn</c> itself (kept so that reads echo what was written).</summary>
     [Id(8)] public bool DeclaredDependsOn { get; set; }
+
+    /// <summary>
+    /// Names of the namespace's secrets the step's driver may fetch (with its step token); never their values.
+    /// </summary>
+    [Id(9)] public List<string> Secrets { get; set; } = [];
 }
 
 /// <summary>A pipeline definition: steps forming a DAG, bound to one resource type.</summary>
@@ -160,6 +165,9 @@ public sealed class PipelineSpec
 
     /// <summary>When the pipeline was last written.</summary>
     [Id(10)] public DateTimeOffset UpdatedAt { get; set; }
+
+    /// <summary>Plain variables handed to every step's driver (not secret: readable by viewers); null when none.</summary>
+    [Id(11)] public Dictionary<string, string>? Variables { get; set; }
 }
 
 /// <summary>Extension methods on the status enums.</summary>

@@ -50,6 +50,9 @@ public static class ConveyorSiloBuilderExtensions
         services.AddOptions<TransientFaultOptions>().BindConfiguration(TransientFaultOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton(sp => new TransientFaults(
             sp.GetRequiredService<ILogger<TransientFaults>>(), sp.GetRequiredService<IOptions<TransientFaultOptions>>().Value));
+        services.AddOptions<Conveyor.Grains.Security.ConveyorSecretsOptions>().BindConfiguration(Conveyor.Grains.Security.ConveyorSecretsOptions.Section)
+            .ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddSingleton<Conveyor.Grains.Security.SecretProtector>();
         services.TryAddSingleton<DriverDispatcher>();
         services.TryAddSingleton<IRunIndex, NoRunIndex>();
         services.AddOptions<RunEngineOptions>().BindConfiguration(RunEngineOptions.Section)

@@ -21,6 +21,15 @@ public sealed class ConveyorNatsOptions
     /// <summary>Token for token authentication. Never logged.</summary>
     public string? Token { get; set; }
 
+    /// <summary>PEM file of the CA that signed the server's certificate; setting it (or a <c>tls://</c> URL) requires TLS.</summary>
+    public string? TlsCaFile { get; set; }
+
+    /// <summary>PEM client certificate, for servers that verify clients (<c>--tlsverify</c>).</summary>
+    public string? TlsCertFile { get; set; }
+
+    /// <summary>PEM private key of <see cref="TlsCertFile"/>. Never logged.</summary>
+    public string? TlsKeyFile { get; set; }
+
     /// <summary>Name of the engine's shared durable consumer on <c>pipeline-engine</c>.</summary>
     [Required]
     public string ResultConsumerName { get; set; } = "pipeline-engine";

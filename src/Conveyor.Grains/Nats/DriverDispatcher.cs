@@ -37,7 +37,8 @@ public sealed partial class DriverDispatcher(
     IOptions<ConveyorNatsOptions> options,
     TimeProvider timeProvider,
     TransientFaults faults,
-    ILogger<DriverDispatcher> logger) : IDisposable
+    ILogger<DriverDispatcher> logger,
+    Security.SecretProtector? secrets = null) : IDisposable
 {
     private static readonly TimeSpan MissRefreshInterval = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan HitLifetime = TimeSpan.FromSeconds(5);
@@ -79,6 +80,12 @@ public sealed partial class DriverDispatcher(
                 cancellationToken).ConfigureAwait(false))
         {
             return new DispatchResult(DispatchOutcome.NoConsumer, 0);
+        }
+
+        if (secrets is not null && message.Step is { } step && message.Attempt is { } attempt && Guid.TryParse(message.RunId, out var runId))
+        {
+            // The step's capability to fetch its secrets, never the values: the message may be read by anyone on NATS.
+            message = message with { StepToken = secrets.MintStepToken(runId, step, attempt) };
         }
 
         var body = JsonSerializer.SerializeToUtf8Bytes(message, ConveyorJson.Context.DriverMessage);

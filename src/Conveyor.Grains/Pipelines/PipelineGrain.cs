@@ -1,4 +1,5 @@
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Security;
 
 namespace Conveyor.Grains.Pipelines;
 
@@ -34,6 +35,26 @@ public sealed class PipelineGrain(
         if (definition is null)
         {
             throw new ConveyorNotFoundException($"resource definition with name {pipeline.ResourceType} not found");
+        }
+
+        var referenced = pipeline.Steps.SelectMany(s => s.Secrets).Distinct(StringComparer.Ordinal).ToList();
+        if (referenced.Count > 0)
+        {
+            var missing = await grains.GetGrain<ISecretsGrain>(parts[0]).MissingAsync(referenced);
+            if (missing.Count > 0)
+            {
+                var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+                for (var i = 0; i < pipeline.Steps.Count; i++)
+                {
+                    var unknown = pipeline.Steps[i].Secrets.Where(missing.Contains).ToArray();
+                    if (unknown.Length > 0)
+                    {
+                        errors[$"steps[{i}].secrets"] = unknown.Select(n => $"secret {n} not found in namespace {parts[0]}").ToArray();
+                    }
+                }
+
+                throw new ConveyorValidationException($"invalid pipeline: {errors.First().Key}: {errors.First().Value[0]}", errors);
+            }
         }
 
         pipeline.Revision = state.State.LastRevision + 1;

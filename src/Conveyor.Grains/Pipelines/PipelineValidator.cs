@@ -62,6 +62,41 @@ public static class PipelineValidator
             }
 
             CheckRetry(step.Retry, prefix + ".retry", Add);
+            if (step.Secrets.Count > Security.SecretNames.MaxPerStep)
+            {
+                Add(prefix + ".secrets", $"at most {Security.SecretNames.MaxPerStep} secrets per step");
+            }
+
+            foreach (var secret in step.Secrets)
+            {
+                if (!Security.SecretNames.IsValid(secret))
+                {
+                    Add(prefix + ".secrets", $"'{Names.Truncate(secret ?? "")}' is not a secret name: letters, digits or '_', not starting with a digit");
+                }
+            }
+
+            step.Secrets = step.Secrets.Distinct(StringComparer.Ordinal).ToList();
+        }
+
+        if (pipeline.Variables is { } variables)
+        {
+            if (variables.Count > 100)
+            {
+                Add("variables", "at most 100 variables");
+            }
+
+            foreach (var (name, value) in variables)
+            {
+                if (!Security.SecretNames.IsValid(name))
+                {
+                    Add("variables", $"'{Names.Truncate(name)}' is not a variable name: letters, digits or '_', not starting with a digit");
+                }
+
+                if (value is null || value.Length > 4096)
+                {
+                    Add($"variables.{Names.Truncate(name)}", "a variable's value is a string of at most 4096 characters");
+                }
+            }
         }
 
         var anyDeclared = pipeline.Steps.Any(s => s.DeclaredDependsOn);

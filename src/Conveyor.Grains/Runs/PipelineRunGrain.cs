@@ -994,6 +994,7 @@ public sealed partial class PipelineRunGrain(
             Attempt = attempt.Number,
             Params = spec.Params is null ? null : JsonSerializer.Deserialize<JsonElement>(spec.Params),
             Inputs = inputs,
+            Variables = Run.Plan.Pipeline.Variables,
         };
     }
 
