@@ -16,7 +16,11 @@ public sealed class SiloProcess : DotnetProcess
     {
         Address = new Uri($"http://127.0.0.1:{httpPort}");
         Http = new HttpClient { BaseAddress = Address, Timeout = TimeSpan.FromSeconds(60) };
+        Http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);
     }
+
+    /// <summary>The admin key every test silo is bootstrapped with: cluster mode requires API keys.</summary>
+    public const string AdminKey = "cvk_clustertests0001_Q2x1c3RlclRlc3RzQWRtaW5LZXlGb3JDb252ZXlvcjAx";
 
     public Uri Address { get; }
 
@@ -31,6 +35,7 @@ public sealed class SiloProcess : DotnetProcess
             ["Conveyor:ClusterId"] = clusterId,
             ["Conveyor:ServiceId"] = clusterId,
             ["Conveyor:AdvertisedAddress"] = "127.0.0.1",
+            ["Conveyor:Auth:BootstrapKey"] = AdminKey,
             ["ConnectionStrings:nats"] = natsUrl,
             ["ConnectionStrings:redis"] = redis,
             // A killed silo is suspected after 2 missed 1 s probes and declared dead by one vote (two-silo clusters).
