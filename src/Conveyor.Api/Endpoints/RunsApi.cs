@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Conveyor.Contracts;
+using System.Text.Json;
 
 namespace Conveyor.Api.Endpoints;
 
@@ -27,6 +28,8 @@ public static class RunsApi
         api.MapPost("/{id}/retry", RetryRun).WithName("RetryRun" + nameSuffix).WithSummary("Run the steps of a failed, cancelled or timed-out run that did not succeed").ForOperators();
         api.MapGet("/{id}/graph", GetRunGraph).WithName("GetRunGraph" + nameSuffix).WithSummary("The run's DAG as Mermaid, Graphviz DOT or SVG, coloured by step status").ForViewers();
         routes.MapGet("/pipelines/{name}/runs", ListPipelineRuns).WithTags("Runs").WithName("ListPipelineRuns" + nameSuffix).WithSummary("List a pipeline's runs").ForViewers();
+        routes.MapPost("/pipelines/{name}/runs", TriggerRun).WithTags("Runs").WithName("TriggerRun" + nameSuffix)
+            .WithSummary("Start a run of the pipeline for an existing resource (idempotent with an Idempotency-Key header)").ForOperators();
         return api;
     }
 
@@ -42,6 +45,54 @@ public static class RunsApi
         Names.Validate(name, "name");
         return ListAsync(name, status, limit, cursor, index, api);
     }
+
+    /// <summary>
+    /// POST /pipelines/{name}/runs — 201 with the new run and its Location; 200 with the existing run when the
+    /// <c>Idempotency-Key</c> header repeats one already used for this pipeline (nothing new starts).
+    /// </summary>
+    public static async Task<Results<Created<RunDto>, Ok<RunDto>>> TriggerRun(string name, [AsParameters] ApiContext api)
+    {
+        Names.Validate(name, "name");
+        var body = await api.ReadBodyAsync<TriggerRunDto>();
+        Names.Validate(body.Resource, "resource");
+        var priority = body.Priority ?? RunPriority.Default;
+        RunPriority.Validate(priority, "priority");
+        if (body.Params is { } p && p.ValueKind is not (JsonValueKind.Object or JsonValueKind.Null))
+        {
+            throw new ConveyorValidationException("params", "'params' must be a JSON object");
+        }
+
+        var key = api.Http.Request.Headers["Idempotency-Key"].ToString();
+        if (key.Length > 256)
+        {
+            throw new ConveyorValidationException("Idempotency-Key", "the Idempotency-Key header must be at most 256 characters");
+        }
+
+        var ns = api.Namespace;
+        var pipeline = await api.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey(ns, name)).GetAsync()
+            ?? throw new ConveyorNotFoundException($"pipeline {name} not found");
+        var (resource, _) = await api.Grains.GetGrain<IResourceGrain>(Names.ResourceKey(ns, pipeline.ResourceType, body.Resource!)).GetAsync();
+        if (resource is null)
+        {
+            throw new ConveyorNotFoundException($"resource with name {body.Resource} and type {pipeline.ResourceType} not found");
+        }
+
+        var runId = key.Length == 0 ? Guid.NewGuid() : RunIds.Derive("manual", ns, name, key);
+        var result = await api.Grains.GetGrain<IPipelineRunGrain>(runId).CreateAsync(new RunPlan
+        {
+            Namespace = ns,
+            Pipeline = pipeline,
+            Resource = resource,
+            Priority = priority,
+            Trigger = RunTriggers.Manual,
+            Params = body.Params is { ValueKind: JsonValueKind.Object } o ? o.GetRawText() : null,
+        });
+        var dto = RunDto.From(result.Run);
+        return result.Created ? TypedResults.Created($"{api.Settings.Prefix}{NamespacePrefix(api)}/runs/{runId}", dto) : TypedResults.Ok(dto);
+    }
+
+    private static string NamespacePrefix(ApiContext api) =>
+        api.Http.GetRouteValue("namespace") is string ns ? $"/namespaces/{ns}" : "";
 
     /// <summary>GET /runs/{id} — 200 or 404 (also when the run belongs to another namespace).</summary>
     public static async Task<Results<Ok<RunDto>, ProblemHttpResult>> GetRun(string id, [AsParameters] ApiContext api)

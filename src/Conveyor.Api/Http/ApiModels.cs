@@ -270,6 +270,17 @@ public sealed record RunDto
     /// <summary>1, plus one per retry of the run.</summary>
     [JsonPropertyName("runAttempt")] public int RunAttempt { get; init; }
 
+    /// <summary>Priority 1–5 (higher first).</summary>
+    [JsonPropertyName("priority")] public int Priority { get; init; }
+
+    /// <summary>What started the run: <c>resource</c>, <c>manual</c>, <c>schedule:&lt;name&gt;</c>, <c>webhook:&lt;name&gt;</c>.</summary>
+    [JsonPropertyName("trigger")] public string Trigger { get; init; } = "";
+
+    /// <summary>Run parameters given by the trigger, merged over each step's <c>params</c>.</summary>
+    [JsonPropertyName("params")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public JsonElement? Params { get; init; }
+
     /// <summary>When the run times out.</summary>
     [JsonPropertyName("deadlineAt")] public DateTimeOffset? DeadlineAt { get; init; }
 
@@ -294,6 +305,9 @@ public sealed record RunDto
             StartedAt = run.StartedAt,
             FinishedAt = run.FinishedAt,
             RunAttempt = run.RunAttempt,
+            Priority = run.Plan.Priority,
+            Trigger = run.Plan.Trigger,
+            Params = Json(run.Plan.Params),
             DeadlineAt = run.DeadlineAt,
             Steps = run.Steps.Select(s =>
             {
@@ -388,6 +402,19 @@ public sealed record RunPageDto
 
     /// <summary>Pass as <c>cursor</c> to get the next page; null on the last page.</summary>
     [JsonPropertyName("nextCursor")] public string? NextCursor { get; init; }
+}
+
+/// <summary>Body of <c>POST /pipelines/{name}/runs</c>: start a run of the pipeline for an existing resource.</summary>
+public sealed record TriggerRunDto
+{
+    /// <summary>Name of the resource (of the pipeline's resource type) the run is for.</summary>
+    [JsonPropertyName("resource")] public string? Resource { get; init; }
+
+    /// <summary>Priority 1–5, higher first (default 3); matters when the pipeline or namespace queues runs.</summary>
+    [JsonPropertyName("priority")] public int? Priority { get; init; }
+
+    /// <summary>A JSON object merged over each step's <c>params</c> (the run's keys win).</summary>
+    [JsonPropertyName("params")] public JsonElement? Params { get; init; }
 }
 
 /// <summary>Body of <c>POST /runs/{id}/cancel</c> (optional).</summary>

@@ -181,6 +181,42 @@ public sealed class ConveyorClient
         while (cursor is not null);
     }
 
+    /// <summary>
+    /// <c>POST /pipelines/{pipeline}/runs</c>: starts a run of <paramref name="pipeline"/> for the existing resource
+    /// <paramref name="resource"/>. With an <paramref name="idempotencyKey"/>, repeating the call returns the run the
+    /// first call started and starts nothing.
+    /// </summary>
+    /// <exception cref="ConveyorApiException">404 for an unknown pipeline or resource, 400 for a bad priority or params.</exception>
+    public async Task<RunInfo> TriggerRunAsync(
+        string pipeline,
+        string resource,
+        int? priority = null,
+        JsonElement? parameters = null,
+        string? idempotencyKey = null,
+        CancellationToken cancellationToken = default)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_baseAddress, $"pipelines/{Segment(pipeline)}/runs"));
+        request.Headers.Accept.ParseAdd("application/json");
+        if (!string.IsNullOrEmpty(idempotencyKey))
+        {
+            request.Headers.TryAddWithoutValidation("Idempotency-Key", idempotencyKey);
+        }
+
+        var content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(
+            new TriggerRunRequest { Resource = resource, Priority = priority, Params = parameters },
+            ClientJsonContext.Default.TriggerRunRequest));
+        content.Headers.ContentType = JsonMediaType;
+        request.Content = content;
+        using var response = await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        await EnsureSuccessAsync(response, cancellationToken).ConfigureAwait(false);
+        var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        await using (stream.ConfigureAwait(false))
+        {
+            return await JsonSerializer.DeserializeAsync(stream, ClientJsonContext.Default.RunInfo, cancellationToken).ConfigureAwait(false)
+                ?? throw new ConveyorApiException("The Conveyor API returned an empty body for POST /pipelines/{pipeline}/runs.");
+        }
+    }
+
     /// <summary><c>POST /runs/{id}/cancel</c>: cancels a Pending or Running run (409 when it already ended).</summary>
     public Task<RunInfo> CancelRunAsync(Guid runId, string? reason = null, CancellationToken cancellationToken = default) =>
         SendAsync(HttpMethod.Post, $"runs/{runId:D}/cancel", new CancelRunRequest { Reason = reason }, ClientJsonContext.Default.CancelRunRequest, ClientJsonContext.Default.RunInfo, cancellationToken);

@@ -178,6 +178,14 @@ public sealed record RunInfo
     [JsonPropertyName("runAttempt")]
     public int RunAttempt { get; init; }
 
+    /// <summary>Priority 1–5 (higher first).</summary>
+    [JsonPropertyName("priority")]
+    public int Priority { get; init; }
+
+    /// <summary>What started the run: <c>resource</c>, <c>manual</c>, <c>schedule:&lt;name&gt;</c> or <c>webhook:&lt;name&gt;</c>.</summary>
+    [JsonPropertyName("trigger")]
+    public string Trigger { get; init; } = "";
+
     /// <summary>Whether <see cref="Status"/> is final.</summary>
     [JsonIgnore]
     public bool IsFinished => Status is RunStatus.Succeeded or RunStatus.Failed or RunStatus.Cancelled or RunStatus.TimedOut;
@@ -319,6 +327,24 @@ public sealed record RunPage
     public string? NextCursor { get; init; }
 }
 
+/// <summary>Body of <c>POST /pipelines/{name}/runs</c>.</summary>
+public sealed record TriggerRunRequest
+{
+    /// <summary>Name of the resource (of the pipeline's resource type) the run is for.</summary>
+    [JsonPropertyName("resource")]
+    public string Resource { get; init; } = "";
+
+    /// <summary>Priority 1–5, higher first; null lets the server use 3.</summary>
+    [JsonPropertyName("priority")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? Priority { get; init; }
+
+    /// <summary>A JSON object merged over each step's <c>params</c>.</summary>
+    [JsonPropertyName("params")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public JsonElement? Params { get; init; }
+}
+
 /// <summary>Body of a cancel request.</summary>
 public sealed record CancelRunRequest
 {
@@ -381,6 +407,7 @@ public sealed record LogPage
 [JsonSerializable(typeof(RunInfo))]
 [JsonSerializable(typeof(RunPage))]
 [JsonSerializable(typeof(CancelRunRequest))]
+[JsonSerializable(typeof(TriggerRunRequest))]
 [JsonSerializable(typeof(LogLine))]
 [JsonSerializable(typeof(LogPage))]
 [JsonSerializable(typeof(JsonElement))]

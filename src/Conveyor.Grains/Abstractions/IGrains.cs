@@ -92,6 +92,12 @@ public interface IPipelineRunGrain : IGrainWithGuidKey
     Task StartAsync();
 
     /// <summary>
+    /// Creates and starts a run that no resource write guards (manual trigger, schedule, webhook) in one durable step.
+    /// Idempotent: when the run exists, returns it untouched with <see cref="CreateRunResult.Created"/> false.
+    /// </summary>
+    Task<CreateRunResult> CreateAsync(RunPlan plan);
+
+    /// <summary>
     /// Applies a driver result, at most once per (step, attempt), and persists it before returning. Interleaves with
     /// itself on purpose: results that arrive while a write is in flight are applied together and persisted by the
     /// next single write (group commit); each call still returns only after its result is stored.

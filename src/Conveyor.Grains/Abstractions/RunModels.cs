@@ -15,6 +15,83 @@ public sealed class RunPlan
 
     /// <summary>Snapshot of the resource the run is for.</summary>
     [Id(2)] public ResourceData Resource { get; set; } = new();
+
+    /// <summary>Priority, <see cref="RunPriority.Min"/>–<see cref="RunPriority.Max"/>; a higher number is admitted first.</summary>
+    [Id(3)] public int Priority { get; set; } = RunPriority.Default;
+
+    /// <summary>What started the run: <c>resource</c>, <c>manual</c>, <c>schedule:&lt;name&gt;</c> or <c>webhook:&lt;name&gt;</c>.</summary>
+    [Id(4)] public string Trigger { get; set; } = RunTriggers.Resource;
+
+    /// <summary>Run parameters as a raw JSON object, merged over each step's own <c>params</c>; null when none.</summary>
+    [Id(5)] public string? Params { get; set; }
+}
+
+/// <summary>Run priority bounds.</summary>
+public static class RunPriority
+{
+    /// <summary>Lowest priority.</summary>
+    public const int Min = 1;
+
+    /// <summary>Highest priority.</summary>
+    public const int Max = 5;
+
+    /// <summary>Priority of a run that names none.</summary>
+    public const int Default = 3;
+
+    /// <summary>Throws a <see cref="ConveyorValidationException"/> naming <paramref name="field"/> when out of range.</summary>
+    public static void Validate(int priority, string field)
+    {
+        if (priority is < Min or > Max)
+        {
+            throw new ConveyorValidationException(field, $"'{field}' must be between {Min} and {Max} (got {priority})");
+        }
+    }
+}
+
+/// <summary>Values of <see cref="RunPlan.Trigger"/>.</summary>
+public static class RunTriggers
+{
+    /// <summary>Created or updated resource.</summary>
+    public const string Resource = "resource";
+
+    /// <summary><c>POST /pipelines/{name}/runs</c>.</summary>
+    public const string Manual = "manual";
+
+    /// <summary>A pipeline schedule (<c>schedule:&lt;name&gt;</c>).</summary>
+    public static string Schedule(string name) => "schedule:" + name;
+
+    /// <summary>A pipeline webhook (<c>webhook:&lt;name&gt;</c>).</summary>
+    public static string Webhook(string name) => "webhook:" + name;
+}
+
+/// <summary>Result of <see cref="IPipelineRunGrain.CreateAsync"/>.</summary>
+[GenerateSerializer]
+[Alias("conveyor.CreateRunResult")]
+public sealed class CreateRunResult
+{
+    /// <summary>The run as stored.</summary>
+    [Id(0)] public RunState Run { get; set; } = new();
+
+    /// <summary>False when a run with this id already existed (an idempotent repeat): nothing was started.</summary>
+    [Id(1)] public bool Created { get; set; }
+}
+
+/// <summary>
+/// Run ids derived from what triggered a run, so that repeating a trigger (a redelivered webhook, a retried schedule
+/// tick, a client retry with the same idempotency key) addresses the same run instead of starting a second one.
+/// </summary>
+public static class RunIds
+{
+    /// <summary>A UUID (version 8, RFC 9562) from the SHA-256 of the parts.</summary>
+    public static Guid Derive(params string[] parts)
+    {
+        ArgumentNullException.ThrowIfNull(parts);
+        var hash = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Join('\n', parts)));
+        var bytes = hash.AsSpan(0, 16).ToArray();
+        bytes[6] = (byte)((bytes[6] & 0x0F) | 0x80);
+        bytes[8] = (byte)((bytes[8] & 0x3F) | 0x80);
+        return new Guid(bytes, bigEndian: true);
+    }
 }
 
 /// <summary>One attempt of a step.</summary>

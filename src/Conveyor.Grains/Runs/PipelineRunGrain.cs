@@ -131,6 +131,39 @@ public sealed partial class PipelineRunGrain(
     }
 
     /// <inheritdoc />
+    public async Task<CreateRunResult> CreateAsync(RunPlan plan)
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            ArgumentNullException.ThrowIfNull(plan);
+            if (state.RecordExists)
+            {
+                return new CreateRunResult { Run = Run, Created = false };
+            }
+
+            Run.RunId = this.GetPrimaryKey();
+            Run.Plan = plan;
+            Run.Status = RunStatus.Pending;
+            Run.CreatedAt = time.GetUtcNow();
+            Run.RunAttempt = 1;
+            Run.Steps = plan.Pipeline.Steps.Select(s => new StepState { Id = s.Id }).ToList();
+            _specs = null;
+            _steps = null;
+
+            await index.AddAsync(Summary());
+            await this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
+            // Nothing outside the run has to commit first, so it is stored committed and started in the same turn.
+            await CommitAndStartAsync();
+            return new CreateRunResult { Run = Run, Created = true };
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <inheritdoc />
     public async Task StartAsync()
     {
         await EnterAsync();
@@ -156,6 +189,12 @@ public sealed partial class PipelineRunGrain(
             return;
         }
 
+        await CommitAndStartAsync();
+    }
+
+    /// <summary>Marks the run committed and starts it (one write, then its side effects).</summary>
+    private async Task CommitAndStartAsync()
+    {
         var now = time.GetUtcNow();
         using var activity = StartRunActivity("start");
         Run.Committed = true;
@@ -992,10 +1031,32 @@ public sealed partial class PipelineRunGrain(
             RunId = Run.RunId.ToString(),
             Step = step.Id,
             Attempt = attempt.Number,
-            Params = spec.Params is null ? null : JsonSerializer.Deserialize<JsonElement>(spec.Params),
+            Params = MergeParams(spec.Params, Run.Plan.Params),
             Inputs = inputs,
             Variables = Run.Plan.Pipeline.Variables,
         };
+    }
+
+    /// <summary>A step's params with the run's params laid over them, key by key (the run's win).</summary>
+    internal static JsonElement? MergeParams(string? stepParams, string? runParams)
+    {
+        if (runParams is null)
+        {
+            return stepParams is null ? null : JsonSerializer.Deserialize<JsonElement>(stepParams);
+        }
+
+        var merged = stepParams is not null && System.Text.Json.Nodes.JsonNode.Parse(stepParams) is System.Text.Json.Nodes.JsonObject o
+            ? o
+            : new System.Text.Json.Nodes.JsonObject();
+        if (System.Text.Json.Nodes.JsonNode.Parse(runParams) is System.Text.Json.Nodes.JsonObject run)
+        {
+            foreach (var (key, value) in run)
+            {
+                merged[key] = value?.DeepClone();
+            }
+        }
+
+        return JsonSerializer.Deserialize<JsonElement>(merged.ToJsonString());
     }
 
     /// <summary>The original's <c>driverresults.&lt;driver&gt;</c> entries, later results overriding earlier ones.</summary>
