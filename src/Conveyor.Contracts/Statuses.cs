@@ -23,6 +23,12 @@ public enum RunStatus
 
     /// <summary>The run's timeout expired.</summary>
     TimedOut = 5,
+
+    /// <summary>
+    /// Committed, waiting for a concurrency slot of its pipeline, concurrency group or namespace; nothing dispatched.
+    /// (Numbered last so stored values of the other statuses keep their meaning.)
+    /// </summary>
+    Queued = 6,
 }
 
 /// <summary>Status of a step in a run; on the wire as its name (<c>"Retrying"</c>).</summary>

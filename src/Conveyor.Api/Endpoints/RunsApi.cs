@@ -1,12 +1,14 @@
 using Conveyor.Api.Http;
 using Conveyor.Api.Security;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Flow;
 using Conveyor.Grains.Runs;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Options;
 using Conveyor.Contracts;
 using System.Text.Json;
 
@@ -28,6 +30,8 @@ public static class RunsApi
         api.MapPost("/{id}/retry", RetryRun).WithName("RetryRun" + nameSuffix).WithSummary("Run the steps of a failed, cancelled or timed-out run that did not succeed").ForOperators();
         api.MapGet("/{id}/graph", GetRunGraph).WithName("GetRunGraph" + nameSuffix).WithSummary("The run's DAG as Mermaid, Graphviz DOT or SVG, coloured by step status").ForViewers();
         routes.MapGet("/pipelines/{name}/runs", ListPipelineRuns).WithTags("Runs").WithName("ListPipelineRuns" + nameSuffix).WithSummary("List a pipeline's runs").ForViewers();
+        routes.MapGet("/pipelines/{name}/queue", GetPipelineQueue).WithTags("Runs").WithName("GetPipelineQueue" + nameSuffix)
+            .WithSummary("The pipeline's active and queued runs, in admission order").ForViewers();
         routes.MapPost("/pipelines/{name}/runs", TriggerRun).WithTags("Runs").WithName("TriggerRun" + nameSuffix)
             .WithSummary("Start a run of the pipeline for an existing resource (idempotent with an Idempotency-Key header)").ForOperators();
         return api;
@@ -87,9 +91,34 @@ public static class RunsApi
             Trigger = RunTriggers.Manual,
             Params = body.Params is { ValueKind: JsonValueKind.Object } o ? o.GetRawText() : null,
         });
-        var dto = RunDto.From(result.Run);
+        var dto = RunDto.From(result.Run, await QueuePositionAsync(result.Run, api));
         return result.Created ? TypedResults.Created($"{api.Settings.Prefix}{NamespacePrefix(api)}/runs/{runId}", dto) : TypedResults.Ok(dto);
     }
+
+    /// <summary>GET /pipelines/{name}/queue — the runs holding a slot and those waiting, in admission order.</summary>
+    public static async Task<Ok<QueueDto>> GetPipelineQueue(string name, IOptions<FlowControlOptions> flow, [AsParameters] ApiContext api)
+    {
+        Names.Validate(name, "name");
+        var ns = api.Namespace;
+        var pipeline = await api.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey(ns, name)).GetAsync()
+            ?? throw new ConveyorNotFoundException($"pipeline {name} not found");
+        var nsLimit = flow.Value.LimitFor(ns);
+        var snapshot = await api.Grains.GetGrain<IAdmissionGrain>(nsLimit is null ? Names.PipelineKey(ns, name) : ns).GetSnapshotAsync();
+        var queued = snapshot.Queued.Select((q, i) => (q, i)).Where(x => x.q.Pipeline == name).ToList();
+        return TypedResults.Ok(new QueueDto
+        {
+            Concurrency = pipeline.Concurrency,
+            NamespaceLimit = nsLimit,
+            NamespaceActive = nsLimit is null ? null : snapshot.Active.Count,
+            Active = snapshot.Active.Where(a => a.Pipeline == name).Select(a => QueueEntryDto.From(a, null)).ToList(),
+            Queued = queued.Select(x => QueueEntryDto.From(x.q, x.i + 1)).ToList(),
+        });
+    }
+
+    private static async Task<int?> QueuePositionAsync(RunState run, ApiContext api) =>
+        run.Status == RunStatus.Queued && run.AdmissionKey is { } key
+            ? await api.Grains.GetGrain<IAdmissionGrain>(key).GetPositionAsync(run.RunId)
+            : null;
 
     private static string NamespacePrefix(ApiContext api) =>
         api.Http.GetRouteValue("namespace") is string ns ? $"/namespaces/{ns}" : "";
@@ -98,7 +127,7 @@ public static class RunsApi
     public static async Task<Results<Ok<RunDto>, ProblemHttpResult>> GetRun(string id, [AsParameters] ApiContext api)
     {
         var (_, run) = await FindAsync(id, api);
-        return TypedResults.Ok(RunDto.From(run));
+        return TypedResults.Ok(RunDto.From(run, await QueuePositionAsync(run, api)));
     }
 
     /// <summary>POST /runs/{id}/cancel — 200 with the cancelled run; 409 when it already ended.</summary>

@@ -111,6 +111,16 @@ public sealed record StepDto
     public IReadOnlyList<string>? Secrets { get; init; }
 }
 
+/// <summary>A pipeline's concurrency group on the wire.</summary>
+public sealed record ConcurrencyGroupDto
+{
+    /// <summary>Key path over the run's resource: <c>name</c>, <c>type</c>, <c>metadata.x</c>, <c>spec.a.b</c>.</summary>
+    [JsonPropertyName("key")] public string? Key { get; init; }
+
+    /// <summary><c>queue</c> (default): a newer run waits; <c>cancel-in-progress</c>: it cancels the older ones.</summary>
+    [JsonPropertyName("onConflict")] public string? OnConflict { get; init; }
+}
+
 /// <summary>A pipeline on the wire: the original's shape plus DAG, retry and timeout extensions.</summary>
 public sealed record PipelineDto
 {
@@ -151,6 +161,16 @@ public sealed record PipelineDto
     [JsonPropertyName("variables")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public Dictionary<string, string>? Variables { get; init; }
+
+    /// <summary>Most runs active at once; further runs queue (priority, then arrival).</summary>
+    [JsonPropertyName("concurrency")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? Concurrency { get; init; }
+
+    /// <summary>One active run per value of a key over the resource.</summary>
+    [JsonPropertyName("concurrencyGroup")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public ConcurrencyGroupDto? ConcurrencyGroup { get; init; }
 
     /// <summary>Server-assigned revision (output only).</summary>
     [JsonPropertyName("revision")]
@@ -284,10 +304,15 @@ public sealed record RunDto
     /// <summary>When the run times out.</summary>
     [JsonPropertyName("deadlineAt")] public DateTimeOffset? DeadlineAt { get; init; }
 
+    /// <summary>1-based position in its queue while the run is <c>Queued</c>.</summary>
+    [JsonPropertyName("queuePosition")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? QueuePosition { get; init; }
+
     /// <summary>Steps in pipeline order.</summary>
     [JsonPropertyName("steps")] public IReadOnlyList<RunStepDto> Steps { get; init; } = [];
 
-    internal static RunDto From(RunState run)
+    internal static RunDto From(RunState run, int? queuePosition = null)
     {
         var specs = run.Plan.Pipeline.Steps.ToDictionary(s => s.Id, StringComparer.Ordinal);
         return new RunDto
@@ -306,6 +331,7 @@ public sealed record RunDto
             FinishedAt = run.FinishedAt,
             RunAttempt = run.RunAttempt,
             Priority = run.Plan.Priority,
+            QueuePosition = run.Status == RunStatus.Queued ? queuePosition : null,
             Trigger = run.Plan.Trigger,
             Params = Json(run.Plan.Params),
             DeadlineAt = run.DeadlineAt,
@@ -402,6 +428,59 @@ public sealed record RunPageDto
 
     /// <summary>Pass as <c>cursor</c> to get the next page; null on the last page.</summary>
     [JsonPropertyName("nextCursor")] public string? NextCursor { get; init; }
+}
+
+/// <summary>One run in a queue listing.</summary>
+public sealed record QueueEntryDto
+{
+    /// <summary>Run id.</summary>
+    [JsonPropertyName("id")] public Guid Id { get; init; }
+
+    /// <summary>Priority 1–5.</summary>
+    [JsonPropertyName("priority")] public int Priority { get; init; }
+
+    /// <summary>Concurrency group value, if the pipeline has groups.</summary>
+    [JsonPropertyName("group")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Group { get; init; }
+
+    /// <summary>1-based position in the queue (queued runs only).</summary>
+    [JsonPropertyName("position")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? Position { get; init; }
+
+    /// <summary>When the run asked for a slot.</summary>
+    [JsonPropertyName("queuedAt")] public DateTimeOffset QueuedAt { get; init; }
+
+    internal static QueueEntryDto From(Conveyor.Grains.Flow.QueuedRun q, int? position) => new()
+    {
+        Id = q.RunId,
+        Priority = q.Priority,
+        Group = q.Group,
+        Position = position,
+        QueuedAt = q.QueuedAt,
+    };
+}
+
+/// <summary>Body of <c>GET /pipelines/{name}/queue</c>.</summary>
+public sealed record QueueDto
+{
+    /// <summary>The pipeline's limit, or null.</summary>
+    [JsonPropertyName("concurrency")] public int? Concurrency { get; init; }
+
+    /// <summary>The namespace's limit, or null.</summary>
+    [JsonPropertyName("namespaceLimit")] public int? NamespaceLimit { get; init; }
+
+    /// <summary>Active runs of the whole namespace, when it has a limit.</summary>
+    [JsonPropertyName("namespaceActive")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? NamespaceActive { get; init; }
+
+    /// <summary>The pipeline's runs holding a slot.</summary>
+    [JsonPropertyName("active")] public IReadOnlyList<QueueEntryDto> Active { get; init; } = [];
+
+    /// <summary>The pipeline's waiting runs, in admission order (positions count the whole queue).</summary>
+    [JsonPropertyName("queued")] public IReadOnlyList<QueueEntryDto> Queued { get; init; } = [];
 }
 
 /// <summary>Body of <c>POST /pipelines/{name}/runs</c>: start a run of the pipeline for an existing resource.</summary>

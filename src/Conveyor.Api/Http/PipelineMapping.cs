@@ -23,6 +23,23 @@ public static class PipelineMapping
             Variables = dto.Variables is { Count: > 0 } v ? new Dictionary<string, string>(v, StringComparer.Ordinal) : null,
         };
 
+        spec.Concurrency = dto.Concurrency;
+        if (dto.ConcurrencyGroup is { } group)
+        {
+            spec.ConcurrencyGroup = new ConcurrencyGroupSpec { Key = group.Key ?? "" };
+            switch (group.OnConflict)
+            {
+                case null or "" or "queue":
+                    break;
+                case "cancel-in-progress":
+                    spec.ConcurrencyGroup.OnConflict = GroupConflictPolicy.CancelInProgress;
+                    break;
+                default:
+                    errors["concurrencyGroup.onConflict"] = [$"must be 'queue' or 'cancel-in-progress' (got '{group.OnConflict}')"];
+                    break;
+            }
+        }
+
         switch (dto.FailurePolicy)
         {
             case null or "" or "failFast":
@@ -86,6 +103,10 @@ public static class PipelineMapping
             Retry = RetryDto(spec.Retry),
             Revision = spec.Revision,
             Variables = spec.Variables,
+            Concurrency = spec.Concurrency,
+            ConcurrencyGroup = spec.ConcurrencyGroup is { } g
+                ? new ConcurrencyGroupDto { Key = g.Key, OnConflict = g.OnConflict == GroupConflictPolicy.CancelInProgress ? "cancel-in-progress" : "queue" }
+                : null,
             Steps = spec.Steps.Select(s => new StepDto
             {
                 Id = s.Id,

@@ -105,6 +105,17 @@ public interface IPipelineRunGrain : IGrainWithGuidKey
     [AlwaysInterleave]
     Task<ApplyOutcome> ApplyResultAsync(DriverResultInput result);
 
+    /// <summary>
+    /// Its admission queue gave the run a slot: a <see cref="Conveyor.Contracts.RunStatus.Queued"/> run starts; a run that already ended
+    /// gives the slot back. One-way, so the queue never waits on a run.
+    /// </summary>
+    [OneWay]
+    Task AdmitAsync();
+
+    /// <summary>A newer run of its concurrency group (cancel-in-progress) replaces this one: an unfinished run is cancelled. One-way.</summary>
+    [OneWay]
+    Task SupersedeAsync(Guid newerRunId);
+
     /// <summary>The run's state, or null when the run does not exist.</summary>
     [ReadOnly]
     [AlwaysInterleave]

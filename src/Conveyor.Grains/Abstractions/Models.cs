@@ -168,13 +168,45 @@ public sealed class PipelineSpec
 
     /// <summary>Plain variables handed to every step's driver (not secret: readable by viewers); null when none.</summary>
     [Id(11)] public Dictionary<string, string>? Variables { get; set; }
+
+    /// <summary>Most runs of this pipeline active at once; further runs queue. Null: no pipeline limit.</summary>
+    [Id(12)] public int? Concurrency { get; set; }
+
+    /// <summary>At most one active run per value of a key over the resource; null: no groups.</summary>
+    [Id(13)] public ConcurrencyGroupSpec? ConcurrencyGroup { get; set; }
+}
+
+/// <summary>What a new run does when another run of its concurrency group is queued or active.</summary>
+public enum GroupConflictPolicy
+{
+    /// <summary>Wait behind the older runs of the group (default).</summary>
+    Queue = 0,
+
+    /// <summary>Cancel the older runs of the group (queued or running), then run.</summary>
+    CancelInProgress = 1,
+}
+
+/// <summary>A pipeline's concurrency group: runs whose resources give the same key value run one at a time.</summary>
+[GenerateSerializer]
+[Alias("conveyor.ConcurrencyGroupSpec")]
+public sealed class ConcurrencyGroupSpec
+{
+    /// <summary>
+    /// Path into the run's resource snapshot: <c>name</c>, <c>type</c>, <c>metadata.&lt;key&gt;</c>, <c>spec</c> or
+    /// <c>spec.&lt;member&gt;[.&lt;member&gt;…]</c> (a numeric member indexes an array).
+    /// </summary>
+    [Id(0)] public string Key { get; set; } = "";
+
+    /// <summary>What a newer run does to older runs of its group.</summary>
+    [Id(1)] public GroupConflictPolicy OnConflict { get; set; }
 }
 
 /// <summary>Extension methods on the status enums.</summary>
 public static class StatusExtensions
 {
     /// <summary>Whether a run in this status can change no more.</summary>
-    public static bool IsTerminal(this RunStatus status) => status >= RunStatus.Succeeded;
+    public static bool IsTerminal(this RunStatus status) =>
+        status is RunStatus.Succeeded or RunStatus.Failed or RunStatus.Cancelled or RunStatus.TimedOut;
 
     /// <summary>Whether a step in this status can change no more (within the current run attempt).</summary>
     public static bool IsTerminal(this StepStatus status) =>

@@ -233,6 +233,9 @@ public sealed class RunState
 
     /// <summary>Events decided with a persisted transition and not yet confirmed published (the events outbox).</summary>
     [Id(16)] public List<OutboxEvent> Outbox { get; set; } = [];
+
+    /// <summary>Key of the admission queue the run took its slot from (null when no limit applied); released when it ends.</summary>
+    [Id(17)] public string? AdmissionKey { get; set; }
 }
 
 /// <summary>A CDEvent waiting in a run's outbox.</summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Conveyor.Grains;
 using Conveyor.Grains.Events;
+using Conveyor.Grains.Flow;
 using Conveyor.Grains.Logs;
 using Conveyor.Grains.Nats;
 using Conveyor.Grains.Resilience;
@@ -57,9 +58,16 @@ public static class ConveyorSiloBuilderExtensions
         services.TryAddSingleton<IRunIndex, NoRunIndex>();
         services.AddOptions<RunEngineOptions>().BindConfiguration(RunEngineOptions.Section)
             .Validate(o => o.KeepAlivePeriod > TimeSpan.Zero, "Conveyor:Runs:KeepAlivePeriod must be positive").ValidateOnStart();
-        // Orleans refuses reminder periods under its minimum (1 minute by default); lower it when runs ask for less.
-        services.AddOptions<ReminderOptions>().Configure<IOptions<RunEngineOptions>>((r, e) =>
-            r.MinimumReminderPeriod = e.Value.KeepAlivePeriod < r.MinimumReminderPeriod ? e.Value.KeepAlivePeriod : r.MinimumReminderPeriod);
+        services.AddOptions<FlowControlOptions>().BindConfiguration(FlowControlOptions.Section)
+            .Validate(o => o.VerifyPeriod > TimeSpan.Zero, "Conveyor:FlowControl:VerifyPeriod must be positive")
+            .Validate(o => o.DefaultNamespaceLimit is null or > 0 && o.NamespaceLimits.Values.All(v => v > 0), "Conveyor:FlowControl namespace limits must be positive")
+            .ValidateOnStart();
+        // Orleans refuses reminder periods under its minimum (1 minute by default); lower it when runs or queues ask for less.
+        services.AddOptions<ReminderOptions>().Configure<IOptions<RunEngineOptions>, IOptions<FlowControlOptions>>((r, e, f) =>
+        {
+            var shortest = e.Value.KeepAlivePeriod < f.Value.VerifyPeriod ? e.Value.KeepAlivePeriod : f.Value.VerifyPeriod;
+            r.MinimumReminderPeriod = shortest < r.MinimumReminderPeriod ? shortest : r.MinimumReminderPeriod;
+        });
         services.AddSingleton<DriverResultConsumer>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<DriverResultConsumer>());
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, StreamSetupParticipant>();

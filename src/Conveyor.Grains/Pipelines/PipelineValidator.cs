@@ -37,6 +37,15 @@ public static class PipelineValidator
         }
 
         CheckRetry(pipeline.Retry, "retry", Add);
+        if (pipeline.Concurrency is < 1)
+        {
+            Add("concurrency", "must be at least 1");
+        }
+
+        if (pipeline.ConcurrencyGroup is { } group && !Flow.ConcurrencyKeys.IsValid(group.Key))
+        {
+            Add("concurrencyGroup.key", $"'{Names.Truncate(group.Key)}' is not a key path: use name, type, metadata.<key>, spec or spec.<member>[.<member>…]");
+        }
 
         var ids = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < pipeline.Steps.Count; i++)

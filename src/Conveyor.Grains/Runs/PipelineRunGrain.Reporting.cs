@@ -40,12 +40,13 @@ public sealed partial class PipelineRunGrain
         var newRunAttempt = Run.ReportedRunAttempt != Run.RunAttempt;
         var reported = newRunAttempt ? null : Run.ReportedStatus;
 
-        if (Run.ReportedStatus is null && Run.Status == RunStatus.Pending && emit)
+        // The run's first write, whatever status it is stored with (a triggered run may be stored Queued or Running).
+        if (Run.ReportedStatus is null && emit)
         {
             AddRunEvent(CDEvents.PipelineRunQueued, "queued", Run.CreatedAt, outcome: null, errors: null);
         }
 
-        if (Run.StartedAt is not null && Run.Status != RunStatus.Pending && reported is null or RunStatus.Pending)
+        if (Run.StartedAt is not null && Run.Status is not (RunStatus.Pending or RunStatus.Queued) && reported is null or RunStatus.Pending or RunStatus.Queued)
         {
             _afterWrite.Add(() => metrics.RunStarted(ns, pipeline));
             if (emit)
@@ -134,7 +135,7 @@ public sealed partial class PipelineRunGrain
             inFlight += step.Status.IsInFlight() ? 1 : 0;
         }
 
-        metrics.Report(Run.RunId, inFlight, queued: Run.Status == RunStatus.Pending);
+        metrics.Report(Run.RunId, inFlight, queued: Run.Status is RunStatus.Pending or RunStatus.Queued);
     }
 
     /// <summary>

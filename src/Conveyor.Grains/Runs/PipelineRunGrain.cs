@@ -4,6 +4,7 @@ using System.Text.Json;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Events;
+using Conveyor.Grains.Flow;
 using Conveyor.Grains.Nats;
 using Conveyor.Grains.Resources;
 using Conveyor.Grains.Telemetry;
@@ -26,6 +27,7 @@ public sealed partial class PipelineRunGrain(
     DriverDispatcher dispatcher,
     IRunIndex index,
     IOptions<RunEngineOptions> options,
+    IOptions<FlowControlOptions> flow,
     TimeProvider time,
     ConveyorMetrics metrics,
     CDEventPublisher events,
@@ -192,19 +194,185 @@ public sealed partial class PipelineRunGrain(
         await CommitAndStartAsync();
     }
 
-    /// <summary>Marks the run committed and starts it (one write, then its side effects).</summary>
+    /// <summary>Marks the run committed and starts it, or queues it when a concurrency limit applies.</summary>
     private async Task CommitAndStartAsync()
     {
-        var now = time.GetUtcNow();
         using var activity = StartRunActivity("start");
         Run.Committed = true;
+        await EnterAsync();
+    }
+
+    /// <summary>
+    /// Starts a committed run (first start or retry): at once when no limit applies, otherwise it is stored
+    /// <see cref="RunStatus.Queued"/> first and then asks its queue for a slot, so a crash in between leaves a queued run
+    /// whose keepalive asks again.
+    /// </summary>
+    private async Task EnterAsync()
+    {
+        var request = AdmissionRequestFor(out var key);
+        if (request is null)
+        {
+            Run.AdmissionKey = null;
+            await BeginAsync();
+            return;
+        }
+
+        Run.Status = RunStatus.Queued;
+        Run.AdmissionKey = key;
+        Run.DeadlineAt = null;
+        await PersistAsync();
+        await SyncIndexAsync();
+        await PublishEventsAsync();
+        await AcquireAsync();
+    }
+
+    /// <summary>Asks the run's queue for a slot (idempotent); starts the run when it gets one.</summary>
+    private async Task AcquireAsync()
+    {
+        AdmissionTicket ticket;
+        try
+        {
+            ticket = await grains.GetGrain<IAdmissionGrain>(Run.AdmissionKey!).AcquireAsync(AdmissionRequestFor(out _)!);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Stored as Queued: the keepalive reminder asks again.
+            LogAdmissionFailed(logger, ex, Run.RunId, Run.AdmissionKey!);
+            return;
+        }
+
+        if (ticket.Admitted)
+        {
+            await BeginAsync();
+        }
+        else if (ticket.Superseded)
+        {
+            await EndAndActAsync(RunStatus.Cancelled, SupersededReason(ticket.SupersededBy ?? Guid.Empty));
+        }
+        else
+        {
+            LogQueued(logger, Run.RunId, Run.AdmissionKey!, ticket.Position);
+        }
+    }
+
+    /// <summary>What the run asks its queue for, or null when neither its pipeline nor its namespace limits runs.</summary>
+    private AdmissionRequest? AdmissionRequestFor(out string key)
+    {
+        var pipeline = Run.Plan.Pipeline;
+        var ns = Run.Plan.Namespace;
+        var nsLimit = flow.Value.LimitFor(ns);
+        key = nsLimit is not null ? ns : Names.PipelineKey(ns, pipeline.Name);
+        if (Run.AdmissionKey is not null)
+        {
+            // Once queued, a run stays with its queue (a configuration change applies to later runs).
+            key = Run.AdmissionKey;
+        }
+        else if (nsLimit is null && pipeline.Concurrency is null && pipeline.ConcurrencyGroup is null)
+        {
+            return null;
+        }
+
+        return new AdmissionRequest
+        {
+            RunId = Run.RunId,
+            Pipeline = pipeline.Name,
+            Priority = Run.Plan.Priority,
+            Group = pipeline.ConcurrencyGroup is { } g ? ConcurrencyKeys.Evaluate(g.Key, Run.Plan.Resource) : null,
+            CancelInProgress = pipeline.ConcurrencyGroup?.OnConflict == GroupConflictPolicy.CancelInProgress,
+            PipelineLimit = pipeline.Concurrency,
+            NamespaceLimit = nsLimit,
+        };
+    }
+
+    private string SupersededReason(Guid by)
+    {
+        var g = Run.Plan.Pipeline.ConcurrencyGroup;
+        var group = g is null ? "" : $" in concurrency group {g.Key}={ConcurrencyKeys.Evaluate(g.Key, Run.Plan.Resource)}";
+        return $"superseded by run {by}{group}";
+    }
+
+    /// <summary>The run holds its slot (or needs none): steps start, the run's timeout starts counting.</summary>
+    private async Task BeginAsync()
+    {
+        var now = time.GetUtcNow();
         Run.Status = RunStatus.Running;
-        Run.StartedAt = now;
+        Run.StartedAt ??= now;
         Run.DeadlineAt = now + Run.Plan.Pipeline.Timeout;
         Advance(now);
         await PersistAsync();
         LogRunStarted(logger, Run.RunId, Run.Plan.Pipeline.Name, Run.Plan.Pipeline.Revision);
         await AfterTransitionAsync();
+    }
+
+    /// <inheritdoc />
+    public async Task AdmitAsync()
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            if (!state.RecordExists)
+            {
+                return;
+            }
+
+            if (Run.Status == RunStatus.Queued && Run.Committed)
+            {
+                await BeginAsync();
+            }
+            else if (Run.Status.IsTerminal())
+            {
+                // Admitted after it ended (e.g. cancelled while the admission was on its way): give the slot back.
+                await ReleaseSlotAsync();
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task SupersedeAsync(Guid newerRunId)
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            if (state.RecordExists && !Run.Status.IsTerminal())
+            {
+                await EndAndActAsync(RunStatus.Cancelled, SupersededReason(newerRunId));
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task EndAndActAsync(RunStatus status, string reason)
+    {
+        EndRun(status, reason, time.GetUtcNow());
+        await PersistAsync();
+        await AfterTransitionAsync();
+    }
+
+    /// <summary>Gives the run's slot back to its queue; false when the queue could not be reached (the keepalive retries).</summary>
+    private async Task<bool> ReleaseSlotAsync()
+    {
+        if (Run.AdmissionKey is not { } key)
+        {
+            return true;
+        }
+
+        try
+        {
+            await grains.GetGrain<IAdmissionGrain>(key).ReleaseAsync(Run.RunId);
+            return true;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            LogReleaseFailed(logger, ex, Run.RunId, key);
+            return false;
+        }
     }
 
     /// <inheritdoc />
@@ -392,12 +560,10 @@ public sealed partial class PipelineRunGrain(
             EnsureExists();
             if (Run.Status.IsTerminal())
             {
-                throw new ConveyorConflictException($"run {Run.RunId} already ended {Run.Status}; only a Pending or Running run can be cancelled");
+                throw new ConveyorConflictException($"run {Run.RunId} already ended {Run.Status}; only a Pending, Queued or Running run can be cancelled");
             }
 
-            EndRun(RunStatus.Cancelled, string.IsNullOrWhiteSpace(reason) ? "cancelled" : reason, time.GetUtcNow());
-            await PersistAsync();
-            await AfterTransitionAsync();
+            await EndAndActAsync(RunStatus.Cancelled, string.IsNullOrWhiteSpace(reason) ? "cancelled" : reason);
             return Run;
         }
         finally
@@ -418,7 +584,6 @@ public sealed partial class PipelineRunGrain(
                 throw new ConveyorConflictException($"run {Run.RunId} is {Run.Status}; only a Failed, Cancelled or TimedOut run can be retried");
             }
 
-            var now = time.GetUtcNow();
             foreach (var step in Run.Steps.Where(s => s.Status != StepStatus.Succeeded))
             {
                 step.Status = StepStatus.Pending;
@@ -428,18 +593,14 @@ public sealed partial class PipelineRunGrain(
                 step.BudgetStart = step.Attempts.Count;
             }
 
-            Run.Status = RunStatus.Running;
             Run.Committed = true;
             Run.FinishedAt = null;
             Run.Message = "";
             Run.RunAttempt++;
-            Run.DeadlineAt = now + Run.Plan.Pipeline.Timeout;
             using var activity = StartRunActivity("retry");
             await this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
-            Advance(now);
-            await PersistAsync();
             LogRunRetried(logger, Run.RunId, Run.RunAttempt);
-            await AfterTransitionAsync();
+            await EnterAsync();
             return Run;
         }
         finally
@@ -479,6 +640,10 @@ public sealed partial class PipelineRunGrain(
                 if (state.RecordExists)
                 {
                     await SyncIndexAsync();
+                    if (!await ReleaseSlotAsync())
+                    {
+                        return;
+                    }
                 }
 
                 await StopKeepAliveAsync();
@@ -488,6 +653,13 @@ public sealed partial class PipelineRunGrain(
             if (!Run.Committed)
             {
                 await CheckCommitAsync();
+                return;
+            }
+
+            if (Run.Status == RunStatus.Queued)
+            {
+                // Covers a lost admission message and a crash between storing Queued and asking the queue.
+                await AcquireAsync();
                 return;
             }
 
@@ -712,7 +884,7 @@ public sealed partial class PipelineRunGrain(
     /// </summary>
     private void Advance(DateTimeOffset now)
     {
-        if (Run.Status.IsTerminal())
+        if (Run.Status != RunStatus.Running)
         {
             return;
         }
@@ -895,7 +1067,18 @@ public sealed partial class PipelineRunGrain(
         if (Run.Status.IsTerminal())
         {
             LogRunFinished(logger, Run.RunId, Run.Status);
-            await Task.WhenAll(indexed, events, StopKeepAliveAsync());
+            if (await ReleaseSlotAsync())
+            {
+                await Task.WhenAll(indexed, events, StopKeepAliveAsync());
+            }
+            else
+            {
+                // Keep the reminder: its next tick releases the slot again.
+                _timer?.Dispose();
+                _timer = null;
+                await Task.WhenAll(indexed, events);
+            }
+
             return;
         }
 
@@ -1202,6 +1385,15 @@ public sealed partial class PipelineRunGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: cancel message for step {Step} could not be sent")]
     private static partial void LogCancelFailed(ILogger logger, Exception exception, Guid runId, string step);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId} queued in {Queue} at position {Position}")]
+    private static partial void LogQueued(ILogger logger, Guid runId, string queue, int position);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: asking queue {Queue} for a slot failed; asked again by the keepalive")]
+    private static partial void LogAdmissionFailed(ILogger logger, Exception exception, Guid runId, string queue);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: releasing its slot in queue {Queue} failed; released again by the keepalive")]
+    private static partial void LogReleaseFailed(ILogger logger, Exception exception, Guid runId, string queue);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: listing index update failed; repaired later")]
     private static partial void LogIndexFailed(ILogger logger, Exception exception, Guid runId);
