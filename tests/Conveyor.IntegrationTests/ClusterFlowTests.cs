@@ -1,3 +1,4 @@
+using System.Net;
 using System.Text.Json;
 using Conveyor.Api.Hosting;
 using Conveyor.Testing;
@@ -30,12 +31,27 @@ public sealed class ClusterFlowFixture : IAsyncLifetime
         [$"Conveyor:FlowControl:NamespaceLimits:{LimitedNamespace}"] = "2",
         ["Conveyor:FlowControl:VerifyPeriod"] = "00:00:10",
         ["Conveyor:Runs:KeepAlivePeriod"] = "00:00:10",
+        ["Conveyor:Schedules:WakePeriod"] = "00:00:05",
     };
 
     public async Task InitializeAsync()
     {
         _nats = await NatsServerProcess.StartNewAsync();
         _redis = await RedisServerProcess.StartNewAsync();
+        A = await StartSiloAsync();
+        B = await StartSiloAsync();
+    }
+
+    /// <summary>Stops both silos.</summary>
+    public async Task StopAllAsync()
+    {
+        await B.DisposeAsync();
+        await A.DisposeAsync();
+    }
+
+    /// <summary>Starts two new silos on the same Redis and NATS.</summary>
+    public async Task StartAllAsync()
+    {
         A = await StartSiloAsync();
         B = await StartSiloAsync();
     }
@@ -153,6 +169,62 @@ public sealed class ClusterFlowTests(ClusterFlowFixture fx)
         {
             active += e.Delta;
             Assert.True(active <= 2, "more than two runs of the namespace were active at once");
+        }
+    }
+
+    [Fact]
+    public async Task Schedule_fires_once_per_tick_across_two_silos_and_once_for_the_ticks_missed_while_both_were_down()
+    {
+        var (type, driver) = await Flow.PipelineAsync(fx.A, fx.Nats.Url, new
+        {
+            schedules = new[] { new { name = "every-2s", cron = "*/2 * * * * *", timeZone = "Europe/Berlin", resource = "main", priority = 2 } },
+        });
+        await using var _ = driver;
+        driver.Open();
+
+        async Task<List<JsonElement>> ScheduledRunsAsync(ConveyorTestHost host) =>
+            (await host.GetJsonAsync($"/pipelines/{type}/runs?limit=100")).GetProperty("items").EnumerateArray()
+                .Select(r => r.GetProperty("id").GetString()!).ToList() is var ids
+                ? (await Task.WhenAll(ids.Select(id => host.GetJsonAsync($"/runs/{id}")))).ToList()
+                : [];
+
+        await Eventually.TrueAsync(async () => (await ScheduledRunsAsync(fx.B)).Count >= 3, Flow.Timeout, "the schedule fires");
+        var stopping = DateTimeOffset.UtcNow;
+        await fx.StopAllAsync();
+        var down = DateTimeOffset.UtcNow;
+        await Task.Delay(TimeSpan.FromSeconds(7));
+        var up = DateTimeOffset.UtcNow;
+        await fx.StartAllAsync();
+        await Eventually.TrueAsync(
+            async () => (await ScheduledRunsAsync(fx.A)).Count(r => DateTimeOffset.Parse(r.GetProperty("triggerId").GetString()!, System.Globalization.CultureInfo.InvariantCulture) > up) >= 2,
+            Flow.Timeout,
+            "the schedule fires again after the restart");
+
+        var stored = await fx.A.GetJsonAsync($"/pipelines/{type}");
+        var withoutSchedules = System.Text.Json.Nodes.JsonNode.Parse(stored.GetRawText())!.AsObject();
+        withoutSchedules.Remove("schedules");
+        using (var put = await fx.A.Http.PutAsync($"/pipelines/{type}", new StringContent(withoutSchedules.ToJsonString(), System.Text.Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        }
+
+        var count = (await ScheduledRunsAsync(fx.B)).Count;
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        var runs = await ScheduledRunsAsync(fx.B);
+        Assert.Equal(count, runs.Count);
+
+        var ticks = runs.Select(r => DateTimeOffset.Parse(r.GetProperty("triggerId").GetString()!, System.Globalization.CultureInfo.InvariantCulture)).OrderBy(t => t).ToList();
+        Assert.Equal(ticks.Count, ticks.Distinct().Count());
+        Assert.All(ticks, t => Assert.Equal(0, t.Second % 2));
+        Assert.All(runs, r => Assert.Equal("schedule:every-2s", r.GetProperty("trigger").GetString()));
+        Assert.All(runs, r => Assert.Equal(2, r.GetProperty("priority").GetInt32()));
+        Assert.True(ticks.Count(t => t > down.AddSeconds(1) && t < up.AddSeconds(-1)) <= 1, $"at most one run for the ticks missed while down: {string.Join(", ", ticks.Select(t => t.ToString("HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture)))}");
+
+        // While a silo was up, every tick fired exactly once: no gaps and no doubles before the stop.
+        var before = ticks.Where(t => t < stopping).ToList();
+        for (var i = 1; i < before.Count; i++)
+        {
+            Assert.Equal(TimeSpan.FromSeconds(2), before[i] - before[i - 1]);
         }
     }
 }

@@ -28,7 +28,7 @@ public static class PipelinesApi
         var spec = PipelineMapping.ToSpec(await api.ReadBodyAsync<PipelineDto>());
         Names.Validate(spec.Name, "name");
         var stored = await api.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey(api.Namespace, spec.Name)).PutAsync(spec);
-        return TypedResults.Created($"pipelines/{stored.Name}", PipelineMapping.ToDto(stored));
+        return TypedResults.Created($"pipelines/{stored.Name}", PipelineMapping.ToDto(stored, HookBase(api, stored.Name)));
     }
 
     /// <summary>GET /pipelines/{name} — 200 or 404.</summary>
@@ -36,7 +36,7 @@ public static class PipelinesApi
     {
         Names.Validate(name, "name");
         var stored = await api.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey(api.Namespace, name)).GetAsync();
-        return stored is null ? Problems.NotFound($"pipeline {name} not found") : TypedResults.Ok(PipelineMapping.ToDto(stored));
+        return stored is null ? Problems.NotFound($"pipeline {name} not found") : TypedResults.Ok(PipelineMapping.ToDto(stored, HookBase(api, stored.Name)));
     }
 
     /// <summary>PUT /pipelines/{name} — 200; the body's name must match the URL.</summary>
@@ -51,8 +51,10 @@ public static class PipelinesApi
 
         var spec = PipelineMapping.ToSpec(body with { Name = name });
         var stored = await api.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey(api.Namespace, name)).PutAsync(spec);
-        return TypedResults.Ok(PipelineMapping.ToDto(stored));
+        return TypedResults.Ok(PipelineMapping.ToDto(stored, HookBase(api, stored.Name)));
     }
+
+    private static string HookBase(ApiContext api, string pipeline) => $"{api.Settings.Prefix}/hooks/{api.Namespace}/{pipeline}";
 
     /// <summary>DELETE /pipelines/{name} — 204 or 404.</summary>
     public static async Task<Results<NoContent, ProblemHttpResult>> DeletePipeline(string name, [AsParameters] ApiContext api)

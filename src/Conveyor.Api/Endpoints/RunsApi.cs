@@ -89,6 +89,7 @@ public static class RunsApi
             Resource = resource,
             Priority = priority,
             Trigger = RunTriggers.Manual,
+            TriggerId = key.Length == 0 ? null : key,
             Params = body.Params is { ValueKind: JsonValueKind.Object } o ? o.GetRawText() : null,
         });
         var dto = RunDto.From(result.Run, await QueuePositionAsync(result.Run, api));

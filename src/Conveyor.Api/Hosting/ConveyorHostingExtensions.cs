@@ -172,6 +172,7 @@ public static class ConveyorHostingExtensions
         MapObjects(root, "");
         root.MapOriginalLogsApi();
         root.MapStepSecretsApi();
+        root.MapHooksApi();
         var namespaced = root.MapGroup("/namespaces/{namespace}");
         var namespaceFilter = new NamespaceFilter(endpoints.ServiceProvider.GetRequiredService<IGrainFactory>());
         namespaced.AddEndpointFilter(namespaceFilter.InvokeAsync);

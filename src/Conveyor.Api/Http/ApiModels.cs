@@ -111,6 +111,51 @@ public sealed record StepDto
     public IReadOnlyList<string>? Secrets { get; init; }
 }
 
+/// <summary>A pipeline schedule on the wire.</summary>
+public sealed record ScheduleDto
+{
+    /// <summary>Name, unique in the pipeline (default <c>schedule-{n}</c>).</summary>
+    [JsonPropertyName("name")] public string? Name { get; init; }
+
+    /// <summary>Cron expression: 5 fields, or 6 with seconds first.</summary>
+    [JsonPropertyName("cron")] public string? Cron { get; init; }
+
+    /// <summary>Time zone (IANA id), default UTC.</summary>
+    [JsonPropertyName("timeZone")] public string? TimeZone { get; init; }
+
+    /// <summary>Resource each run is for.</summary>
+    [JsonPropertyName("resource")] public string? Resource { get; init; }
+
+    /// <summary>Run priority 1–5 (default 3).</summary>
+    [JsonPropertyName("priority")] public int? Priority { get; init; }
+
+    /// <summary><c>fireOnce</c> (default): one run for the latest missed occurrence; <c>skip</c>: none.</summary>
+    [JsonPropertyName("missedFire")] public string? MissedFire { get; init; }
+}
+
+/// <summary>A pipeline webhook on the wire.</summary>
+public sealed record WebhookDto
+{
+    /// <summary>Name: the last segment of <c>/hooks/{namespace}/{pipeline}/{name}</c>.</summary>
+    [JsonPropertyName("name")] public string? Name { get; init; }
+
+    /// <summary>HMAC-SHA256 key (input only; omitted on output; omitted on input keeps the stored one).</summary>
+    [JsonPropertyName("secret")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Secret { get; init; }
+
+    /// <summary>Resource fields from JSON pointers into the body (<c>name</c>, <c>spec.a.b</c>, <c>metadata.k</c>).</summary>
+    [JsonPropertyName("resource")] public Dictionary<string, string>? Resource { get; init; }
+
+    /// <summary>Run priority 1–5 (default 3).</summary>
+    [JsonPropertyName("priority")] public int? Priority { get; init; }
+
+    /// <summary>The hook's path (output only).</summary>
+    [JsonPropertyName("url")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Url { get; init; }
+}
+
 /// <summary>A pipeline's concurrency group on the wire.</summary>
 public sealed record ConcurrencyGroupDto
 {
@@ -171,6 +216,16 @@ public sealed record PipelineDto
     [JsonPropertyName("concurrencyGroup")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public ConcurrencyGroupDto? ConcurrencyGroup { get; init; }
+
+    /// <summary>Cron schedules that start runs.</summary>
+    [JsonPropertyName("schedules")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<ScheduleDto?>? Schedules { get; init; }
+
+    /// <summary>Webhooks that start runs; secrets are write-only.</summary>
+    [JsonPropertyName("webhooks")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<WebhookDto?>? Webhooks { get; init; }
 
     /// <summary>Server-assigned revision (output only).</summary>
     [JsonPropertyName("revision")]
@@ -296,6 +351,11 @@ public sealed record RunDto
     /// <summary>What started the run: <c>resource</c>, <c>manual</c>, <c>schedule:&lt;name&gt;</c>, <c>webhook:&lt;name&gt;</c>.</summary>
     [JsonPropertyName("trigger")] public string Trigger { get; init; } = "";
 
+    /// <summary>The trigger event: a schedule's occurrence, a webhook's delivery id, a manual idempotency key.</summary>
+    [JsonPropertyName("triggerId")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? TriggerId { get; init; }
+
     /// <summary>Run parameters given by the trigger, merged over each step's <c>params</c>.</summary>
     [JsonPropertyName("params")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -333,6 +393,7 @@ public sealed record RunDto
             Priority = run.Plan.Priority,
             QueuePosition = run.Status == RunStatus.Queued ? queuePosition : null,
             Trigger = run.Plan.Trigger,
+            TriggerId = run.Plan.TriggerId,
             Params = Json(run.Plan.Params),
             DeadlineAt = run.DeadlineAt,
             Steps = run.Steps.Select(s =>

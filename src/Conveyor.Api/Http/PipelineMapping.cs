@@ -40,6 +40,56 @@ public static class PipelineMapping
             }
         }
 
+        var schedules = dto.Schedules ?? [];
+        for (var i = 0; i < schedules.Count; i++)
+        {
+            if (schedules[i] is not { } sd)
+            {
+                errors[$"schedules[{i}]"] = ["must be an object"];
+                continue;
+            }
+
+            var schedule = new ScheduleSpec
+            {
+                Name = sd.Name ?? "",
+                Cron = sd.Cron ?? "",
+                TimeZone = sd.TimeZone ?? "UTC",
+                Resource = sd.Resource ?? "",
+                Priority = sd.Priority ?? RunPriority.Default,
+            };
+            switch (sd.MissedFire)
+            {
+                case null or "" or "fireOnce":
+                    break;
+                case "skip":
+                    schedule.MissedFire = MissedFirePolicy.Skip;
+                    break;
+                default:
+                    errors[$"schedules[{i}].missedFire"] = [$"must be 'fireOnce' or 'skip' (got '{sd.MissedFire}')"];
+                    break;
+            }
+
+            spec.Schedules.Add(schedule);
+        }
+
+        var hooks = dto.Webhooks ?? [];
+        for (var i = 0; i < hooks.Count; i++)
+        {
+            if (hooks[i] is not { } hd)
+            {
+                errors[$"webhooks[{i}]"] = ["must be an object"];
+                continue;
+            }
+
+            spec.Webhooks.Add(new WebhookSpec
+            {
+                Name = hd.Name ?? "",
+                Secret = hd.Secret ?? "",
+                Resource = hd.Resource is null ? new(StringComparer.Ordinal) : new(hd.Resource, StringComparer.Ordinal),
+                Priority = hd.Priority ?? RunPriority.Default,
+            });
+        }
+
         switch (dto.FailurePolicy)
         {
             case null or "" or "failFast":
@@ -87,12 +137,28 @@ public static class PipelineMapping
         return spec;
     }
 
-    /// <summary>Converts a stored pipeline to the wire shape (extension fields only where set).</summary>
-    public static PipelineDto ToDto(PipelineSpec spec)
+    /// <summary>Converts a stored pipeline to the wire shape (extension fields only where set; never a webhook secret).</summary>
+    public static PipelineDto ToDto(PipelineSpec spec, string? hookBase = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
         return new PipelineDto
         {
+            Schedules = spec.Schedules.Count == 0 ? null : spec.Schedules.Select(s => (ScheduleDto?)new ScheduleDto
+            {
+                Name = s.Name,
+                Cron = s.Cron,
+                TimeZone = s.TimeZone,
+                Resource = s.Resource,
+                Priority = s.Priority,
+                MissedFire = s.MissedFire == MissedFirePolicy.Skip ? "skip" : "fireOnce",
+            }).ToList(),
+            Webhooks = spec.Webhooks.Count == 0 ? null : spec.Webhooks.Select(h => (WebhookDto?)new WebhookDto
+            {
+                Name = h.Name,
+                Resource = h.Resource,
+                Priority = h.Priority,
+                Url = hookBase is null ? null : $"{hookBase}/{h.Name}",
+            }).ToList(),
             Name = spec.Name,
             Description = spec.Description,
             Version = spec.Version,

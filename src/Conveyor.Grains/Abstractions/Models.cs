@@ -174,6 +174,67 @@ public sealed class PipelineSpec
 
     /// <summary>At most one active run per value of a key over the resource; null: no groups.</summary>
     [Id(13)] public ConcurrencyGroupSpec? ConcurrencyGroup { get; set; }
+    
+    /// <summary>Cron schedules that start runs.</summary>
+    [Id(14)] public List<ScheduleSpec> Schedules { get; set; } = [];
+
+    /// <summary>Webhooks that start runs (<c>POST /hooks/{namespace}/{pipeline}/{name}</c>).</summary>
+    [Id(15)] public List<WebhookSpec> Webhooks { get; set; } = [];
+}
+
+/// <summary>What a schedule does about occurrences that passed while no silo could fire them.</summary>
+public enum MissedFirePolicy
+{
+    /// <summary>Fire once, for the latest missed occurrence (default); older missed ones are dropped.</summary>
+    FireOnce = 0,
+
+    /// <summary>Drop missed occurrences; fire only occurrences that are on time (within the grace period).</summary>
+    Skip = 1,
+}
+
+/// <summary>A cron schedule of a pipeline.</summary>
+[GenerateSerializer]
+[Alias("conveyor.ScheduleSpec")]
+public sealed class ScheduleSpec
+{
+    /// <summary>Name, unique in the pipeline (default <c>schedule-{n}</c>); part of every run id it derives.</summary>
+    [Id(0)] public string Name { get; set; } = "";
+
+    /// <summary>Cron expression: 5 fields, or 6 with seconds first.</summary>
+    [Id(1)] public string Cron { get; set; } = "";
+
+    /// <summary>IANA (or Windows) time zone id the expression is read in; default UTC.</summary>
+    [Id(2)] public string TimeZone { get; set; } = "UTC";
+
+    /// <summary>Name of the resource (of the pipeline's type) each run is for.</summary>
+    [Id(3)] public string Resource { get; set; } = "";
+
+    /// <summary>Priority of the runs.</summary>
+    [Id(4)] public int Priority { get; set; } = RunPriority.Default;
+
+    /// <summary>What to do about missed occurrences.</summary>
+    [Id(5)] public MissedFirePolicy MissedFire { get; set; }
+}
+
+/// <summary>A webhook of a pipeline: an HMAC-signed body mapped to the run's resource.</summary>
+[GenerateSerializer]
+[Alias("conveyor.WebhookSpec")]
+public sealed class WebhookSpec
+{
+    /// <summary>Name, unique in the pipeline: the last segment of the hook's URL.</summary>
+    [Id(0)] public string Name { get; set; } = "";
+
+    /// <summary>HMAC-SHA256 key of the <c>X-Hub-Signature-256</c> header. Write-only: never returned.</summary>
+    [Id(1)] public string Secret { get; set; } = "";
+
+    /// <summary>
+    /// Resource fields from JSON pointers into the body: <c>name</c> (required), <c>spec.&lt;path&gt;</c>,
+    /// <c>metadata.&lt;key&gt;</c>; e.g. <c>{"name": "/repository/name", "spec.branch": "/ref"}</c>.
+    /// </summary>
+    [Id(2)] public Dictionary<string, string> Resource { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Priority of the runs.</summary>
+    [Id(3)] public int Priority { get; set; } = RunPriority.Default;
 }
 
 /// <summary>What a new run does when another run of its concurrency group is queued or active.</summary>

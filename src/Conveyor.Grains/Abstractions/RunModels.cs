@@ -24,6 +24,12 @@ public sealed class RunPlan
 
     /// <summary>Run parameters as a raw JSON object, merged over each step's own <c>params</c>; null when none.</summary>
     [Id(5)] public string? Params { get; set; }
+
+    /// <summary>
+    /// What identifies the trigger event: the occurrence a schedule fired for (ISO 8601 UTC), a webhook's delivery id,
+    /// or a manual trigger's idempotency key; null when none.
+    /// </summary>
+    [Id(6)] public string? TriggerId { get; set; }
 }
 
 /// <summary>Run priority bounds.</summary>

@@ -7,6 +7,7 @@ using Conveyor.Grains.Nats;
 using Conveyor.Grains.Resilience;
 using Conveyor.Grains.Runs;
 using Conveyor.Grains.Telemetry;
+using Conveyor.Grains.Triggers;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -63,9 +64,12 @@ public static class ConveyorSiloBuilderExtensions
             .Validate(o => o.DefaultNamespaceLimit is null or > 0 && o.NamespaceLimits.Values.All(v => v > 0), "Conveyor:FlowControl namespace limits must be positive")
             .ValidateOnStart();
         // Orleans refuses reminder periods under its minimum (1 minute by default); lower it when runs or queues ask for less.
-        services.AddOptions<ReminderOptions>().Configure<IOptions<RunEngineOptions>, IOptions<FlowControlOptions>>((r, e, f) =>
+        services.AddOptions<ScheduleOptions>().BindConfiguration(ScheduleOptions.Section)
+            .Validate(o => o.WakePeriod > TimeSpan.Zero && o.MisfireGrace >= TimeSpan.Zero, "Conveyor:Schedules:WakePeriod must be positive and MisfireGrace not negative")
+            .ValidateOnStart();
+        services.AddOptions<ReminderOptions>().Configure<IOptions<RunEngineOptions>, IOptions<FlowControlOptions>, IOptions<ScheduleOptions>>((r, e, f, s) =>
         {
-            var shortest = e.Value.KeepAlivePeriod < f.Value.VerifyPeriod ? e.Value.KeepAlivePeriod : f.Value.VerifyPeriod;
+            var shortest = new[] { e.Value.KeepAlivePeriod, f.Value.VerifyPeriod, s.Value.WakePeriod }.Min();
             r.MinimumReminderPeriod = shortest < r.MinimumReminderPeriod ? shortest : r.MinimumReminderPeriod;
         });
         services.AddSingleton<DriverResultConsumer>();

@@ -1,5 +1,6 @@
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Security;
+using Conveyor.Grains.Triggers;
 
 namespace Conveyor.Grains.Pipelines;
 
@@ -13,6 +14,9 @@ public sealed class PipelineState
 
     /// <summary>Last revision handed out; survives deletion so a re-created pipeline never reuses a revision.</summary>
     [Id(1)] public int LastRevision { get; set; }
+
+    /// <summary>Whether the schedule grain holds schedules of this pipeline (so a change without schedules disarms them).</summary>
+    [Id(2)] public bool HadSchedules { get; set; }
 }
 
 /// <summary>A pipeline definition, validated as a DAG and persisted with a revision per write.</summary>
@@ -57,11 +61,26 @@ public sealed class PipelineGrain(
             }
         }
 
+        // Webhook secrets are write-only, so a client that read the pipeline and writes it back has none to send:
+        // an omitted secret keeps the one stored for the webhook of the same name.
+        foreach (var hook in pipeline.Webhooks.Where(h => h.Secret.Length == 0))
+        {
+            hook.Secret = state.State.Pipeline?.Webhooks.Find(h => h.Name == hook.Name)?.Secret ?? "";
+        }
+
+        PipelineValidator.ValidateWebhookSecrets(pipeline);
         pipeline.Revision = state.State.LastRevision + 1;
         pipeline.UpdatedAt = time.GetUtcNow();
         state.State.Pipeline = pipeline;
         state.State.LastRevision = pipeline.Revision;
+        var hadSchedules = state.State.HadSchedules;
+        state.State.HadSchedules |= pipeline.Schedules.Count > 0;
         await state.WriteStateAsync();
+        if (pipeline.Schedules.Count > 0 || hadSchedules)
+        {
+            await grains.GetGrain<IScheduleGrain>(this.GetPrimaryKeyString()).SyncAsync(pipeline);
+        }
+
         return pipeline;
     }
 
@@ -78,6 +97,13 @@ public sealed class PipelineGrain(
 
         state.State.Pipeline = null;
         await state.WriteStateAsync();
+        if (state.State.HadSchedules)
+        {
+            await grains.GetGrain<IScheduleGrain>(this.GetPrimaryKeyString()).SyncAsync(null);
+            state.State.HadSchedules = false;
+            await state.WriteStateAsync();
+        }
+
         return true;
     }
 }

@@ -9,6 +9,29 @@ namespace Conveyor.Grains.Pipelines;
 /// </summary>
 public static class PipelineValidator
 {
+    /// <summary>
+    /// Checks webhook secrets once omitted ones were filled from the stored pipeline (secrets are write-only, so a
+    /// read-modify-write carries none).
+    /// </summary>
+    public static void ValidateWebhookSecrets(PipelineSpec pipeline)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        for (var i = 0; i < pipeline.Webhooks.Count; i++)
+        {
+            if (pipeline.Webhooks[i].Secret.Length < 8)
+            {
+                errors[$"webhooks[{i}].secret"] = ["must be at least 8 characters (required for a new webhook)"];
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            var first = errors.First();
+            throw new ConveyorValidationException($"invalid pipeline: {first.Key}: {first.Value[0]}", errors);
+        }
+    }
+
     /// <summary>Validates <paramref name="pipeline"/> in place (filling implicit dependencies) or throws <see cref="ConveyorValidationException"/>.</summary>
     public static void ValidateAndNormalize(PipelineSpec pipeline)
     {
@@ -40,6 +63,79 @@ public static class PipelineValidator
         if (pipeline.Concurrency is < 1)
         {
             Add("concurrency", "must be at least 1");
+        }
+
+        var scheduleNames = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < pipeline.Schedules.Count; i++)
+        {
+            var schedule = pipeline.Schedules[i];
+            var prefix = $"schedules[{i}]";
+            if (string.IsNullOrEmpty(schedule.Name))
+            {
+                schedule.Name = $"schedule-{i + 1}";
+            }
+
+            Check(schedule.Name, prefix + ".name", Add);
+            if (!scheduleNames.Add(schedule.Name))
+            {
+                Add(prefix + ".name", $"duplicate schedule name '{schedule.Name}'");
+            }
+
+            if (!Triggers.Schedules.TryParse(schedule.Cron, out _, out var cronError))
+            {
+                Add(prefix + ".cron", cronError);
+            }
+
+            if (string.IsNullOrEmpty(schedule.TimeZone))
+            {
+                schedule.TimeZone = "UTC";
+            }
+
+            if (!Triggers.Schedules.TryFindZone(schedule.TimeZone, out _))
+            {
+                Add(prefix + ".timeZone", $"unknown time zone '{Names.Truncate(schedule.TimeZone)}' (use an IANA id such as Europe/Berlin)");
+            }
+
+            Check(schedule.Resource, prefix + ".resource", Add);
+            if (schedule.Priority is < RunPriority.Min or > RunPriority.Max)
+            {
+                Add(prefix + ".priority", $"must be between {RunPriority.Min} and {RunPriority.Max}");
+            }
+        }
+
+        var hookNames = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < pipeline.Webhooks.Count; i++)
+        {
+            var hook = pipeline.Webhooks[i];
+            var prefix = $"webhooks[{i}]";
+            Check(hook.Name, prefix + ".name", Add);
+            if (!string.IsNullOrEmpty(hook.Name) && !hookNames.Add(hook.Name))
+            {
+                Add(prefix + ".name", $"duplicate webhook name '{hook.Name}'");
+            }
+
+            if (hook.Priority is < RunPriority.Min or > RunPriority.Max)
+            {
+                Add(prefix + ".priority", $"must be between {RunPriority.Min} and {RunPriority.Max}");
+            }
+
+            if (!hook.Resource.ContainsKey("name"))
+            {
+                Add(prefix + ".resource", "must map 'name' (a JSON pointer into the body, e.g. \"/repository/name\")");
+            }
+
+            foreach (var (field, pointer) in hook.Resource)
+            {
+                if (field != "name" && !field.StartsWith("spec.", StringComparison.Ordinal) && !field.StartsWith("metadata.", StringComparison.Ordinal))
+                {
+                    Add($"{prefix}.resource.{field}", "a mapped field is 'name', 'spec.<path>' or 'metadata.<key>'");
+                }
+
+                if (pointer.Length > 0 && pointer[0] != '/')
+                {
+                    Add($"{prefix}.resource.{field}", $"'{Names.Truncate(pointer)}' is not a JSON pointer (it starts with '/')");
+                }
+            }
         }
 
         if (pipeline.ConcurrencyGroup is { } group && !Flow.ConcurrencyKeys.IsValid(group.Key))
