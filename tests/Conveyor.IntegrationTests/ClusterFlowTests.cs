@@ -32,6 +32,8 @@ public sealed class ClusterFlowFixture : IAsyncLifetime
         ["Conveyor:FlowControl:VerifyPeriod"] = "00:00:10",
         ["Conveyor:Runs:KeepAlivePeriod"] = "00:00:10",
         ["Conveyor:Schedules:WakePeriod"] = "00:00:05",
+        // These tests are about admission across silos; API keys (on by default in cluster mode) are tested elsewhere.
+        ["Conveyor:Auth:Enabled"] = "false",
     };
 
     public async Task InitializeAsync()

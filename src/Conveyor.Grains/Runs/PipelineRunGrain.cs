@@ -135,7 +135,7 @@ public sealed partial class PipelineRunGrain(
     /// <inheritdoc />
     public async Task<CreateRunResult> CreateAsync(RunPlan plan)
     {
-        await _gate.WaitAsync();
+        await EnterAsync();
         try
         {
             ArgumentNullException.ThrowIfNull(plan);
@@ -199,7 +199,7 @@ public sealed partial class PipelineRunGrain(
     {
         using var activity = StartRunActivity("start");
         Run.Committed = true;
-        await EnterAsync();
+        await QueueOrBeginAsync();
     }
 
     /// <summary>
@@ -207,7 +207,7 @@ public sealed partial class PipelineRunGrain(
     /// <see cref="RunStatus.Queued"/> first and then asks its queue for a slot, so a crash in between leaves a queued run
     /// whose keepalive asks again.
     /// </summary>
-    private async Task EnterAsync()
+    private async Task QueueOrBeginAsync()
     {
         var request = AdmissionRequestFor(out var key);
         if (request is null)
@@ -307,7 +307,7 @@ public sealed partial class PipelineRunGrain(
     /// <inheritdoc />
     public async Task AdmitAsync()
     {
-        await _gate.WaitAsync();
+        await EnterAsync();
         try
         {
             if (!state.RecordExists)
@@ -334,7 +334,7 @@ public sealed partial class PipelineRunGrain(
     /// <inheritdoc />
     public async Task SupersedeAsync(Guid newerRunId)
     {
-        await _gate.WaitAsync();
+        await EnterAsync();
         try
         {
             if (state.RecordExists && !Run.Status.IsTerminal())
@@ -600,7 +600,7 @@ public sealed partial class PipelineRunGrain(
             using var activity = StartRunActivity("retry");
             await this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
             LogRunRetried(logger, Run.RunId, Run.RunAttempt);
-            await EnterAsync();
+            await QueueOrBeginAsync();
             return Run;
         }
         finally
