@@ -184,7 +184,7 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
         Assert.Equal($"run {idleRun} Cancelled", cancel.Out.Trim());
         var again = await CliAsync("runs", "cancel", idleRun);
         Assert.Equal(ExitCodes.ApiError, again.Code);
-        Assert.Equal($"error: 409 Conflict: run {idleRun} already ended Cancelled; only a Pending or Running run can be cancelled", again.Err.Trim());
+        Assert.Equal($"error: 409 Conflict: run {idleRun} already ended Cancelled; only a Pending, Queued or Running run can be cancelled", again.Err.Trim());
     }
 
     [Fact]

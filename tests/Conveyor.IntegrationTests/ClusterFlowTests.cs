@@ -42,6 +42,7 @@ public sealed class ClusterFlowFixture : IAsyncLifetime
         _redis = await RedisServerProcess.StartNewAsync();
         A = await StartSiloAsync();
         B = await StartSiloAsync();
+        await A.PostJsonAsync("/namespaces", new { name = LimitedNamespace });
     }
 
     /// <summary>Stops both silos.</summary>

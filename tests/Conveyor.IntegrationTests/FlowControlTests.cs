@@ -155,6 +155,7 @@ public sealed class FlowControlTests(EngineFixture fx)
         var queue = await fx.Host.GetJsonAsync($"/pipelines/{type}/queue");
         Assert.Equal(first, Assert.Single(queue.GetProperty("active").EnumerateArray()).GetProperty("id").GetString());
         Assert.Equal([high1, high2, normal, low], queue.GetProperty("queued").EnumerateArray().Select(q => q.GetProperty("id").GetString()));
+        await Eventually.TrueAsync(() => driver.Raw.Received.Count == 1, Flow.Timeout, "the running run reaches its driver");
         Assert.Single(driver.Raw.Received);
 
         driver.Open();

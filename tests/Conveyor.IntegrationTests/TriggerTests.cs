@@ -112,6 +112,7 @@ public sealed class TriggerTests(EngineFixture fx)
     public async Task Sdk_triggers_a_run_in_a_namespace_and_the_run_is_invisible_elsewhere()
     {
         var ns = EngineFixture.Unique("team");
+        await fx.Host.PostJsonAsync("/namespaces", new { name = ns });
         var (type, driver) = await SetupAsync($"/namespaces/{ns}");
         await using var _ = driver;
         var client = new ConveyorClient(new HttpClient { BaseAddress = new Uri(fx.Host.Address, $"/namespaces/{ns}/") });
