@@ -150,7 +150,7 @@ public static class CliApp
 
         private Command RunsCommand()
         {
-            var runs = new Command("runs", "List, show, watch, cancel and retry runs");
+            var runs = new Command("runs", "Trigger, list, show, watch, cancel and retry runs");
 
             var pipeline = new Option<string?>("--pipeline", "-p") { Description = "Only this pipeline's runs" };
             var status = new Option<RunStatus?>("--status") { Description = "Only runs in this status" };
@@ -164,6 +164,21 @@ public static class CliApp
                 return ExitCodes.Ok;
             }));
             runs.Subcommands.Add(list);
+
+            var triggerPipeline = new Argument<string>("pipeline") { Description = "The pipeline to run" };
+            var triggerResource = new Option<string>("--resource", "-r") { Description = "The existing resource (of the pipeline's type) to run it for", Required = true };
+            var priority = new Option<int?>("--priority") { Description = "1 (lowest) to 5 (highest); default 3" };
+            var idempotencyKey = new Option<string?>("--idempotency-key") { Description = "Repeating a trigger with the same key returns the first run instead of starting another" };
+            var triggerWatch = new Option<bool>("--watch", "-w") { Description = "Then watch the run until it ends" };
+            var trigger = new Command("trigger", "Start a run of a pipeline for an existing resource") { triggerPipeline, triggerResource, priority, idempotencyKey, triggerWatch };
+            trigger.SetAction((parse, ct) => Execute(parse, async client =>
+            {
+                var run = await client.TriggerRunAsync(
+                    parse.GetValue(triggerPipeline)!, parse.GetValue(triggerResource)!, parse.GetValue(priority), idempotencyKey: parse.GetValue(idempotencyKey), cancellationToken: ct).ConfigureAwait(false);
+                await _out.WriteLineAsync($"run {run.Id} {run.Status}").ConfigureAwait(false);
+                return parse.GetValue(triggerWatch) ? await WatchAsync(client, run.Id, TimeSpan.FromSeconds(0.5), ct).ConfigureAwait(false) : ExitCodes.Ok;
+            }));
+            runs.Subcommands.Add(trigger);
 
             var showId = RunIdArgument();
             var showJson = new Option<bool>("--json") { Description = "Print the API's JSON" };

@@ -132,6 +132,19 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
         var again = await CliAsync("apply", "-f", _dir);
         Assert.True(again.Code == ExitCodes.Ok, again.Err + again.Out);
         Assert.Contains($"resource/{type}/web updated (version 2)", again.Out, StringComparison.Ordinal);
+
+        // A manual trigger for the existing resource, watched to its end; the same idempotency key gives the same run.
+        var triggered = await CliAsync("runs", "trigger", type, "--resource", "web", "--priority", "4", "--idempotency-key", "cli-1", "--watch");
+        Assert.True(triggered.Code == ExitCodes.Ok, triggered.Err + triggered.Out);
+        var triggeredId = triggered.Out.Split('\n')[0].Split(' ')[1];
+        Assert.EndsWith($"run {triggeredId} Succeeded", triggered.Out.TrimEnd(), StringComparison.Ordinal);
+        Assert.Equal(4, (await fx.Host.GetJsonAsync($"/runs/{triggeredId}")).GetProperty("priority").GetInt32());
+        var repeated = await CliAsync("runs", "trigger", type, "-r", "web", "--idempotency-key", "cli-1");
+        Assert.Equal(ExitCodes.Ok, repeated.Code);
+        Assert.StartsWith($"run {triggeredId} ", repeated.Out, StringComparison.Ordinal);
+        var unknown = await CliAsync("runs", "trigger", type, "-r", "nope");
+        Assert.Equal(ExitCodes.ApiError, unknown.Code);
+        Assert.StartsWith("error: 404 Not Found: ", unknown.Err.Trim(), StringComparison.Ordinal);
     }
 
     [Fact]
