@@ -30,7 +30,6 @@ public sealed class SiloFailureTests(ITestOutputHelper output)
         output.WriteLine($"throughput, {Runs} runs of a 5-step DAG: 1 silo {oneSilo:F1} runs/s, 2 silos {twoSilos:F1} runs/s");
 
         // Now the failure: 200 runs on two silos (with a slower driver, so runs are mid-flight), kill -9 one of them.
-        var killDriverDuplicates = driver.DuplicateDeliveries;
         await using var slowDriver = await LoadDriver.StartAsync(nats.Url, "slow-worker", ClusterLoad.ResourceType, TimeSpan.FromMilliseconds(300));
         await first.PostJsonAsync("/pipelines", new
         {
@@ -59,7 +58,6 @@ public sealed class SiloFailureTests(ITestOutputHelper output)
             $"(first run finished {firstAfter.TotalSeconds:F1} s after; observed by polling {allDone.TotalSeconds:F1} s); " +
             $"driver saw {slowDriver.DuplicateDeliveries} duplicate deliveries of {slowDriver.TotalDeliveries} (record: exactly once)");
         Assert.Equal(Runs * 5, runs.Values.Sum(r => r.GetProperty("steps").GetArrayLength()));
-        Assert.True(killDriverDuplicates >= 0);
     }
 
     [Fact]
