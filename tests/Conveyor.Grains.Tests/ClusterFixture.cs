@@ -1,5 +1,7 @@
 using Conveyor.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Orleans.Storage;
 using Orleans.TestingHost;
 
 namespace Conveyor.Grains.Tests;
@@ -27,10 +29,20 @@ public sealed class ClusterFixture : IAsyncLifetime
         {
             silo.UseConveyorRedisStorage(redis);
             silo.AddConveyorGrains(n => n.Url = natsUrl);
+            WrapStorage(silo.Services);
+            silo.Services.AddSingleton<ResultArrivals>();
+            silo.Services.AddSingleton<IIncomingGrainCallFilter>(sp => sp.GetRequiredService<ResultArrivals>());
         });
         Cluster = builder.Build();
         await Cluster.DeployAsync();
     }
+
+    /// <summary>The fault-injecting wrapper around the silo's real Redis grain storage.</summary>
+    public FaultyGrainStorage Storage =>
+        (FaultyGrainStorage)Cluster.Silos[0].ServiceProvider.GetRequiredKeyedService<IGrainStorage>(ConveyorStorage.Name);
+
+    /// <summary>Signals results queued in run grains.</summary>
+    public ResultArrivals Arrivals => Cluster.Silos[0].ServiceProvider.GetRequiredService<ResultArrivals>();
 
     public async Task DisposeAsync()
     {
@@ -48,6 +60,15 @@ public sealed class ClusterFixture : IAsyncLifetime
         {
             await _nats.DisposeAsync();
         }
+    }
+
+    /// <summary>Puts <see cref="FaultyGrainStorage"/> in front of the registered Conveyor storage provider.</summary>
+    private static void WrapStorage(IServiceCollection services)
+    {
+        var real = services.Last(d => d.ServiceType == typeof(IGrainStorage) && d.IsKeyedService && Equals(d.ServiceKey, ConveyorStorage.Name));
+        var create = real.KeyedImplementationFactory!;
+        services.Remove(real);
+        services.AddKeyedSingleton<IGrainStorage>(ConveyorStorage.Name, (sp, key) => new FaultyGrainStorage((IGrainStorage)create(sp, key)));
     }
 }
 

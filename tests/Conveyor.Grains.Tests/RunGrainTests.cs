@@ -199,6 +199,55 @@ public sealed class RunGrainTests(ClusterFixture fx) : IAsyncLifetime
         await cts.CancelAsync();
     }
 
+    [Theory]
+    [InlineData(WriteFault.Lost)]
+    [InlineData(WriteFault.StoredButFailed)]
+    public async Task A_failed_write_during_group_commit_loses_no_successor_dispatch(WriteFault fault)
+    {
+        // Two roots (a, b) and a successor of b (c). a's result is applied while b's waits behind the write; that write
+        // fails, so the same activation reloads what storage holds and goes on with b's result, which makes c ready.
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var received = await ConsumeAsync(cts.Token);
+        await fx.Grains.GetGrain<IResourceDefinitionGrain>(Names.DefinitionKey("default", _type))
+            .CreateAsync(new ResourceDefinitionData { Name = _type, Schema = "{}" });
+        var pipeline = await fx.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey("default", _type)).PutAsync(new PipelineSpec
+        {
+            Name = _type,
+            ResourceType = _type,
+            Steps =
+            [
+                new StepSpec { Id = "a", Driver = _driver, DependsOn = [], DeclaredDependsOn = true },
+                new StepSpec { Id = "b", Driver = _driver, DependsOn = [], DeclaredDependsOn = true },
+                new StepSpec { Id = "c", Driver = _driver, DependsOn = ["b"], DeclaredDependsOn = true },
+            ],
+        });
+        var run = fx.Grains.GetGrain<IPipelineRunGrain>(Guid.NewGuid());
+        await run.PrepareAsync(new RunPlan { Pipeline = pipeline, Resource = new ResourceData { Name = "r", Type = _type, Spec = "{}" } });
+        await run.StartAsync();
+        await Eventually.TrueAsync(() => received.Count == 2, TimeSpan.FromSeconds(15), "a and b are dispatched");
+        DriverResultInput Result(string step) => new() { Driver = _driver, StepId = step, Attempt = 1, Success = true, Message = step };
+        var wait = TimeSpan.FromSeconds(15);
+
+        var failing = fx.Storage.HoldNextWrite(run.GetGrainId(), fault);
+        var first = run.ApplyResultAsync(Result("a"));
+        await failing.Held.Task.WaitAsync(wait);
+        var second = run.ApplyResultAsync(Result("b"));
+        await fx.Arrivals.Queued(run.GetPrimaryKey(), "b").WaitAsync(wait);
+        failing.Release.SetResult();
+        await Assert.ThrowsAnyAsync<Exception>(() => first);
+        Assert.Equal(ApplyOutcome.Applied, await second);
+        await Eventually.TrueAsync(
+            () => received.Any(m => m.Headers!["Conveyor-Step-Id"][0] == "c"), wait, "c is dispatched once b has succeeded");
+
+        // JetStream redelivers a's result: applied now, or found stored when the failed write had landed.
+        Assert.Equal(fault == WriteFault.Lost ? ApplyOutcome.Applied : ApplyOutcome.Duplicate, await run.ApplyResultAsync(Result("a")));
+        var state = (await run.GetAsync())!;
+        Assert.Equal([StepStatus.Succeeded, StepStatus.Succeeded, StepStatus.Dispatched], state.Steps.Select(st => st.Status));
+        Assert.Equal(ApplyOutcome.Applied, await run.ApplyResultAsync(Result("c")));
+        Assert.Equal(RunStatus.Succeeded, (await run.GetAsync())!.Status);
+        await cts.CancelAsync();
+    }
+
     [Fact]
     public async Task A_run_keeps_the_pipeline_revision_it_started_with()
     {

@@ -113,9 +113,7 @@ public sealed partial class PipelineRunGrain(
             Run.CreatedAt = time.GetUtcNow();
             Run.RunAttempt = 1;
             Run.Steps = plan.Pipeline.Steps.Select(s => new StepState { Id = s.Id }).ToList();
-            _specs = null;
-            _steps = null;
-            _topological = null;
+            ForgetDerivedState();
 
             // Index first: an entry without a run behind it is dropped by the next listing, a run without an entry is not found.
             // The reminder only has to exist before the state does; the two writes are independent, so they overlap.
@@ -150,8 +148,7 @@ public sealed partial class PipelineRunGrain(
             Run.CreatedAt = time.GetUtcNow();
             Run.RunAttempt = 1;
             Run.Steps = plan.Pipeline.Steps.Select(s => new StepState { Id = s.Id }).ToList();
-            _specs = null;
-            _steps = null;
+            ForgetDerivedState();
 
             await index.AddAsync(Summary());
             await this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
@@ -545,10 +542,20 @@ public sealed partial class PipelineRunGrain(
         }
 
         await state.ReadStateAsync();
-        _specs = null;
-        _steps = null;
+        ForgetDerivedState();
         _cancels.Clear();
         _stale = false;
+    }
+
+    /// <summary>
+    /// Drops every lookup built over the state's objects. A reload replaces those objects: a lookup kept across it would
+    /// steer transitions into the discarded copy (a step dispatched there is never dispatched in the stored state).
+    /// </summary>
+    private void ForgetDerivedState()
+    {
+        _specs = null;
+        _steps = null;
+        _topological = null;
     }
 
     /// <inheritdoc />
