@@ -1,7 +1,7 @@
 using Conveyor.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Orleans.Storage;
+using Conveyor.Grains.Runs;
 using Orleans.TestingHost;
 
 namespace Conveyor.Grains.Tests;
@@ -37,9 +37,8 @@ public sealed class ClusterFixture : IAsyncLifetime
         await Cluster.DeployAsync();
     }
 
-    /// <summary>The fault-injecting wrapper around the silo's real Redis grain storage.</summary>
-    public FaultyGrainStorage Storage =>
-        (FaultyGrainStorage)Cluster.Silos[0].ServiceProvider.GetRequiredKeyedService<IGrainStorage>(ConveyorStorage.Name);
+    /// <summary>The fault-injecting wrapper around the silo's real run store.</summary>
+    public FaultyRunStore Storage => (FaultyRunStore)Cluster.Silos[0].ServiceProvider.GetRequiredService<IRunStore>();
 
     /// <summary>Signals results queued in run grains.</summary>
     public ResultArrivals Arrivals => Cluster.Silos[0].ServiceProvider.GetRequiredService<ResultArrivals>();
@@ -62,13 +61,13 @@ public sealed class ClusterFixture : IAsyncLifetime
         }
     }
 
-    /// <summary>Puts <see cref="FaultyGrainStorage"/> in front of the registered Conveyor storage provider.</summary>
+    /// <summary>Puts <see cref="FaultyRunStore"/> in front of the registered run store.</summary>
     private static void WrapStorage(IServiceCollection services)
     {
-        var real = services.Last(d => d.ServiceType == typeof(IGrainStorage) && d.IsKeyedService && Equals(d.ServiceKey, ConveyorStorage.Name));
-        var create = real.KeyedImplementationFactory!;
+        var real = services.Last(d => d.ServiceType == typeof(IRunStore));
+        var create = real.ImplementationFactory!;
         services.Remove(real);
-        services.AddKeyedSingleton<IGrainStorage>(ConveyorStorage.Name, (sp, key) => new FaultyGrainStorage((IGrainStorage)create(sp, key)));
+        services.AddSingleton<IRunStore>(sp => new FaultyRunStore((IRunStore)create(sp)));
     }
 }
 

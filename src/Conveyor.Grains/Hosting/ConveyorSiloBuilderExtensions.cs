@@ -57,6 +57,8 @@ public static class ConveyorSiloBuilderExtensions
         services.TryAddSingleton<Conveyor.Grains.Security.SecretProtector>();
         services.TryAddSingleton<DriverDispatcher>();
         services.TryAddSingleton<IRunIndex, NoRunIndex>();
+        // Runs live in the host's grain storage provider unless a store of their own is registered (Redis is).
+        services.TryAddSingleton<IRunStore>(sp => new GrainStorageRunStore(sp.GetRequiredKeyedService<IGrainStorage>(ConveyorStorage.Name)));
         services.AddOptions<RunEngineOptions>().BindConfiguration(RunEngineOptions.Section)
             .Validate(o => o.KeepAlivePeriod > TimeSpan.Zero, "Conveyor:Runs:KeepAlivePeriod must be positive").ValidateOnStart();
         services.AddOptions<FlowControlOptions>().BindConfiguration(FlowControlOptions.Section)
@@ -110,6 +112,10 @@ public static class ConveyorSiloBuilderExtensions
         builder.UseRedisReminderService(o => o.ConfigurationOptions = ParseRedis(connectionString));
         builder.Services.AddSingleton(_ => new ConveyorRedis(ParseRedis(connectionString)));
         builder.Services.AddSingleton<IRunIndex, RedisRunIndex>();
+        // Runs in a Redis layout of their own, so a transition writes only what it changed; a run stored whole by the
+        // grain storage (earlier versions) is still read from there.
+        builder.Services.AddSingleton<IRunStore>(sp => ActivatorUtilities.CreateInstance<RedisRunStore>(
+            sp, new GrainStorageRunStore(sp.GetRequiredKeyedService<IGrainStorage>(ConveyorStorage.Name))));
         return builder;
     }
 

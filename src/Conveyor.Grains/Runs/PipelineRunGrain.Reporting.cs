@@ -55,7 +55,8 @@ public sealed partial class PipelineRunGrain
             }
         }
 
-        foreach (var step in Run.Steps)
+        // Only a step changed since the last write can hold an unreported attempt.
+        foreach (var step in _dirty)
         {
             foreach (var attempt in step.Attempts)
             {
@@ -123,19 +124,13 @@ public sealed partial class PipelineRunGrain
 
     private void ReportGauges()
     {
-        if (!state.RecordExists || Run.Status.IsTerminal())
+        if (!_exists || Run.Status.IsTerminal())
         {
             metrics.Forget(this.GetPrimaryKey());
             return;
         }
 
-        var inFlight = 0;
-        foreach (var step in Run.Steps)
-        {
-            inFlight += step.Status.IsInFlight() ? 1 : 0;
-        }
-
-        metrics.Report(Run.RunId, inFlight, queued: Run.Status is RunStatus.Pending or RunStatus.Queued);
+        metrics.Report(Run.RunId, _inFlight.Count, queued: Run.Status is RunStatus.Pending or RunStatus.Queued);
     }
 
     /// <summary>

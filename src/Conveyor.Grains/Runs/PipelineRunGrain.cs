@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
@@ -21,8 +23,14 @@ namespace Conveyor.Grains.Runs;
 /// (step, attempt). Due times (backoff, attempt and run deadlines) live in state and are re-armed on activation; a
 /// reminder keeps a run with pending work alive across silo loss and is removed when the run ends.
 /// </summary>
+/// <remarks>
+/// A transition costs O(what it changes), not O(steps): the DAG's readiness is kept as per-step counts of unmet
+/// dependencies, due times in a heap, in-flight and unpublished steps in sets, and a write stores only the steps it
+/// changed (<see cref="IRunStore"/>). All of that is derived from the state and rebuilt whenever the state is loaded
+/// or replaced, in <see cref="Rebuild"/> only.
+/// </remarks>
 public sealed partial class PipelineRunGrain(
-    [PersistentState("run", ConveyorStorage.Name)] IPersistentState<RunState> state,
+    IRunStore store,
     IGrainFactory grains,
     DriverDispatcher dispatcher,
     IRunIndex index,
@@ -46,46 +54,190 @@ public sealed partial class PipelineRunGrain(
     private readonly SemaphoreSlim _gate = new(1, 1);
     private bool _committing;
     private IGrainTimer? _timer;
-    private Dictionary<string, StepSpec>? _specs;
-    private Dictionary<string, StepState>? _steps;
-    private List<StepState>? _topological;
     private bool _waitingForDriver;
     private bool _stale;
     private long _publishedEpoch;
 
-    private RunState Run => state.State;
+    private RunState _run = new();
+    private bool _exists;
 
-    private Dictionary<string, StepState> StepsById => _steps ??= Run.Steps.ToDictionary(s => s.Id, StringComparer.Ordinal);
+    // The version storage holds (null: nothing stored in the store's own layout yet, so the next write is whole).
+    private string? _version;
 
-    private StepState StepById(string id) => StepsById[id];
+    // Derived from _run by Rebuild(); never kept across a replacement of _run.
+    private readonly HashSet<StepState> _dirty = new(ReferenceEqualityComparer.Instance);
+    private readonly HashSet<StepState> _inFlight = new(ReferenceEqualityComparer.Instance);
+    private readonly HashSet<StepState> _unpublished = new(ReferenceEqualityComparer.Instance);
+    private readonly Queue<StepState> _settled = new();
+    private readonly PriorityQueue<StepState, DateTimeOffset> _due = new();
+    private readonly Dictionary<StepState, int> _unmet = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<string, (int Order, string Json)> _latestResults = new(StringComparer.Ordinal);
+    private readonly Dictionary<StepState, int> _index = new(ReferenceEqualityComparer.Instance);
+    private Dictionary<string, StepSpec> _specs = new(StringComparer.Ordinal);
+    private Dictionary<string, StepState> _steps = new(StringComparer.Ordinal);
+    private Dictionary<string, List<StepState>> _dependents = new(StringComparer.Ordinal);
+    private int _unsettled;
+    private bool _needsFullPass;
 
-    /// <summary>The steps with every dependency before its dependents (pipelines are acyclic), computed once per activation.</summary>
-    private List<StepState> Topological => _topological ??= TopologicalOrder();
+    private RunState Run => _run;
 
-    private Dictionary<string, StepSpec> Specs => _specs ??= Run.Plan.Pipeline.Steps.ToDictionary(s => s.Id, StringComparer.Ordinal);
+    private Dictionary<string, StepState> StepsById => _steps;
 
-    private bool Active => state.RecordExists && Run.Committed && !Run.Status.IsTerminal();
+    private StepState StepById(string id) => _steps[id];
+
+    private Dictionary<string, StepSpec> Specs => _specs;
+
+    private bool Active => _exists && Run.Committed && !Run.Status.IsTerminal();
 
     /// <inheritdoc />
     public void Dispose() => _gate.Dispose();
 
     /// <inheritdoc />
-    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _publishedEpoch = dispatcher.ConnectionEpoch;
-        if (Active || (state.RecordExists && Run.IndexedStatus != Run.Status))
+        await LoadAsync();
+        if (Active || (_exists && Run.IndexedStatus != Run.Status))
         {
             // Whatever the previous activation decided but did not confirm (dispatches, the index entry) is redone,
             // and every due time is re-armed from state.
             ArmTimer(TimeSpan.Zero);
         }
-        else if (state.RecordExists && Run.Outbox.Count > 0)
+        else if (_exists && Run.Outbox.Count > 0)
         {
             // Events of a transition stored just before the previous activation died.
             ArmTimer(TimeSpan.Zero);
         }
+    }
 
-        return Task.CompletedTask;
+    /// <summary>Replaces the in-memory run with what storage holds.</summary>
+    private async Task LoadAsync()
+    {
+        var stored = await store.ReadAsync(this.GetGrainId());
+        _run = stored?.Run ?? new RunState();
+        _exists = stored is not null;
+        _version = stored?.Version;
+        Rebuild();
+    }
+
+    /// <summary>
+    /// Derives every lookup from <see cref="_run"/>: by id, dependents, unmet dependencies, in-flight and unpublished
+    /// steps, due times, the latest result per driver. O(steps + edges), once per load or replacement of the state; a
+    /// lookup kept across a replacement would steer transitions into the discarded copy.
+    /// </summary>
+    private void Rebuild()
+    {
+        _dirty.Clear();
+        _inFlight.Clear();
+        _unpublished.Clear();
+        _settled.Clear();
+        _due.Clear();
+        _unmet.Clear();
+        _latestResults.Clear();
+        _index.Clear();
+        _specs = Run.Plan.Pipeline.Steps.ToDictionary(s => s.Id, StringComparer.Ordinal);
+        _steps = new Dictionary<string, StepState>(Run.Steps.Count, StringComparer.Ordinal);
+        _dependents = new Dictionary<string, List<StepState>>(StringComparer.Ordinal);
+        _unsettled = 0;
+        foreach (var step in Run.Steps)
+        {
+            _steps[step.Id] = step;
+            _index[step] = _index.Count;
+        }
+
+        foreach (var step in Run.Steps)
+        {
+            foreach (var dep in Specs[step.Id].DependsOn)
+            {
+                (_dependents.TryGetValue(dep, out var list) ? list : _dependents[dep] = []).Add(step);
+            }
+
+            Track(step);
+            if (step.ResultJson is not null)
+            {
+                NoteResult(step);
+            }
+
+            if (step.Attempts.Exists(a => !a.StartReported || (a.FinishedAt is not null && !a.FinishReported)))
+            {
+                _dirty.Add(step);
+            }
+        }
+
+        // Readiness is settled by one full pass before the first incremental transition (see Advance).
+        _needsFullPass = true;
+    }
+
+    /// <summary>Files a step under its status in the derived lookups (not in <see cref="_unmet"/>: the full pass sets those).</summary>
+    private void Track(StepState step)
+    {
+        if (!step.Status.IsTerminal())
+        {
+            _unsettled++;
+        }
+
+        if (step.Status.IsInFlight())
+        {
+            _inFlight.Add(step);
+            if (step.Current is { Published: false })
+            {
+                _unpublished.Add(step);
+            }
+
+            if (step.DeadlineAt is { } deadline)
+            {
+                _due.Enqueue(step, deadline);
+            }
+        }
+        else if (step.Status == StepStatus.Retrying && step.NextAttemptAt is { } next)
+        {
+            _due.Enqueue(step, next);
+        }
+    }
+
+    /// <summary>Marks a step to be written by the next persist.</summary>
+    private void Touch(StepState step) => _dirty.Add(step);
+
+    /// <summary>Every status change of a step goes through here, so the derived lookups follow it.</summary>
+    private void SetStatus(StepState step, StepStatus status)
+    {
+        var was = step.Status;
+        Touch(step);
+        if (was == status)
+        {
+            return;
+        }
+
+        step.Status = status;
+        if (was.IsInFlight() && !status.IsInFlight())
+        {
+            _inFlight.Remove(step);
+            _unpublished.Remove(step);
+        }
+        else if (!was.IsInFlight() && status.IsInFlight())
+        {
+            _inFlight.Add(step);
+        }
+
+        if (!was.IsTerminal() && status.IsTerminal())
+        {
+            _unsettled--;
+            _settled.Enqueue(step);
+        }
+        else if (was.IsTerminal() && !status.IsTerminal())
+        {
+            _unsettled++;
+        }
+    }
+
+    /// <summary>Remembers a step's result as its driver's latest, for the <c>driverresults.*</c> of later payloads.</summary>
+    private void NoteResult(StepState step)
+    {
+        var driver = Specs[step.Id].Driver;
+        if (!_latestResults.TryGetValue(driver, out var latest) || latest.Order < step.CompletionOrder)
+        {
+            _latestResults[driver] = (step.CompletionOrder, step.ResultJson!);
+        }
     }
 
     /// <inheritdoc />
@@ -102,18 +254,12 @@ public sealed partial class PipelineRunGrain(
         try
         {
             ArgumentNullException.ThrowIfNull(plan);
-            if (state.RecordExists)
+            if (_exists)
             {
                 return;
             }
 
-            Run.RunId = this.GetPrimaryKey();
-            Run.Plan = plan;
-            Run.Status = RunStatus.Pending;
-            Run.CreatedAt = time.GetUtcNow();
-            Run.RunAttempt = 1;
-            Run.Steps = plan.Pipeline.Steps.Select(s => new StepState { Id = s.Id }).ToList();
-            ForgetDerivedState();
+            Initialize(plan);
 
             // Index first: an entry without a run behind it is dropped by the next listing, a run without an entry is not found.
             // The reminder only has to exist before the state does; the two writes are independent, so they overlap.
@@ -137,18 +283,12 @@ public sealed partial class PipelineRunGrain(
         try
         {
             ArgumentNullException.ThrowIfNull(plan);
-            if (state.RecordExists)
+            if (_exists)
             {
                 return new CreateRunResult { Run = Run, Created = false };
             }
 
-            Run.RunId = this.GetPrimaryKey();
-            Run.Plan = plan;
-            Run.Status = RunStatus.Pending;
-            Run.CreatedAt = time.GetUtcNow();
-            Run.RunAttempt = 1;
-            Run.Steps = plan.Pipeline.Steps.Select(s => new StepState { Id = s.Id }).ToList();
-            ForgetDerivedState();
+            Initialize(plan);
 
             await index.AddAsync(Summary());
             await this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
@@ -176,9 +316,25 @@ public sealed partial class PipelineRunGrain(
         }
     }
 
+    /// <summary>A new run of <paramref name="plan"/>, in memory; the caller stores it.</summary>
+    private void Initialize(RunPlan plan)
+    {
+        _run = new RunState
+        {
+            RunId = this.GetPrimaryKey(),
+            Plan = plan,
+            Status = RunStatus.Pending,
+            CreatedAt = time.GetUtcNow(),
+            RunAttempt = 1,
+            Steps = plan.Pipeline.Steps.Select(s => new StepState { Id = s.Id }).ToList(),
+        };
+        _version = null;
+        Rebuild();
+    }
+
     private async Task StartCoreAsync()
     {
-        if (!state.RecordExists)
+        if (!_exists)
         {
             throw new InvalidOperationException($"run {this.GetPrimaryKey()} was never prepared");
         }
@@ -307,7 +463,7 @@ public sealed partial class PipelineRunGrain(
         await EnterAsync();
         try
         {
-            if (!state.RecordExists)
+            if (!_exists)
             {
                 return;
             }
@@ -334,7 +490,7 @@ public sealed partial class PipelineRunGrain(
         await EnterAsync();
         try
         {
-            if (state.RecordExists && !Run.Status.IsTerminal())
+            if (_exists && !Run.Status.IsTerminal())
             {
                 await EndAndActAsync(RunStatus.Cancelled, SupersededReason(newerRunId));
             }
@@ -450,7 +606,7 @@ public sealed partial class PipelineRunGrain(
     /// <summary>Applies one result in memory; the caller persists.</summary>
     private ApplyOutcome Apply(DriverResultInput result, DateTimeOffset now)
     {
-        if (!state.RecordExists)
+        if (!_exists)
         {
             DeactivateOnIdle();
             return ApplyOutcome.UnknownRun;
@@ -463,8 +619,10 @@ public sealed partial class PipelineRunGrain(
         }
 
         var attempt = step.Current!;
+        Touch(step);
         attempt.Published = true;
         attempt.PublishedAt ??= now;
+        _unpublished.Remove(step);
         step.ResultJson = JsonSerializer.Serialize(
             new DriverResultEvent
             {
@@ -475,6 +633,7 @@ public sealed partial class PipelineRunGrain(
             },
             ConveyorJson.Context.DriverResultEvent);
         step.CompletionOrder = ++Run.Completions;
+        NoteResult(step);
         attempt.Data = result.Data;
 
         if (result.Success)
@@ -483,8 +642,8 @@ public sealed partial class PipelineRunGrain(
             attempt.Success = true;
             attempt.Message = result.Message;
             step.DeadlineAt = null;
-            step.Status = StepStatus.Succeeded;
             step.Output = result.Data;
+            SetStatus(step, StepStatus.Succeeded);
         }
         else
         {
@@ -504,7 +663,10 @@ public sealed partial class PipelineRunGrain(
         CollectTransitions();
         try
         {
-            await state.WriteStateAsync();
+            var changes = _version is null ? RunChanges.All : new RunChanges([.. _dirty], IncludePlan: false);
+            _version = await store.WriteAsync(this.GetGrainId(), Run, _exists ? _version : null, changes);
+            _exists = true;
+            _dirty.Clear();
         }
         catch
         {
@@ -541,21 +703,9 @@ public sealed partial class PipelineRunGrain(
             return;
         }
 
-        await state.ReadStateAsync();
-        ForgetDerivedState();
+        await LoadAsync();
         _cancels.Clear();
         _stale = false;
-    }
-
-    /// <summary>
-    /// Drops every lookup built over the state's objects. A reload replaces those objects: a lookup kept across it would
-    /// steer transitions into the discarded copy (a step dispatched there is never dispatched in the stored state).
-    /// </summary>
-    private void ForgetDerivedState()
-    {
-        _specs = null;
-        _steps = null;
-        _topological = null;
     }
 
     /// <inheritdoc />
@@ -593,12 +743,17 @@ public sealed partial class PipelineRunGrain(
 
             foreach (var step in Run.Steps.Where(s => s.Status != StepStatus.Succeeded))
             {
-                step.Status = StepStatus.Pending;
+                SetStatus(step, StepStatus.Pending);
                 step.NextAttemptAt = null;
                 step.DeadlineAt = null;
                 step.Output = null;
                 step.BudgetStart = step.Attempts.Count;
             }
+
+            // Steps went back to Pending: readiness is recomputed by a full pass, keeping what must be written.
+            var retried = _dirty.ToList();
+            Rebuild();
+            _dirty.UnionWith(retried);
 
             Run.Committed = true;
             Run.FinishedAt = null;
@@ -617,12 +772,12 @@ public sealed partial class PipelineRunGrain(
     }
 
     /// <inheritdoc />
-    public Task<RunState?> GetAsync() => Task.FromResult(state.RecordExists ? Run : null);
+    public Task<RunState?> GetAsync() => Task.FromResult(_exists ? Run : null);
 
     /// <inheritdoc />
     public async Task<RunSummary?> GetSummaryAsync()
     {
-        if (!state.RecordExists)
+        if (!_exists)
         {
             DeactivateOnIdle();
             return null;
@@ -634,7 +789,7 @@ public sealed partial class PipelineRunGrain(
 
     /// <inheritdoc />
     public Task<Dictionary<string, string>> GetDriverResultsAsync() =>
-        Task.FromResult(state.RecordExists ? DriverResults() : []);
+        Task.FromResult(_exists ? DriverResults() : []);
 
     /// <inheritdoc />
     public async Task ReceiveReminder(string reminderName, TickStatus status)
@@ -642,9 +797,9 @@ public sealed partial class PipelineRunGrain(
         await EnterAsync();
         try
         {
-            if (!state.RecordExists || Run.Status.IsTerminal())
+            if (!_exists || Run.Status.IsTerminal())
             {
-                if (state.RecordExists)
+                if (_exists)
                 {
                     await SyncIndexAsync();
                     if (!await ReleaseSlotAsync())
@@ -717,7 +872,7 @@ public sealed partial class PipelineRunGrain(
     {
         if (!Active)
         {
-            if (state.RecordExists)
+            if (_exists)
             {
                 await SyncIndexAsync();
                 await PublishEventsAsync();
@@ -736,22 +891,25 @@ public sealed partial class PipelineRunGrain(
         }
         else
         {
-            foreach (var step in Run.Steps)
+            // Due entries that no longer match the step (it moved on) are dropped on the way.
+            while (_due.TryPeek(out var step, out var due) && due <= now)
             {
-                if (step.Status.IsInFlight() && step.DeadlineAt is { } deadline && deadline <= now)
+                _due.Dequeue();
+                if (step.Status.IsInFlight() && step.DeadlineAt == due)
                 {
                     FailAttempt(step, $"attempt {step.Current!.Number} timed out after {Specs[step.Id].Timeout}", timedOut: true, now);
                     changed = true;
                 }
-                else if (step.Status == StepStatus.Retrying && step.NextAttemptAt <= now)
+                else if (step.Status == StepStatus.Retrying && step.NextAttemptAt == due)
                 {
+                    Dispatch(step, now);
                     changed = true;
                 }
             }
 
-            if (changed)
+            if (changed || _needsFullPass)
             {
-                Advance(now);
+                changed |= Advance(now);
             }
         }
 
@@ -777,13 +935,14 @@ public sealed partial class PipelineRunGrain(
         }
 
         _publishedEpoch = epoch;
-        foreach (var step in Run.Steps)
+        foreach (var step in _inFlight)
         {
-            if (step.Status.IsInFlight()
-                && step.Current is { Published: true, PublishedAt: { } at } attempt
+            if (step.Current is { Published: true, PublishedAt: { } at } attempt
                 && now - at < JetStreamTopology.MessagesDuplicateWindow - TimeSpan.FromSeconds(15))
             {
                 attempt.Published = false;
+                _unpublished.Add(step);
+                Touch(step);
             }
         }
     }
@@ -817,11 +976,10 @@ public sealed partial class PipelineRunGrain(
         // An original driver says only who it is. It takes its messages in stream order, one at a time (the original
         // runtime), so its oldest unanswered delivery — the lowest stream sequence — is the one it answers.
         step = null;
-        foreach (var candidate in Run.Steps)
+        foreach (var candidate in _inFlight)
         {
-            if (candidate.Status.IsInFlight()
-                && string.Equals(Specs[candidate.Id].Driver, result.Driver, StringComparison.Ordinal)
-                && (step is null || DeliveredEarlier(candidate.Current!, step.Current!)))
+            if (string.Equals(Specs[candidate.Id].Driver, result.Driver, StringComparison.Ordinal)
+                && (step is null || DeliveredEarlier(candidate, step)))
             {
                 step = candidate;
             }
@@ -836,11 +994,12 @@ public sealed partial class PipelineRunGrain(
         return (null, known ? ApplyOutcome.Duplicate : ApplyOutcome.UnknownStep);
     }
 
-    private static bool DeliveredEarlier(AttemptState a, AttemptState b)
+    private bool DeliveredEarlier(StepState x, StepState y)
     {
+        var (a, b) = (x.Current!, y.Current!);
         var sa = a.Published && a.Sequence > 0 ? a.Sequence : ulong.MaxValue;
         var sb = b.Published && b.Sequence > 0 ? b.Sequence : ulong.MaxValue;
-        return sa != sb ? sa < sb : a.DispatchedAt < b.DispatchedAt;
+        return sa != sb ? sa < sb : a.DispatchedAt != b.DispatchedAt ? a.DispatchedAt < b.DispatchedAt : _index[x] < _index[y];
     }
 
     /// <summary>Ends the current attempt as failed; schedules a retry while the step's budget lasts.</summary>
@@ -848,6 +1007,7 @@ public sealed partial class PipelineRunGrain(
     {
         var attempt = step.Current!;
         var spec = Specs[step.Id];
+        Touch(step);
         attempt.FinishedAt = now;
         attempt.Success = false;
         attempt.Message = message;
@@ -863,13 +1023,15 @@ public sealed partial class PipelineRunGrain(
         var used = step.Attempts.Count - step.BudgetStart;
         if (policy is not null && used < policy.MaxAttempts)
         {
-            step.Status = StepStatus.Retrying;
-            step.NextAttemptAt = now + Backoff(policy, used);
-            LogRetryScheduled(logger, Run.RunId, step.Id, attempt.Number, step.NextAttemptAt.Value);
+            var next = now + Backoff(policy, used);
+            step.NextAttemptAt = next;
+            SetStatus(step, StepStatus.Retrying);
+            _due.Enqueue(step, next);
+            LogRetryScheduled(logger, Run.RunId, step.Id, attempt.Number, next);
             return;
         }
 
-        step.Status = timedOut ? StepStatus.TimedOut : StepStatus.Failed;
+        SetStatus(step, timedOut ? StepStatus.TimedOut : StepStatus.Failed);
         if (!spec.AllowFailure && Run.Plan.Pipeline.FailurePolicy == FailurePolicy.FailFast)
         {
             CancelRemaining($"step {step.Id} {(timedOut ? "timed out" : "failed")}: {message}", now);
@@ -886,93 +1048,159 @@ public sealed partial class PipelineRunGrain(
     }
 
     /// <summary>
-    /// Moves the DAG forward: starts due retries, dispatches every pending step whose dependencies are satisfied, skips
-    /// those that can never run, and ends the run when no step can change any more. Linear in steps plus edges per pass.
+    /// Moves the DAG forward after a transition: every step that settled releases or skips its dependents, a dependent
+    /// whose last unmet dependency succeeded is dispatched, and the run finishes when no step can change any more.
+    /// O(dependents of what settled); the first call after a load or a restart of steps makes one full pass instead.
+    /// Returns whether anything changed.
     /// </summary>
-    private void Advance(DateTimeOffset now)
+    private bool Advance(DateTimeOffset now)
     {
         if (Run.Status != RunStatus.Running)
         {
-            return;
+            _settled.Clear();
+            return false;
         }
 
-        foreach (var step in Run.Steps)
+        var changed = false;
+        if (_needsFullPass)
         {
-            if (step.Status == StepStatus.Retrying && step.NextAttemptAt <= now)
+            changed = FullPass(now);
+        }
+
+        while (_settled.TryDequeue(out var settled))
+        {
+            if (!_dependents.TryGetValue(settled.Id, out var dependents))
             {
-                Dispatch(step, now);
+                continue;
+            }
+
+            var satisfied = Satisfies(settled);
+            foreach (var dependent in dependents)
+            {
+                if (dependent.Status != StepStatus.Pending)
+                {
+                    continue;
+                }
+
+                changed = true;
+                if (!satisfied)
+                {
+                    // Skipping settles it in turn, so the skip reaches the whole subgraph within this loop.
+                    SetStatus(dependent, StepStatus.Skipped);
+                }
+                else
+                {
+                    Release(dependent, now);
+                }
             }
         }
 
-        // One pass in topological order: a step's dependencies are settled (dispatched, skipped, …) before it is
-        // looked at, so a skip propagates through the whole DAG in that pass. O(steps + edges) per transition.
-        var byId = StepsById;
-        foreach (var step in Topological)
+        if (_unsettled == 0)
+        {
+            Finish(now);
+            changed = true;
+        }
+
+        return changed;
+    }
+
+    /// <summary>One more dependency of a pending step succeeded: dispatches it when that was the last one.</summary>
+    private void Release(StepState step, DateTimeOffset now)
+    {
+        ref var unmet = ref CollectionsMarshal.GetValueRefOrNullRef(_unmet, step);
+        if (Unsafe.IsNullRef(ref unmet))
+        {
+            // Not counted (cannot happen after a full pass); count it now rather than guess.
+            unmet = ref CollectionsMarshal.GetValueRefOrAddDefault(_unmet, step, out _);
+            unmet = Specs[step.Id].DependsOn.Count(dep => StepById(dep) is var d && !(d.Status.IsTerminal() && Satisfies(d))) + 1;
+        }
+
+        if (--unmet == 0)
+        {
+            _unmet.Remove(step);
+            Dispatch(step, now);
+        }
+    }
+
+    /// <summary>Whether a settled step lets its dependents run.</summary>
+    private bool Satisfies(StepState step) =>
+        step.Status == StepStatus.Succeeded || (step.Status is StepStatus.Failed or StepStatus.TimedOut && Specs[step.Id].AllowFailure);
+
+    /// <summary>
+    /// Looks at every pending step in topological order (a dependency is settled before its dependents are looked
+    /// at, so a skip propagates in the same pass): dispatches the ready, skips the blocked, and counts what the rest
+    /// still wait for. O(steps + edges); run when the incremental counts are not known yet.
+    /// </summary>
+    private bool FullPass(DateTimeOffset now)
+    {
+        _needsFullPass = false;
+        _settled.Clear();
+        _unmet.Clear();
+        var changed = false;
+        foreach (var step in TopologicalOrder())
         {
             if (step.Status != StepStatus.Pending)
             {
                 continue;
             }
 
-            var ready = true;
+            var unmet = 0;
             var blocked = false;
             foreach (var dep in Specs[step.Id].DependsOn)
             {
-                var d = byId[dep];
-                if (d.Status == StepStatus.Succeeded || (d.Status is StepStatus.Failed or StepStatus.TimedOut && Specs[dep].AllowFailure))
+                var d = StepById(dep);
+                if (d.Status.IsTerminal() && Satisfies(d))
                 {
                     continue;
                 }
 
-                ready = false;
+                unmet++;
                 blocked |= d.Status.IsTerminal();
             }
 
             if (blocked)
             {
-                step.Status = StepStatus.Skipped;
+                SetStatus(step, StepStatus.Skipped);
+                changed = true;
             }
-            else if (ready)
+            else if (unmet == 0)
             {
                 Dispatch(step, now);
+                changed = true;
+            }
+            else
+            {
+                _unmet[step] = unmet;
             }
         }
 
-        if (Run.Steps.TrueForAll(s => s.Status.IsTerminal()))
-        {
-            Finish(now);
-        }
+        // What settled during the pass was already accounted for by the pass itself.
+        _settled.Clear();
+        return changed;
     }
 
     /// <summary>Kahn's algorithm over the plan; steps keep their declaration order among equals.</summary>
     private List<StepState> TopologicalOrder()
     {
-        var byId = StepsById;
         var waiting = new Dictionary<string, int>(Run.Steps.Count, StringComparer.Ordinal);
-        var dependents = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-        var queue = new Queue<string>();
+        var queue = new Queue<StepState>();
         foreach (var step in Run.Steps)
         {
-            var deps = Specs[step.Id].DependsOn;
-            waiting[step.Id] = deps.Count;
-            foreach (var dep in deps)
+            var deps = Specs[step.Id].DependsOn.Count;
+            waiting[step.Id] = deps;
+            if (deps == 0)
             {
-                (dependents.TryGetValue(dep, out var list) ? list : dependents[dep] = []).Add(step.Id);
-            }
-
-            if (deps.Count == 0)
-            {
-                queue.Enqueue(step.Id);
+                queue.Enqueue(step);
             }
         }
 
         var order = new List<StepState>(Run.Steps.Count);
-        while (queue.TryDequeue(out var id))
+        while (queue.TryDequeue(out var step))
         {
-            order.Add(byId[id]);
-            foreach (var next in dependents.GetValueOrDefault(id) ?? [])
+            order.Add(step);
+            foreach (var next in _dependents.GetValueOrDefault(step.Id) ?? [])
             {
-                if (--waiting[next] == 0)
+                if (--CollectionsMarshal.GetValueRefOrNullRef(waiting, next.Id) == 0)
                 {
                     queue.Enqueue(next);
                 }
@@ -990,10 +1218,16 @@ public sealed partial class PipelineRunGrain(
 
     private void Dispatch(StepState step, DateTimeOffset now)
     {
-        step.Status = StepStatus.Dispatched;
+        var deadline = now + Specs[step.Id].Timeout;
         step.NextAttemptAt = null;
-        step.DeadlineAt = now + Specs[step.Id].Timeout;
+        step.DeadlineAt = deadline;
         step.Attempts.Add(new AttemptState { Number = step.Attempts.Count + 1, DispatchedAt = now });
+        SetStatus(step, StepStatus.Dispatched);
+        _unpublished.Add(step);
+        if (deadline is { } d)
+        {
+            _due.Enqueue(step, d);
+        }
     }
 
     private void Finish(DateTimeOffset now)
@@ -1038,12 +1272,12 @@ public sealed partial class PipelineRunGrain(
     {
         if (step.Status is StepStatus.Pending or StepStatus.Retrying)
         {
-            step.Status = StepStatus.Skipped;
+            SetStatus(step, StepStatus.Skipped);
             step.NextAttemptAt = null;
         }
         else if (step.Status.IsInFlight())
         {
-            step.Status = StepStatus.Cancelled;
+            SetStatus(step, StepStatus.Cancelled);
             step.DeadlineAt = null;
             var attempt = step.Current!;
             attempt.Message = reason;
@@ -1107,11 +1341,19 @@ public sealed partial class PipelineRunGrain(
         // Every message of a batch carries the same resource snapshot (with the driver results so far): build it once,
         // not once per step, which made dispatching a layer of n steps cost O(n²).
         string? payload = null;
-        foreach (var step in Run.Steps)
+        var unpublished = _unpublished.ToArray();
+        if (unpublished.Length > 1)
+        {
+            // Declaration order, as a driver would expect among steps made ready together.
+            Array.Sort(unpublished, (a, b) => _index[a].CompareTo(_index[b]));
+        }
+
+        foreach (var step in unpublished)
         {
             var attempt = step.Current;
             if (!step.Status.IsInFlight() || attempt is null || attempt.Published)
             {
+                _unpublished.Remove(step);
                 continue;
             }
 
@@ -1163,6 +1405,8 @@ public sealed partial class PipelineRunGrain(
                     attempt.Published = true;
                     attempt.Sequence = dispatched.Sequence;
                     attempt.PublishedAt = time.GetUtcNow();
+                    _unpublished.Remove(step);
+                    Touch(step);
                     metrics.Dispatched(spec.Driver, attempt.PublishedAt.Value - attempt.DispatchedAt);
                     LogDispatched(logger, Run.RunId, step.Id, attempt.Number, subject);
                 }
@@ -1252,10 +1496,10 @@ public sealed partial class PipelineRunGrain(
     /// <summary>The original's <c>driverresults.&lt;driver&gt;</c> entries, later results overriding earlier ones.</summary>
     private Dictionary<string, string> DriverResults()
     {
-        var results = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var step in Run.Steps.Where(s => s.ResultJson is not null).OrderBy(s => s.CompletionOrder))
+        var results = new Dictionary<string, string>(_latestResults.Count, StringComparer.Ordinal);
+        foreach (var (driver, latest) in _latestResults)
         {
-            results["driverresults." + Specs[step.Id].Driver] = step.ResultJson!;
+            results["driverresults." + driver] = latest.Json;
         }
 
         return results;
@@ -1303,13 +1547,16 @@ public sealed partial class PipelineRunGrain(
         {
             var now = time.GetUtcNow();
             DateTimeOffset? next = Run.DeadlineAt;
-            foreach (var step in Run.Steps)
+            // The heap's head may be an entry its step has moved past; those are dropped until a live one is on top.
+            while (_due.TryPeek(out var step, out var at))
             {
-                var at = step.Status == StepStatus.Retrying ? step.NextAttemptAt : step.Status.IsInFlight() ? step.DeadlineAt : null;
-                if (at is { } a && (next is null || a < next))
+                if ((step.Status.IsInFlight() && step.DeadlineAt == at) || (step.Status == StepStatus.Retrying && step.NextAttemptAt == at))
                 {
-                    next = a;
+                    next = next is null || at < next ? at : next;
+                    break;
                 }
+
+                _due.Dequeue();
             }
 
             if (_waitingForDriver)
@@ -1356,7 +1603,7 @@ public sealed partial class PipelineRunGrain(
 
     private void EnsureExists()
     {
-        if (!state.RecordExists)
+        if (!_exists)
         {
             DeactivateOnIdle();
             throw new ConveyorNotFoundException($"run {this.GetPrimaryKey()} not found");
