@@ -20,6 +20,8 @@ public static class BenchTool
           --inflight C    B3 ten-step runs in flight, and the floor's saturated concurrency (64)
           --drivers D     no-op driver processes (2)
           --floor-messages M   floor round trips per level (5000)
+          --silo Key=Value     configuration for the silo (repeatable), e.g. --silo Conveyor:CDEvents:Enabled=false
+          --silo-env N=V       environment variable for the silo process only (repeatable)
           logs only: --steps 100 --seconds 10 --out bench-results
         """;
 
@@ -50,6 +52,8 @@ public static class BenchTool
             InFlight = Option(args, "inflight", baseline.InFlight),
             Drivers = Option(args, "drivers", baseline.Drivers),
             FloorMessages = Option(args, "floor-messages", baseline.FloorMessages),
+            SiloSettings = Repeated(args, "silo"),
+            SiloEnvironment = Repeated(args, "silo-env"),
         };
         var repeat = Option(args, "repeat", smoke ? 1 : 3);
         var json = StringOption(args, "json") ?? Path.Combine("bench-results", scenario + ".json");
@@ -59,7 +63,7 @@ public static class BenchTool
         {
             await output.WriteLineAsync($"pass {pass} of {repeat}: {scenario}");
             var metrics = new Metrics();
-            await using (var engine = await EngineUnderTest.StartAsync(settings.Drivers, output))
+            await using (var engine = await EngineUnderTest.StartAsync(settings, output))
             {
                 var scenarios = new EngineScenarios(engine, settings, metrics, output);
                 if (scenario is "all" or "saturation")
@@ -115,5 +119,20 @@ public static class BenchTool
     {
         var i = Array.IndexOf(args, "--" + name);
         return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+
+    /// <summary>Every value of an option that may be given more than once.</summary>
+    private static List<string> Repeated(string[] args, string name)
+    {
+        var values = new List<string>();
+        for (var i = 0; i + 1 < args.Length; i++)
+        {
+            if (args[i] == "--" + name)
+            {
+                values.Add(args[++i]);
+            }
+        }
+
+        return values;
     }
 }

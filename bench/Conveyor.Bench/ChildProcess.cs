@@ -61,7 +61,8 @@ internal sealed partial class ChildProcess : IAsyncDisposable
 
     /// <summary>Starts <c>dotnet <paramref name="assembly"/> args…</c>.</summary>
     /// <param name="readyLine">A line on stdout that means ready, or null when readiness is checked otherwise.</param>
-    public static ChildProcess Start(string name, string assembly, IEnumerable<string> arguments, string? readyLine = null, string? workingDirectory = null)
+    public static ChildProcess Start(
+        string name, string assembly, IEnumerable<string> arguments, string? readyLine = null, string? workingDirectory = null, IEnumerable<string>? environment = null)
     {
         if (!File.Exists(assembly))
         {
@@ -80,6 +81,17 @@ internal sealed partial class ChildProcess : IAsyncDisposable
         foreach (var argument in arguments)
         {
             startInfo.ArgumentList.Add(argument);
+        }
+
+        foreach (var variable in environment ?? [])
+        {
+            var eq = variable.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+            {
+                throw new ArgumentException($"{name}: environment variable '{variable}' is not NAME=VALUE");
+            }
+
+            startInfo.Environment[variable[..eq]] = variable[(eq + 1)..];
         }
 
         var process = Process.Start(startInfo) ?? throw new InvalidOperationException($"{name} did not start");

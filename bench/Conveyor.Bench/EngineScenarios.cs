@@ -24,6 +24,12 @@ internal sealed record BenchSettings
     /// <summary>Round trips per concurrency level of the floor.</summary>
     public int FloorMessages { get; init; } = 5000;
 
+    /// <summary>Extra configuration for the silo (<c>--silo Key=Value</c>), e.g. to compare a setting's cost.</summary>
+    public IReadOnlyList<string> SiloSettings { get; init; } = [];
+
+    /// <summary>Environment variables for the silo process only (<c>--silo-env NAME=VALUE</c>), e.g. runtime knobs.</summary>
+    public IReadOnlyList<string> SiloEnvironment { get; init; } = [];
+
     public static BenchSettings Smoke { get; } = new() { Runs = 10, Nodes = 20, Seconds = 1, InFlight = 4, Drivers = 1, FloorMessages = 50 };
 }
 

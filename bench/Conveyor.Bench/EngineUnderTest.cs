@@ -46,8 +46,9 @@ internal sealed class EngineUnderTest : IAsyncDisposable
 
     public RunTracker Tracker { get; }
 
-    public static async Task<EngineUnderTest> StartAsync(int driverProcesses, TextWriter log)
+    public static async Task<EngineUnderTest> StartAsync(BenchSettings settings, TextWriter log)
     {
+        var driverProcesses = settings.Drivers;
         var data = Directory.CreateTempSubdirectory("conveyor-bench-").FullName;
         var httpPort = FreePort();
         var natsPort = FreePort();
@@ -64,7 +65,9 @@ internal sealed class EngineUnderTest : IAsyncDisposable
                 // Per-step Information logs to a console would measure the console; production sets its level too.
                 "--Logging:LogLevel:Default=Warning",
                 "--Logging:LogLevel:Orleans.Runtime.Silo=Warning",
-            ]);
+                .. settings.SiloSettings.Select(s => "--" + s),
+            ],
+            environment: settings.SiloEnvironment);
         var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = Timeout.InfiniteTimeSpan })
         {
             BaseAddress = new Uri($"http://127.0.0.1:{httpPort}"),
