@@ -170,13 +170,19 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
         var begin = DateTimeOffset.UtcNow;
         var measureFrom = begin + warmUp;
         stopAt = measureFrom + measured;
-        TimeSpan cpuStart = default;
+        TimeSpan cpuStart = default, cpuEnd = default;
+        double allocStart = double.NaN, allocEnd = double.NaN;
         var stages = new StageBreakdown();
+        // Work is sampled at the window's edges, so the runs still draining after it are not charged to it.
         var starter = Task.Run(async () =>
         {
             await Task.Delay(warmUp);
             cpuStart = engine.Silo.Cpu;
+            allocStart = await engine.AllocatedBytesAsync();
             Volatile.Write(ref measuring, true);
+            await Task.Delay(measured);
+            cpuEnd = engine.Silo.Cpu;
+            allocEnd = await engine.AllocatedBytesAsync();
         });
         await Task.WhenAll(Enumerable.Range(0, settings.InFlight).Select(async _ =>
         {
@@ -194,7 +200,7 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
             }
         }));
         await starter;
-        var cpu = engine.Silo.Cpu - cpuStart;
+        var cpu = cpuEnd - cpuStart;
         Volatile.Write(ref measuring, false);
         await sampling.CancelAsync();
         await sampler;
@@ -206,6 +212,8 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
         stages.AddTo(metrics, "b3.stage");
         metrics.Add("footprint.load_rss_mb", rss.Count == 0 ? double.NaN : rss.Max());
         metrics.Add("footprint.cpu_s_per_1000_steps", steps == 0 ? double.NaN : cpu.TotalSeconds / (steps / 1000.0));
+        // Allocation per step barely depends on how busy the machine is, unlike CPU time: the steadier measure of work.
+        metrics.Add("footprint.alloc_mb_per_1000_steps", steps == 0 ? double.NaN : (allocEnd - allocStart) / 1048576.0 / (steps / 1000.0));
         await log.WriteLineAsync($"  B3 {settings.InFlight} ten-step runs in flight: {stepsPerSecond:F0} steps/s, silo CPU {cpu.TotalSeconds:F1} s");
     }
 

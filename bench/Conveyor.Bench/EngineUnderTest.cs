@@ -106,6 +106,22 @@ internal sealed class EngineUnderTest : IAsyncDisposable
         }
     }
 
+    /// <summary>Bytes the silo has allocated since it started, from the runtime meter on its <c>/metrics</c>; NaN when absent.</summary>
+    public async Task<double> AllocatedBytesAsync()
+    {
+        var text = await Http.GetStringAsync("/metrics");
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.StartsWith("dotnet_gc_heap_total_allocated_bytes_total", StringComparison.Ordinal)
+                && double.TryParse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var value))
+            {
+                return value;
+            }
+        }
+
+        return double.NaN;
+    }
+
     /// <summary>Starts one run of <paramref name="pipeline"/> the way users do: a new resource that names it.</summary>
     public async Task<string> TriggerAsync(string pipeline)
     {

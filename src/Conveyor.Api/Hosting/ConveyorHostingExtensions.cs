@@ -191,7 +191,9 @@ public static class ConveyorHostingExtensions
         {
             otel.WithMetrics(metrics =>
             {
-                metrics.AddMeter(ConveyorTelemetryNames.Meter, ConveyorTelemetryNames.Meter + ".*");
+                // The runtime's own meter too (GC, allocation, thread pool, exceptions): what an operator of a .NET
+                // service looks at first, and what the benchmark reads allocations per step from.
+                metrics.AddMeter(ConveyorTelemetryNames.Meter, ConveyorTelemetryNames.Meter + ".*", "System.Runtime");
                 if (telemetry.Prometheus)
                 {
                     metrics.AddPrometheusExporter();

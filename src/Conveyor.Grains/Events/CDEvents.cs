@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using Conveyor.Contracts;
@@ -135,11 +136,22 @@ public static class CDEvents
             w.WriteString("driver", driver);
         });
 
+    // One buffer and writer per thread, reused: a run emits two events per step, and a fresh writer over a growing
+    // stream allocated ~16 KB for each ~1 KB event.
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_writer;
+
     private static string Write(
         string id, string type, string source, DateTimeOffset time, string subjectId, string subjectType, Action<Utf8JsonWriter> content, Action<Utf8JsonWriter> custom)
     {
-        var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer))
+        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(2048);
+        buffer.ResetWrittenCount();
+        var w = t_writer ??= new Utf8JsonWriter(buffer);
+        w.Reset(buffer);
+        try
         {
             var timestamp = time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
             w.WriteStartObject();
@@ -172,8 +184,14 @@ public static class CDEvents
             w.WriteString("customDataContentType", "application/json");
             w.WriteEndObject();
             w.WriteEndObject();
+            w.Flush();
+            return Encoding.UTF8.GetString(buffer.WrittenSpan);
         }
-
-        return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+        catch
+        {
+            // A writer left mid-object must not be reused.
+            t_writer = null;
+            throw;
+        }
     }
 }

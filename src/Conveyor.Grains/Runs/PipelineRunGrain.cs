@@ -54,6 +54,7 @@ public sealed partial class PipelineRunGrain(
     private readonly SemaphoreSlim _gate = new(1, 1);
     private bool _committing;
     private IGrainTimer? _timer;
+    private IGrainReminder? _reminder;
     private bool _waitingForDriver;
     private bool _stale;
     private long _publishedEpoch;
@@ -261,14 +262,10 @@ public sealed partial class PipelineRunGrain(
 
             Initialize(plan);
 
-            // Index first: an entry without a run behind it is dropped by the next listing, a run without an entry is not found.
-            // The reminder only has to exist before the state does; the two writes are independent, so they overlap.
-            await Task.WhenAll(
-                index.AddAsync(Summary()),
-                this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod));
+            await RegisterAsync();
+            // The status index and the queued event wait for the start, which follows at once and sends them with its
+            // own; if it never comes, the reminder's commit check does (both are redone from state).
             await PersistAsync();
-            await SyncIndexAsync();
-            await PublishEventsAsync();
         }
         finally
         {
@@ -290,8 +287,7 @@ public sealed partial class PipelineRunGrain(
 
             Initialize(plan);
 
-            await index.AddAsync(Summary());
-            await this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
+            await RegisterAsync();
             // Nothing outside the run has to commit first, so it is stored committed and started in the same turn.
             await CommitAndStartAsync();
             return new CreateRunResult { Run = Run, Created = true };
@@ -314,6 +310,17 @@ public sealed partial class PipelineRunGrain(
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>
+    /// What must exist before a new run's state does: its index entry (an entry without a run behind it is dropped by
+    /// the next listing; a run without one is never listed) and its keepalive reminder. Independent, so they overlap.
+    /// </summary>
+    private async Task RegisterAsync()
+    {
+        var reminder = this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
+        await Task.WhenAll(index.AddAsync(Summary()), reminder);
+        _reminder = await reminder;
     }
 
     /// <summary>A new run of <paramref name="plan"/>, in memory; the caller stores it.</summary>
@@ -760,7 +767,7 @@ public sealed partial class PipelineRunGrain(
             Run.Message = "";
             Run.RunAttempt++;
             using var activity = StartRunActivity("retry");
-            await this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
+            _reminder = await this.RegisterOrUpdateReminder(KeepAliveReminder, options.Value.KeepAlivePeriod, options.Value.KeepAlivePeriod);
             LogRunRetried(logger, Run.RunId, Run.RunAttempt);
             await QueueOrBeginAsync();
             return Run;
@@ -1594,6 +1601,22 @@ public sealed partial class PipelineRunGrain(
     {
         _timer?.Dispose();
         _timer = null;
+        // The handle from this activation's registration saves looking it up (a reminder-table read per run); if it
+        // went stale (updated elsewhere since), the current one is looked up after all.
+        if (_reminder is { } known)
+        {
+            _reminder = null;
+            try
+            {
+                await this.UnregisterReminder(known);
+                return;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                LogReminderStale(logger, ex, Run.RunId);
+            }
+        }
+
         var reminder = await this.GetReminder(KeepAliveReminder);
         if (reminder is not null)
         {
@@ -1648,6 +1671,9 @@ public sealed partial class PipelineRunGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: releasing its slot in queue {Queue} failed; released again by the keepalive")]
     private static partial void LogReleaseFailed(ILogger logger, Exception exception, Guid runId, string queue);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Run {RunId}: its keepalive reminder changed since it was registered; unregistering the current one")]
+    private static partial void LogReminderStale(ILogger logger, Exception exception, Guid runId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: listing index update failed; repaired later")]
     private static partial void LogIndexFailed(ILogger logger, Exception exception, Guid runId);

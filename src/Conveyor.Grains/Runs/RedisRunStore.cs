@@ -52,15 +52,21 @@ public sealed class RedisRunStore(
     public async Task<StoredRun?> ReadAsync(GrainId grain)
     {
         var key = Key(grain);
+        // A run stored by an earlier version lives in the grain storage; it is looked for at the same time, so a new
+        // run's activation (which finds neither) pays one round trip, not two.
+        var legacyRead = legacy?.ReadAsync(grain);
         var fields = await faults.Redis.ExecuteAsync(
             static async (s, _) => await (await s.redis.GetDatabaseAsync().ConfigureAwait(false)).HashGetAllAsync(s.key).ConfigureAwait(false),
             (redis, key)).ConfigureAwait(false);
         if (fields.Length == 0)
         {
-            // Nothing in this layout: a run stored by an earlier version, if any. Its first write here stores it whole.
-            var old = legacy is null ? null : await legacy.ReadAsync(grain).ConfigureAwait(false);
+            // Nothing in this layout: its first write here stores the earlier version's record whole.
+            var old = legacyRead is null ? null : await legacyRead.ConfigureAwait(false);
             return old is null ? null : new StoredRun(old.Run, null);
         }
+
+        // Found here: whatever the other read finds (or fails with) does not matter.
+        legacyRead?.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
 
         string? version = null;
         byte[]? header = null;
