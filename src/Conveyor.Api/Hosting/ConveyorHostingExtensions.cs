@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
@@ -193,6 +194,15 @@ public static class ConveyorHostingExtensions
             otel.WithMetrics(metrics =>
             {
                 metrics.AddMeter(ConveyorTelemetryNames.Meter, ConveyorTelemetryNames.Meter + ".*");
+
+                // Meters are matched by name across the whole process: a second Conveyor host in it (embedding, tests)
+                // has a meter of the same name from its own IMeterFactory. Only this host's go into its metrics;
+                // otherwise its scrape shows the other host's runs, and duplicate instruments can hide its own.
+                ((IDeferredMeterProviderBuilder)metrics).Configure((provider, builder) =>
+                {
+                    var own = provider.GetRequiredService<IMeterFactory>();
+                    builder.AddView(instrument => instrument.Meter.Scope is IMeterFactory factory && !ReferenceEquals(factory, own) ? MetricStreamConfiguration.Drop : null);
+                });
                 if (telemetry.Prometheus)
                 {
                     metrics.AddPrometheusExporter();
