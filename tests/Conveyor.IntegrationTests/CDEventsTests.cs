@@ -12,6 +12,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
 
 namespace Conveyor.IntegrationTests;
 
@@ -34,18 +35,35 @@ public sealed class CDEventsTests(OpsFixture fx)
     /// <summary>Every message the stream holds on <paramref name="subject"/>, in order.</summary>
     private static async Task<List<INatsJSMsg<byte[]>>> StoredAsync(NatsJSContext js, string subject)
     {
-        var consumer = await js.CreateOrderedConsumerAsync(Subjects.EventsStream, new NatsJSOrderedConsumerOpts { FilterSubjects = [subject] });
+        // One filter subject, not FilterSubjects: nats-server 2.9 ignores the multi-filter form and would deliver all.
+        var consumer = await js.CreateOrUpdateConsumerAsync(Subjects.EventsStream, new ConsumerConfig("cdevents-read-" + Guid.NewGuid().ToString("N"))
+        {
+            FilterSubject = subject,
+            DeliverPolicy = ConsumerConfigDeliverPolicy.All,
+            AckPolicy = ConsumerConfigAckPolicy.None,
+            InactiveThreshold = TimeSpan.FromSeconds(30),
+            MemStorage = true,
+        });
         var stored = new List<INatsJSMsg<byte[]>>();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-        await foreach (var msg in consumer.ConsumeAsync<byte[]>(cancellationToken: cts.Token))
+        while (consumer.Info.NumPending > 0 || stored.Count == 0)
         {
-            stored.Add(msg);
-            if (msg.Metadata?.NumPending == 0)
+            var received = 0;
+            await foreach (var msg in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = 500 }, cancellationToken: cts.Token))
+            {
+                Assert.Equal(subject, msg.Subject);
+                stored.Add(msg);
+                received++;
+            }
+
+            await consumer.RefreshAsync(cts.Token);
+            if (received == 0)
             {
                 break;
             }
         }
 
+        await js.DeleteConsumerAsync(Subjects.EventsStream, consumer.Info.Name);
         return stored;
     }
 
