@@ -187,7 +187,7 @@ public sealed partial class TelemetryTests(OpsFixture fx)
         await Eventually.TrueAsync(
             async () => Value(samples = await ScrapeAsync(), "conveyor_runs_finished_total", ("pipeline", bad), ("status", "Failed")) == 2,
             ScrapeTimeout,
-            "the retried run's second end is counted");
+            $"the retried run's second end is counted: {string.Join("; ", samples.Where(x => x.Labels.GetValueOrDefault("pipeline") is { } p && (p == ok || p == bad)).Select(x => $"{x.Name}{{{string.Join(",", x.Labels.Select(l => $"{l.Key}={l.Value}"))}}} {x.Value}"))}");
 
         // Each pipeline is this test's own, so its series hold exactly this test's runs.
         Assert.Equal(1, Value(samples, "conveyor_runs_started_total", ("namespace", "default"), ("pipeline", ok)));
@@ -234,7 +234,7 @@ public sealed partial class TelemetryTests(OpsFixture fx)
     }
 
     [Fact]
-    public async Task The_otlp_exporter_posts_traces_and_metrics_over_http_to_the_configured_endpoint()
+    public async Task The_otlp_exporter_posts_traces_and_metrics_over_http_and_a_second_host_in_the_process_reports_only_its_own()
     {
         var requests = new ConcurrentQueue<(string Path, string? ContentType, byte[] Body)>();
         var collector = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing", ContentRootPath = AppContext.BaseDirectory });
@@ -261,20 +261,37 @@ public sealed partial class TelemetryTests(OpsFixture fx)
             ["Conveyor:Telemetry:OtlpMetricsInterval"] = "00:00:00.500",
             ["Conveyor:Telemetry:ServiceName"] = "conveyor-otlp-test",
         });
-        using (var traced = await host.Http.GetAsync("/pipelines/nothing-here"))
-        {
-            Assert.Equal(System.Net.HttpStatusCode.NotFound, traced.StatusCode);
-        }
+        // A run on each host, both with meters named Conveyor in this one process. The second host's has no driver, so
+        // it stays Running with its step in flight. A request from here starts a trace of its own (no ambient parent).
+        Activity.Current = null;
+        var mine = EngineFixture.Unique("otlp");
+        await host.PostJsonAsync("/resource-definitions", new { name = mine, version = "1", schema = new { type = "object" } });
+        await host.PostJsonAsync("/pipelines", new { name = mine, resource = mine, steps = new[] { new { id = "build", driver = EngineFixture.Unique("nobody") } } });
+        var otlpRun = (await host.PostJsonAsync("/resources", new { name = "web", resource = mine, pipeline = mine, spec = new { } })).GetProperty("runid").GetString()!;
+        var (opsRun, _) = await RunPipelineAsync(("build", 1));
+        var theirs = (await fx.Host.GetJsonAsync($"/runs/{opsRun}")).GetProperty("pipeline").GetString()!;
 
         static bool Has(byte[] body, string text) => body.AsSpan().IndexOf(Encoding.UTF8.GetBytes(text)) >= 0;
         await Eventually.TrueAsync(
-            () => requests.Any(r => r.Path == "POST /otlp/v1/metrics" && Has(r.Body, "conveyor.queue.depth"))
-                && requests.Any(r => r.Path == "POST /otlp/v1/traces" && Has(r.Body, "/pipelines/")),
-            TimeSpan.FromSeconds(20),
-            $"OTLP/HTTP requests for metrics and traces (got {string.Join(", ", requests.Select(r => r.Path).Distinct())})");
+            () => requests.Any(r => r.Path == "POST /otlp/v1/metrics" && Has(r.Body, "conveyor.runs.started") && Has(r.Body, mine))
+                && requests.Any(r => r.Path == "POST /otlp/v1/traces" && Has(r.Body, ConveyorTelemetry.RunStartActivity) && Has(r.Body, otlpRun)),
+            TimeSpan.FromSeconds(30),
+            $"OTLP/HTTP requests with the run's metrics and its trace (got {string.Join(", ", requests.GroupBy(r => r.Path).Select(g => $"{g.Key} x{g.Count()} {g.Sum(r => r.Body.Length)} bytes"))})");
         Assert.All(requests, r => Assert.Equal("application/x-protobuf", r.ContentType));
         Assert.All(requests, r => Assert.True(Has(r.Body, "conveyor-otlp-test"), $"{r.Path} carries the service name"));
         Assert.All(requests, r => Assert.Contains(r.Path, new[] { "POST /otlp/v1/metrics", "POST /otlp/v1/traces" }));
+
+        // Each host's metrics hold its own runs only, in Prometheus and over OTLP.
+        await Eventually.TrueAsync(
+            async () => Value(await ScrapeAsync(), "conveyor_runs_finished_total", ("pipeline", theirs), ("status", "Succeeded")) == 1,
+            ScrapeTimeout,
+            "the fixture's host counts its run");
+        Assert.DoesNotContain(mine, await fx.Host.Http.GetStringAsync("/metrics"), StringComparison.Ordinal);
+        var other = await host.Http.GetStringAsync("/metrics");
+        Assert.Contains(mine, other, StringComparison.Ordinal);
+        Assert.DoesNotContain(theirs, other, StringComparison.Ordinal);
+        Assert.DoesNotContain(requests, r => r.Path == "POST /otlp/v1/metrics" && Has(r.Body, theirs));
+        await host.PostJsonAsync($"/runs/{otlpRun}/cancel", new { reason = "test over" }, 200);
     }
 
     private static bool IsAncestor(Activity ancestor, Activity activity, Dictionary<ActivitySpanId, Activity> byId)
