@@ -12,6 +12,8 @@ ensure_servers() {
   local missing=()
   have nats-server || missing+=(nats-server)
   have redis-server || missing+=(redis-server)
+  # Schedules read cron expressions in IANA time zones, which .NET on Linux takes from tzdata.
+  [ -d /usr/share/zoneinfo ] || missing+=(tzdata)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "Installing ${missing[*]} from Debian packages..."

@@ -129,9 +129,12 @@ public static class CliApp
                     try
                     {
                         var created = await client.SendJsonAsync(HttpMethod.Post, "resources", body, ct).ConfigureAwait(false);
+                        // Without a pipeline there is no run: the id only names the drivers' log of the announcement.
                         var runId = created is { } c && c.TryGetProperty("runid", out var r) && r.ValueKind == JsonValueKind.String && r.GetString() is { Length: > 0 } id
                             && Guid.TryParse(id, out var g) && g != Guid.Empty
-                            ? $" (run {id})"
+                            ? m.Body["pipeline"] is { } p && p.GetValueKind() == JsonValueKind.String && p.GetValue<string>().Length > 0
+                                ? $" (run {id})"
+                                : $" (announced to drivers; log id {id})"
                             : "";
                         await _out.WriteLineAsync($"resource/{type}/{m.Name} created{runId}").ConfigureAwait(false);
                     }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Conveyor.Contracts;
@@ -11,29 +12,59 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
-using NJsonSchema;
+using NATS.Client.JetStream.Models;
 
 namespace Conveyor.IntegrationTests;
 
-/// <summary>CDEvents of real runs, validated against JSON Schemas written from the CDEvents 0.4.1 field definitions.</summary>
+/// <summary>
+/// CDEvents of real runs, validated against the CDEvents 0.4.1 JSON Schemas and the CloudEvents envelope
+/// (<see cref="CDEventValidator"/>), on core NATS, in the JetStream stream and at the HTTP sink.
+/// </summary>
 [Collection(OpsCollection.Name)]
 public sealed class CDEventsTests(OpsFixture fx)
 {
-    private static readonly ConcurrentDictionary<string, Task<JsonSchema>> Schemas = new();
-
-    private static Task<JsonSchema> SchemaFor(string type)
+    private static void AssertValid(string json)
     {
-        // dev.cdevents.pipelinerun.started.0.2.0 -> pipelinerun.started.json
-        var parts = type.Split('.');
-        var file = Path.Combine(AppContext.BaseDirectory, "CDEventSchemas", $"{parts[2]}.{parts[3]}.json");
-        return Schemas.GetOrAdd(file, f => JsonSchema.FromFileAsync(f));
+        var violations = CDEventValidator.Violations(json);
+        Assert.True(violations.Count == 0, $"{string.Join("; ", violations)}\n{json}");
     }
 
-    private static async Task<IReadOnlyList<string>> ViolationsAsync(string json)
+    private static void AssertInvalid(JsonNode e, string because) =>
+        Assert.True(CDEventValidator.Violations(e.ToJsonString()).Count > 0, $"should be rejected: {because}\n{e.ToJsonString()}");
+
+    /// <summary>Every message the stream holds on <paramref name="subject"/>, in order.</summary>
+    private static async Task<List<INatsJSMsg<byte[]>>> StoredAsync(NatsJSContext js, string subject)
     {
-        var type = JsonNode.Parse(json)!["type"]!.GetValue<string>();
-        var schema = await SchemaFor(type);
-        return schema.Validate(json).Select(e => $"{e.Path}: {e.Kind}").ToList();
+        // One filter subject, not FilterSubjects: nats-server 2.9 ignores the multi-filter form and would deliver all.
+        var consumer = await js.CreateOrUpdateConsumerAsync(Subjects.EventsStream, new ConsumerConfig("cdevents-read-" + Guid.NewGuid().ToString("N"))
+        {
+            FilterSubject = subject,
+            DeliverPolicy = ConsumerConfigDeliverPolicy.All,
+            AckPolicy = ConsumerConfigAckPolicy.None,
+            InactiveThreshold = TimeSpan.FromSeconds(30),
+            MemStorage = true,
+        });
+        var stored = new List<INatsJSMsg<byte[]>>();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        while (consumer.Info.NumPending > 0 || stored.Count == 0)
+        {
+            var received = 0;
+            await foreach (var msg in consumer.FetchNoWaitAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = 500 }, cancellationToken: cts.Token))
+            {
+                Assert.Equal(subject, msg.Subject);
+                stored.Add(msg);
+                received++;
+            }
+
+            await consumer.RefreshAsync(cts.Token);
+            if (received == 0)
+            {
+                break;
+            }
+        }
+
+        await js.DeleteConsumerAsync(Subjects.EventsStream, consumer.Info.Name);
+        return stored;
     }
 
     [Fact]
@@ -75,8 +106,14 @@ public sealed class CDEventsTests(OpsFixture fx)
 
         foreach (var e in events)
         {
-            var violations = await ViolationsAsync(e.GetRawText());
-            Assert.True(violations.Count == 0, $"{e.GetProperty("type")}: {string.Join("; ", violations)}\n{e}");
+            AssertValid(e.GetRawText());
+            var data = e.GetProperty("data");
+            Assert.Equal(CDEventValidator.SpecVersion, data.GetProperty("context").GetProperty("version").GetString());
+            Assert.Equal(runId, data.GetProperty("customData").GetProperty("runId").GetString());
+            // The schemas leave outcome optional; Conveyor promises one on every finished event, and none before.
+            Assert.Equal(
+                e.GetProperty("type").GetString()!.Contains(".finished.", StringComparison.Ordinal),
+                data.GetProperty("subject").GetProperty("content").TryGetProperty("outcome", out _));
         }
 
         string Describe(JsonElement e)
@@ -111,50 +148,114 @@ public sealed class CDEventsTests(OpsFixture fx)
         var task = events[2].GetProperty("data").GetProperty("subject").GetProperty("content");
         Assert.Equal($"default/{runId}", task.GetProperty("pipelineRun").GetProperty("id").GetString());
 
-        // The same events reach the HTTP sink, including the one whose first POST the sink refused.
+        // The same events reach the HTTP sink, byte for byte and valid, including the one whose first POST the sink
+        // refused (the sink's very first request, possibly of an earlier test's run).
+        var published = received.Select(r => r.Json).Where(j => JsonNode.Parse(j)!["data"]!["customData"]!["runId"]!.GetValue<string>() == runId)
+            .ToDictionary(j => JsonNode.Parse(j)!["id"]!.GetValue<string>());
+        Dictionary<string, string> sunk = [];
         await Eventually.TrueAsync(
             () =>
             {
-                var sunk = fx.SinkEvents.Select(j => JsonDocument.Parse(j).RootElement.GetProperty("id").GetString()).ToHashSet();
-                return ids.All(sunk.Contains) && fx.RefusedEventId is { } refused && sunk.Contains(refused);
+                sunk = fx.SinkEvents.Select(j => (Id: JsonNode.Parse(j)!["id"]!.GetValue<string>(), Json: j)).DistinctBy(x => x.Id).ToDictionary(x => x.Id, x => x.Json);
+                return ids.All(sunk.ContainsKey) && fx.RefusedEventId is { } refused && sunk.ContainsKey(refused);
             },
             TimeSpan.FromSeconds(20),
             "the HTTP sink should receive every event, retrying a refused one");
+        foreach (var id in ids)
+        {
+            AssertValid(sunk[id]);
+            Assert.Equal(published[id], sunk[id]);
+        }
 
-        // And JetStream keeps them (the conveyor-events stream).
+        AssertValid(sunk[fx.RefusedEventId!]);
+
+        // And JetStream keeps them, in the same order, under their ids (the conveyor-events stream).
         var js = new NatsJSContext(nats);
-        var stream = await js.GetStreamAsync(Subjects.EventsStream);
-        Assert.True(stream.Info.State.Messages >= events.Count);
+        var stored = (await StoredAsync(js, Subjects.CDEvents("default")))
+            .Where(m => JsonNode.Parse(m.Data!)!["data"]!["customData"]!["runId"]!.GetValue<string>() == runId)
+            .ToList();
+        Assert.Equal(ids, stored.Select(m => m.Headers!["Nats-Msg-Id"].ToString()));
+        Assert.Equal(events.Select(e => e.GetProperty("type").GetString()), stored.Select(m => m.Headers!["ce-type"].ToString()));
+        Assert.All(stored, m => Assert.Equal("application/cloudevents+json", m.Headers!["Content-Type"].ToString()));
+        Assert.Equal(ids.Select(id => published[id]), stored.Select(m => Encoding.UTF8.GetString(m.Data!)));
         await cts.CancelAsync();
         await reading.ContinueWith(_ => { }, TaskScheduler.Default);
     }
 
     [Fact]
-    public async Task The_schemas_reject_events_that_break_the_spec()
+    public void Events_built_without_a_base_url_are_valid_and_the_schemas_reject_what_breaks_the_spec()
     {
         var id = Guid.NewGuid();
-        var started = CDEvents.PipelineRun($"{id}:1:pipelinerun.started", CDEvents.PipelineRunStarted, "/conveyor", DateTimeOffset.UtcNow, "default", id, "ship", null, null, null, 1);
-        Assert.Empty(await ViolationsAsync(started));
+        var at = DateTimeOffset.UtcNow;
+        string Run(string type, string? outcome = null) =>
+            CDEvents.PipelineRun($"{id}:1:{type}", type, "/conveyor", at, "default", id, "ship", null, outcome, outcome is null or "success" ? null : "step a failed", 1);
+        string Task(string type, string? outcome = null) =>
+            CDEvents.TaskRun($"{id}:a:1:{type}", type, "/conveyor", at, "default", id, "a", 1, "d", null, outcome, null);
 
-        var noName = JsonNode.Parse(started)!;
-        noName["data"]!["subject"]!["content"]!.AsObject().Remove("pipelineName");
-        Assert.NotEmpty(await ViolationsAsync(noName.ToJsonString()));
+        // Every kind Conveyor emits, as built with no Conveyor:CDEvents:BaseUrl: a started event must still carry a url.
+        var started = Run(CDEvents.PipelineRunStarted);
+        foreach (var e in new[] { Run(CDEvents.PipelineRunQueued), started, Run(CDEvents.PipelineRunFinished, "failure"), Task(CDEvents.TaskRunStarted), Task(CDEvents.TaskRunFinished, "error") })
+        {
+            AssertValid(e);
+        }
 
-        // A started event must not carry an outcome; a finished one must.
-        var withOutcome = JsonNode.Parse(started)!;
-        withOutcome["data"]!["subject"]!["content"]!["outcome"] = "success";
-        Assert.NotEmpty(await ViolationsAsync(withOutcome.ToJsonString()));
-        var finished = CDEvents.TaskRun($"{id}:a:1:taskrun.finished", CDEvents.TaskRunFinished, "/conveyor", DateTimeOffset.UtcNow, "default", id, "a", 1, "d", null, "success", null);
-        Assert.Empty(await ViolationsAsync(finished));
-        var noOutcome = JsonNode.Parse(finished)!;
-        noOutcome["data"]!["subject"]!["content"]!.AsObject().Remove("outcome");
-        Assert.NotEmpty(await ViolationsAsync(noOutcome.ToJsonString()));
-        var badOutcome = JsonNode.Parse(finished)!;
-        badOutcome["data"]!["subject"]!["content"]!["outcome"] = "meh";
-        Assert.NotEmpty(await ViolationsAsync(badOutcome.ToJsonString()));
-        var wrongVersion = JsonNode.Parse(finished)!;
-        wrongVersion["data"]!["context"]!["specversion"] = "0.3.0";
-        Assert.NotEmpty(await ViolationsAsync(wrongVersion.ToJsonString()));
+        Assert.Equal($"/namespaces/default/runs/{id}", JsonNode.Parse(started)!["data"]!["subject"]!["content"]!["url"]!.GetValue<string>());
+
+        JsonNode Started() => JsonNode.Parse(started)!;
+        JsonNode Content(JsonNode e) => e["data"]!["subject"]!["content"]!;
+
+        var noName = Started();
+        Content(noName).AsObject().Remove("pipelineName");
+        AssertInvalid(noName, "pipelinerun.started requires pipelineName");
+        var noUrl = Started();
+        Content(noUrl).AsObject().Remove("url");
+        AssertInvalid(noUrl, "pipelinerun.started requires url");
+        var withOutcome = Started();
+        Content(withOutcome)["outcome"] = "success";
+        AssertInvalid(withOutcome, "a started event has no outcome");
+        var oldContext = Started();
+        oldContext["data"]!["context"]!.AsObject().Remove("version");
+        oldContext["data"]!["context"]!["specversion"] = "0.4.1";
+        AssertInvalid(oldContext, "CDEvents 0.4 names the spec version 'version'");
+        var wrongVersion = Started();
+        wrongVersion["data"]!["context"]!["version"] = "0.3.0";
+        AssertInvalid(wrongVersion, "the product claims 0.4.1");
+        var badTime = Started();
+        badTime["data"]!["context"]!["timestamp"] = "yesterday";
+        AssertInvalid(badTime, "timestamp is a date-time");
+        var wrongSubjectType = Started();
+        wrongSubjectType["data"]!["subject"]!["type"] = "taskRun";
+        AssertInvalid(wrongSubjectType, "a pipelinerun event's subject is a pipelineRun");
+        var badCustomData = Started();
+        badCustomData["data"]!["customData"] = 42;
+        AssertInvalid(badCustomData, "customData is an object or a base64 string");
+        var badOutcome = JsonNode.Parse(Task(CDEvents.TaskRunFinished, "success"))!;
+        Content(badOutcome)["outcome"] = "meh";
+        AssertInvalid(badOutcome, "outcome is success, failure or error");
+        var noPipelineRunId = JsonNode.Parse(Task(CDEvents.TaskRunStarted))!;
+        Content(noPipelineRunId)["pipelineRun"]!.AsObject().Remove("id");
+        AssertInvalid(noPipelineRunId, "a taskRun's pipelineRun reference needs an id");
+
+        // Links resolve through the links/ schemas: a PATH link needs "from".
+        var linked = Started();
+        linked["data"]!["context"]!["links"] = new JsonArray(new JsonObject { ["linkType"] = "PATH", ["from"] = new JsonObject { ["contextId"] = "x" } });
+        AssertValid(linked.ToJsonString());
+        linked["data"]!["context"]!["links"]![0]!.AsObject().Remove("from");
+        AssertInvalid(linked, "a PATH link needs from");
+
+        // The envelope: CloudEvents 1.0, repeating the context as the CDEvents binding says.
+        var otherId = Started();
+        otherId["id"] = "something-else";
+        AssertInvalid(otherId, "the CloudEvent id is the CDEvent's");
+        var otherSubject = Started();
+        otherSubject["subject"] = "default/another-run";
+        AssertInvalid(otherSubject, "the CloudEvent subject is the CDEvent subject's id");
+        var noSpecVersion = Started();
+        noSpecVersion.AsObject().Remove("specversion");
+        AssertInvalid(noSpecVersion, "specversion is required");
+        var unknownType = Started();
+        unknownType["type"] = "dev.cdevents.pipelinerun.paused.0.1.0";
+        AssertInvalid(unknownType, "no such event in 0.4.1");
     }
 
     [Fact]
@@ -162,25 +263,28 @@ public sealed class CDEventsTests(OpsFixture fx)
     {
         var publisher = fx.Host.Services.GetRequiredService<CDEventPublisher>();
         var id = Guid.NewGuid();
-        var e = new OutboxEvent
+        var ns = "dedup-" + id.ToString("N")[..8];
+        OutboxEvent Event(string transition) => new()
         {
-            Id = $"{id}:1:pipelinerun.queued",
+            Id = $"{id}:1:pipelinerun.{transition}",
             Type = CDEvents.PipelineRunQueued,
-            Namespace = "dedup-" + id.ToString("N")[..8],
-            Json = CDEvents.PipelineRun($"{id}:1:pipelinerun.queued", CDEvents.PipelineRunQueued, "/conveyor", DateTimeOffset.UtcNow, "default", id, "ship", null, null, null, 1),
+            Namespace = ns,
+            Json = CDEvents.PipelineRun($"{id}:1:pipelinerun.{transition}", CDEvents.PipelineRunQueued, "/conveyor", DateTimeOffset.UtcNow, ns, id, "ship", null, null, null, 1),
         };
+        var e = Event("queued");
         await using var nats = new NatsConnection(new NatsOpts { Url = fx.Nats.Url });
         var js = new NatsJSContext(nats);
 
         await publisher.PublishAsync([e]);
-        var first = (await js.GetStreamAsync(Subjects.EventsStream)).Info.State.Messages;
-        await publisher.PublishAsync([e]);
-        var second = (await js.GetStreamAsync(Subjects.EventsStream)).Info.State.Messages;
+        await publisher.PublishAsync([Event("queued")]);
+        var stored = await StoredAsync(js, Subjects.CDEvents(ns));
+        var only = Assert.Single(stored);
+        Assert.Equal(e.Id, only.Headers!["Nats-Msg-Id"].ToString());
+        Assert.Equal(e.Json, Encoding.UTF8.GetString(only.Data!));
 
-        // Other tests may add events meanwhile, but never this one twice: the subject is this test's own.
-        var stream = await js.GetStreamAsync(Subjects.EventsStream, new NATS.Client.JetStream.Models.StreamInfoRequest { SubjectsFilter = Subjects.CDEvents(e.Namespace) });
-        Assert.Equal(1, stream.Info.State.Subjects?[Subjects.CDEvents(e.Namespace)]);
-        Assert.True(second >= first);
+        // A different event on the same subject is stored: the subject's count is not stuck at one.
+        await publisher.PublishAsync([Event("started")]);
+        Assert.Equal([e.Id, $"{id}:1:pipelinerun.started"], (await StoredAsync(js, Subjects.CDEvents(ns))).Select(m => m.Headers!["Nats-Msg-Id"].ToString()));
     }
 
     [Fact]

@@ -246,6 +246,160 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
         Assert.StartsWith("error: cannot reach Conveyor at http://127.0.0.1:", stderr.ToString(), StringComparison.Ordinal);
     }
 
+    /// <summary>A type, a pipeline of <paramref name="steps"/> (id, dependencies) run by one driver, and a resource that starts it — as one JSON array, kinds inferred.</summary>
+    private static string JsonManifest(string type, string driver, params (string Id, string[] DependsOn)[] steps) => JsonSerializer.Serialize(new object[]
+    {
+        new { name = type, version = "1.0.0", schema = new { type = "object", properties = new { image = new { type = "string" } }, required = new[] { "image" } } },
+        new { name = type, resource = type, steps = steps.Select(s => new { id = s.Id, driver, dependsOn = s.DependsOn }).ToArray() },
+        new { name = "web", resource = type, pipeline = type, spec = new { image = "web:1" } },
+    });
+
+    private async Task<DriverManager> StartDriverAsync(IDriver driver, string type, CancellationToken ct)
+    {
+        var manager = new DriverManager(driver, new DriverOptions { Name = driver.Name, Resources = [type], NatsUrl = fx.Nats.Url, ShutdownGracePeriod = TimeSpan.FromSeconds(2) });
+        _ = manager.RunAsync(ct);
+        await manager.WaitUntilReadyAsync(ct);
+        return manager;
+    }
+
+    [Fact]
+    public async Task Apply_from_json_files_creates_what_they_describe()
+    {
+        var type = EngineFixture.Unique("cli");
+        var driver = EngineFixture.Unique("drv");
+        var array = Write("app.json", JsonManifest(type, driver, ("build", []), ("deploy", ["build"])));
+        var single = Write("api.json", JsonSerializer.Serialize(new { kind = "Resource", name = "api", resource = type, spec = new { image = "api:2" } }));
+
+        var (code, output, error) = await CliAsync("apply", "-f", array, "-f", single);
+        Assert.True(code == ExitCodes.Ok, error + output);
+        var lines = output.Trim().Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
+        Assert.Equal($"resource-definition/{type} applied", lines[0]);
+        Assert.Equal($"pipeline/{type} applied", lines[1]);
+        Assert.StartsWith($"resource/{type}/web created (run ", lines[2], StringComparison.Ordinal);
+        Assert.StartsWith($"resource/{type}/api created (announced to drivers; log id ", lines[3], StringComparison.Ordinal);
+        Assert.Equal(4, lines.Length);
+
+        var pipeline = await fx.Host.GetJsonAsync($"/pipelines/{type}");
+        Assert.Equal(["build", "deploy"], pipeline.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("id").GetString()));
+        Assert.Equal("build", pipeline.GetProperty("steps")[1].GetProperty("dependsOn")[0].GetString());
+        Assert.Equal("api:2", (await fx.Host.GetJsonAsync($"/resources/{type}/api")).GetProperty("spec").GetProperty("image").GetString());
+        var runId = lines[2].Split("(run ")[1].TrimEnd(')');
+        var run = await fx.Host.GetJsonAsync($"/runs/{runId}");
+        Assert.Equal(type, run.GetProperty("pipeline").GetString());
+        Assert.Equal("web", run.GetProperty("resourceName").GetString());
+        await fx.Host.PostJsonAsync($"/runs/{runId}/cancel", new { reason = "no driver in this test" }, 200);
+    }
+
+    [Fact]
+    public async Task Logs_follow_prints_lines_of_a_live_run_as_they_are_written_and_ends_when_the_run_ends()
+    {
+        var type = EngineFixture.Unique("cli");
+        var driver = new GatedDriver(EngineFixture.Unique("drv"), type);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        await using var manager = await StartDriverAsync(driver, type, cts.Token);
+        var (code, output, error) = await CliAsync("apply", "-f", Write("app.json", JsonManifest(type, driver.Name, ("build", []))));
+        Assert.True(code == ExitCodes.Ok, error + output);
+        var runId = output.Split("(run ")[1].Split(')')[0];
+        await driver.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        using var screen = new StringWriter();
+        using var stdout = TextWriter.Synchronized(screen);
+        string Lines()
+        {
+            lock (stdout)
+            {
+                return screen.ToString();
+            }
+        }
+
+        var follow = CliApp.RunAsync(["--server", fx.Host.Address.ToString(), "logs", "-f", runId], stdout, TextWriter.Null, cancellationToken: cts.Token);
+        await Eventually.TrueAsync(() => Lines().Contains("started build", StringComparison.Ordinal), TimeSpan.FromSeconds(15), "the line written before the follow began");
+        Assert.False(follow.IsCompleted, "follow must keep going while the run runs");
+        Assert.DoesNotContain("finishing build", Lines(), StringComparison.Ordinal);
+
+        // Written only now, after the follow has printed the earlier line; then the run ends and so must the follow.
+        driver.Release.TrySetResult();
+        Assert.Equal(ExitCodes.Ok, await follow.WaitAsync(TimeSpan.FromSeconds(30)));
+        var printed = Lines().Trim().Split('\n').Select(l => l.TrimEnd('\r').Split(' ', 2)[1]).ToArray();
+        Assert.Equal([$"[{driver.Name}/build] started build", $"[{driver.Name}/build] finishing build"], printed);
+        Assert.Equal("Succeeded", (await fx.Host.GetJsonAsync($"/runs/{runId}")).GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task Retry_reruns_only_the_steps_that_had_not_succeeded()
+    {
+        var type = EngineFixture.Unique("cli");
+        var driver = new FlakyDriver(EngineFixture.Unique("drv"), type, flaky: "test");
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        await using var manager = await StartDriverAsync(driver, type, cts.Token);
+
+        // build and lint succeed; test fails on its first call, so deploy (after test and lint) is skipped.
+        var manifest = JsonManifest(type, driver.Name, ("build", []), ("lint", []), ("test", ["build"]), ("deploy", ["test", "lint"]));
+        var (code, output, error) = await CliAsync("apply", "-f", Write("app.json", manifest));
+        Assert.True(code == ExitCodes.Ok, error + output);
+        var runId = output.Split("(run ")[1].Split(')')[0];
+        var failed = await fx.Host.WaitForRunAsync(runId, TimeSpan.FromSeconds(30));
+        Assert.Equal("Failed", failed.GetProperty("status").GetString());
+        string Status(JsonElement run, string step) => run.GetProperty("steps").EnumerateArray().Single(s => s.GetProperty("id").GetString() == step).GetProperty("status").GetString()!;
+        Assert.Equal(["Succeeded", "Succeeded", "Failed", "Skipped"], new[] { "build", "lint", "test", "deploy" }.Select(s => Status(failed, s)));
+
+        var retry = await CliAsync("runs", "retry", runId, "--watch");
+        Assert.True(retry.Code == ExitCodes.Ok, retry.Err + retry.Out);
+        Assert.StartsWith($"run {runId} ", retry.Out, StringComparison.Ordinal);
+        Assert.EndsWith($"run {runId} Succeeded", retry.Out.TrimEnd(), StringComparison.Ordinal);
+
+        // The driver saw build and lint once, in the first run attempt only; test twice; deploy once, after the retry.
+        Assert.Equal(
+            ["build:1", "deploy:1", "lint:1", "test:1", "test:2"],
+            driver.Calls.Select(c => $"{c.Step}:{c.Attempt}").Order(StringComparer.Ordinal));
+        var done = await fx.Host.GetJsonAsync($"/runs/{runId}");
+        Assert.Equal(2, done.GetProperty("runAttempt").GetInt32());
+        int Attempts(string step) => done.GetProperty("steps").EnumerateArray().Single(s => s.GetProperty("id").GetString() == step).GetProperty("attempts").GetArrayLength();
+        Assert.Equal([1, 1, 2, 1], new[] { "build", "lint", "test", "deploy" }.Select(Attempts));
+        Assert.All(new[] { "build", "lint", "test", "deploy" }, s => Assert.Equal("Succeeded", Status(done, s)));
+    }
+
+    /// <summary>Logs a line, waits until released, logs another and succeeds.</summary>
+    private sealed class GatedDriver(string name, string resource) : IDriver
+    {
+        public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public string Name => name;
+
+        public IReadOnlyCollection<string> Resources => [resource];
+
+        public async Task<DriverResult> ReconcileAsync(DriverEvent driverEvent, DriverContext context, CancellationToken cancellationToken)
+        {
+            await context.Logger.LogAsync($"started {driverEvent.StepId}", cancellationToken: cancellationToken);
+            Entered.TrySetResult();
+            await Release.Task.WaitAsync(cancellationToken);
+            await context.Logger.LogAsync($"finishing {driverEvent.StepId}", cancellationToken: cancellationToken);
+            return DriverResult.Ok("done");
+        }
+    }
+
+    /// <summary>Records every call; the step named <c>flaky</c> fails the first time it is called.</summary>
+    private sealed class FlakyDriver(string name, string resource, string flaky) : IDriver
+    {
+        private int _flakyCalls;
+
+        public ConcurrentQueue<(string Step, int Attempt)> Calls { get; } = new();
+
+        public string Name => name;
+
+        public IReadOnlyCollection<string> Resources => [resource];
+
+        public Task<DriverResult> ReconcileAsync(DriverEvent driverEvent, DriverContext context, CancellationToken cancellationToken)
+        {
+            Calls.Enqueue((driverEvent.StepId!, driverEvent.Attempt ?? 0));
+            return Task.FromResult(driverEvent.StepId == flaky && Interlocked.Increment(ref _flakyCalls) == 1
+                ? DriverResult.Fail($"{flaky} flaked")
+                : DriverResult.Ok("done"));
+        }
+    }
+
     private sealed class LoggingDriver(string name, string resource) : IDriver
     {
         public string Name => name;

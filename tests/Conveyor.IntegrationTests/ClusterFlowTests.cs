@@ -32,6 +32,8 @@ public sealed class ClusterFlowFixture : IAsyncLifetime
         ["Conveyor:FlowControl:VerifyPeriod"] = "00:00:10",
         ["Conveyor:Runs:KeepAlivePeriod"] = "00:00:10",
         ["Conveyor:Schedules:WakePeriod"] = "00:00:05",
+        // Short, so that the silos' 7 s outage in the schedule test misses ticks by more than the grace.
+        ["Conveyor:Schedules:MisfireGrace"] = "00:00:05",
         // These tests are about admission across silos; API keys (on by default in cluster mode) are tested elsewhere.
         ["Conveyor:Auth:Enabled"] = "false",
     };
@@ -176,32 +178,38 @@ public sealed class ClusterFlowTests(ClusterFlowFixture fx)
     }
 
     [Fact]
-    public async Task Schedule_fires_once_per_tick_across_two_silos_and_once_for_the_ticks_missed_while_both_were_down()
+    public async Task Schedules_fire_once_per_tick_across_two_silos_and_after_both_were_down_fire_the_latest_missed_tick_once_or_skip_it()
     {
         var (type, driver) = await Flow.PipelineAsync(fx.A, fx.Nats.Url, new
         {
-            schedules = new[] { new { name = "every-2s", cron = "*/2 * * * * *", timeZone = "Europe/Berlin", resource = "main", priority = 2 } },
+            schedules = new object[]
+            {
+                new { name = "catch-up", cron = "*/2 * * * * *", timeZone = "Europe/Berlin", resource = "main", priority = 2 },
+                new { name = "skip", cron = "*/2 * * * * *", resource = "dev", missedFire = "skip" },
+            },
         });
         await using var _ = driver;
         driver.Open();
 
-        async Task<List<JsonElement>> ScheduledRunsAsync(ConveyorTestHost host) =>
-            (await host.GetJsonAsync($"/pipelines/{type}/runs?limit=100")).GetProperty("items").EnumerateArray()
-                .Select(r => r.GetProperty("id").GetString()!).ToList() is var ids
-                ? (await Task.WhenAll(ids.Select(id => host.GetJsonAsync($"/runs/{id}")))).ToList()
-                : [];
+        // The list is cheap to poll: a schedule's runs are told apart by their resource (catch-up: main, skip: dev).
+        async Task<List<JsonElement>> SummariesAsync(ConveyorTestHost host) =>
+            [.. (await host.GetJsonAsync($"/pipelines/{type}/runs?limit=100")).GetProperty("items").EnumerateArray()];
+        static bool Of(JsonElement run, string resource) => run.GetProperty("resourceName").GetString() == resource;
 
-        await Eventually.TrueAsync(async () => (await ScheduledRunsAsync(fx.B)).Count >= 3, Flow.Timeout, "the schedule fires");
+        await Eventually.TrueAsync(
+            async () => (await SummariesAsync(fx.B)) is var runs && runs.Count(r => Of(r, "main")) >= 3 && runs.Count(r => Of(r, "dev")) >= 3,
+            Flow.Timeout,
+            "both schedules fire");
         var stopping = DateTimeOffset.UtcNow;
         await fx.StopAllAsync();
-        var down = DateTimeOffset.UtcNow;
         await Task.Delay(TimeSpan.FromSeconds(7));
         var up = DateTimeOffset.UtcNow;
         await fx.StartAllAsync();
         await Eventually.TrueAsync(
-            async () => (await ScheduledRunsAsync(fx.A)).Count(r => DateTimeOffset.Parse(r.GetProperty("triggerId").GetString()!, System.Globalization.CultureInfo.InvariantCulture) > up) >= 2,
+            async () => (await SummariesAsync(fx.A)).Where(r => r.GetProperty("createdAt").GetDateTimeOffset() > up).ToList() is var after
+                && after.Count(r => Of(r, "main")) >= 3 && after.Count(r => Of(r, "dev")) >= 3,
             Flow.Timeout,
-            "the schedule fires again after the restart");
+            "both schedules fire again after the restart");
 
         var stored = await fx.A.GetJsonAsync($"/pipelines/{type}");
         var withoutSchedules = System.Text.Json.Nodes.JsonNode.Parse(stored.GetRawText())!.AsObject();
@@ -211,23 +219,52 @@ public sealed class ClusterFlowTests(ClusterFlowFixture fx)
             Assert.Equal(HttpStatusCode.OK, put.StatusCode);
         }
 
-        var count = (await ScheduledRunsAsync(fx.B)).Count;
+        var count = (await SummariesAsync(fx.B)).Count;
         await Task.Delay(TimeSpan.FromSeconds(3));
-        var runs = await ScheduledRunsAsync(fx.B);
-        Assert.Equal(count, runs.Count);
+        var summaries = await SummariesAsync(fx.B);
+        Assert.Equal(count, summaries.Count);
+        var runs = (await Task.WhenAll(summaries.Select(r => fx.B.GetJsonAsync($"/runs/{r.GetProperty("id").GetString()}")))).ToList();
 
-        var ticks = runs.Select(r => DateTimeOffset.Parse(r.GetProperty("triggerId").GetString()!, System.Globalization.CultureInfo.InvariantCulture)).OrderBy(t => t).ToList();
-        Assert.Equal(ticks.Count, ticks.Distinct().Count());
-        Assert.All(ticks, t => Assert.Equal(0, t.Second % 2));
-        Assert.All(runs, r => Assert.Equal("schedule:every-2s", r.GetProperty("trigger").GetString()));
-        Assert.All(runs, r => Assert.Equal(2, r.GetProperty("priority").GetInt32()));
-        Assert.True(ticks.Count(t => t > down.AddSeconds(1) && t < up.AddSeconds(-1)) <= 1, $"at most one run for the ticks missed while down: {string.Join(", ", ticks.Select(t => t.ToString("HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture)))}");
+        static DateTimeOffset Tick(JsonElement run) => DateTimeOffset.Parse(run.GetProperty("triggerId").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+        static string Show(IEnumerable<DateTimeOffset> ticks) => string.Join(", ", ticks.Select(t => t.ToString("HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture)));
+        var grace = TimeSpan.Parse(ClusterFlowFixture.Settings["Conveyor:Schedules:MisfireGrace"]!, System.Globalization.CultureInfo.InvariantCulture);
+        var period = TimeSpan.FromSeconds(2);
+        var catchUp = runs.Where(r => r.GetProperty("trigger").GetString() == "schedule:catch-up").OrderBy(Tick).ToList();
+        var skip = runs.Where(r => r.GetProperty("trigger").GetString() == "schedule:skip").OrderBy(Tick).ToList();
+        Assert.Equal(runs.Count, catchUp.Count + skip.Count);
+        Assert.All(catchUp, r => Assert.Equal(2, r.GetProperty("priority").GetInt32()));
+        Assert.All(catchUp, r => Assert.Equal("main", r.GetProperty("resourceName").GetString()));
+        Assert.All(skip, r => Assert.Equal(3, r.GetProperty("priority").GetInt32()));
+        Assert.All(runs, r => Assert.Equal(0, Tick(r).Second % 2));
 
-        // While a silo was up, every tick fired exactly once: no gaps and no doubles before the stop.
-        var before = ticks.Where(t => t < stopping).ToList();
-        for (var i = 1; i < before.Count; i++)
+        foreach (var schedule in new[] { catchUp, skip })
         {
-            Assert.Equal(TimeSpan.FromSeconds(2), before[i] - before[i - 1]);
+            var ticks = schedule.Select(Tick).ToList();
+            Assert.Equal(ticks.Count, ticks.Distinct().Count());
+
+            // While a silo was up, every tick fired exactly once: no gaps and no doubles, before the stop and after the restart.
+            foreach (var window in new[] { ticks.Where(t => t < stopping).ToList(), schedule.Where(r => r.GetProperty("createdAt").GetDateTimeOffset() > up).Select(Tick).ToList() })
+            {
+                for (var i = 1; i < window.Count; i++)
+                {
+                    Assert.True(window[i] - window[i - 1] == period, $"consecutive ticks {period} apart: {Show(window)}");
+                }
+            }
         }
+
+        // fireOnce: after the restart, one run for the latest occurrence that was more than the grace late — the first
+        // run after the restart, late beyond the grace, with the ticks before it (back to the stop) dropped.
+        var catchUpAfter = catchUp.Where(r => r.GetProperty("createdAt").GetDateTimeOffset() > up).ToList();
+        var missed = catchUpAfter[0];
+        Assert.True(missed.GetProperty("createdAt").GetDateTimeOffset() - Tick(missed) > grace, $"the first run after the restart is a catch-up for a missed tick: {missed}");
+        var beforeStop = catchUp.Where(r => r.GetProperty("createdAt").GetDateTimeOffset() < up).Select(Tick).Max();
+        Assert.True(Tick(missed) - beforeStop > period, $"older missed ticks were dropped: {Show(catchUp.Select(Tick))}");
+
+        // skip: nothing for the missed ticks; it starts again with the first on-time tick, the one right after the
+        // catch-up's. So the catch-up really was the latest missed occurrence.
+        var skipAfter = skip.Where(r => r.GetProperty("createdAt").GetDateTimeOffset() > up).Select(Tick).ToList();
+        Assert.Equal(Tick(catchUpAfter[1]), skipAfter[0]);
+        Assert.Equal(Tick(missed) + period, skipAfter[0]);
+        Assert.DoesNotContain(skip, r => Tick(r) == Tick(missed));
     }
 }

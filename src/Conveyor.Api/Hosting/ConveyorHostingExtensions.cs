@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
@@ -16,6 +17,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
@@ -194,6 +196,15 @@ public static class ConveyorHostingExtensions
                 // The runtime's own meter too (GC, allocation, thread pool, exceptions): what an operator of a .NET
                 // service looks at first, and what the benchmark reads allocations per step from.
                 metrics.AddMeter(ConveyorTelemetryNames.Meter, ConveyorTelemetryNames.Meter + ".*", "System.Runtime");
+
+                // Meters are matched by name across the whole process: a second Conveyor host in it (embedding, tests)
+                // has a meter of the same name from its own IMeterFactory. Only this host's go into its metrics;
+                // otherwise its scrape shows the other host's runs, and duplicate instruments can hide its own.
+                ((IDeferredMeterProviderBuilder)metrics).Configure((provider, builder) =>
+                {
+                    var own = provider.GetRequiredService<IMeterFactory>();
+                    builder.AddView(instrument => instrument.Meter.Scope is IMeterFactory factory && !ReferenceEquals(factory, own) ? MetricStreamConfiguration.Drop : null);
+                });
                 if (telemetry.Prometheus)
                 {
                     metrics.AddPrometheusExporter();
@@ -201,7 +212,11 @@ public static class ConveyorHostingExtensions
 
                 if (telemetry.OtlpEndpoint is { } endpoint)
                 {
-                    metrics.AddOtlpExporter(o => o.Endpoint = endpoint);
+                    metrics.AddOtlpExporter((exporter, reader) =>
+                    {
+                        Otlp(exporter, telemetry, endpoint, "v1/metrics");
+                        reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = (int)telemetry.OtlpMetricsInterval.TotalMilliseconds;
+                    });
                 }
             });
         }
@@ -213,9 +228,27 @@ public static class ConveyorHostingExtensions
                 tracing.AddSource(ConveyorTelemetryNames.Meter, ConveyorTelemetryNames.Meter + ".*").AddAspNetCoreInstrumentation();
                 if (telemetry.OtlpEndpoint is { } endpoint)
                 {
-                    tracing.AddOtlpExporter(o => o.Endpoint = endpoint);
+                    tracing.AddOtlpExporter(o => Otlp(o, telemetry, endpoint, "v1/traces"));
                 }
             });
+        }
+    }
+
+    /// <summary>
+    /// Points an OTLP exporter at the endpoint. An endpoint set in code is used as is, so for OTLP/HTTP the signal's
+    /// path is appended here (the SDK appends it only to an endpoint from its environment variables).
+    /// </summary>
+    private static void Otlp(OtlpExporterOptions exporter, ConveyorTelemetryOptions telemetry, Uri endpoint, string signalPath)
+    {
+        if (telemetry.OtlpProtocol == ConveyorOtlpProtocol.HttpProtobuf)
+        {
+            exporter.Protocol = OtlpExportProtocol.HttpProtobuf;
+            exporter.Endpoint = new Uri(endpoint.AbsoluteUri.TrimEnd('/') + "/" + signalPath);
+        }
+        else
+        {
+            exporter.Protocol = OtlpExportProtocol.Grpc;
+            exporter.Endpoint = endpoint;
         }
     }
 
@@ -259,6 +292,11 @@ public static class ConveyorHostingExtensions
         if (!Validator.TryValidateObject(options.Auth, new ValidationContext(options.Auth), results, validateAllProperties: true))
         {
             throw new InvalidOperationException("Invalid Conveyor configuration (Conveyor:Auth): " + string.Join("; ", results.Select(r => r.ErrorMessage)));
+        }
+
+        if (!Validator.TryValidateObject(options.Telemetry, new ValidationContext(options.Telemetry), results, validateAllProperties: true))
+        {
+            throw new InvalidOperationException("Invalid Conveyor configuration (Conveyor:Telemetry): " + string.Join("; ", results.Select(r => r.ErrorMessage)));
         }
 
         if (options.Mode == ConveyorMode.Cluster && (string.IsNullOrEmpty(options.NatsUrl) || string.IsNullOrEmpty(options.RedisConnectionString)))

@@ -101,6 +101,16 @@ public interface IConveyorBuilder
     ConveyorOptions Options { get; }
 }
 
+/// <summary>The OTLP transports an OpenTelemetry collector accepts.</summary>
+public enum ConveyorOtlpProtocol
+{
+    /// <summary>OTLP/gRPC (a collector's port 4317).</summary>
+    Grpc = 0,
+
+    /// <summary>OTLP/HTTP with protobuf bodies (a collector's port 4318): <c>POST /v1/traces</c>, <c>POST /v1/metrics</c>.</summary>
+    HttpProtobuf = 1,
+}
+
 /// <summary>OpenTelemetry wiring of a Conveyor host (configuration section <c>Conveyor:Telemetry</c>).</summary>
 public sealed class ConveyorTelemetryOptions
 {
@@ -116,8 +126,19 @@ public sealed class ConveyorTelemetryOptions
     /// </summary>
     public bool Tracing { get; set; }
 
-    /// <summary>OTLP endpoint (e.g. <c>http://127.0.0.1:4317</c>) that receives traces and metrics; none by default.</summary>
+    /// <summary>
+    /// OTLP endpoint that receives traces and metrics; none by default. For <see cref="ConveyorOtlpProtocol.Grpc"/>
+    /// the collector's address (e.g. <c>http://127.0.0.1:4317</c>); for <see cref="ConveyorOtlpProtocol.HttpProtobuf"/>
+    /// its base URL (e.g. <c>http://127.0.0.1:4318</c>), to which <c>/v1/traces</c> and <c>/v1/metrics</c> are appended.
+    /// </summary>
     public Uri? OtlpEndpoint { get; set; }
+
+    /// <summary>How OTLP is sent: gRPC (default) or protobuf over HTTP.</summary>
+    public ConveyorOtlpProtocol OtlpProtocol { get; set; } = ConveyorOtlpProtocol.Grpc;
+
+    /// <summary>How often metrics are pushed to <see cref="OtlpEndpoint"/>.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "1.00:00:00")]
+    public TimeSpan OtlpMetricsInterval { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>OpenTelemetry <c>service.name</c> of this host.</summary>
     public string ServiceName { get; set; } = "conveyor";

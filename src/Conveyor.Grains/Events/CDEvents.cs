@@ -7,9 +7,10 @@ namespace Conveyor.Grains.Events;
 
 /// <summary>
 /// Builds CDEvents (spec 0.4.1, core events) as CloudEvents 1.0 in structured JSON: the CloudEvent's <c>data</c> is the
-/// CDEvent (<c>context</c> + <c>subject</c>), and the CloudEvent's <c>id</c>, <c>source</c> and <c>type</c> are the
-/// CDEvent context's. Ids are stable — derived from the run, step, attempt and transition — so a re-published event
-/// is recognisably the same event.
+/// CDEvent (<c>context</c> + <c>subject</c> + <c>customData</c>), and, as the CDEvents CloudEvents binding asks, the
+/// CloudEvent's <c>id</c>, <c>source</c>, <c>type</c> and <c>time</c> are the context's and its <c>subject</c> is the
+/// subject's id. Ids are stable — derived from the run, step, attempt and transition — so a re-published event is
+/// recognisably the same event.
 /// </summary>
 public static class CDEvents
 {
@@ -53,6 +54,12 @@ public static class CDEvents
     /// <summary>Subject id of a run: <c>{namespace}/{runId}</c>.</summary>
     public static string RunSubjectId(string ns, Guid runId) => $"{ns}/{runId}";
 
+    /// <summary>
+    /// The run's <c>url</c>: the one given (under the configured base URL), else the run's API path. A
+    /// <c>pipelinerun.started</c> event must carry a url, so the path stands in when no base URL is configured.
+    /// </summary>
+    public static string RunUrl(string? url, string ns, Guid runId) => url ?? $"/namespaces/{ns}/runs/{runId}";
+
     /// <summary>Builds a pipelineRun event.</summary>
     /// <param name="id">Stable event id.</param>
     /// <param name="type">One of the <c>PipelineRun*</c> types.</param>
@@ -61,7 +68,7 @@ public static class CDEvents
     /// <param name="ns">Namespace.</param>
     /// <param name="runId">Run id.</param>
     /// <param name="pipeline">Pipeline name.</param>
-    /// <param name="url">URL of the run, or null.</param>
+    /// <param name="url">URL of the run, or null for its API path (see <see cref="RunUrl"/>).</param>
     /// <param name="outcome">Outcome (finished only).</param>
     /// <param name="errors">Why the run did not succeed (finished only), or null.</param>
     /// <param name="runAttempt">Run attempt (1, plus one per retry of the run).</param>
@@ -70,10 +77,7 @@ public static class CDEvents
         Write(id, type, source, time, RunSubjectId(ns, runId), "pipelineRun", w =>
         {
             w.WriteString("pipelineName", pipeline);
-            if (url is not null)
-            {
-                w.WriteString("url", url);
-            }
+            w.WriteString("url", RunUrl(url, ns, runId));
 
             if (outcome is not null)
             {
@@ -101,7 +105,7 @@ public static class CDEvents
     /// <param name="step">Step id (the task's name).</param>
     /// <param name="attempt">Attempt number.</param>
     /// <param name="driver">Driver that runs the step.</param>
-    /// <param name="url">URL of the run, or null.</param>
+    /// <param name="url">URL of the run, or null for its API path (see <see cref="RunUrl"/>).</param>
     /// <param name="outcome">Outcome (finished only).</param>
     /// <param name="errors">Why the attempt did not succeed (finished only), or null.</param>
     public static string TaskRun(
@@ -109,10 +113,7 @@ public static class CDEvents
         Write(id, type, source, time, $"{ns}/{runId}/{step}/{attempt}", "taskRun", w =>
         {
             w.WriteString("taskName", step);
-            if (url is not null)
-            {
-                w.WriteString("url", url);
-            }
+            w.WriteString("url", RunUrl(url, ns, runId));
 
             w.WriteStartObject("pipelineRun");
             w.WriteString("id", RunSubjectId(ns, runId));
@@ -164,7 +165,8 @@ public static class CDEvents
             w.WriteString("datacontenttype", "application/json");
             w.WriteStartObject("data");
             w.WriteStartObject("context");
-            w.WriteString("specversion", SpecVersion);
+            // CDEvents 0.4 names the spec version "version"; "specversion" is the CloudEvents envelope's (and CDEvents 0.5's).
+            w.WriteString("version", SpecVersion);
             w.WriteString("id", id);
             w.WriteString("source", source);
             w.WriteString("type", type);

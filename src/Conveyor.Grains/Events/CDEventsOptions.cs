@@ -16,7 +16,7 @@ public sealed class CDEventsOptions
     public string Source { get; set; } = "/conveyor";
 
     /// <summary>
-    /// Base URL of the HTTP API as users reach it; when set, events carry <c>url</c> = <c>{BaseUrl}/namespaces/{ns}/runs/{id}</c>.
+    /// Base URL of the HTTP API as users reach it: events carry <c>url</c> = <c>{BaseUrl}/namespaces/{ns}/runs/{id}</c>; without it, the path alone.
     /// </summary>
     public string? BaseUrl { get; set; }
 

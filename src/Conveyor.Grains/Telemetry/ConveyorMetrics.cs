@@ -34,7 +34,7 @@ public sealed class ConveyorMetrics : IDisposable
             "s",
             "Time from a step attempt's dispatch decision until JetStream stored the message (includes waiting for the driver's consumer).");
         _meter.CreateObservableGauge("conveyor.steps.inflight", SumInFlight, "{step}", "Step attempts dispatched or running, in runs active on this silo.");
-        _meter.CreateObservableGauge("conveyor.queue.depth", SumQueued, "{run}", "Runs waiting to start (status Pending), in runs active on this silo.");
+        _meter.CreateObservableGauge("conveyor.queue.depth", SumQueued, "{run}", "Runs created but not started yet (status Pending, or Queued behind a concurrency limit), in runs active on this silo.");
     }
 
     /// <summary>A run started (or was retried).</summary>

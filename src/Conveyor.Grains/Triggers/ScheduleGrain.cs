@@ -123,39 +123,46 @@ public sealed partial class ScheduleGrain(
             }
 
             var last = state.State.LastFired.GetValueOrDefault(schedule.Name, now);
-            var latest = cron!.GetOccurrences(last, now, zone, fromInclusive: false, toInclusive: true).LastOrDefault();
-            if (latest == default)
+            var tick = Schedules.Due(cron!, zone, last, now, options.Value.MisfireGrace, schedule.MissedFire);
+            if (tick.Latest is not { } latest)
             {
                 continue;
             }
 
-            var onTime = now - latest <= options.Value.MisfireGrace;
-            if (onTime || schedule.MissedFire == MissedFirePolicy.FireOnce)
+            if (tick.LatestMissed is { } missed)
             {
-                if (!onTime)
+                if (schedule.MissedFire == MissedFirePolicy.FireOnce)
                 {
-                    LogMissed(logger, pipeline.Name, schedule.Name, latest);
+                    LogMissed(logger, pipeline.Name, schedule.Name, missed);
                 }
+                else
+                {
+                    LogSkipped(logger, pipeline.Name, schedule.Name, missed);
+                }
+            }
 
+            // Stored as fired: everything up to the first failure. The rest fires on the next tick, under the same run ids.
+            DateTimeOffset? through = latest;
+            foreach (var occurrence in tick.Fire)
+            {
                 try
                 {
-                    await FireAsync(pipeline, schedule, latest);
+                    await FireAsync(pipeline, schedule, occurrence);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
-                    // Not stored as fired: the next tick fires the same occurrence again, under the same run id.
-                    LogFireFailed(logger, ex, pipeline.Name, schedule.Name, latest);
+                    LogFireFailed(logger, ex, pipeline.Name, schedule.Name, occurrence);
                     failed = true;
-                    continue;
+                    through = PreviousOf(tick.Fire, occurrence);
+                    break;
                 }
             }
-            else
-            {
-                LogSkipped(logger, pipeline.Name, schedule.Name, latest);
-            }
 
-            state.State.LastFired[schedule.Name] = latest;
-            changed = true;
+            if (through is { } fired && fired > last)
+            {
+                state.State.LastFired[schedule.Name] = fired;
+                changed = true;
+            }
         }
 
         if (changed)
@@ -164,6 +171,23 @@ public sealed partial class ScheduleGrain(
         }
 
         Arm(failed ? RetryDelay : NextDue(time.GetUtcNow()));
+    }
+
+    /// <summary>The occurrence fired just before <paramref name="occurrence"/> in this tick, or null when it was the first.</summary>
+    private static DateTimeOffset? PreviousOf(IReadOnlyList<DateTimeOffset> fire, DateTimeOffset occurrence)
+    {
+        DateTimeOffset? previous = null;
+        foreach (var o in fire)
+        {
+            if (o >= occurrence)
+            {
+                break;
+            }
+
+            previous = o;
+        }
+
+        return previous;
     }
 
     private async Task FireAsync(PipelineSpec pipeline, ScheduleSpec schedule, DateTimeOffset occurrence)
@@ -197,7 +221,7 @@ public sealed partial class ScheduleGrain(
         foreach (var schedule in state.State.Pipeline?.Schedules ?? [])
         {
             if (Schedules.TryParse(schedule.Cron, out var cron, out _) && Schedules.TryFindZone(schedule.TimeZone, out var zone)
-                && cron!.GetNextOccurrence(state.State.LastFired.GetValueOrDefault(schedule.Name, now), zone) is { } n
+                && Schedules.Next(cron!, zone, state.State.LastFired.GetValueOrDefault(schedule.Name, now)) is { } n
                 && (next is null || n < next))
             {
                 next = n;
@@ -231,10 +255,10 @@ public sealed partial class ScheduleGrain(
     [LoggerMessage(Level = LogLevel.Information, Message = "Pipeline {Pipeline}: schedule {Schedule} fired for {Occurrence} as run {RunId} (new: {Created})")]
     private static partial void LogFired(ILogger logger, string pipeline, string schedule, string occurrence, Guid runId, bool created);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: schedule {Schedule} fires late for missed occurrence {Occurrence}")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: schedule {Schedule} fires once, late, for missed occurrence {Occurrence} (older missed ones are dropped)")]
     private static partial void LogMissed(ILogger logger, string pipeline, string schedule, DateTimeOffset occurrence);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: schedule {Schedule} skipped missed occurrence {Occurrence}")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: schedule {Schedule} skipped missed occurrences up to {Occurrence}")]
     private static partial void LogSkipped(ILogger logger, string pipeline, string schedule, DateTimeOffset occurrence);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: schedule {Schedule} found no resource {Resource}; occurrence passed over")]
