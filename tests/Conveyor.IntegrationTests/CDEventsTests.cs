@@ -302,7 +302,7 @@ public sealed class CDEventsTests(OpsFixture fx)
         var watch = Stopwatch.StartNew();
         for (var i = 0; i < 1000; i++)
         {
-            sink.Enqueue(new OutboxEvent { Id = $"e{i}", Type = CDEvents.PipelineRunQueued, Namespace = "default", Json = "{}" });
+            sink.Enqueue($"e{i}", "{}"u8.ToArray());
         }
 
         // Enqueue never waits: 1,000 events against a dead sink take far less than one POST's timeout.

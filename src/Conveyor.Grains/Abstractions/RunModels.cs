@@ -258,8 +258,41 @@ public sealed class OutboxEvent
     /// <summary>Namespace of the run (picks the subject).</summary>
     [Id(2)] public string Namespace { get; set; } = "";
 
-    /// <summary>The CloudEvent, as JSON.</summary>
-    [Id(3)] public string Json { get; set; } = "";
+    /// <summary>
+    /// The CloudEvent as JSON, when it was built up front (runs stored by earlier versions); null when it is built from
+    /// the fields below as it is published, which keeps the run's stored outbox small.
+    /// </summary>
+    [Id(3)] public string? Json { get; set; }
+
+    /// <summary>When the transition happened.</summary>
+    [Id(4)] public DateTimeOffset At { get; set; }
+
+    /// <summary>Run id.</summary>
+    [Id(5)] public Guid RunId { get; set; }
+
+    /// <summary>Pipeline name.</summary>
+    [Id(6)] public string Pipeline { get; set; } = "";
+
+    /// <summary>URL of the run under the configured base URL, or null for its API path.</summary>
+    [Id(7)] public string? Url { get; set; }
+
+    /// <summary>CDEvents outcome (finished events only).</summary>
+    [Id(8)] public string? Outcome { get; set; }
+
+    /// <summary>Why the run or attempt did not succeed (finished events only).</summary>
+    [Id(9)] public string? Errors { get; set; }
+
+    /// <summary>Run attempt (pipelineRun events).</summary>
+    [Id(10)] public int RunAttempt { get; set; }
+
+    /// <summary>Step id for a taskRun event; null for a pipelineRun event.</summary>
+    [Id(11)] public string? Step { get; set; }
+
+    /// <summary>Attempt number (taskRun events).</summary>
+    [Id(12)] public int Attempt { get; set; }
+
+    /// <summary>Driver of the step (taskRun events).</summary>
+    [Id(13)] public string? Driver { get; set; }
 }
 
 /// <summary>A run as listings show it.</summary>

@@ -17,7 +17,7 @@ public sealed partial class CDEventHttpSink : BackgroundService
 {
     private readonly CDEventsOptions _options;
     private readonly ILogger<CDEventHttpSink> _logger;
-    private readonly Channel<OutboxEvent>? _queue;
+    private readonly Channel<(string Id, byte[] Body)>? _queue;
     private readonly HttpClient? _http;
     private long _delivered;
     private long _dropped;
@@ -30,7 +30,7 @@ public sealed partial class CDEventHttpSink : BackgroundService
         _logger = logger;
         if (_options.HttpSinkUrl is not null)
         {
-            _queue = Channel.CreateBounded<OutboxEvent>(new BoundedChannelOptions(_options.HttpSinkQueueCapacity)
+            _queue = Channel.CreateBounded<(string Id, byte[] Body)>(new BoundedChannelOptions(_options.HttpSinkQueueCapacity)
             {
                 // Wait mode only makes TryWrite report a full queue; nothing ever waits on it.
                 FullMode = BoundedChannelFullMode.Wait,
@@ -46,13 +46,13 @@ public sealed partial class CDEventHttpSink : BackgroundService
     /// <summary>Events given up on (queue full, or every attempt failed).</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
-    /// <summary>Queues an event for the sink; never waits.</summary>
-    public void Enqueue(OutboxEvent e)
+    /// <summary>Queues an event (its id and CloudEvent JSON) for the sink; never waits.</summary>
+    public void Enqueue(string id, byte[] body)
     {
-        if (_queue is not null && !_queue.Writer.TryWrite(e))
+        if (_queue is not null && !_queue.Writer.TryWrite((id, body)))
         {
             Interlocked.Increment(ref _dropped);
-            LogQueueFull(_logger, e.Id);
+            LogQueueFull(_logger, id);
         }
     }
 
@@ -84,13 +84,13 @@ public sealed partial class CDEventHttpSink : BackgroundService
         base.Dispose();
     }
 
-    private async Task DeliverAsync(OutboxEvent e, CancellationToken stoppingToken)
+    private async Task DeliverAsync((string Id, byte[] Body) e, CancellationToken stoppingToken)
     {
         for (var attempt = 1; attempt <= _options.HttpSinkMaxAttempts; attempt++)
         {
             try
             {
-                using var content = new StringContent(e.Json);
+                using var content = new ByteArrayContent(e.Body);
                 content.Headers.ContentType = new MediaTypeHeaderValue("application/cloudevents+json") { CharSet = "utf-8" };
                 using var response = await _http!.PostAsync(_options.HttpSinkUrl, content, stoppingToken).ConfigureAwait(false);
                 if (response.IsSuccessStatusCode)

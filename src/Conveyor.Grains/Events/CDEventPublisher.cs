@@ -28,24 +28,26 @@ public sealed class CDEventPublisher(DriverDispatcher dispatcher, IOptions<CDEve
         }
 
         // Published together (one round trip for a transition's events); JetStream keeps their order per publisher.
+        var bodies = new byte[events.Count][];
         var acks = new Task[events.Count];
         for (var i = 0; i < events.Count; i++)
         {
-            acks[i] = PublishOneAsync(events[i], cancellationToken);
+            bodies[i] = CDEvents.ToUtf8(events[i], Options.Source);
+            acks[i] = PublishOneAsync(events[i], bodies[i], cancellationToken);
         }
 
         await Task.WhenAll(acks).ConfigureAwait(false);
-        foreach (var e in events)
+        for (var i = 0; i < events.Count; i++)
         {
-            sink.Enqueue(e);
+            sink.Enqueue(events[i].Id, bodies[i]);
         }
     }
 
-    private async Task PublishOneAsync(OutboxEvent e, CancellationToken cancellationToken)
+    private async Task PublishOneAsync(OutboxEvent e, byte[] body, CancellationToken cancellationToken)
     {
         var ack = await dispatcher.JetStream.PublishAsync(
             Subjects.CDEvents(e.Namespace),
-            Encoding.UTF8.GetBytes(e.Json),
+            body,
             opts: new NatsJSPubOpts { MsgId = e.Id },
             headers: new NatsHeaders { ["Content-Type"] = "application/cloudevents+json", ["ce-type"] = e.Type },
             cancellationToken: cancellationToken).ConfigureAwait(false);

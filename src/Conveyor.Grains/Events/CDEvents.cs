@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using Conveyor.Contracts;
+using Conveyor.Grains.Abstractions;
 
 namespace Conveyor.Grains.Events;
 
@@ -74,6 +75,10 @@ public static class CDEvents
     /// <param name="runAttempt">Run attempt (1, plus one per retry of the run).</param>
     public static string PipelineRun(
         string id, string type, string source, DateTimeOffset time, string ns, Guid runId, string pipeline, string? url, string? outcome, string? errors, int runAttempt) =>
+        Encoding.UTF8.GetString(WritePipelineRun(id, type, source, time, ns, runId, pipeline, url, outcome, errors, runAttempt));
+
+    private static ReadOnlySpan<byte> WritePipelineRun(
+        string id, string type, string source, DateTimeOffset time, string ns, Guid runId, string pipeline, string? url, string? outcome, string? errors, int runAttempt) =>
         Write(id, type, source, time, RunSubjectId(ns, runId), "pipelineRun", w =>
         {
             w.WriteString("pipelineName", pipeline);
@@ -110,6 +115,10 @@ public static class CDEvents
     /// <param name="errors">Why the attempt did not succeed (finished only), or null.</param>
     public static string TaskRun(
         string id, string type, string source, DateTimeOffset time, string ns, Guid runId, string step, int attempt, string driver, string? url, string? outcome, string? errors) =>
+        Encoding.UTF8.GetString(WriteTaskRun(id, type, source, time, ns, runId, step, attempt, driver, url, outcome, errors));
+
+    private static ReadOnlySpan<byte> WriteTaskRun(
+        string id, string type, string source, DateTimeOffset time, string ns, Guid runId, string step, int attempt, string driver, string? url, string? outcome, string? errors) =>
         Write(id, type, source, time, $"{ns}/{runId}/{step}/{attempt}", "taskRun", w =>
         {
             w.WriteString("taskName", step);
@@ -137,6 +146,23 @@ public static class CDEvents
             w.WriteString("driver", driver);
         });
 
+    /// <summary>
+    /// The CloudEvent JSON of an outbox entry: as stored when an earlier version built it up front, else built from
+    /// its fields now.
+    /// </summary>
+    public static byte[] ToUtf8(OutboxEvent e, string source)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        if (e.Json is { } json)
+        {
+            return Encoding.UTF8.GetBytes(json);
+        }
+
+        return e.Step is null
+            ? WritePipelineRun(e.Id, e.Type, source, e.At, e.Namespace, e.RunId, e.Pipeline, e.Url, e.Outcome, e.Errors, e.RunAttempt).ToArray()
+            : WriteTaskRun(e.Id, e.Type, source, e.At, e.Namespace, e.RunId, e.Step, e.Attempt, e.Driver ?? "", e.Url, e.Outcome, e.Errors).ToArray();
+    }
+
     // One buffer and writer per thread, reused: a run emits two events per step, and a fresh writer over a growing
     // stream allocated ~16 KB for each ~1 KB event.
     [ThreadStatic]
@@ -145,7 +171,8 @@ public static class CDEvents
     [ThreadStatic]
     private static Utf8JsonWriter? t_writer;
 
-    private static string Write(
+    /// <summary>Writes an event into this thread's buffer; the span is valid until the thread's next write.</summary>
+    private static ReadOnlySpan<byte> Write(
         string id, string type, string source, DateTimeOffset time, string subjectId, string subjectType, Action<Utf8JsonWriter> content, Action<Utf8JsonWriter> custom)
     {
         var buffer = t_buffer ??= new ArrayBufferWriter<byte>(2048);
@@ -187,7 +214,7 @@ public static class CDEvents
             w.WriteEndObject();
             w.WriteEndObject();
             w.Flush();
-            return Encoding.UTF8.GetString(buffer.WrittenSpan);
+            return buffer.WrittenSpan;
         }
         catch
         {

@@ -186,28 +186,40 @@ public sealed partial class PipelineRunGrain
         return activity;
     }
 
+    // The outbox holds what an event says, not its JSON: it is stored with the transition, and the JSON (about 1 KB)
+    // is built once, as it is published.
     private void AddRunEvent(string type, string transition, DateTimeOffset at, string? outcome, string? errors) =>
         Run.Outbox.Add(new OutboxEvent
         {
             Id = $"{Run.RunId}:{Run.RunAttempt}:pipelinerun.{transition}",
             Type = type,
             Namespace = Run.Plan.Namespace,
-            Json = CDEvents.PipelineRun(
-                $"{Run.RunId}:{Run.RunAttempt}:pipelinerun.{transition}", type, events.Options.Source, at, Run.Plan.Namespace, Run.RunId,
-                Run.Plan.Pipeline.Name, RunUrl(), outcome, errors, Run.RunAttempt),
+            At = at,
+            RunId = Run.RunId,
+            Pipeline = Run.Plan.Pipeline.Name,
+            Url = RunUrl(),
+            Outcome = outcome,
+            Errors = errors,
+            RunAttempt = Run.RunAttempt,
         });
 
-    private void AddTaskEvent(string step, AttemptState attempt, string driver, string type, string transition, DateTimeOffset at, string? outcome, string? errors)
-    {
-        var id = $"{Run.RunId}:{step}:{attempt.Number}:taskrun.{transition}";
+    private void AddTaskEvent(string step, AttemptState attempt, string driver, string type, string transition, DateTimeOffset at, string? outcome, string? errors) =>
         Run.Outbox.Add(new OutboxEvent
         {
-            Id = id,
+            Id = $"{Run.RunId}:{step}:{attempt.Number}:taskrun.{transition}",
             Type = type,
             Namespace = Run.Plan.Namespace,
-            Json = CDEvents.TaskRun(id, type, events.Options.Source, at, Run.Plan.Namespace, Run.RunId, step, attempt.Number, driver, RunUrl(), outcome, errors),
+            At = at,
+            RunId = Run.RunId,
+            Pipeline = Run.Plan.Pipeline.Name,
+            Url = RunUrl(),
+            Outcome = outcome,
+            Errors = errors,
+            RunAttempt = Run.RunAttempt,
+            Step = step,
+            Attempt = attempt.Number,
+            Driver = driver,
         });
-    }
 
     private string? RunUrl() =>
         events.Options.BaseUrl is { Length: > 0 } b ? $"{b.TrimEnd('/')}/namespaces/{Run.Plan.Namespace}/runs/{Run.RunId}" : null;
