@@ -260,9 +260,9 @@ public sealed class AuthTests(SecurityFixture fx)
         Assert.DoesNotContain(secret, one);
 
         using var bad = await admin.PostAsJsonAsync("/keys", new { name = "x", role = "root", namespaces = new[] { "default" } });
-        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        await ProblemAssert.NamesFieldAsync(bad, "role");
         using var noNamespace = await admin.PostAsJsonAsync("/keys", new { name = "x", role = "viewer" });
-        Assert.Equal(HttpStatusCode.BadRequest, noNamespace.StatusCode);
+        await ProblemAssert.NamesFieldAsync(noNamespace, "namespaces");
     }
 
     [Fact]
@@ -301,13 +301,13 @@ public sealed class AuthTests(SecurityFixture fx)
         using var admin = fx.Client(fx.AdminKey);
         using (var unknown = await admin.GetAsync($"/namespaces/{ns}/runs"))
         {
-            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+            await ProblemAssert.SaysAsync(unknown, HttpStatusCode.NotFound, "not-found", $"namespace {ns} not found");
         }
 
         await fx.CreateNamespaceAsync(ns);
         using (var again = await admin.PostAsJsonAsync("/namespaces", new { name = ns }))
         {
-            Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+            await ProblemAssert.SaysAsync(again, HttpStatusCode.Conflict, "conflict", "already exists");
         }
 
         var list = await admin.GetFromJsonAsync<JsonElement>("/namespaces");
@@ -317,28 +317,34 @@ public sealed class AuthTests(SecurityFixture fx)
         using (var known = await admin.GetAsync($"/namespaces/{ns}/runs"))
         {
             Assert.Equal(HttpStatusCode.OK, known.StatusCode);
+            Assert.Empty((await known.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("items").EnumerateArray());
         }
 
         using (var bad = await admin.PostAsJsonAsync("/namespaces", new { name = "Not_A_Label" }))
         {
-            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+            await ProblemAssert.NamesFieldAsync(bad, "name");
         }
 
         using (var deleteDefault = await admin.DeleteAsync("/namespaces/default"))
         {
-            Assert.Equal(HttpStatusCode.Conflict, deleteDefault.StatusCode);
+            await ProblemAssert.SaysAsync(deleteDefault, HttpStatusCode.Conflict, "conflict", "default namespace cannot be deleted");
         }
 
         // A namespace with runs is only deleted on request, which cancels its unfinished runs.
         var runId = await StartWaitingRunAsync(ns);
         using (var busy = await admin.DeleteAsync($"/namespaces/{ns}"))
         {
-            Assert.Equal(HttpStatusCode.Conflict, busy.StatusCode);
+            await ProblemAssert.SaysAsync(busy, HttpStatusCode.Conflict, "conflict", "cascade=true");
         }
 
         using (var cascade = await admin.DeleteAsync($"/namespaces/{ns}?cascade=true"))
         {
             Assert.Equal(HttpStatusCode.NoContent, cascade.StatusCode);
+        }
+
+        using (var deleted = await admin.GetAsync($"/namespaces/{ns}"))
+        {
+            await ProblemAssert.IsAsync(deleted, HttpStatusCode.NotFound, "not-found");
         }
 
         using (var gone = await admin.GetAsync($"/namespaces/{ns}/runs/{runId}"))
@@ -348,7 +354,7 @@ public sealed class AuthTests(SecurityFixture fx)
 
         using (var reuse = await admin.PostAsJsonAsync("/namespaces", new { name = ns }))
         {
-            Assert.Equal(HttpStatusCode.Conflict, reuse.StatusCode);
+            await ProblemAssert.SaysAsync(reuse, HttpStatusCode.Conflict, "conflict", "not reused");
         }
     }
 
@@ -437,9 +443,12 @@ public sealed class AuthTests(SecurityFixture fx)
         var error = await Assert.ThrowsAsync<Conveyor.Driver.Sdk.Client.ConveyorApiException>(() => anonymous.ListRunsAsync());
         Assert.Equal(HttpStatusCode.Unauthorized, error.Status);
 
+        var runId = await StartWaitingRunAsync("default");
         var viewer = new Conveyor.Driver.Sdk.Client.ConveyorClient(http) { ApiKey = await fx.CreateKeyAsync("viewer", "default") };
-        var page = await viewer.ListRunsAsync();
-        Assert.NotNull(page);
+        var page = await viewer.ListRunsAsync(pipeline: "p-default", limit: 100);
+        // The key was sent and honoured: the viewer sees the default namespace's run (and only that namespace's).
+        Assert.Contains(page.Items, r => r.Id.ToString() == runId);
+        Assert.All(page.Items, r => Assert.Equal("default", r.Namespace));
         var forbidden = await Assert.ThrowsAsync<Conveyor.Driver.Sdk.Client.ConveyorApiException>(() => viewer.DeletePipelineAsync("nope"));
         Assert.Equal(HttpStatusCode.Forbidden, forbidden.Status);
     }

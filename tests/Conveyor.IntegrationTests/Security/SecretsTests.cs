@@ -241,17 +241,17 @@ public sealed class SecretsTests(SecretsFixture fx) : IClassFixture<SecretsFixtu
         admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", fx.AdminKey);
         using (var badName = await admin.PutAsJsonAsync("/secrets/1-bad", new { value = "x" }))
         {
-            Assert.Equal(HttpStatusCode.BadRequest, badName.StatusCode);
+            await ProblemAssert.NamesFieldAsync(badName, "name");
         }
 
         using (var noValue = await admin.PutAsJsonAsync("/secrets/TOKEN", new { other = "x" }))
         {
-            Assert.Equal(HttpStatusCode.BadRequest, noValue.StatusCode);
+            await ProblemAssert.NamesFieldAsync(noValue, "value");
         }
 
         using (var tooLong = await admin.PutAsJsonAsync("/secrets/TOKEN", new { value = new string('x', 70_000) }))
         {
-            Assert.Equal(HttpStatusCode.BadRequest, tooLong.StatusCode);
+            await ProblemAssert.SaysAsync(tooLong, HttpStatusCode.BadRequest, "validation", "exceeds");
         }
 
         var value = "v-" + Guid.NewGuid().ToString("N");
@@ -270,7 +270,7 @@ public sealed class SecretsTests(SecretsFixture fx) : IClassFixture<SecretsFixtu
                 .RootElement.GetProperty("key").GetString();
             viewer.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
             using var write = await viewer.PutAsJsonAsync("/secrets/TOKEN", new { value = "x" });
-            Assert.Equal(HttpStatusCode.Forbidden, write.StatusCode);
+            await ProblemAssert.SaysAsync(write, HttpStatusCode.Forbidden, "forbidden", "operator role");
         }
 
         using (var deleted = await admin.DeleteAsync("/secrets/TOKEN"))
@@ -279,7 +279,8 @@ public sealed class SecretsTests(SecretsFixture fx) : IClassFixture<SecretsFixtu
         }
 
         using var gone = await admin.GetAsync("/secrets/TOKEN");
-        Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
+        await ProblemAssert.SaysAsync(gone, HttpStatusCode.NotFound, "not-found", "secret TOKEN not found");
+        Assert.DoesNotContain("TOKEN", await admin.GetStringAsync("/secrets"));
     }
 
     private static async Task<JsonElement> RunAsync(Func<HttpMethod, string, object?, HttpStatusCode, Task<JsonElement>> send, string ns, string type, string name)
