@@ -155,9 +155,13 @@ public sealed class SecretsTests(SecretsFixture fx) : IClassFixture<SecretsFixtu
 
         var fetched = new ConcurrentQueue<string>();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        // Every line the SDK (manager and NATS client) logs, at every level, is scanned too.
+        var sdkLogs = new CapturingLoggerProvider();
+        using var sdkLogging = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Trace).AddProvider(sdkLogs));
         await using var manager = new DriverManager(
             new SecretDriver(driverName, type, fetched),
-            new DriverOptions { Name = driverName, Resources = [type], NatsUrl = fx.Nats.Url, ApiUrl = fx.Host.Address.ToString(), ShutdownGracePeriod = TimeSpan.FromSeconds(2) });
+            new DriverOptions { Name = driverName, Resources = [type], NatsUrl = fx.Nats.Url, ApiUrl = fx.Host.Address.ToString(), ShutdownGracePeriod = TimeSpan.FromSeconds(2) },
+            sdkLogging);
         var running = manager.RunAsync(cts.Token);
         await manager.WaitUntilReadyAsync(cts.Token);
 
@@ -207,10 +211,14 @@ public sealed class SecretsTests(SecretsFixture fx) : IClassFixture<SecretsFixtu
 
         Assert.Contains(natsMessages, m => m.Contains("connected with a password of", StringComparison.Ordinal));
         Assert.True(fx.Logs.Lines.Count > 50, $"only {fx.Logs.Lines.Count} log lines captured");
+        // The SDK's own lines, from the manager and from the NATS client it drives, not just an empty capture.
+        Assert.Contains(sdkLogs.Lines, l => l.Contains(typeof(DriverManager).FullName!, StringComparison.Ordinal));
+        Assert.Contains(sdkLogs.Lines, l => l.Contains("NATS.Client", StringComparison.Ordinal));
         foreach (var secret in new[] { first, second })
         {
             Assert.DoesNotContain(natsMessages, m => m.Contains(secret, StringComparison.Ordinal));
             Assert.DoesNotContain(fx.Logs.Lines, l => l.Contains(secret, StringComparison.Ordinal));
+            Assert.DoesNotContain(sdkLogs.Lines, l => l.Contains(secret, StringComparison.Ordinal));
             Assert.DoesNotContain(responses, r => r.Contains(secret, StringComparison.Ordinal));
         }
 
