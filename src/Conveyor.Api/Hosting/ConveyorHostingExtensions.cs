@@ -161,7 +161,9 @@ public static class ConveyorHostingExtensions
         var rateLimit = endpoints.ServiceProvider.GetRequiredService<WriteRateLimitFilter>();
         root.AddEndpointFilter(rateLimit.InvokeAsync);
         root.MapSystemApi();
-        root.MapOpenApi("/openapi/{documentName}.json").Anonymous();
+        // Only the document that exists: an unknown name then falls through to routing's 404, which becomes a problem like
+        // every other, instead of the OpenAPI endpoint's own text/plain 404.
+        root.MapOpenApi("/openapi/{documentName:regex(^conveyor$)}.json").Anonymous();
         var telemetry = endpoints.ServiceProvider.GetRequiredService<ConveyorOptions>().Telemetry;
         if (telemetry.Prometheus)
         {

@@ -13,7 +13,7 @@ namespace Conveyor.Api.Hosting;
 /// endpoints are untouched: trailing slashes are ignored (<c>/resources/</c> ≡ <c>/resources</c>), and every error
 /// response without a body — unknown route (404), wrong method (405), malformed request — becomes ProblemDetails.
 /// </summary>
-internal sealed partial class ConveyorStartupFilter(ConveyorApiSettings settings, IProblemDetailsService problems, ILogger<ConveyorStartupFilter> logger) : IStartupFilter
+internal sealed partial class ConveyorStartupFilter(ConveyorApiSettings settings, ILogger<ConveyorStartupFilter> logger) : IStartupFilter
 {
     public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
     {
@@ -65,7 +65,7 @@ internal sealed partial class ConveyorStartupFilter(ConveyorApiSettings settings
     private static bool UnderPrefix(PathString path, string prefix) =>
         prefix.Length == 0 || path.StartsWithSegments(prefix, StringComparison.OrdinalIgnoreCase);
 
-    private async Task WriteAsync(HttpContext context, int status, string type, string detail)
+    private static async Task WriteAsync(HttpContext context, int status, string type, string detail)
     {
         context.Response.StatusCode = status;
         var problem = new ProblemDetails
@@ -76,7 +76,7 @@ internal sealed partial class ConveyorStartupFilter(ConveyorApiSettings settings
             Detail = detail,
         };
         problem.Extensions["error"] = detail;
-        await problems.WriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = problem }).ConfigureAwait(false);
+        await Problems.WriteAsync(context, problem).ConfigureAwait(false);
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Unhandled error on {Method} {Path}")]

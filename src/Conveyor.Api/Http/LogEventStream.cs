@@ -69,8 +69,10 @@ public sealed class LogEventStream
         var aborted = linked.Token;
         try
         {
-            // Headers go out now, not with the first entry (the original's clients wait up to 15 s otherwise).
+            // Headers go out now, not with the first entry or heartbeat (the original's clients wait up to 15 s
+            // otherwise). StartAsync alone only queues them in Kestrel's output; the flush sends them.
             await response.StartAsync(aborted).ConfigureAwait(false);
+            await response.Body.FlushAsync(aborted).ConfigureAwait(false);
             await PumpAsync(response, time, aborted).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (aborted.IsCancellationRequested)

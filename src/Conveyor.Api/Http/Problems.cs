@@ -47,6 +47,20 @@ public static class Problems
         };
     }
 
+    /// <summary>
+    /// Writes <paramref name="problem"/> as <c>application/problem+json</c> from outside an endpoint (middleware,
+    /// authentication). <see cref="IProblemDetailsService.WriteAsync"/> throws when no writer accepts the request —
+    /// its default writer declines whenever the <c>Accept</c> header excludes JSON — which turned a client's odd
+    /// <c>Accept</c> into a 500 with no body. A problem is always written: through the service when it can, as plain
+    /// problem JSON otherwise (what <c>TypedResults.Problem</c> does for endpoints).
+    /// </summary>
+    public static Task WriteAsync(HttpContext context, ProblemDetails problem)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(problem);
+        return TypedResults.Problem(problem).ExecuteAsync(context);
+    }
+
     /// <summary>A problem of any status.</summary>
     public static ProblemHttpResult Create(int status, string type, string title, string detail, IDictionary<string, string[]>? errors = null)
     {

@@ -19,8 +19,7 @@ internal sealed class ApiKeyAuthenticationHandler(
     ILoggerFactory logger,
     UrlEncoder encoder,
     IGrainFactory grains,
-    ConveyorAuthSettings settings,
-    IProblemDetailsService problems)
+    ConveyorAuthSettings settings)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ConveyorApiKey";
@@ -94,6 +93,6 @@ internal sealed class ApiKeyAuthenticationHandler(
         Response.StatusCode = status;
         var problem = new ProblemDetails { Status = status, Type = Problems.TypePrefix + type, Title = title, Detail = detail };
         problem.Extensions["error"] = detail;
-        await problems.WriteAsync(new ProblemDetailsContext { HttpContext = Context, ProblemDetails = problem }).ConfigureAwait(false);
+        await Problems.WriteAsync(Context, problem).ConfigureAwait(false);
     }
 }

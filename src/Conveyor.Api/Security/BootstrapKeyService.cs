@@ -6,12 +6,23 @@ namespace Conveyor.Api.Security;
 
 /// <summary>
 /// Makes sure an admin key exists once the silo is up: the configured <see cref="ConveyorAuthOptions.BootstrapKey"/>,
-/// or — the first time the cluster ever starts with authentication on — a generated one, logged once. The registry
-/// remembers that it generated one, so a restart never prints another.
+/// or — the first time the cluster ever starts with authentication on — a generated one, logged once.
 /// </summary>
+/// <remarks>
+/// Generating is crash-safe: the registry hands out a short lease (<see cref="IApiKeyRegistryGrain.BeginBootstrapAsync"/>),
+/// then the key is created, logged, and only then is the bootstrap marked complete. A silo that dies anywhere before
+/// the mark leaves a lease that runs out; the next start takes over, revokes the abandoned key (it may or may not
+/// have been printed) and prints a new one — so the cluster is never left without an admin key, and the last key
+/// printed is the one that works. After the mark no start prints a key again. Both paths are idempotent.
+/// </remarks>
 internal sealed partial class BootstrapKeyService(IGrainFactory grains, ConveyorAuthSettings settings, TimeProvider time, ILogger<BootstrapKeyService> logger)
     : IHostedService
 {
+    /// <summary>How long one attempt may take from its lease to its completion: milliseconds in practice.</summary>
+    internal static readonly TimeSpan Lease = TimeSpan.FromSeconds(15);
+
+    private static readonly TimeSpan BusyPoll = TimeSpan.FromMilliseconds(250);
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         if (!settings.Enabled)
@@ -23,35 +34,76 @@ internal sealed partial class BootstrapKeyService(IGrainFactory grains, Conveyor
         var configured = settings.Options.BootstrapKey;
         if (!string.IsNullOrEmpty(configured))
         {
-            if (!ApiKeys.TryParse(configured, out var id, out var secret))
-            {
-                throw new InvalidOperationException("Invalid Conveyor configuration: Conveyor:Auth:BootstrapKey must look like cvk_<id>_<secret> (lowercase letters and digits in the id).");
-            }
-
-            var grain = grains.GetGrain<IApiKeyGrain>(id);
-            var existing = await grain.GetAsync().ConfigureAwait(false);
-            if (existing is null)
-            {
-                await grain.CreateAsync(NewAdminKey(id, secret)).ConfigureAwait(false);
-                await registry.AddAsync(id).ConfigureAwait(false);
-                LogConfiguredKeyCreated(logger, id);
-            }
-            else if (!ApiKeys.Matches(secret, existing.SecretHash))
-            {
-                throw new InvalidOperationException($"Invalid Conveyor configuration: Conveyor:Auth:BootstrapKey names key id {id}, which exists with another secret.");
-            }
-
+            await EnsureConfiguredKeyAsync(registry, configured).ConfigureAwait(false);
             return;
         }
 
-        if (await registry.ClaimBootstrapAsync().ConfigureAwait(false))
+        while (true)
         {
             var (id, key) = ApiKeys.Generate();
+            var begin = await registry.BeginBootstrapAsync(id, time.GetUtcNow() + Lease).ConfigureAwait(false);
+            switch (begin.Step)
+            {
+                case BootstrapStep.Done:
+                    return;
+                case BootstrapStep.Busy:
+                    // Another silo holds the lease: it finishes in milliseconds, or its lease runs out.
+                    await Task.Delay(BusyPoll, time, cancellationToken).ConfigureAwait(false);
+                    continue;
+            }
+
+            if (begin.Abandoned is { } abandoned)
+            {
+                await grains.GetGrain<IApiKeyGrain>(abandoned).RevokeAsync().ConfigureAwait(false);
+                LogAbandonedKeyRevoked(logger, abandoned);
+            }
+
             var secret = key[(ApiKeys.Prefix.Length + id.Length + 1)..];
             await grains.GetGrain<IApiKeyGrain>(id).CreateAsync(NewAdminKey(id, secret)).ConfigureAwait(false);
             await registry.AddAsync(id).ConfigureAwait(false);
             LogGeneratedKey(logger, key);
+            if (await registry.CompleteBootstrapAsync(id).ConfigureAwait(false))
+            {
+                return;
+            }
+
+            // Our lease ran out and another start took over (and revoked this key): it prints the key that counts.
+            LogBootstrapTakenOver(logger, id);
+            return;
         }
+    }
+
+    /// <summary>Creates the configured key if absent; idempotent, also when two silos start at once or a start died half-way.</summary>
+    private async Task EnsureConfiguredKeyAsync(IApiKeyRegistryGrain registry, string configured)
+    {
+        if (!ApiKeys.TryParse(configured, out var id, out var secret))
+        {
+            throw new InvalidOperationException("Invalid Conveyor configuration: Conveyor:Auth:BootstrapKey must look like cvk_<id>_<secret> (lowercase letters and digits in the id).");
+        }
+
+        var grain = grains.GetGrain<IApiKeyGrain>(id);
+        var existing = await grain.GetAsync().ConfigureAwait(false);
+        if (existing is null)
+        {
+            try
+            {
+                existing = await grain.CreateAsync(NewAdminKey(id, secret)).ConfigureAwait(false);
+                LogConfiguredKeyCreated(logger, id);
+            }
+            catch (Conveyor.Grains.Abstractions.ConveyorConflictException)
+            {
+                // Another silo created it a moment ago.
+                existing = await grain.GetAsync().ConfigureAwait(false);
+            }
+        }
+
+        if (existing is null || !ApiKeys.Matches(secret, existing.SecretHash))
+        {
+            throw new InvalidOperationException($"Invalid Conveyor configuration: Conveyor:Auth:BootstrapKey names key id {id}, which exists with another secret.");
+        }
+
+        // Always: a start that died between creating the key and listing it left it unlisted.
+        await registry.AddAsync(id).ConfigureAwait(false);
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -67,9 +119,16 @@ internal sealed partial class BootstrapKeyService(IGrainFactory grains, Conveyor
         Bootstrap = true,
     };
 
-    // The one place a key is ever written to a log: the generated bootstrap key, exactly once in the cluster's life.
+    // The one place a key is ever written to a log: the generated bootstrap key, once in the cluster's life (again only
+    // if the start that printed it died before it could mark the bootstrap complete, and then that key is revoked).
     [LoggerMessage(Level = LogLevel.Warning, Message = "Generated the bootstrap admin API key (shown once, store it now): {ApiKey}")]
     private static partial void LogGeneratedKey(ILogger logger, string apiKey);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Revoked bootstrap admin API key {KeyId}: the start that generated it died before completing, so a new one is generated")]
+    private static partial void LogAbandonedKeyRevoked(ILogger logger, string keyId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Bootstrap admin API key {KeyId} took longer than its lease; another start replaced it, use the key it prints")]
+    private static partial void LogBootstrapTakenOver(ILogger logger, string keyId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Created the configured bootstrap admin API key {KeyId}")]
     private static partial void LogConfiguredKeyCreated(ILogger logger, string keyId);

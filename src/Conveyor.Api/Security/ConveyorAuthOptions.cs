@@ -17,7 +17,12 @@ public sealed class ConveyorAuthOptions
     /// </summary>
     public string? BootstrapKey { get; set; }
 
-    /// <summary>Write requests (POST, PUT, PATCH, DELETE) one key may make per second on average; 0 turns the limit off.</summary>
+    /// <summary>
+    /// Write requests (POST, PUT, PATCH, DELETE) one key may make per second on average; 0 turns the limit off. With
+    /// <see cref="WriteRateLimitScope.Cluster"/> the limit holds for the whole cluster; with
+    /// <see cref="WriteRateLimitScope.Silo"/> (or while Redis does not answer) for each silo separately, so N silos then
+    /// allow up to N times it.
+    /// </summary>
     [Range(0, 1_000_000)]
     public int WriteRequestsPerSecond { get; set; } = 50;
 
@@ -25,9 +30,25 @@ public sealed class ConveyorAuthOptions
     [Range(1, 1_000_000)]
     public int WriteBurst { get; set; } = 100;
 
+    /// <summary>Where the write rate limit's buckets live: shared in Redis (default) or in each silo's memory.</summary>
+    public WriteRateLimitScope WriteRateLimitScope { get; set; } = WriteRateLimitScope.Cluster;
+
     /// <summary>Redacts the bootstrap key.</summary>
     public override string ToString() =>
-        $"Enabled={Enabled}, BootstrapKey={(string.IsNullOrEmpty(BootstrapKey) ? "" : "***")}, WriteRequestsPerSecond={WriteRequestsPerSecond}, WriteBurst={WriteBurst}";
+        $"Enabled={Enabled}, BootstrapKey={(string.IsNullOrEmpty(BootstrapKey) ? "" : "***")}, WriteRequestsPerSecond={WriteRequestsPerSecond}, WriteBurst={WriteBurst}, WriteRateLimitScope={WriteRateLimitScope}";
+}
+
+/// <summary>Where the per-key write rate limit is counted.</summary>
+public enum WriteRateLimitScope
+{
+    /// <summary>
+    /// One bucket per key for the whole cluster, in Conveyor's Redis (one round trip per write). When Redis does not
+    /// answer, each silo falls back to its own bucket (fail-open to the per-silo limit).
+    /// </summary>
+    Cluster = 0,
+
+    /// <summary>One bucket per key in each silo's memory: no round trip, but N silos allow up to N times the limit.</summary>
+    Silo = 1,
 }
 
 /// <summary>The resolved authentication settings the request pipeline reads.</summary>

@@ -59,13 +59,29 @@ public sealed class ApiKeyRegistryState
     /// <summary>Key ids, oldest first.</summary>
     [Id(0)] public List<string> KeyIds { get; set; } = [];
 
-    /// <summary>Whether a bootstrap admin key was ever generated.</summary>
+    /// <summary>
+    /// Set by releases that claimed the bootstrap before creating its key (a crash in between left no key at all);
+    /// read only to recognise such a registry.
+    /// </summary>
     [Id(1)] public bool BootstrapClaimed { get; set; }
+
+    /// <summary>The generated bootstrap key whose attempt completed (it was created and logged); null before.</summary>
+    [Id(2)] public string? BootstrapKeyId { get; set; }
+
+    /// <summary>The attempt in progress, if any.</summary>
+    [Id(3)] public string? PendingBootstrapKeyId { get; set; }
+
+    /// <summary>Until when the attempt in progress may complete before another takes over.</summary>
+    [Id(4)] public DateTimeOffset? PendingUntil { get; set; }
 }
 
-/// <summary>The list of key ids (for listing) and the one-time bootstrap marker.</summary>
+/// <summary>
+/// The list of key ids (for listing) and the bootstrap protocol: begin (a lease), create and log the key, complete.
+/// One activation in the cluster, so silos starting together take turns.
+/// </summary>
 public sealed class ApiKeyRegistryGrain(
-    [PersistentState("apikeys", ConveyorStorage.Name)] IPersistentState<ApiKeyRegistryState> state) : Grain, IApiKeyRegistryGrain
+    [PersistentState("apikeys", ConveyorStorage.Name)] IPersistentState<ApiKeyRegistryState> state,
+    TimeProvider time) : Grain, IApiKeyRegistryGrain
 {
     /// <inheritdoc />
     public async Task AddAsync(string keyId)
@@ -81,14 +97,47 @@ public sealed class ApiKeyRegistryGrain(
     public Task<List<string>> ListAsync() => Task.FromResult(state.State.KeyIds.ToList());
 
     /// <inheritdoc />
-    public async Task<bool> ClaimBootstrapAsync()
+    public async Task<BootstrapBegin> BeginBootstrapAsync(string candidateId, DateTimeOffset leaseUntil)
     {
-        if (state.State.BootstrapClaimed)
+        ArgumentException.ThrowIfNullOrEmpty(candidateId);
+        var s = state.State;
+        // An old registry that claimed the bootstrap and has keys got its key; one that claimed it and has none is
+        // the crash this protocol exists for, and is bootstrapped again.
+        if (s.BootstrapKeyId is not null || (s.BootstrapClaimed && s.PendingBootstrapKeyId is null && s.KeyIds.Count > 0))
+        {
+            return new BootstrapBegin { Step = BootstrapStep.Done };
+        }
+
+        if (s.PendingBootstrapKeyId is not null && s.PendingUntil > time.GetUtcNow())
+        {
+            return new BootstrapBegin { Step = BootstrapStep.Busy };
+        }
+
+        var abandoned = s.PendingBootstrapKeyId;
+        s.PendingBootstrapKeyId = candidateId;
+        s.PendingUntil = leaseUntil;
+        await state.WriteStateAsync();
+        return new BootstrapBegin { Step = BootstrapStep.Proceed, Abandoned = abandoned };
+    }
+
+    /// <inheritdoc />
+    public async Task<bool> CompleteBootstrapAsync(string keyId)
+    {
+        var s = state.State;
+        if (s.BootstrapKeyId == keyId)
+        {
+            return true;
+        }
+
+        if (s.PendingBootstrapKeyId != keyId)
         {
             return false;
         }
 
-        state.State.BootstrapClaimed = true;
+        s.BootstrapKeyId = keyId;
+        s.BootstrapClaimed = true;
+        s.PendingBootstrapKeyId = null;
+        s.PendingUntil = null;
         await state.WriteStateAsync();
         return true;
     }

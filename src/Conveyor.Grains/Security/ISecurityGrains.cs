@@ -34,10 +34,46 @@ public interface IApiKeyRegistryGrain : IGrainWithStringKey
     Task<List<string>> ListAsync();
 
     /// <summary>
-    /// Claims the one-time generation of a bootstrap admin key: true for the first caller ever (which then creates
-    /// and prints the key), false afterwards — also after a restart, so a new key is never printed twice.
+    /// Starts generating the bootstrap admin key <paramref name="candidateId"/>. <see cref="BootstrapStep.Done"/> once
+    /// a generated key was completed (also on every later start, so none is printed twice);
+    /// <see cref="BootstrapStep.Busy"/> while another attempt holds an unexpired lease (another silo is at it);
+    /// otherwise <see cref="BootstrapStep.Proceed"/>: the caller creates the key, logs it, then calls
+    /// <see cref="CompleteBootstrapAsync"/> before <paramref name="leaseUntil"/>. An attempt whose lease ran out without
+    /// completing (its silo died between the steps) is taken over and named in
+    /// <see cref="BootstrapBegin.Abandoned"/>, for the caller to revoke: the cluster is never left without the key.
     /// </summary>
-    Task<bool> ClaimBootstrapAsync();
+    Task<BootstrapBegin> BeginBootstrapAsync(string candidateId, DateTimeOffset leaseUntil);
+
+    /// <summary>
+    /// Marks the attempt <paramref name="keyId"/> complete: no key is generated again. False when its lease had run
+    /// out and another attempt took over.
+    /// </summary>
+    Task<bool> CompleteBootstrapAsync(string keyId);
+}
+
+/// <summary>What <see cref="IApiKeyRegistryGrain.BeginBootstrapAsync"/> decided.</summary>
+public enum BootstrapStep
+{
+    /// <summary>Create, log and complete the candidate key.</summary>
+    Proceed = 0,
+
+    /// <summary>Another attempt is in progress; ask again later.</summary>
+    Busy = 1,
+
+    /// <summary>A bootstrap key was generated before; do nothing.</summary>
+    Done = 2,
+}
+
+/// <summary>The answer to <see cref="IApiKeyRegistryGrain.BeginBootstrapAsync"/>.</summary>
+[GenerateSerializer]
+[Alias("conveyor.BootstrapBegin")]
+public sealed record BootstrapBegin
+{
+    /// <summary>What to do.</summary>
+    [Id(0)] public BootstrapStep Step { get; init; }
+
+    /// <summary>With <see cref="BootstrapStep.Proceed"/>: the id of an attempt that never completed, to revoke.</summary>
+    [Id(1)] public string? Abandoned { get; init; }
 }
 
 /// <summary>The namespaces that exist. Singleton: key <see cref="Id"/>. <c>default</c> always exists.</summary>

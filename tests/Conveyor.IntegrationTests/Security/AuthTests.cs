@@ -6,6 +6,8 @@ using Conveyor.Api.Security;
 using Conveyor.Testing;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.AspNetCore.Routing.Patterns;
+using Conveyor.Grains.Security;
 using Microsoft.Extensions.DependencyInjection;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -63,58 +65,161 @@ public sealed class AuthTests(SecurityFixture fx)
         }
     }
 
+    /// <summary>
+    /// Every mapped endpoint (from the host's <see cref="EndpointDataSource"/>, so a new route is covered by itself)
+    /// against every kind of caller, with the expectation computed from the endpoint's own role metadata: no key and
+    /// malformed, unknown or revoked keys are 401; a key whose role is too low, or that is scoped to another namespace,
+    /// is 403; every other request passes authorization (it may still be a 4xx of validation or a 404: the objects do
+    /// not exist and the bodies are invalid, so nothing is stored) — never 401 or 403. Anonymous endpoints (health, the
+    /// OpenAPI document, metrics, signed webhooks, step-token secrets) never answer the API-key challenge or 403.
+    /// </summary>
     [Fact]
-    public async Task Each_role_is_allowed_or_denied_per_route_class()
+    public async Task Every_endpoint_allows_or_denies_each_kind_of_key_as_its_role_metadata_says()
     {
         var ns = EngineFixture.Unique("team");
+        var other = EngineFixture.Unique("other");
         await fx.CreateNamespaceAsync(ns);
-        var keys = new Dictionary<string, string?>
+        await fx.CreateNamespaceAsync(other);
+        var revoked = await fx.CreateKeyAsync("admin");
+        using (var admin = fx.Client(fx.AdminKey))
+        using (var revoke = await admin.DeleteAsync($"/keys/{revoked.Split('_')[1]}"))
         {
-            ["none"] = null,
-            ["viewer"] = await fx.CreateKeyAsync("viewer", ns),
-            ["operator"] = await fx.CreateKeyAsync("operator", ns),
-            ["admin"] = await fx.CreateKeyAsync("admin"),
-        };
-        var run = Guid.NewGuid();
-        // Each route class with the answer an allowed caller gets (the objects do not exist, or the body is invalid,
-        // so nothing is stored): what matters is that it is neither 401 nor 403.
-        var classes = new (string Class, HttpMethod Method, string Path, string? Body, string LeastRole, bool InNamespace)[]
-        {
-            ("read", HttpMethod.Get, $"/namespaces/{ns}/pipelines/nope", null, "viewer", true),
-            ("list", HttpMethod.Get, $"/namespaces/{ns}/runs", null, "viewer", true),
-            ("logs", HttpMethod.Get, $"/namespaces/{ns}/runs/{run}/logs", null, "viewer", true),
-            ("write", HttpMethod.Post, $"/namespaces/{ns}/resource-definitions", "{}", "operator", true),
-            ("delete", HttpMethod.Delete, $"/namespaces/{ns}/pipelines/nope", null, "operator", true),
-            ("run control", HttpMethod.Post, $"/namespaces/{ns}/runs/{run}/cancel", null, "operator", true),
-            ("keys", HttpMethod.Get, "/keys", null, "admin", false),
-            ("namespaces", HttpMethod.Post, "/namespaces", "{}", "admin", false),
-            ("other namespace", HttpMethod.Get, "/pipelines/nope", null, "admin", true),
-        };
-        var rank = new Dictionary<string, int> { ["viewer"] = 0, ["operator"] = 1, ["admin"] = 2 };
-        var failures = new List<string>();
-        foreach (var (role, key) in keys)
-        {
-            using var client = fx.Client(key);
-            foreach (var c in classes)
-            {
-                using var request = new HttpRequestMessage(c.Method, c.Path);
-                if (c.Body is not null)
-                {
-                    request.Content = new StringContent(c.Body, Encoding.UTF8, "application/json");
-                }
+            Assert.Equal(HttpStatusCode.NoContent, revoke.StatusCode);
+        }
 
-                using var response = await client.SendAsync(request);
-                var status = (int)response.StatusCode;
-                var expected = role == "none" ? "401" : rank[role] >= rank[c.LeastRole] ? "allowed" : "403";
-                var actual = status is 401 or 403 ? status.ToString(System.Globalization.CultureInfo.InvariantCulture) : "allowed";
-                if (expected != actual || status >= 500)
-                {
-                    failures.Add($"{role} on {c.Class} ({c.Method} {c.Path}): expected {expected}, got {status}");
-                }
+        // Callers. Scoped keys come for the request's namespace (ns on /namespaces/{ns}/…, default on the original
+        // routes) and for another one.
+        var scoped = new Dictionary<(string Role, string Ns), string>();
+        foreach (var role in new[] { "viewer", "operator" })
+        {
+            foreach (var n in new[] { ns, "default", other })
+            {
+                scoped[(role, n)] = await fx.CreateKeyAsync(role, n);
             }
         }
 
-        Assert.True(failures.Count == 0, string.Join("\n", failures));
+        var admins = await fx.CreateKeyAsync("admin");
+        var unauthenticated = new (string Name, string? Header)[]
+        {
+            ("no key", null), ("malformed key", "Bearer cvk_x"), ("not a bearer", "Basic YWRtaW46YWRtaW4="),
+            ("unknown key", "Bearer " + ApiKeys.Generate().Key), ("revoked key", "Bearer " + revoked),
+        };
+
+        var endpoints = fx.Host.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>().ToList();
+        Assert.True(endpoints.Count > 40, $"only {endpoints.Count} endpoints found");
+        var failures = new List<string>();
+        var allowedCount = 0;
+        foreach (var endpoint in endpoints)
+        {
+            var method = endpoint.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods is [var first, ..] ? first : "GET";
+            var anonymous = endpoint.Metadata.GetMetadata<IAllowAnonymous>() is not null;
+            var role = endpoint.Metadata.GetMetadata<ConveyorRoleMetadata>() ?? new ConveyorRoleMetadata(ApiRole.Admin, Global: true);
+            var namespaced = endpoint.RoutePattern.Parameters.Any(p => p.Name == "namespace");
+            var requestNs = namespaced && !role.Global ? ns : "default";
+            var path = Fill(endpoint, role.Global ? EngineFixture.Unique("absent") : ns);
+            var describe = $"{method} {endpoint.RoutePattern.RawText}";
+
+            // The metadata itself follows the README's table: keys and the namespace registry are admin, other reads
+            // viewer, other writes operator.
+            var raw = endpoint.RoutePattern.RawText ?? "";
+            var registry = raw.StartsWith("/keys", StringComparison.Ordinal) || raw.TrimEnd('/') is "/namespaces" or "/namespaces/{namespace}";
+            var documented = anonymous ? "anonymous" : registry ? "admin (global)" : method == "GET" ? "viewer" : "operator";
+            var declared = anonymous ? "anonymous" : role.Global ? $"{role.Role.ToString().ToLowerInvariant()} (global)" : role.Role.ToString().ToLowerInvariant();
+            if (declared != documented)
+            {
+                failures.Add($"{describe} declares {declared}; the README's table says {documented}");
+            }
+
+            async Task<(int Status, string Title)> Send(string? authorization)
+            {
+                using var request = new HttpRequestMessage(new HttpMethod(method), path);
+                if (method is "POST" or "PUT" or "PATCH")
+                {
+                    request.Content = new StringContent("{}", Encoding.UTF8, "application/json");
+                }
+
+                if (authorization is not null)
+                {
+                    request.Headers.TryAddWithoutValidation("Authorization", authorization);
+                }
+
+                using var client = fx.Client(null);
+                using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+                var title = "";
+                if (response.Content.Headers.ContentType?.MediaType == "application/problem+json")
+                {
+                    title = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("title").GetString() ?? "";
+                }
+
+                return ((int)response.StatusCode, title);
+            }
+
+            void Expect(string caller, (int Status, string Title) got, string expected)
+            {
+                var actual = got.Status switch
+                {
+                    >= 500 => $"{got.Status}",
+                    401 when got.Title == ChallengeTitle => "401",
+                    403 when got.Title == ForbiddenTitle => "403",
+                    401 or 403 => $"{got.Status} ({got.Title})",
+                    _ => "allowed",
+                };
+                if (anonymous && expected == "allowed" && got.Status is 401 or 403 && got.Title is not (ChallengeTitle or ForbiddenTitle))
+                {
+                    // The route's own authentication (webhook signature, step token) refused what is no signature or token.
+                    actual = "allowed";
+                }
+
+                if (actual != expected)
+                {
+                    failures.Add($"{caller} on {describe} ({path}): expected {expected}, got {got.Status} {got.Title}");
+                }
+                else if (expected == "allowed")
+                {
+                    allowedCount++;
+                }
+            }
+
+            foreach (var (name, header) in unauthenticated)
+            {
+                Expect(name, await Send(header), anonymous ? "allowed" : "401");
+            }
+
+            Expect("admin", await Send("Bearer " + admins), "allowed");
+            foreach (var ((keyRole, keyNs), key) in scoped)
+            {
+                var rank = keyRole == "viewer" ? ApiRole.Viewer : ApiRole.Operator;
+                var expected = anonymous ? "allowed"
+                    : rank < role.Role || role.Global ? "403"
+                    : keyNs == requestNs ? "allowed"
+                    : "403";
+                Expect($"{keyRole} of {(keyNs == requestNs ? "this namespace" : "another namespace")} ({keyNs})", await Send("Bearer " + key), expected);
+            }
+        }
+
+        Assert.True(failures.Count == 0, $"{failures.Count} wrong decisions:\n" + string.Join("\n", failures));
+        Assert.True(allowedCount > endpoints.Count * 2, $"only {allowedCount} allowed requests");
+    }
+
+    private const string ChallengeTitle = "Authentication is required.";
+    private const string ForbiddenTitle = "The API key may not do this.";
+
+    /// <summary>A concrete path for an endpoint: objects that do not exist, in <paramref name="ns"/>.</summary>
+    private static string Fill(RouteEndpoint endpoint, string ns)
+    {
+        var values = new Dictionary<string, string>
+        {
+            ["namespace"] = ns, ["name"] = "nope", ["type"] = "nope", ["id"] = Guid.NewGuid().ToString(), ["runid"] = Guid.NewGuid().ToString(),
+            ["drivername"] = "nobody", ["pipeline"] = "nope", ["hook"] = "nope", ["version"] = "1", ["documentName"] = "conveyor",
+        };
+        var segments = endpoint.RoutePattern.PathSegments.Select(segment => string.Concat(segment.Parts.Select(part => part switch
+        {
+            RoutePatternLiteralPart literal => literal.Content,
+            RoutePatternSeparatorPart separator => separator.Content,
+            RoutePatternParameterPart parameter => values[parameter.Name],
+            _ => "",
+        })));
+        return "/" + string.Join("/", segments);
     }
 
     [Fact]
@@ -155,9 +260,9 @@ public sealed class AuthTests(SecurityFixture fx)
         Assert.DoesNotContain(secret, one);
 
         using var bad = await admin.PostAsJsonAsync("/keys", new { name = "x", role = "root", namespaces = new[] { "default" } });
-        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        await ProblemAssert.NamesFieldAsync(bad, "role");
         using var noNamespace = await admin.PostAsJsonAsync("/keys", new { name = "x", role = "viewer" });
-        Assert.Equal(HttpStatusCode.BadRequest, noNamespace.StatusCode);
+        await ProblemAssert.NamesFieldAsync(noNamespace, "namespaces");
     }
 
     [Fact]
@@ -196,13 +301,13 @@ public sealed class AuthTests(SecurityFixture fx)
         using var admin = fx.Client(fx.AdminKey);
         using (var unknown = await admin.GetAsync($"/namespaces/{ns}/runs"))
         {
-            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+            await ProblemAssert.SaysAsync(unknown, HttpStatusCode.NotFound, "not-found", $"namespace {ns} not found");
         }
 
         await fx.CreateNamespaceAsync(ns);
         using (var again = await admin.PostAsJsonAsync("/namespaces", new { name = ns }))
         {
-            Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+            await ProblemAssert.SaysAsync(again, HttpStatusCode.Conflict, "conflict", "already exists");
         }
 
         var list = await admin.GetFromJsonAsync<JsonElement>("/namespaces");
@@ -212,28 +317,34 @@ public sealed class AuthTests(SecurityFixture fx)
         using (var known = await admin.GetAsync($"/namespaces/{ns}/runs"))
         {
             Assert.Equal(HttpStatusCode.OK, known.StatusCode);
+            Assert.Empty((await known.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("items").EnumerateArray());
         }
 
         using (var bad = await admin.PostAsJsonAsync("/namespaces", new { name = "Not_A_Label" }))
         {
-            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+            await ProblemAssert.NamesFieldAsync(bad, "name");
         }
 
         using (var deleteDefault = await admin.DeleteAsync("/namespaces/default"))
         {
-            Assert.Equal(HttpStatusCode.Conflict, deleteDefault.StatusCode);
+            await ProblemAssert.SaysAsync(deleteDefault, HttpStatusCode.Conflict, "conflict", "default namespace cannot be deleted");
         }
 
         // A namespace with runs is only deleted on request, which cancels its unfinished runs.
         var runId = await StartWaitingRunAsync(ns);
         using (var busy = await admin.DeleteAsync($"/namespaces/{ns}"))
         {
-            Assert.Equal(HttpStatusCode.Conflict, busy.StatusCode);
+            await ProblemAssert.SaysAsync(busy, HttpStatusCode.Conflict, "conflict", "cascade=true");
         }
 
         using (var cascade = await admin.DeleteAsync($"/namespaces/{ns}?cascade=true"))
         {
             Assert.Equal(HttpStatusCode.NoContent, cascade.StatusCode);
+        }
+
+        using (var deleted = await admin.GetAsync($"/namespaces/{ns}"))
+        {
+            await ProblemAssert.IsAsync(deleted, HttpStatusCode.NotFound, "not-found");
         }
 
         using (var gone = await admin.GetAsync($"/namespaces/{ns}/runs/{runId}"))
@@ -243,7 +354,7 @@ public sealed class AuthTests(SecurityFixture fx)
 
         using (var reuse = await admin.PostAsJsonAsync("/namespaces", new { name = ns }))
         {
-            Assert.Equal(HttpStatusCode.Conflict, reuse.StatusCode);
+            await ProblemAssert.SaysAsync(reuse, HttpStatusCode.Conflict, "conflict", "not reused");
         }
     }
 
@@ -332,9 +443,12 @@ public sealed class AuthTests(SecurityFixture fx)
         var error = await Assert.ThrowsAsync<Conveyor.Driver.Sdk.Client.ConveyorApiException>(() => anonymous.ListRunsAsync());
         Assert.Equal(HttpStatusCode.Unauthorized, error.Status);
 
+        var runId = await StartWaitingRunAsync("default");
         var viewer = new Conveyor.Driver.Sdk.Client.ConveyorClient(http) { ApiKey = await fx.CreateKeyAsync("viewer", "default") };
-        var page = await viewer.ListRunsAsync();
-        Assert.NotNull(page);
+        var page = await viewer.ListRunsAsync(pipeline: "p-default", limit: 100);
+        // The key was sent and honoured: the viewer sees the default namespace's run (and only that namespace's).
+        Assert.Contains(page.Items, r => r.Id.ToString() == runId);
+        Assert.All(page.Items, r => Assert.Equal("default", r.Namespace));
         var forbidden = await Assert.ThrowsAsync<Conveyor.Driver.Sdk.Client.ConveyorApiException>(() => viewer.DeletePipelineAsync("nope"));
         Assert.Equal(HttpStatusCode.Forbidden, forbidden.Status);
     }

@@ -9,10 +9,9 @@ using NATS.Client.Core;
 namespace Conveyor.IntegrationTests.Security;
 
 /// <summary>
-/// The engine and an SDK driver on a nats-server that requires TLS. User/password and token authentication are wired
-/// the same way (<c>Conveyor:Nats:User/Password/Token</c>, <c>DriverOptions.NatsUser/NatsPassword/NatsToken</c>) but
-/// cannot run here: NATS.Net loads NATS.NKeys for every authenticated connection, and that package is not available
-/// to this build (see build/Nats.props).
+/// The engine and an SDK driver on a nats-server that requires user/password (<c>--user/--pass</c>), a token
+/// (<c>--auth</c>) or TLS: the engine dispatches, the SDK driver reconciles and its result comes back. Each needs
+/// NATS.NKeys at run time, even without NKey auth (see build/Nats.props).
 /// </summary>
 public sealed class NatsCredentialTests : IAsyncLifetime
 {
@@ -43,6 +42,8 @@ public sealed class NatsCredentialTests : IAsyncLifetime
 
     [Theory]
     [InlineData("tls")]
+    [InlineData("userpass")]
+    [InlineData("token")]
     public async Task A_pipeline_runs_when_engine_and_driver_carry_the_servers_credentials(string mode)
     {
         var secret = Guid.NewGuid().ToString("N");
@@ -50,17 +51,20 @@ public sealed class NatsCredentialTests : IAsyncLifetime
         string[] serverArgs;
         Dictionary<string, string?> engine;
         Action<DriverOptions> driver;
+        var wrong = NatsAuthOpts.Default;
         switch (mode)
         {
             case "userpass":
                 serverArgs = ["--user", "conveyor", "--pass", secret];
                 engine = new() { ["Conveyor:Nats:User"] = "conveyor", ["Conveyor:Nats:Password"] = secret };
                 driver = o => { o.NatsUser = "conveyor"; o.NatsPassword = secret; };
+                wrong = new NatsAuthOpts { Username = "conveyor", Password = secret + "x" };
                 break;
             case "token":
                 serverArgs = ["--auth", secret];
                 engine = new() { ["Conveyor:Nats:Token"] = secret };
                 driver = o => o.NatsToken = secret;
+                wrong = new NatsAuthOpts { Token = secret + "x" };
                 break;
             default:
                 var (cert, key) = WriteSelfSignedCertificate(_dir);
@@ -73,10 +77,17 @@ public sealed class NatsCredentialTests : IAsyncLifetime
 
         await using var nats = await NatsServerProcess.StartNewAsync(serverArgs);
 
-        // The server really refuses a client without them.
+        // The server really refuses a client without them, or with wrong ones.
         await using (var bare = new NatsConnection(NatsOpts.Default with { Url = nats.Url, MaxReconnectRetry = 0, ConnectTimeout = TimeSpan.FromSeconds(3), TlsOpts = new NatsTlsOpts { Mode = TlsMode.Disable } }))
         {
             await Assert.ThrowsAnyAsync<Exception>(async () => await bare.ConnectAsync());
+        }
+
+        if (wrong != NatsAuthOpts.Default)
+        {
+            await using var impostor = new NatsConnection(NatsOpts.Default with { Url = nats.Url, MaxReconnectRetry = 0, ConnectTimeout = TimeSpan.FromSeconds(3), AuthOpts = wrong });
+            var refused = await Assert.ThrowsAnyAsync<Exception>(async () => await impostor.ConnectAsync());
+            Assert.Contains("Authorization Violation", refused.ToString(), StringComparison.OrdinalIgnoreCase);
         }
 
         await using var host = await ConveyorTestHost.StartAsync(nats.Url, _redis.ConnectionString, $"nats-{mode}-{secret[..6]}", engine);
@@ -95,6 +106,8 @@ public sealed class NatsCredentialTests : IAsyncLifetime
         var created = await host.PostJsonAsync("/resources", new { name = "web", resource = type, pipeline = type, spec = new { } });
         var run = await host.WaitForRunAsync(created.GetProperty("runid").GetString()!, TimeSpan.FromSeconds(45));
         Assert.Equal("Succeeded", run.GetProperty("status").GetString());
+        // The driver's own result, so the dispatch and the result both crossed the authenticated connections.
+        Assert.Equal("done", run.GetProperty("steps")[0].GetProperty("attempts")[0].GetProperty("message").GetString());
         using (var ready = await host.Http.GetAsync("/readyz"))
         {
             Assert.Equal(HttpStatusCode.OK, ready.StatusCode);

@@ -155,9 +155,13 @@ public sealed class SecretsTests(SecretsFixture fx) : IClassFixture<SecretsFixtu
 
         var fetched = new ConcurrentQueue<string>();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        // Every line the SDK (manager and NATS client) logs, at every level, is scanned too.
+        var sdkLogs = new CapturingLoggerProvider();
+        using var sdkLogging = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Trace).AddProvider(sdkLogs));
         await using var manager = new DriverManager(
             new SecretDriver(driverName, type, fetched),
-            new DriverOptions { Name = driverName, Resources = [type], NatsUrl = fx.Nats.Url, ApiUrl = fx.Host.Address.ToString(), ShutdownGracePeriod = TimeSpan.FromSeconds(2) });
+            new DriverOptions { Name = driverName, Resources = [type], NatsUrl = fx.Nats.Url, ApiUrl = fx.Host.Address.ToString(), ShutdownGracePeriod = TimeSpan.FromSeconds(2) },
+            sdkLogging);
         var running = manager.RunAsync(cts.Token);
         await manager.WaitUntilReadyAsync(cts.Token);
 
@@ -207,10 +211,14 @@ public sealed class SecretsTests(SecretsFixture fx) : IClassFixture<SecretsFixtu
 
         Assert.Contains(natsMessages, m => m.Contains("connected with a password of", StringComparison.Ordinal));
         Assert.True(fx.Logs.Lines.Count > 50, $"only {fx.Logs.Lines.Count} log lines captured");
+        // The SDK's own lines, from the manager and from the NATS client it drives, not just an empty capture.
+        Assert.Contains(sdkLogs.Lines, l => l.Contains(typeof(DriverManager).FullName!, StringComparison.Ordinal));
+        Assert.Contains(sdkLogs.Lines, l => l.Contains("NATS.Client", StringComparison.Ordinal));
         foreach (var secret in new[] { first, second })
         {
             Assert.DoesNotContain(natsMessages, m => m.Contains(secret, StringComparison.Ordinal));
             Assert.DoesNotContain(fx.Logs.Lines, l => l.Contains(secret, StringComparison.Ordinal));
+            Assert.DoesNotContain(sdkLogs.Lines, l => l.Contains(secret, StringComparison.Ordinal));
             Assert.DoesNotContain(responses, r => r.Contains(secret, StringComparison.Ordinal));
         }
 
@@ -241,17 +249,17 @@ public sealed class SecretsTests(SecretsFixture fx) : IClassFixture<SecretsFixtu
         admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", fx.AdminKey);
         using (var badName = await admin.PutAsJsonAsync("/secrets/1-bad", new { value = "x" }))
         {
-            Assert.Equal(HttpStatusCode.BadRequest, badName.StatusCode);
+            await ProblemAssert.NamesFieldAsync(badName, "name");
         }
 
         using (var noValue = await admin.PutAsJsonAsync("/secrets/TOKEN", new { other = "x" }))
         {
-            Assert.Equal(HttpStatusCode.BadRequest, noValue.StatusCode);
+            await ProblemAssert.NamesFieldAsync(noValue, "value");
         }
 
         using (var tooLong = await admin.PutAsJsonAsync("/secrets/TOKEN", new { value = new string('x', 70_000) }))
         {
-            Assert.Equal(HttpStatusCode.BadRequest, tooLong.StatusCode);
+            await ProblemAssert.SaysAsync(tooLong, HttpStatusCode.BadRequest, "validation", "exceeds");
         }
 
         var value = "v-" + Guid.NewGuid().ToString("N");
@@ -270,7 +278,7 @@ public sealed class SecretsTests(SecretsFixture fx) : IClassFixture<SecretsFixtu
                 .RootElement.GetProperty("key").GetString();
             viewer.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
             using var write = await viewer.PutAsJsonAsync("/secrets/TOKEN", new { value = "x" });
-            Assert.Equal(HttpStatusCode.Forbidden, write.StatusCode);
+            await ProblemAssert.SaysAsync(write, HttpStatusCode.Forbidden, "forbidden", "operator role");
         }
 
         using (var deleted = await admin.DeleteAsync("/secrets/TOKEN"))
@@ -279,7 +287,8 @@ public sealed class SecretsTests(SecretsFixture fx) : IClassFixture<SecretsFixtu
         }
 
         using var gone = await admin.GetAsync("/secrets/TOKEN");
-        Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
+        await ProblemAssert.SaysAsync(gone, HttpStatusCode.NotFound, "not-found", "secret TOKEN not found");
+        Assert.DoesNotContain("TOKEN", await admin.GetStringAsync("/secrets"));
     }
 
     private static async Task<JsonElement> RunAsync(Func<HttpMethod, string, object?, HttpStatusCode, Task<JsonElement>> send, string ns, string type, string name)
