@@ -47,6 +47,7 @@ public sealed partial class DriverDispatcher(
     private readonly OpenCounter _opens = new(connection);
     private readonly SemaphoreSlim _refreshLock = new(1, 1);
     private volatile ConsumerSnapshot _consumers = new([], DateTimeOffset.MinValue);
+    private int _backgroundRefresh;
 
     /// <summary>The JetStream context used for publishing.</summary>
     public INatsJSContext JetStream => _js;
@@ -128,22 +129,58 @@ public sealed partial class DriverDispatcher(
         var now = timeProvider.GetUtcNow();
         var snapshot = _consumers;
         var matches = snapshot.Matches(subject);
-        if (matches && now - snapshot.TakenAt < HitLifetime)
+        if (matches)
         {
+            if (now - snapshot.TakenAt >= HitLifetime)
+            {
+                // A known consumer is trusted a little longer while the list is re-read in the background: waiting for
+                // the re-read made one dispatch in every few hundred pay a JetStream API round trip (and everything
+                // behind the lock with it).
+                _ = RefreshInBackgroundAsync();
+            }
+
             return true;
         }
 
-        if (!matches && now - snapshot.TakenAt < MissRefreshInterval)
+        if (now - snapshot.TakenAt < MissRefreshInterval)
         {
             return false;
         }
 
+        await RefreshAsync(cancellationToken).ConfigureAwait(false);
+        return _consumers.Matches(subject);
+    }
+
+    private async Task RefreshInBackgroundAsync()
+    {
+        if (Interlocked.Exchange(ref _backgroundRefresh, 1) == 1)
+        {
+            return;
+        }
+
+        try
+        {
+            await faults.Nats.ExecuteAsync(static (self, ct) => new ValueTask(self.RefreshAsync(ct)), this).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The snapshot stays as it was; the next dispatch tries again.
+            LogRefreshFailed(logger, ex);
+        }
+        finally
+        {
+            Volatile.Write(ref _backgroundRefresh, 0);
+        }
+    }
+
+    /// <summary>Re-reads the consumers of the <c>messages</c> stream, unless another caller just did.</summary>
+    private async Task RefreshAsync(CancellationToken cancellationToken)
+    {
         await _refreshLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             // Another caller may have refreshed while this one waited.
-            snapshot = _consumers;
-            if (timeProvider.GetUtcNow() - snapshot.TakenAt >= MissRefreshInterval)
+            if (timeProvider.GetUtcNow() - _consumers.TakenAt >= MissRefreshInterval)
             {
                 var filters = new List<string>();
                 await foreach (var consumer in _js.ListConsumersAsync(Subjects.MessagesStream, cancellationToken).ConfigureAwait(false))
@@ -166,16 +203,13 @@ public sealed partial class DriverDispatcher(
                     }
                 }
 
-                snapshot = new ConsumerSnapshot(filters, timeProvider.GetUtcNow());
-                _consumers = snapshot;
+                _consumers = new ConsumerSnapshot(filters, timeProvider.GetUtcNow());
             }
         }
         finally
         {
             _refreshLock.Release();
         }
-
-        return snapshot.Matches(subject);
     }
 
     /// <inheritdoc />
@@ -210,6 +244,9 @@ public sealed partial class DriverDispatcher(
             return false;
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Re-reading the consumers of the messages stream failed; the previous list stays in use")]
+    private static partial void LogRefreshFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "JetStream de-duplicated re-published message {MessageId} on {Subject}")]
     private static partial void LogDuplicate(ILogger logger, string subject, string messageId);
