@@ -4,7 +4,6 @@ using Conveyor.Grains.Abstractions;
 using Conveyor.Testing;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
-using NATS.Client.JetStream.Models;
 using Conveyor.Contracts;
 
 namespace Conveyor.Grains.Tests;
@@ -45,31 +44,7 @@ public sealed class RunGrainTests(ClusterFixture fx) : IAsyncLifetime
         return (run, id);
     }
 
-    private async Task<ConcurrentQueue<INatsJSMsg<byte[]>>> ConsumeAsync(CancellationToken ct)
-    {
-        var js = new NatsJSContext(_nats!);
-        var consumer = await js.CreateOrUpdateConsumerAsync("messages", new ConsumerConfig(_driver)
-        {
-            FilterSubject = $"drivers.{_driver}.resources.{_type}",
-            AckPolicy = ConsumerConfigAckPolicy.Explicit,
-        }, ct);
-        var received = new ConcurrentQueue<INatsJSMsg<byte[]>>();
-        _ = Task.Run(async () =>
-        {
-            try
-            {
-                await foreach (var msg in consumer.ConsumeAsync<byte[]>(cancellationToken: ct))
-                {
-                    received.Enqueue(msg);
-                    await msg.AckAsync(cancellationToken: ct);
-                }
-            }
-            catch (OperationCanceledException)
-            {
-            }
-        }, ct);
-        return received;
-    }
+    private Task<ConcurrentQueue<INatsJSMsg<byte[]>>> ConsumeAsync(CancellationToken ct) => DriverInbox.StartAsync(_nats!, _driver, _type, ct);
 
     [Fact]
     public async Task Dispatch_decided_before_a_deactivation_is_published_by_the_next_activation()

@@ -7,7 +7,6 @@ using Conveyor.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
-using NATS.Client.JetStream.Models;
 using Orleans.Storage;
 
 namespace Conveyor.Grains.Tests;
@@ -29,28 +28,7 @@ public sealed class RunStoreTests(ClusterFixture fx) : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _nats = new NatsConnection(NatsOpts.Default with { Url = fx.Nats.Url });
-        var js = new NatsJSContext(_nats);
-        var consumer = await js.CreateOrUpdateConsumerAsync("messages", new ConsumerConfig(_driver)
-        {
-            FilterSubject = $"drivers.{_driver}.resources.{_type}",
-            AckPolicy = ConsumerConfigAckPolicy.Explicit,
-        });
-        var received = _received;
-        var ct = _cts.Token;
-        _ = Task.Run(async () =>
-        {
-            try
-            {
-                await foreach (var msg in consumer.ConsumeAsync<byte[]>(cancellationToken: ct))
-                {
-                    received.Enqueue(msg);
-                    await msg.AckAsync(cancellationToken: ct);
-                }
-            }
-            catch (OperationCanceledException)
-            {
-            }
-        }, ct);
+        _received = await DriverInbox.StartAsync(_nats, _driver, _type, _cts.Token);
         await fx.Grains.GetGrain<IResourceDefinitionGrain>(Names.DefinitionKey("default", _type))
             .CreateAsync(new ResourceDefinitionData { Name = _type, Schema = "{}" });
     }

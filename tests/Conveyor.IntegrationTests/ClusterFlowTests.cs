@@ -73,26 +73,7 @@ public sealed class ClusterFlowFixture : IAsyncLifetime
         },
         Settings);
 
-    public async Task DisposeAsync()
-    {
-        foreach (var host in new[] { B, A })
-        {
-            if (host is not null)
-            {
-                await host.DisposeAsync();
-            }
-        }
-
-        if (_redis is not null)
-        {
-            await _redis.DisposeAsync();
-        }
-
-        if (_nats is not null)
-        {
-            await _nats.DisposeAsync();
-        }
-    }
+    public Task DisposeAsync() => Disposal.InOrderAsync(B, A, _redis, _nats);
 }
 
 [CollectionDefinition(Name)]

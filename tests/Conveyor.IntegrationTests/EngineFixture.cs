@@ -24,23 +24,7 @@ public sealed class EngineFixture : IAsyncLifetime
         _host = await ConveyorTestHost.StartAsync(_nats.Url, _redis.ConnectionString, ServiceId);
     }
 
-    public async Task DisposeAsync()
-    {
-        if (_host is not null)
-        {
-            await _host.DisposeAsync();
-        }
-
-        if (_redis is not null)
-        {
-            await _redis.DisposeAsync();
-        }
-
-        if (_nats is not null)
-        {
-            await _nats.DisposeAsync();
-        }
-    }
+    public Task DisposeAsync() => Disposal.InOrderAsync(_host, _redis, _nats);
 
     /// <summary>A unique lowercase name, so tests sharing the fixture never see each other's objects or subjects.</summary>
     public static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid().ToString("N")[..8]}";

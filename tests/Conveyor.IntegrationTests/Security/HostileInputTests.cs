@@ -128,23 +128,7 @@ public sealed class HostileInputFixture : IAsyncLifetime
         return text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone();
     }
 
-    public async Task DisposeAsync()
-    {
-        if (_host is not null)
-        {
-            await _host.DisposeAsync();
-        }
-
-        if (_redis is not null)
-        {
-            await _redis.DisposeAsync();
-        }
-
-        if (_nats is not null)
-        {
-            await _nats.DisposeAsync();
-        }
-    }
+    public Task DisposeAsync() => Disposal.InOrderAsync(_host, _redis, _nats);
 }
 
 /// <summary>

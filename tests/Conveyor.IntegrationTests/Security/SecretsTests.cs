@@ -54,23 +54,7 @@ public sealed class SecretsFixture : IAsyncLifetime
             });
     }
 
-    public async Task DisposeAsync()
-    {
-        if (_host is not null)
-        {
-            await _host.DisposeAsync();
-        }
-
-        if (_redis is not null)
-        {
-            await _redis.DisposeAsync();
-        }
-
-        if (_nats is not null)
-        {
-            await _nats.DisposeAsync();
-        }
-    }
+    public Task DisposeAsync() => Disposal.InOrderAsync(_host, _redis, _nats);
 }
 
 /// <summary>Secrets: write-only over the API, encrypted at rest, fetched by the step that references them, and nowhere else.</summary>

@@ -41,23 +41,7 @@ public sealed class SecurityFixture : IAsyncLifetime
         });
     }
 
-    public async Task DisposeAsync()
-    {
-        if (_host is not null)
-        {
-            await _host.DisposeAsync();
-        }
-
-        if (_redis is not null)
-        {
-            await _redis.DisposeAsync();
-        }
-
-        if (_nats is not null)
-        {
-            await _nats.DisposeAsync();
-        }
-    }
+    public Task DisposeAsync() => Disposal.InOrderAsync(_host, _redis, _nats);
 
     /// <summary>A client that sends <paramref name="key"/> as its bearer token (none when null).</summary>
     public HttpClient Client(string? key)
