@@ -671,7 +671,7 @@ public sealed partial class PipelineRunGrain(
         try
         {
             var changes = _version is null ? RunChanges.All : new RunChanges([.. _dirty], IncludePlan: false);
-            _version = await store.WriteAsync(this.GetGrainId(), Run, _exists ? _version : null, changes);
+            _version = await store.WriteAsync(this.GetGrainId(), Run, _version, changes);
             _exists = true;
             _dirty.Clear();
         }
