@@ -189,37 +189,31 @@ public sealed partial class PipelineRunGrain
     // The outbox holds what an event says, not its JSON: it is stored with the transition, and the JSON (about 1 KB)
     // is built once, as it is published.
     private void AddRunEvent(string type, string transition, DateTimeOffset at, string? outcome, string? errors) =>
-        Run.Outbox.Add(new OutboxEvent
-        {
-            Id = $"{Run.RunId}:{Run.RunAttempt}:pipelinerun.{transition}",
-            Type = type,
-            Namespace = Run.Plan.Namespace,
-            At = at,
-            RunId = Run.RunId,
-            Pipeline = Run.Plan.Pipeline.Name,
-            Url = RunUrl(),
-            Outcome = outcome,
-            Errors = errors,
-            RunAttempt = Run.RunAttempt,
-        });
+        Run.Outbox.Add(RunEvent($"{Run.RunId}:{Run.RunAttempt}:pipelinerun.{transition}", type, at, outcome, errors));
 
-    private void AddTaskEvent(string step, AttemptState attempt, string driver, string type, string transition, DateTimeOffset at, string? outcome, string? errors) =>
-        Run.Outbox.Add(new OutboxEvent
-        {
-            Id = $"{Run.RunId}:{step}:{attempt.Number}:taskrun.{transition}",
-            Type = type,
-            Namespace = Run.Plan.Namespace,
-            At = at,
-            RunId = Run.RunId,
-            Pipeline = Run.Plan.Pipeline.Name,
-            Url = RunUrl(),
-            Outcome = outcome,
-            Errors = errors,
-            RunAttempt = Run.RunAttempt,
-            Step = step,
-            Attempt = attempt.Number,
-            Driver = driver,
-        });
+    private void AddTaskEvent(string step, AttemptState attempt, string driver, string type, string transition, DateTimeOffset at, string? outcome, string? errors)
+    {
+        var e = RunEvent($"{Run.RunId}:{step}:{attempt.Number}:taskrun.{transition}", type, at, outcome, errors);
+        e.Step = step;
+        e.Attempt = attempt.Number;
+        e.Driver = driver;
+        Run.Outbox.Add(e);
+    }
+
+    /// <summary>An outbox entry with what every event of this run carries.</summary>
+    private OutboxEvent RunEvent(string id, string type, DateTimeOffset at, string? outcome, string? errors) => new()
+    {
+        Id = id,
+        Type = type,
+        Namespace = Run.Plan.Namespace,
+        At = at,
+        RunId = Run.RunId,
+        Pipeline = Run.Plan.Pipeline.Name,
+        Url = RunUrl(),
+        Outcome = outcome,
+        Errors = errors,
+        RunAttempt = Run.RunAttempt,
+    };
 
     private string? RunUrl() =>
         events.Options.BaseUrl is { Length: > 0 } b ? $"{b.TrimEnd('/')}/namespaces/{Run.Plan.Namespace}/runs/{Run.RunId}" : null;
