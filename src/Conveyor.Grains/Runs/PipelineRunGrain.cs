@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Conveyor.Contracts;
@@ -1114,19 +1113,24 @@ public sealed partial class PipelineRunGrain(
     /// <summary>One more dependency of a pending step succeeded: dispatches it when that was the last one.</summary>
     private void Release(StepState step, DateTimeOffset now)
     {
-        ref var unmet = ref CollectionsMarshal.GetValueRefOrNullRef(_unmet, step);
-        if (Unsafe.IsNullRef(ref unmet))
+        if (_unmet.TryGetValue(step, out var unmet))
         {
-            // Not counted (cannot happen after a full pass); count it now rather than guess.
-            unmet = ref CollectionsMarshal.GetValueRefOrAddDefault(_unmet, step, out _);
-            unmet = Specs[step.Id].DependsOn.Count(dep => StepById(dep) is var d && !(d.Status.IsTerminal() && Satisfies(d))) + 1;
+            unmet--;
+        }
+        else
+        {
+            // Not counted (cannot happen after a full pass): count what is still unmet now rather than guess.
+            unmet = Specs[step.Id].DependsOn.Count(dep => StepById(dep) is var d && !(d.Status.IsTerminal() && Satisfies(d)));
         }
 
-        if (--unmet == 0)
+        if (unmet > 0)
         {
-            _unmet.Remove(step);
-            Dispatch(step, now);
+            _unmet[step] = unmet;
+            return;
         }
+
+        _unmet.Remove(step);
+        Dispatch(step, now);
     }
 
     /// <summary>Whether a settled step lets its dependents run.</summary>
