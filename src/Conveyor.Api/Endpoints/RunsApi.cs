@@ -104,7 +104,7 @@ public static class RunsApi
         var pipeline = await api.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey(ns, name)).GetAsync()
             ?? throw new ConveyorNotFoundException($"pipeline {name} not found");
         var nsLimit = flow.Value.LimitFor(ns);
-        var snapshot = await api.Grains.GetGrain<IAdmissionGrain>(nsLimit is null ? Names.PipelineKey(ns, name) : ns).GetSnapshotAsync();
+        var snapshot = await api.Grains.GetGrain<IAdmissionGrain>(flow.Value.QueueKeyFor(ns, name)).GetSnapshotAsync();
         var queued = snapshot.Queued.Select((q, i) => (q, i)).Where(x => x.q.Pipeline == name).ToList();
         return TypedResults.Ok(new QueueDto
         {
