@@ -397,7 +397,17 @@ internal sealed partial class PipelineRunGrain(
     {
         foreach (var effect in decision.BeforeWrite)
         {
-            await ExecuteAsync([effect]);
+            try
+            {
+                await ExecuteAsync([effect]);
+            }
+            catch
+            {
+                // The machine already holds the decided state, which will not be stored: reload before the next call.
+                _stale = true;
+                DeactivateOnIdle();
+                throw;
+            }
         }
 
         if (decision.Persist)
