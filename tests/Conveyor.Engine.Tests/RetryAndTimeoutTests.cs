@@ -76,6 +76,17 @@ public sealed class RetryAndTimeoutTests
         Assert.Equal(status == StepStatus.Succeeded ? RunStatus.Succeeded : RunStatus.Failed, h.Run.Status);
     }
 
+    /// <summary>The example of docs/concepts/engine.md.</summary>
+    [Fact]
+    public void A_failed_step_is_retried_after_its_backoff()
+    {
+        var h = new RunHarness(RunHarness.Pipeline("build test:build/r2"));
+        Assert.Equal(["persist", "index", "dispatch build#1", "arm none"], h.Start());
+        h.Result("build", 1000);
+        Assert.Equal(["persist", "arm @3000"], h.Result("test", 2000, success: false));
+        Assert.Equal(["persist", "dispatch test#2", "arm none"], h.Tick(3000));
+    }
+
     [Fact]
     public void The_pipeline_retry_policy_applies_to_steps_without_their_own_with_the_jitter_drawn()
     {
