@@ -4,6 +4,7 @@ using Conveyor.Testing;
 namespace Conveyor.Packaging.Tests;
 
 /// <summary>What a user installs: the packages in a local folder, and fresh projects outside the repository built from them.</summary>
+[Collection(PackagingCollection.Name)]
 public sealed class PackageTests(PackagesFixture fx) : IClassFixture<PackagesFixture>
 {
     private static IEnumerable<XElement> Dependencies(XElement nuspec) => nuspec.Descendants().Where(e => e.Name.LocalName == "dependency");
