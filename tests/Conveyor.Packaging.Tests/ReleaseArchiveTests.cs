@@ -90,6 +90,13 @@ public sealed class ReleaseArchiveTests(ReleaseFixture fx) : IClassFixture<Relea
         using var api = new ConveyorHttp(new Uri($"http://127.0.0.1:{port}"));
         await api.WaitReadyAsync("/readyz", silo, TimeSpan.FromSeconds(90));
 
+        // compose.yaml's health check of the silo (bash asking /readyz over /dev/tcp) passes against a ready silo.
+        var compose = new YamlDotNet.Serialization.DeserializerBuilder().Build().Deserialize<Dictionary<string, object>>(
+            await File.ReadAllTextAsync(Path.Combine(Repo.Root, "compose.yaml")));
+        var check = (List<object>)((Dictionary<object, object>)((Dictionary<object, object>)((Dictionary<object, object>)compose["services"])["conveyor"])["healthcheck"])["test"];
+        Assert.Equal(["CMD", "bash", "-c"], check.Take(3).Cast<string>());
+        await ChildProcess.RunAsync("bash", ["-c", ((string)check[3]).Replace("/8080", $"/{port}", StringComparison.Ordinal)], fx.Work, TimeSpan.FromSeconds(30));
+
         // The driver is any program that speaks the protocol; here the sample, run with the SDK's dotnet.
         var driver = "rel-" + Guid.NewGuid().ToString("N")[..8];
         var type = "app-" + Guid.NewGuid().ToString("N")[..8];
