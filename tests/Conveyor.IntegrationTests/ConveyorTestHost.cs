@@ -32,7 +32,10 @@ public sealed class ConveyorTestHost : IAsyncDisposable
     public IServiceProvider Services => _app.Services;
 
     public static async Task<ConveyorTestHost> StartAsync(
-        Action<ConveyorOptions> configure, IDictionary<string, string?>? settings = null, Action<WebApplicationBuilder>? configureBuilder = null)
+        Action<ConveyorOptions> configure,
+        IDictionary<string, string?>? settings = null,
+        Action<WebApplicationBuilder>? configureBuilder = null,
+        Action<WebApplication>? configureApp = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -53,10 +56,11 @@ public sealed class ConveyorTestHost : IAsyncDisposable
             o.SiloPort = ServerProcess.FindFreePort();
             o.GatewayPort = ServerProcess.FindFreePort();
             configure(o);
-        });
+        }).AddPrometheusEndpoint();
         configureBuilder?.Invoke(builder);
         var app = builder.Build();
         app.MapConveyorApi();
+        configureApp?.Invoke(app);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new ConveyorTestHost(app, new Uri(address));
@@ -64,7 +68,12 @@ public sealed class ConveyorTestHost : IAsyncDisposable
 
     /// <summary>A host on external (fixture) servers; the service id isolates its state in the shared Redis.</summary>
     public static Task<ConveyorTestHost> StartAsync(
-        string natsUrl, string redis, string serviceId, IDictionary<string, string?>? settings = null, Action<WebApplicationBuilder>? configureBuilder = null) =>
+        string natsUrl,
+        string redis,
+        string serviceId,
+        IDictionary<string, string?>? settings = null,
+        Action<WebApplicationBuilder>? configureBuilder = null,
+        Action<WebApplication>? configureApp = null) =>
         StartAsync(
             o =>
             {
@@ -74,7 +83,8 @@ public sealed class ConveyorTestHost : IAsyncDisposable
                 o.ClusterId = serviceId;
             },
             settings,
-            configureBuilder);
+            configureBuilder,
+            configureApp);
 
     public async Task<JsonElement> PostJsonAsync(string path, object body, int expectedStatus = 201)
     {
