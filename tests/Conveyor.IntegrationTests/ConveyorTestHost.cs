@@ -22,7 +22,7 @@ public sealed class ConveyorTestHost : IAsyncDisposable
     {
         _app = app;
         Address = address;
-        Http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+        Http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(60) };
     }
 
     public Uri Address { get; }

@@ -352,7 +352,7 @@ public sealed class AuthTests(SecurityFixture fx)
         using var admin = fx.Client(fx.AdminKey);
         await Eventually.TrueAsync(
             async () => (await admin.GetStringAsync($"/namespaces/{theirs}/runs/{theirRun}/logs")).Contains($"log of {theirRun}", StringComparison.Ordinal),
-            TimeSpan.FromSeconds(20),
+            Deadlines.Event,
             "their log should be stored");
 
         using var viewer = fx.Client(await fx.CreateKeyAsync("viewer", mine));
@@ -395,7 +395,7 @@ public sealed class AuthTests(SecurityFixture fx)
         Assert.DoesNotContain(theirRun, myLogs);
 
         // The live stream of my run carries my entries only.
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var cts = new CancellationTokenSource(Deadlines.Event);
         await foreach (var e in SseClient.ReadAsync(viewer, $"/namespaces/{mine}/runs/{myRun}/logs/stream", cancellationToken: cts.Token))
         {
             Assert.DoesNotContain(theirRun, e.Data);

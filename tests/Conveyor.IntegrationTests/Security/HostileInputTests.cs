@@ -107,13 +107,13 @@ public sealed class HostileInputFixture : IAsyncLifetime
 
                 return true;
             },
-            TimeSpan.FromSeconds(30),
+            Deadlines.Event,
             "the seeded runs should time out");
     }
 
     public HttpClient Client()
     {
-        var client = new HttpClient { BaseAddress = Host.Address, Timeout = TimeSpan.FromSeconds(30) };
+        var client = new HttpClient { BaseAddress = Host.Address, Timeout = TimeSpan.FromSeconds(60) };
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
         return client;
     }
@@ -238,7 +238,7 @@ public sealed class HostileInputTests(HostileInputFixture fx, ITestOutputHelper 
         }
 
         using var handler = new SocketsHttpHandler { AllowAutoRedirect = false, MaxConnectionsPerServer = 4, PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
-        using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
+        using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(60) };
         using var admin = fx.Client();
         var authority = fx.Host.Address.GetLeftPart(UriPartial.Authority);
 
@@ -325,7 +325,7 @@ public sealed class HostileInputTests(HostileInputFixture fx, ITestOutputHelper 
     public async Task A_request_line_over_the_limit_with_a_large_chunked_body_is_refused_414()
     {
         using var handler = new SocketsHttpHandler { AllowAutoRedirect = false };
-        using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
+        using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(60) };
         var authority = fx.Host.Address.GetLeftPart(UriPartial.Authority);
         var body = Encoding.UTF8.GetBytes($"{{\"name\":\"zres\",\"resource\":\"app\",\"padding\":\"{new string('p', 44_000)}\"}}");
         var request = new HostileRequest("FOO", "/resources?junk=" + new string('q', 9000), body, "application/json", Chunked: true,
@@ -548,7 +548,7 @@ public sealed class HostileInputTests(HostileInputFixture fx, ITestOutputHelper 
 
                 return !active;
             },
-            TimeSpan.FromSeconds(30),
+            Deadlines.Event,
             "the store should settle after an accepted write");
         return last;
     }

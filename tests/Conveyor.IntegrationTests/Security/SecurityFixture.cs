@@ -48,7 +48,7 @@ public sealed class SecurityFixture : IAsyncLifetime
     /// <summary>A client that sends <paramref name="key"/> as its bearer token (none when null).</summary>
     public HttpClient Client(string? key)
     {
-        var client = new HttpClient { BaseAddress = Host.Address, Timeout = TimeSpan.FromSeconds(30) };
+        var client = new HttpClient { BaseAddress = Host.Address, Timeout = TimeSpan.FromSeconds(60) };
         if (key is not null)
         {
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
