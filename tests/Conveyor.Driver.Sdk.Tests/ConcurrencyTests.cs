@@ -20,6 +20,8 @@ public sealed class ConcurrencyTests(JetStreamFixture nats, ITestOutputHelper ou
     public async Task No_more_than_MaxConcurrency_reconciles_run_at_once_across_consumers()
     {
         var name = Wire.UniqueName("slow");
+        // A resource type of its own: resources.{type} is not scoped by driver, and any driver of the type would read it.
+        var kind = Wire.UniqueName("kind");
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var current = 0;
         var peak = 0;
@@ -33,7 +35,7 @@ public sealed class ConcurrencyTests(JetStreamFixture nats, ITestOutputHelper ou
                 Interlocked.Decrement(ref current);
                 return DriverResult.Ok();
             },
-            "app");
+            kind);
         await using var results = await SubjectRecorder.StartAsync(nats.Connection, Subjects.DriverResult);
         // Room on the server for more than the slots, so only the manager's own limit holds the waiting messages back.
         var options = new DriverOptions { Name = name, NatsUrl = nats.Url, FetchExpiry = TimeSpan.FromSeconds(1), MaxConcurrency = 2, MaxAckPending = 6 };
@@ -43,8 +45,8 @@ public sealed class ConcurrencyTests(JetStreamFixture nats, ITestOutputHelper ou
         for (var i = 0; i < runs.Length; i++)
         {
             // Half pipeline steps, half plain resources: the limit is shared by both consumers.
-            var subject = i % 2 == 0 ? $"drivers.{name}.resources.app" : "resources.app";
-            await Wire.PublishAsync(nats.JetStream, subject, Wire.DriverMessageJson(runs[i], "app", $"r{i}"));
+            var subject = i % 2 == 0 ? $"drivers.{name}.resources.{kind}" : $"resources.{kind}";
+            await Wire.PublishAsync(nats.JetStream, subject, Wire.DriverMessageJson(runs[i], kind, $"r{i}"));
         }
 
         await Eventually.TrueAsync(() => manager.Manager.InFlightCount == 4, Deadline, "two reconciles run and each consumer holds one message for a slot");
