@@ -4,7 +4,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Conveyor.Contracts;
-using Conveyor.Driver.Sdk.Client;
+using Conveyor.Client;
 
 namespace Conveyor.Cli;
 

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using Conveyor.Driver.Sdk.Client;
+using Conveyor.Client;
 using Conveyor.Contracts;
 
 namespace Conveyor.Driver.Sdk.Tests;

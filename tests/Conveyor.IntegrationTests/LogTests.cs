@@ -6,7 +6,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Conveyor.Driver.Sdk;
-using Conveyor.Driver.Sdk.Client;
+using Conveyor.Client;
 using Conveyor.Grains.Logs;
 using Conveyor.Testing;
 using Microsoft.Extensions.DependencyInjection;

@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Conveyor.Driver.Sdk.Client;
+using Conveyor.Client;
 
 namespace Conveyor.IntegrationTests;
 

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using Conveyor.Client;
 using Conveyor.Api.Http;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Resources;
@@ -13,24 +14,6 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 
 namespace Conveyor.Api.Endpoints;
-
-/// <summary>The answer to a webhook delivery.</summary>
-public sealed record WebhookRunDto
-{
-    /// <summary>The run the delivery started (or started earlier, for a redelivery).</summary>
-    [JsonPropertyName("runid")] public Guid RunId { get; init; }
-
-    /// <summary>The run's status now.</summary>
-    [JsonPropertyName("status")] public string Status { get; init; } = "";
-
-    /// <summary>False for a redelivery: nothing new was started.</summary>
-    [JsonPropertyName("created")] public bool Created { get; init; }
-
-    /// <summary>The delivery id the run was keyed by, if the sender gave one.</summary>
-    [JsonPropertyName("delivery")]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public string? Delivery { get; init; }
-}
 
 /// <summary>
 /// Webhooks: <c>POST /hooks/{namespace}/{pipeline}/{hook}</c>, authenticated by nothing but the HMAC-SHA256 of the raw
@@ -54,7 +37,7 @@ public static class HooksApi
     /// <c>Idempotency-Key</c>); 401 for a missing or wrong signature; 404 for an unknown pipeline or hook; 400 for a
     /// body that is not JSON; 422 for a body that does not map to a valid resource. Nothing is stored on rejection.
     /// </summary>
-    public static async Task<Results<Accepted<WebhookRunDto>, Ok<WebhookRunDto>, ProblemHttpResult>> Deliver(
+    public static async Task<Results<Accepted<WebhookRunResponse>, Ok<WebhookRunResponse>, ProblemHttpResult>> Deliver(
         string pipeline, string hook, [AsParameters] ApiContext api)
     {
         var ns = api.Namespace;
@@ -109,7 +92,7 @@ public static class HooksApi
             Trigger = RunTriggers.Webhook(hook),
             TriggerId = delivery,
         });
-        var dto = new WebhookRunDto { RunId = runId, Status = result.Run.Status.ToString(), Created = result.Created, Delivery = delivery };
+        var dto = new WebhookRunResponse { RunId = runId, Status = result.Run.Status, Created = result.Created, Delivery = delivery };
         return result.Created
             ? TypedResults.Accepted($"{api.Settings.Prefix}/namespaces/{ns}/runs/{runId}", dto)
             : TypedResults.Ok(dto);

@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using Conveyor.Client;
+using LogPage = Conveyor.Client.LogPage;
 using Conveyor.Api.Http;
 using Conveyor.Api.Security;
 using Conveyor.Contracts;
@@ -51,7 +53,7 @@ public static class LogsApi
     }
 
     /// <summary>GET /runs/{id}/logs?driver=&amp;step=&amp;after=&amp;limit=&amp;format= — one page, in store order.</summary>
-    public static async Task<Results<Ok<LogPageDto>, ContentHttpResult>> GetRunLogs(
+    public static async Task<Results<Ok<LogPage>, ContentHttpResult>> GetRunLogs(
         string id, string? driver, string? step, string? after, int? limit, string? format, ILogStore store, [AsParameters] ApiContext api)
     {
         var size = limit ?? DefaultPageSize;
@@ -73,7 +75,7 @@ public static class LogsApi
         var next = page.NextCursor?.ToString(CultureInfo.InvariantCulture);
         if (!asText)
         {
-            return TypedResults.Ok(new LogPageDto { Items = [.. page.Items.Select(LogItemDto.From)], NextCursor = next });
+            return TypedResults.Ok(new LogPage { Items = [.. page.Items.Select(ApiMapping.ToLogLine)], NextCursor = next });
         }
 
         if (next is not null)

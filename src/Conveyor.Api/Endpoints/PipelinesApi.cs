@@ -1,3 +1,4 @@
+using Conveyor.Client;
 using Conveyor.Api.Http;
 using Conveyor.Api.Security;
 using Conveyor.Grains.Abstractions;
@@ -23,16 +24,16 @@ public static class PipelinesApi
     }
 
     /// <summary>POST /pipelines — 201 with the stored pipeline.</summary>
-    public static async Task<Created<PipelineDto>> CreatePipeline([AsParameters] ApiContext api)
+    public static async Task<Created<Pipeline>> CreatePipeline([AsParameters] ApiContext api)
     {
-        var spec = PipelineMapping.ToSpec(await api.ReadBodyAsync<PipelineDto>());
+        var spec = PipelineMapping.ToSpec(await api.ReadBodyAsync<Pipeline>());
         Names.Validate(spec.Name, "name");
         var stored = await api.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey(api.Namespace, spec.Name)).PutAsync(spec);
         return TypedResults.Created($"pipelines/{stored.Name}", PipelineMapping.ToDto(stored, HookBase(api, stored.Name)));
     }
 
     /// <summary>GET /pipelines/{name} — 200 or 404.</summary>
-    public static async Task<Results<Ok<PipelineDto>, ProblemHttpResult>> GetPipeline(string name, [AsParameters] ApiContext api)
+    public static async Task<Results<Ok<Pipeline>, ProblemHttpResult>> GetPipeline(string name, [AsParameters] ApiContext api)
     {
         Names.Validate(name, "name");
         var stored = await api.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey(api.Namespace, name)).GetAsync();
@@ -40,10 +41,10 @@ public static class PipelinesApi
     }
 
     /// <summary>PUT /pipelines/{name} — 200; the body's name must match the URL.</summary>
-    public static async Task<Ok<PipelineDto>> UpdatePipeline(string name, [AsParameters] ApiContext api)
+    public static async Task<Ok<Pipeline>> UpdatePipeline(string name, [AsParameters] ApiContext api)
     {
         Names.Validate(name, "name");
-        var body = await api.ReadBodyAsync<PipelineDto>();
+        var body = await api.ReadBodyAsync<Pipeline>();
         if (!string.IsNullOrEmpty(body.Name) && body.Name != name)
         {
             throw new ConveyorValidationException("name", "Pipeline name in URL and body do not match");

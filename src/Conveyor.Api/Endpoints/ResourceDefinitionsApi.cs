@@ -1,3 +1,4 @@
+using Conveyor.Client;
 using Conveyor.Api.Http;
 using Conveyor.Api.Security;
 using Conveyor.Grains.Abstractions;
@@ -24,18 +25,18 @@ public static class ResourceDefinitionsApi
     }
 
     /// <summary>POST /resource-definitions — 201, or 409 when the name exists.</summary>
-    public static async Task<Created<ResourceDefinitionDto>> CreateDefinition([AsParameters] ApiContext api)
+    public static async Task<Created<ResourceDefinition>> CreateDefinition([AsParameters] ApiContext api)
     {
-        var body = await api.ReadBodyAsync<ResourceDefinitionDto>();
+        var body = await api.ReadBodyAsync<ResourceDefinition>();
         var data = ToData(body);
         var stored = await Grain(api, data.Name).CreateAsync(data);
-        return TypedResults.Created($"resource-definitions/{stored.Name}", ResourceDefinitionDto.From(stored));
+        return TypedResults.Created($"resource-definitions/{stored.Name}", ApiMapping.ToDefinition(stored));
     }
 
     /// <summary>POST /resource-definitions/apply — 201 (create or replace), as the original.</summary>
-    public static async Task<Created<ResourceDefinitionDto>> ApplyDefinition([AsParameters] ApiContext api)
+    public static async Task<Created<ResourceDefinition>> ApplyDefinition([AsParameters] ApiContext api)
     {
-        var body = await api.ReadBodyAsync<ResourceDefinitionDto>();
+        var body = await api.ReadBodyAsync<ResourceDefinition>();
         if (string.IsNullOrEmpty(body.Name))
         {
             throw new ConveyorValidationException("name", "Resource name is required");
@@ -43,27 +44,27 @@ public static class ResourceDefinitionsApi
 
         var data = ToData(body);
         var stored = await Grain(api, data.Name).ApplyAsync(data);
-        return TypedResults.Created($"resource-definitions/{stored.Name}", ResourceDefinitionDto.From(stored));
+        return TypedResults.Created($"resource-definitions/{stored.Name}", ApiMapping.ToDefinition(stored));
     }
 
     /// <summary>GET /resource-definitions/{name} — 200 or 404.</summary>
-    public static async Task<Results<Ok<ResourceDefinitionDto>, ProblemHttpResult>> GetDefinition(string name, [AsParameters] ApiContext api)
+    public static async Task<Results<Ok<ResourceDefinition>, ProblemHttpResult>> GetDefinition(string name, [AsParameters] ApiContext api)
     {
         Names.Validate(name, "name");
         var stored = await Grain(api, name).GetAsync();
         return stored is null
             ? Problems.NotFound($"resource definition with name {name} not found")
-            : TypedResults.Ok(ResourceDefinitionDto.From(stored));
+            : TypedResults.Ok(ApiMapping.ToDefinition(stored));
     }
 
     /// <summary>PUT /resource-definitions/{name} — 200 or 404. The body's name must match the URL.</summary>
-    public static async Task<Ok<ResourceDefinitionDto>> UpdateDefinition(string name, [AsParameters] ApiContext api)
+    public static async Task<Ok<ResourceDefinition>> UpdateDefinition(string name, [AsParameters] ApiContext api)
     {
         Names.Validate(name, "name");
-        var body = await api.ReadBodyAsync<ResourceDefinitionDto>();
+        var body = await api.ReadBodyAsync<ResourceDefinition>();
         var data = ToData(body with { Name = string.IsNullOrEmpty(body.Name) ? name : body.Name });
         var stored = await Grain(api, name).UpdateAsync(data);
-        return TypedResults.Ok(ResourceDefinitionDto.From(stored));
+        return TypedResults.Ok(ApiMapping.ToDefinition(stored));
     }
 
     /// <summary>DELETE /resource-definitions/{name} — 204 or 404.</summary>
@@ -81,7 +82,7 @@ public static class ResourceDefinitionsApi
         return api.Grains.GetGrain<IResourceDefinitionGrain>(Names.DefinitionKey(api.Namespace, name));
     }
 
-    private static ResourceDefinitionData ToData(ResourceDefinitionDto body) => new()
+    private static ResourceDefinitionData ToData(ResourceDefinition body) => new()
     {
         Name = body.Name ?? "",
         Description = body.Description ?? "",

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Conveyor.Client;
 using Conveyor.Api.Http;
 using Conveyor.Api.Security;
 using Conveyor.Contracts;
@@ -28,9 +29,9 @@ public static class ResourcesApi
     }
 
     /// <summary>POST /resources — 201 with the run id.</summary>
-    public static async Task<Created<ResourceCreatedDto>> CreateResource([AsParameters] ApiContext api)
+    public static async Task<Created<CreateResourceResponse>> CreateResource([AsParameters] ApiContext api)
     {
-        var body = await api.ReadBodyAsync<Resource>();
+        var body = await api.ReadBodyAsync<CreateResourceRequest>();
         if (string.IsNullOrEmpty(body.ResourceType))
         {
             throw new ConveyorValidationException("resource", "Resource type is required");
@@ -41,10 +42,10 @@ public static class ResourcesApi
         var runId = Guid.NewGuid();
         var result = await api.Grains
             .GetGrain<IResourceGrain>(Names.ResourceKey(api.Namespace, body.ResourceType, body.Name))
-            .CreateAsync(ToData(body), runId);
+            .CreateAsync(ToData(new Resource { Name = body.Name, ResourceType = body.ResourceType, Pipeline = body.Pipeline, Spec = body.Spec }), runId);
         return TypedResults.Created(
             $"resources/{result.Resource.Type}/{result.Resource.Name}",
-            new ResourceCreatedDto { Name = result.Resource.Name, RunId = result.RunId.ToString(), Version = "1" });
+            new CreateResourceResponse { Message = "Resource created successfully", Name = result.Resource.Name, RunId = result.RunId, Version = "1" });
     }
 
     /// <summary>GET /resources — the original answers 400 here; so do we, with a clear message.</summary>

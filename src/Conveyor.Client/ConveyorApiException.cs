@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text.Json;
 
-namespace Conveyor.Driver.Sdk.Client;
+namespace Conveyor.Client;
 
 /// <summary>
 /// The Conveyor API answered with an error status. The details come from an RFC 7807 problem document
