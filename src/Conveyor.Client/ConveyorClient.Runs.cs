@@ -76,6 +76,7 @@ public sealed partial class ConveyorClient
         CancellationToken cancellationToken = default)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_baseAddress, $"pipelines/{Segment(pipeline)}/runs"));
+        Authorize(request);
         request.Headers.Accept.ParseAdd("application/json");
         if (!string.IsNullOrEmpty(idempotencyKey))
         {

@@ -83,6 +83,7 @@ public sealed partial class ConveyorClient
         ArgumentNullException.ThrowIfNull(method);
         ArgumentException.ThrowIfNullOrEmpty(path);
         using var request = new HttpRequestMessage(method, new Uri(_baseAddress, path.TrimStart('/')));
+        Authorize(request);
         request.Headers.Accept.ParseAdd("application/json");
         if (body is { } json)
         {

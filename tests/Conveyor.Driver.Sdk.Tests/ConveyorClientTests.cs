@@ -117,6 +117,31 @@ public sealed class ConveyorClientTests
     }
 
     [Fact]
+    public async Task Every_request_carries_the_api_key_including_triggers_and_raw_json()
+    {
+        var runId = Guid.NewGuid();
+        var seen = new List<string>();
+        var client = new ConveyorClient(
+            new HttpClient(new StubHandler(request =>
+            {
+                seen.Add($"{request.Method} {request.RequestUri!.AbsolutePath} {request.Headers.Authorization}");
+                return Respond(HttpStatusCode.OK, RunJson(runId, "Running", "Running"), "application/json");
+            })),
+            new Uri("http://conveyor.test"))
+        {
+            ApiKey = "cvk_0123456789abcdef_secret",
+        };
+
+        await client.TriggerRunAsync("ci", "web", idempotencyKey: "k");
+        await client.SendJsonAsync(HttpMethod.Get, "runs/" + runId);
+        await client.GetRunAsync(runId);
+
+        Assert.Equal(
+            [$"POST /pipelines/ci/runs Bearer cvk_0123456789abcdef_secret", $"GET /runs/{runId} Bearer cvk_0123456789abcdef_secret", $"GET /runs/{runId} Bearer cvk_0123456789abcdef_secret"],
+            seen);
+    }
+
+    [Fact]
     public async Task Delete_expects_no_content()
     {
         HttpRequestMessage? sent = null;
