@@ -54,7 +54,7 @@ public sealed partial class ConveyorClient
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var path = $"runs/{Segment(runId)}/logs/stream";
-        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(_baseAddress, path));
+        using var request = new HttpRequestMessage(HttpMethod.Get, Url(path));
         Authorize(request);
         request.Headers.Accept.ParseAdd("text/event-stream");
         if (after is { } a)

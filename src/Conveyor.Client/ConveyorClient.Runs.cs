@@ -75,7 +75,7 @@ public sealed partial class ConveyorClient
         string? idempotencyKey = null,
         CancellationToken cancellationToken = default)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_baseAddress, $"pipelines/{Segment(pipeline)}/runs"));
+        using var request = new HttpRequestMessage(HttpMethod.Post, Url($"pipelines/{Segment(pipeline)}/runs"));
         Authorize(request);
         request.Headers.Accept.ParseAdd("application/json");
         if (!string.IsNullOrEmpty(idempotencyKey))
@@ -109,7 +109,7 @@ public sealed partial class ConveyorClient
     /// <summary><c>GET /runs/{id}/graph</c>: the run's DAG as <c>svg</c>, <c>mermaid</c> or <c>dot</c> text.</summary>
     public async Task<string> GetRunGraphAsync(Guid runId, string format = "svg", CancellationToken cancellationToken = default)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(_baseAddress, $"runs/{runId:D}/graph?format={Uri.EscapeDataString(format)}"));
+        using var request = new HttpRequestMessage(HttpMethod.Get, Url($"runs/{runId:D}/graph?format={Uri.EscapeDataString(format)}"));
         Authorize(request);
         using var response = await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
         await EnsureSuccessAsync(response, cancellationToken).ConfigureAwait(false);

@@ -44,6 +44,37 @@ public sealed partial class ConveyorClient
     /// </summary>
     public string? ApiKey { get; init; }
 
+    /// <summary>
+    /// Namespace of the objects this client reads and writes (definitions, pipelines, resources, runs, logs,
+    /// secrets): their routes go under <c>/namespaces/{namespace}/</c>. Null or <c>default</c>: the original
+    /// routes. Keys, namespaces, health and step secrets are cluster-wide and never scoped.
+    /// </summary>
+    public string? Namespace { get; init; }
+
+    /// <summary>A client for the objects of <paramref name="ns"/>, on the same transport and key.</summary>
+    public ConveyorClient InNamespace(string ns)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(ns);
+        return new ConveyorClient(_http, _baseAddress, _timeProvider) { ApiKey = ApiKey, Namespace = ns };
+    }
+
+    private static readonly string[] ClusterRoutes = ["keys", "namespaces", "health", "healthz", "readyz", "step-secrets", "hooks", "openapi", "logs"];
+
+    /// <summary>The absolute URL of a route, under the client's namespace when the route is per namespace.</summary>
+    private Uri Url(string path)
+    {
+        if (Namespace is { Length: > 0 } ns && ns != "default")
+        {
+            var first = path.Split('/', '?')[0];
+            if (!ClusterRoutes.Contains(first, StringComparer.Ordinal))
+            {
+                path = $"namespaces/{Uri.EscapeDataString(ns)}/{path}";
+            }
+        }
+
+        return new Uri(_baseAddress, path);
+    }
+
     private void Authorize(HttpRequestMessage request)
     {
         if (!string.IsNullOrEmpty(ApiKey))
@@ -65,7 +96,7 @@ public sealed partial class ConveyorClient
     {
         ArgumentException.ThrowIfNullOrEmpty(stepToken);
         var path = name is null ? "step-secrets" : "step-secrets?name=" + Uri.EscapeDataString(name);
-        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(_baseAddress, path));
+        using var request = new HttpRequestMessage(HttpMethod.Get, Url(path));
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", stepToken);
         request.Headers.Accept.ParseAdd("application/json");
         using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
@@ -82,7 +113,7 @@ public sealed partial class ConveyorClient
     {
         ArgumentNullException.ThrowIfNull(method);
         ArgumentException.ThrowIfNullOrEmpty(path);
-        using var request = new HttpRequestMessage(method, new Uri(_baseAddress, path.TrimStart('/')));
+        using var request = new HttpRequestMessage(method, Url(path.TrimStart('/')));
         Authorize(request);
         request.Headers.Accept.ParseAdd("application/json");
         if (body is { } json)
@@ -106,7 +137,7 @@ public sealed partial class ConveyorClient
 
     private async Task SendAsync(HttpMethod method, string path, CancellationToken cancellationToken)
     {
-        using var request = new HttpRequestMessage(method, new Uri(_baseAddress, path));
+        using var request = new HttpRequestMessage(method, Url(path));
         Authorize(request);
         using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
         await EnsureSuccessAsync(response, cancellationToken).ConfigureAwait(false);
@@ -120,7 +151,7 @@ public sealed partial class ConveyorClient
         JsonTypeInfo<TResponse> responseType,
         CancellationToken cancellationToken)
     {
-        using var request = new HttpRequestMessage(method, new Uri(_baseAddress, path));
+        using var request = new HttpRequestMessage(method, Url(path));
         Authorize(request);
         request.Headers.Accept.ParseAdd("application/json");
         if (body is not null && requestType is not null)

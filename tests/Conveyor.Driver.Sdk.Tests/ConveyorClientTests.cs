@@ -142,6 +142,30 @@ public sealed class ConveyorClientTests
     }
 
     [Fact]
+    public async Task A_namespaced_client_scopes_object_routes_but_not_cluster_routes()
+    {
+        var paths = new List<string>();
+        var root = Client(request =>
+        {
+            paths.Add(request.RequestUri!.PathAndQuery);
+            return request.Method == HttpMethod.Delete ? new HttpResponseMessage(HttpStatusCode.NoContent) : Respond(HttpStatusCode.OK, "{}", "application/json");
+        }, "http://conveyor.test/api/");
+        var team = root.InNamespace("team-a");
+
+        await team.GetPipelineAsync("ship");
+        await team.ListRunsAsync(limit: 5);
+        await team.DeleteSecretAsync("DB");
+        await team.ListApiKeysAsync();
+        await team.GetNamespaceAsync("team-a");
+        await root.InNamespace("default").GetPipelineAsync("ship");
+
+        Assert.Equal(
+            ["/api/namespaces/team-a/pipelines/ship", "/api/namespaces/team-a/runs?limit=5", "/api/namespaces/team-a/secrets/DB", "/api/keys", "/api/namespaces/team-a", "/api/pipelines/ship"],
+            paths);
+        Assert.Equal("team-a", team.Namespace);
+    }
+
+    [Fact]
     public async Task Delete_expects_no_content()
     {
         HttpRequestMessage? sent = null;
