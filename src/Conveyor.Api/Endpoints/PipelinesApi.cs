@@ -2,6 +2,7 @@ using Conveyor.Client;
 using Conveyor.Api.Http;
 using Conveyor.Api.Security;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Catalog;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -16,11 +17,33 @@ public static class PipelinesApi
     public static RouteGroupBuilder MapPipelinesApi(this IEndpointRouteBuilder routes, string nameSuffix = "")
     {
         var api = routes.MapGroup("/pipelines").WithTags("Pipelines");
+        api.MapGet("/", ListPipelines).WithName("ListPipelines" + nameSuffix).WithSummary("List pipelines by name, cursor-paged, optionally by name prefix and resource type").ForViewers();
         api.MapPost("/", CreatePipeline).WithName("CreatePipeline" + nameSuffix).WithSummary("Create or replace a pipeline (upsert, as the original)").ForOperators();
         api.MapGet("/{name}", GetPipeline).WithName("GetPipeline" + nameSuffix).WithSummary("Get a pipeline").ForViewers();
         api.MapPut("/{name}", UpdatePipeline).WithName("UpdatePipeline" + nameSuffix).WithSummary("Replace a pipeline; runs in flight keep their version").ForOperators();
         api.MapDelete("/{name}", DeletePipeline).WithName("DeletePipeline" + nameSuffix).WithSummary("Delete a pipeline").ForOperators();
         return api;
+    }
+
+    /// <summary>GET /pipelines?prefix=&amp;resource=&amp;limit=&amp;cursor= — by name.</summary>
+    public static async Task<Results<Ok<PipelinePage>, ProblemHttpResult>> ListPipelines(
+        string? prefix, string? resource, int? limit, string? cursor, IObjectCatalog catalog, [AsParameters] ApiContext api)
+    {
+        if (Listing.Unavailable(catalog) is { } unavailable)
+        {
+            return unavailable;
+        }
+
+        var ns = api.Namespace;
+        var type = Listing.Name(resource, "resource");
+        var page = await catalog.ListAsync(ns, CatalogKind.Pipeline, type, Listing.Prefix(prefix), cursor, Listing.Limit(limit));
+        var grains = api.Grains;
+        var items = await Listing.LoadAsync(
+            page.Members,
+            name => grains.GetGrain<IPipelineGrain>(Names.PipelineKey(ns, name)).GetAsync(),
+            p => type is null || p.ResourceType == type,
+            name => grains.GetGrain<IPipelineGrain>(Names.PipelineKey(ns, name)).RepairCatalogAsync(type));
+        return TypedResults.Ok(new PipelinePage { Items = [.. items.Select(p => PipelineMapping.ToDto(p, HookBase(api, p.Name)))], NextCursor = page.NextCursor });
     }
 
     /// <summary>POST /pipelines — 201 with the stored pipeline.</summary>

@@ -2,6 +2,7 @@ using Conveyor.Client;
 using Conveyor.Api.Http;
 using Conveyor.Api.Security;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Catalog;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -16,12 +17,32 @@ public static class ResourceDefinitionsApi
     public static RouteGroupBuilder MapResourceDefinitionsApi(this IEndpointRouteBuilder routes, string nameSuffix = "")
     {
         var api = routes.MapGroup("/resource-definitions").WithTags("Resource definitions");
+        api.MapGet("/", ListDefinitions).WithName("ListResourceDefinitions" + nameSuffix).WithSummary("List resource definitions by name, cursor-paged, optionally by name prefix").ForViewers();
         api.MapPost("/", CreateDefinition).WithName("CreateResourceDefinition" + nameSuffix).WithSummary("Create a resource definition").ForOperators();
         api.MapPost("/apply", ApplyDefinition).WithName("ApplyResourceDefinition" + nameSuffix).WithSummary("Create or replace a resource definition").ForOperators();
         api.MapGet("/{name}", GetDefinition).WithName("GetResourceDefinition" + nameSuffix).WithSummary("Get a resource definition").ForViewers();
         api.MapPut("/{name}", UpdateDefinition).WithName("UpdateResourceDefinition" + nameSuffix).WithSummary("Replace a resource definition").ForOperators();
         api.MapDelete("/{name}", DeleteDefinition).WithName("DeleteResourceDefinition" + nameSuffix).WithSummary("Delete a resource definition").ForOperators();
         return api;
+    }
+
+    /// <summary>GET /resource-definitions?prefix=&amp;limit=&amp;cursor= — by name.</summary>
+    public static async Task<Results<Ok<ResourceDefinitionPage>, ProblemHttpResult>> ListDefinitions(
+        string? prefix, int? limit, string? cursor, IObjectCatalog catalog, [AsParameters] ApiContext api)
+    {
+        if (Listing.Unavailable(catalog) is { } unavailable)
+        {
+            return unavailable;
+        }
+
+        var ns = api.Namespace;
+        var page = await catalog.ListAsync(ns, CatalogKind.Definition, null, Listing.Prefix(prefix), cursor, Listing.Limit(limit));
+        var items = await Listing.LoadAsync(
+            page.Members,
+            name => Grain(api, name).GetAsync(),
+            _ => true,
+            name => Grain(api, name).RepairCatalogAsync());
+        return TypedResults.Ok(new ResourceDefinitionPage { Items = [.. items.Select(ApiMapping.ToDefinition)], NextCursor = page.NextCursor });
     }
 
     /// <summary>POST /resource-definitions — 201, or 409 when the name exists.</summary>

@@ -219,3 +219,15 @@ public sealed record ConcurrencyGroup
     [JsonPropertyName("onConflict")]
     public string? OnConflict { get; init; }
 }
+
+/// <summary>A page of <c>GET /pipelines</c>, by name.</summary>
+public sealed record PipelinePage
+{
+    /// <summary>The pipelines on this page.</summary>
+    [JsonPropertyName("items")]
+    public IReadOnlyList<Pipeline> Items { get; init; } = [];
+
+    /// <summary>Pass as <c>cursor</c> to get the next page; null on the last page.</summary>
+    [JsonPropertyName("nextCursor")]
+    public string? NextCursor { get; init; }
+}

@@ -31,3 +31,15 @@ public sealed record ResourceDefinition
     [JsonPropertyName("schema")]
     public JsonElement? Schema { get; init; }
 }
+
+/// <summary>A page of <c>GET /resource-definitions</c>, by name.</summary>
+public sealed record ResourceDefinitionPage
+{
+    /// <summary>The definitions on this page.</summary>
+    [JsonPropertyName("items")]
+    public IReadOnlyList<ResourceDefinition> Items { get; init; } = [];
+
+    /// <summary>Pass as <c>cursor</c> to get the next page; null on the last page.</summary>
+    [JsonPropertyName("nextCursor")]
+    public string? NextCursor { get; init; }
+}

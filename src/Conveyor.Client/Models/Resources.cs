@@ -53,3 +53,18 @@ public sealed record CreateResourceResponse
     [JsonPropertyName("version")]
     public string Version { get; init; } = "";
 }
+
+/// <summary>
+/// A page of <c>GET /resources</c> (by type, then name) or <c>GET /resources/{type}</c> (by name). Items are the
+/// resources as stored: the <c>driverresults.*</c> metadata of their latest run shows only on <c>GET</c> of one.
+/// </summary>
+public sealed record ResourcePage
+{
+    /// <summary>The resources on this page.</summary>
+    [JsonPropertyName("items")]
+    public IReadOnlyList<Conveyor.Contracts.Resource> Items { get; init; } = [];
+
+    /// <summary>Pass as <c>cursor</c> to get the next page; null on the last page.</summary>
+    [JsonPropertyName("nextCursor")]
+    public string? NextCursor { get; init; }
+}

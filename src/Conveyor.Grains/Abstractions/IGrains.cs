@@ -22,6 +22,12 @@ public interface IResourceDefinitionGrain : IGrainWithStringKey
 
     /// <summary>Deletes the definition; false when there was none.</summary>
     Task<bool> DeleteAsync();
+
+    /// <summary>
+    /// Puts the definition's listing entry right after a listing found it missing or stale: removes it when there is
+    /// no definition, re-adds it when there is one. Not interleaved, so it waits for a write in progress.
+    /// </summary>
+    Task<ResourceDefinitionData?> RepairCatalogAsync();
 }
 
 /// <summary>A pipeline definition. Key: <see cref="Names.PipelineKey"/>.</summary>
@@ -38,6 +44,13 @@ public interface IPipelineGrain : IGrainWithStringKey
 
     /// <summary>Deletes the pipeline; false when there was none. Runs in flight keep their snapshot.</summary>
     Task<bool> DeleteAsync();
+
+    /// <summary>
+    /// Puts the pipeline's listing entries right after a listing found one missing or stale: removes them when there
+    /// is no pipeline, re-adds them when there is one, and drops the entry under <paramref name="staleResourceType"/>
+    /// when the pipeline no longer runs for that type. Not interleaved, so it waits for a write in progress.
+    /// </summary>
+    Task<PipelineSpec?> RepairCatalogAsync(string? staleResourceType);
 }
 
 /// <summary>Result of creating a resource.</summary>
@@ -77,6 +90,13 @@ public interface IResourceGrain : IGrainWithStringKey
 
     /// <summary>Deletes the resource (version snapshots stay readable); false when there was none.</summary>
     Task<bool> DeleteAsync();
+
+    /// <summary>
+    /// Puts the resource's listing entries right after a listing found one missing or stale: removes them when there
+    /// is no resource, re-adds them when there is one, and drops the entry under <paramref name="stalePipeline"/> when
+    /// the resource no longer names that pipeline. Not interleaved, so it waits for a write in progress.
+    /// </summary>
+    Task<ResourceData?> RepairCatalogAsync(string? stalePipeline);
 }
 
 /// <summary>One run of a pipeline: its DAG state machine. Key: the run id.</summary>

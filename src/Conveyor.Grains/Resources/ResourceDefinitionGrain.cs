@@ -1,4 +1,5 @@
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Catalog;
 
 namespace Conveyor.Grains.Resources;
 
@@ -14,8 +15,35 @@ public sealed class ResourceDefinitionState
 /// <summary>A resource definition, validated (name, schema) and persisted.</summary>
 public sealed class ResourceDefinitionGrain(
     [PersistentState("definition", ConveyorStorage.Name)] IPersistentState<ResourceDefinitionState> state,
+    IObjectCatalog catalog,
     TimeProvider time) : Grain, IResourceDefinitionGrain
 {
+    private CatalogEntry Entry => CatalogEntry.Definition(Names.SplitKey(this.GetPrimaryKeyString())[0], Names.SplitKey(this.GetPrimaryKeyString())[^1]);
+
+    /// <inheritdoc />
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        // Lists what this activation serves, also when it was stored before listings existed.
+        if (state.State.Definition is not null)
+        {
+            await catalog.AddAsync(Entry);
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task<ResourceDefinitionData?> RepairCatalogAsync()
+    {
+        if (state.State.Definition is null)
+        {
+            await catalog.RemoveAsync(Entry);
+        }
+        else
+        {
+            await catalog.AddAsync(Entry);
+        }
+
+        return state.State.Definition;
+    }
     /// <inheritdoc />
     public async Task<ResourceDefinitionData> CreateAsync(ResourceDefinitionData definition)
     {
@@ -56,6 +84,7 @@ public sealed class ResourceDefinitionGrain(
         }
 
         await state.ClearStateAsync();
+        await catalog.RemoveAsync(Entry);
         return true;
     }
 
@@ -77,6 +106,7 @@ public sealed class ResourceDefinitionGrain(
     private async Task<ResourceDefinitionData> StoreAsync(ResourceDefinitionData definition, string id)
     {
         var now = time.GetUtcNow();
+        await catalog.AddAsync(Entry);
         state.State.Definition = new ResourceDefinitionData
         {
             Id = id,

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Catalog;
 using Conveyor.Grains.Nats;
 using Microsoft.Extensions.Logging;
 
@@ -33,6 +34,7 @@ public sealed partial class ResourceGrain(
     [PersistentState("resource", ConveyorStorage.Name)] IPersistentState<ResourceState> state,
     IGrainFactory grains,
     DriverDispatcher dispatcher,
+    IObjectCatalog catalog,
     ILogger<ResourceGrain> logger) : Grain, IResourceGrain
 {
     private string Namespace => Names.SplitKey(this.GetPrimaryKeyString())[0];
@@ -40,6 +42,12 @@ public sealed partial class ResourceGrain(
     /// <inheritdoc />
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        // Lists what this activation serves, also when it was stored before listings existed.
+        if (state.State.Current is { } stored)
+        {
+            await catalog.AddAsync(CatalogEntry.Resource(Namespace, stored));
+        }
+
         if (state.State.PendingRunId is { } runId && state.State.Current is { } current)
         {
             // A previous activation stored the resource but may have died before its side effect was confirmed.
@@ -101,6 +109,7 @@ public sealed partial class ResourceGrain(
             state.State.LastRunId = runId;
         }
 
+        await catalog.AddAsync(CatalogEntry.Resource(ns, stored));
         state.State.Current = stored;
         state.State.Versions[1] = stored;
         state.State.PendingRunId = runId;
@@ -142,11 +151,17 @@ public sealed partial class ResourceGrain(
             Version = version,
         };
 
+        await catalog.AddAsync(CatalogEntry.Resource(ns, stored));
         state.State.Current = stored;
         state.State.Versions[version] = stored;
         // An update starts from a clean slate: earlier driver results no longer describe this version.
         state.State.LastRunId = null;
         await state.WriteStateAsync();
+        if (current.Pipeline != stored.Pipeline)
+        {
+            await catalog.RemoveFilterAsync(CatalogEntry.Resource(ns, current));
+        }
+
         return stored;
     }
 
@@ -161,7 +176,7 @@ public sealed partial class ResourceGrain(
     /// <inheritdoc />
     public async Task<bool> DeleteAsync()
     {
-        if (state.State.Current is null)
+        if (state.State.Current is not { } previous)
         {
             return false;
         }
@@ -170,7 +185,27 @@ public sealed partial class ResourceGrain(
         state.State.LastRunId = null;
         state.State.PendingRunId = null;
         await state.WriteStateAsync();
+        await catalog.RemoveAsync(CatalogEntry.Resource(Namespace, previous));
         return true;
+    }
+
+    /// <inheritdoc />
+    public async Task<ResourceData?> RepairCatalogAsync(string? stalePipeline)
+    {
+        var parts = Names.SplitKey(this.GetPrimaryKeyString());
+        if (state.State.Current is not { } current)
+        {
+            await catalog.RemoveAsync(new CatalogEntry(parts[0], CatalogKind.Resource, parts[1] + "/" + parts[2], stalePipeline));
+            return null;
+        }
+
+        await catalog.AddAsync(CatalogEntry.Resource(parts[0], current));
+        if (stalePipeline is not null && stalePipeline != current.Pipeline)
+        {
+            await catalog.RemoveFilterAsync(CatalogEntry.Resource(parts[0], current) with { Filter = stalePipeline });
+        }
+
+        return current;
     }
 
     private async Task ValidateSpecAsync(string ns, ResourceData resource)
