@@ -117,12 +117,12 @@ public static class CliApp
             switch (m.Kind)
             {
                 case ManifestKind.ResourceDefinition:
-                    await client.SendJsonAsync(HttpMethod.Post, "resource-definitions/apply", body, ct).ConfigureAwait(false);
-                    await _out.WriteLineAsync($"resource-definition/{m.Name} applied").ConfigureAwait(false);
+                    var definition = await client.SendJsonAsync(HttpMethod.Post, "resource-definitions/apply", body, ct).ConfigureAwait(false);
+                    await _out.WriteLineAsync($"resource-definition/{m.Name} {(IsUnchanged(definition) ? "unchanged" : "applied")}").ConfigureAwait(false);
                     break;
                 case ManifestKind.Pipeline:
-                    await client.SendJsonAsync(HttpMethod.Post, "pipelines", body, ct).ConfigureAwait(false);
-                    await _out.WriteLineAsync($"pipeline/{m.Name} applied").ConfigureAwait(false);
+                    var pipeline = await client.SendJsonAsync(HttpMethod.Post, "pipelines", body, ct).ConfigureAwait(false);
+                    await _out.WriteLineAsync($"pipeline/{m.Name} {(IsUnchanged(pipeline) ? "unchanged" : "applied")}").ConfigureAwait(false);
                     break;
                 default:
                     var type = m.Body["resource"]!.GetValue<string>();
@@ -144,12 +144,16 @@ public static class CliApp
                         // The server keeps a resource's version in metadata["version"], as the original does.
                         var version = updated is { } u && u.TryGetProperty("metadata", out var md) && md.ValueKind == JsonValueKind.Object
                             && md.TryGetProperty("version", out var v) ? $" (version {v.GetString()})" : "";
-                        await _out.WriteLineAsync($"resource/{type}/{m.Name} updated{version}").ConfigureAwait(false);
+                        await _out.WriteLineAsync($"resource/{type}/{m.Name} {(IsUnchanged(updated) ? "unchanged" : "updated")}{version}").ConfigureAwait(false);
                     }
 
                     break;
             }
         }
+
+        /// <summary>Whether the server answered that the write changed nothing (no new revision or version).</summary>
+        private static bool IsUnchanged(JsonElement? response) =>
+            response is { ValueKind: JsonValueKind.Object } r && r.TryGetProperty("unchanged", out var u) && u.ValueKind == JsonValueKind.True;
 
         private Command RunsCommand()
         {

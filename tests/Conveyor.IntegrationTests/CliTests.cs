@@ -128,10 +128,27 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
         Assert.Equal(ExitCodes.Ok, followed.Code);
         Assert.Equal($"[{driver}/lint] building web", Assert.Single(followed.Out.Trim().Split('\n')).Split(' ', 2)[1]);
 
-        // Applying again updates the resource instead of failing on it.
+        // Applying the same files again changes nothing, and says so: no new revision, no new version.
+        var revision = (await fx.Host.GetJsonAsync($"/pipelines/{type}")).GetProperty("revision").GetInt32();
         var again = await CliAsync("apply", "-f", _dir);
         Assert.True(again.Code == ExitCodes.Ok, again.Err + again.Out);
-        Assert.Contains($"resource/{type}/web updated (version 2)", again.Out, StringComparison.Ordinal);
+        Assert.Contains($"resource-definition/{type} unchanged", again.Out, StringComparison.Ordinal);
+        Assert.Contains($"pipeline/{type} unchanged", again.Out, StringComparison.Ordinal);
+        Assert.Contains($"resource/{type}/web unchanged (version 1)", again.Out, StringComparison.Ordinal);
+        Assert.Equal(revision, (await fx.Host.GetJsonAsync($"/pipelines/{type}")).GetProperty("revision").GetInt32());
+
+        // A changed file updates the resource instead of failing on it.
+        File.WriteAllText(Path.Combine(_dir, "changed.yaml"), $$$"""
+            kind: Resource
+            name: web
+            resource: {{{type}}}
+            pipeline: {{{type}}}
+            metadata: {team: a}
+            spec: {image: "nginx:1.28"}
+            """);
+        var changed = await CliAsync("apply", "-f", Path.Combine(_dir, "changed.yaml"));
+        Assert.True(changed.Code == ExitCodes.Ok, changed.Err + changed.Out);
+        Assert.Contains($"resource/{type}/web updated (version 2)", changed.Out, StringComparison.Ordinal);
 
         // A manual trigger for the existing resource, watched to its end; the same idempotency key gives the same run.
         var triggered = await CliAsync("runs", "trigger", type, "--resource", "web", "--priority", "4", "--idempotency-key", "cli-1", "--watch");

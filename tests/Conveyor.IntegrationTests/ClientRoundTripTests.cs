@@ -61,6 +61,7 @@ public sealed class ClientRoundTripTests(EngineFixture fx)
             (await fx.Host.GetJsonAsync($"/resource-definitions/{type}")).GetRawText());
         Assert.Equal(Json(read, "unchanged"), Json(written, "unchanged"));
         Assert.Equal(Json(read, "unchanged"), Json(again, "unchanged"));
+        Assert.True(written.Unchanged);
     }
 
     [Fact]
@@ -86,12 +87,16 @@ public sealed class ClientRoundTripTests(EngineFixture fx)
         await fx.Host.PostJsonAsync("/pipelines", JsonNode.Parse(sent)!);
 
         var read = await Client.GetPipelineAsync(type);
-        await Client.UpdatePipelineAsync(read);
+        var written = await Client.UpdatePipelineAsync(read);
+
+        Assert.True(written.Unchanged);
+        Assert.Equal(read.Revision, written.Revision);
 
         var expected = JsonNode.Parse(sent)!.AsObject();
         expected["webhooks"]![0]!.AsObject().Remove("secret");
         expected["webhooks"]![0]!["url"] = $"/hooks/default/{type}/push";
         var stored = JsonNode.Parse((await fx.Host.GetJsonAsync($"/pipelines/{type}")).GetRawText())!.AsObject();
+        Assert.Equal(read.Revision, stored["revision"]!.GetValue<int>());
         stored.Remove("revision");
         Assert.True(JsonNode.DeepEquals(expected, stored), $"expected {expected.ToJsonString()}\n     got {stored.ToJsonString()}");
 
@@ -125,7 +130,9 @@ public sealed class ClientRoundTripTests(EngineFixture fx)
         Assert.Equal(type, again.Pipeline);
         Assert.Equal("team-a", again.Metadata!["owner"]);
         Assert.Equal("""{"image":"nginx:1.27","branch":"main"}""", again.Spec!.Value.GetRawText());
-        Assert.Equal(Json(WithoutVersion(read)), Json(WithoutVersion(written)));
+        Assert.True(written.Unchanged);
+        Assert.Equal("2", again.Metadata!["version"]);
+        Assert.Equal(Json(WithoutVersion(read)), Json(WithoutVersion(written) with { Unchanged = false }));
         Assert.Equal(Json(WithoutVersion(read)), Json(WithoutVersion(again)));
     }
 

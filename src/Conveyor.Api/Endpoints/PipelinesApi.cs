@@ -46,13 +46,13 @@ public static class PipelinesApi
         return TypedResults.Ok(new PipelinePage { Items = [.. items.Select(p => PipelineMapping.ToDto(p, HookBase(api, p.Name)))], NextCursor = page.NextCursor });
     }
 
-    /// <summary>POST /pipelines — 201 with the stored pipeline.</summary>
+    /// <summary>POST /pipelines — 201 with the stored pipeline (<c>unchanged</c>, same revision, when it was exactly as stored).</summary>
     public static async Task<Created<Pipeline>> CreatePipeline([AsParameters] ApiContext api)
     {
         var spec = PipelineMapping.ToSpec(await api.ReadBodyAsync<Pipeline>());
         Names.Validate(spec.Name, "name");
-        var stored = await api.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey(api.Namespace, spec.Name)).PutAsync(spec);
-        return TypedResults.Created($"pipelines/{stored.Name}", PipelineMapping.ToDto(stored, HookBase(api, stored.Name)));
+        var written = await api.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey(api.Namespace, spec.Name)).ApplyAsync(spec);
+        return TypedResults.Created($"pipelines/{written.Value.Name}", PipelineMapping.ToDto(written.Value, HookBase(api, written.Value.Name)) with { Unchanged = written.Unchanged });
     }
 
     /// <summary>GET /pipelines/{name} — 200 or 404.</summary>
@@ -63,7 +63,7 @@ public static class PipelinesApi
         return stored is null ? Problems.NotFound($"pipeline {name} not found") : TypedResults.Ok(PipelineMapping.ToDto(stored, HookBase(api, stored.Name)));
     }
 
-    /// <summary>PUT /pipelines/{name} — 200; the body's name must match the URL.</summary>
+    /// <summary>PUT /pipelines/{name} — 200 (<c>unchanged</c>, same revision, when exactly as stored); the body's name must match the URL.</summary>
     public static async Task<Ok<Pipeline>> UpdatePipeline(string name, [AsParameters] ApiContext api)
     {
         Names.Validate(name, "name");
@@ -74,8 +74,8 @@ public static class PipelinesApi
         }
 
         var spec = PipelineMapping.ToSpec(body with { Name = name });
-        var stored = await api.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey(api.Namespace, name)).PutAsync(spec);
-        return TypedResults.Ok(PipelineMapping.ToDto(stored, HookBase(api, stored.Name)));
+        var written = await api.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey(api.Namespace, name)).ApplyAsync(spec);
+        return TypedResults.Ok(PipelineMapping.ToDto(written.Value, HookBase(api, written.Value.Name)) with { Unchanged = written.Unchanged });
     }
 
     private static string HookBase(ApiContext api, string pipeline) => $"{api.Settings.Prefix}/hooks/{api.Namespace}/{pipeline}";

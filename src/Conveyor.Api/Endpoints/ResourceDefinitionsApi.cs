@@ -54,7 +54,7 @@ public static class ResourceDefinitionsApi
         return TypedResults.Created($"resource-definitions/{stored.Name}", ApiMapping.ToDefinition(stored));
     }
 
-    /// <summary>POST /resource-definitions/apply — 201 (create or replace), as the original.</summary>
+    /// <summary>POST /resource-definitions/apply — 201 (create or replace), as the original; <c>unchanged</c> when nothing was stored.</summary>
     public static async Task<Created<ResourceDefinition>> ApplyDefinition([AsParameters] ApiContext api)
     {
         var body = await api.ReadBodyAsync<ResourceDefinition>();
@@ -64,8 +64,8 @@ public static class ResourceDefinitionsApi
         }
 
         var data = ToData(body);
-        var stored = await Grain(api, data.Name).ApplyAsync(data);
-        return TypedResults.Created($"resource-definitions/{stored.Name}", ApiMapping.ToDefinition(stored));
+        var written = await Grain(api, data.Name).ApplyAsync(data);
+        return TypedResults.Created($"resource-definitions/{written.Value.Name}", ApiMapping.ToDefinition(written.Value) with { Unchanged = written.Unchanged });
     }
 
     /// <summary>GET /resource-definitions/{name} — 200 or 404.</summary>
@@ -78,14 +78,14 @@ public static class ResourceDefinitionsApi
             : TypedResults.Ok(ApiMapping.ToDefinition(stored));
     }
 
-    /// <summary>PUT /resource-definitions/{name} — 200 or 404. The body's name must match the URL.</summary>
+    /// <summary>PUT /resource-definitions/{name} — 200 (<c>unchanged</c> when nothing was stored) or 404. The body's name must match the URL.</summary>
     public static async Task<Ok<ResourceDefinition>> UpdateDefinition(string name, [AsParameters] ApiContext api)
     {
         Names.Validate(name, "name");
         var body = await api.ReadBodyAsync<ResourceDefinition>();
         var data = ToData(body with { Name = string.IsNullOrEmpty(body.Name) ? name : body.Name });
-        var stored = await Grain(api, name).UpdateAsync(data);
-        return TypedResults.Ok(ApiMapping.ToDefinition(stored));
+        var written = await Grain(api, name).UpdateAsync(data);
+        return TypedResults.Ok(ApiMapping.ToDefinition(written.Value) with { Unchanged = written.Unchanged });
     }
 
     /// <summary>DELETE /resource-definitions/{name} — 204 or 404.</summary>

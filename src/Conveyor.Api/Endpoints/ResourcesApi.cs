@@ -101,13 +101,16 @@ public static class ResourcesApi
         return TypedResults.Ok(ResourceGrain.ToWire(resource, results));
     }
 
-    /// <summary>PUT /resources/{type}/{name} — 200 with the new version, or 404.</summary>
+    /// <summary>
+    /// PUT /resources/{type}/{name} — 200 with the new version, or 404. A resource exactly as stored (or as a read
+    /// shows it) is <c>unchanged</c>: same version, its driver results kept. No update starts a run (as the original).
+    /// </summary>
     public static async Task<Ok<Resource>> UpdateResource(string type, string name, [AsParameters] ApiContext api)
     {
         var grain = Grain(api, type, name);
         var body = await api.ReadBodyAsync<Resource>();
-        var stored = await grain.UpdateAsync(ToData(body));
-        return TypedResults.Ok(ResourceGrain.ToWire(stored));
+        var written = await grain.UpdateAsync(ToData(body));
+        return TypedResults.Ok(ResourceGrain.ToWire(written.Value) with { Unchanged = written.Unchanged });
     }
 
     /// <summary>DELETE /resources/{type}/{name} — 204, also when absent (idempotent, as the original).</summary>

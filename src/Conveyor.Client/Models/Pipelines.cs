@@ -79,6 +79,14 @@ public sealed record Pipeline
     [JsonPropertyName("revision")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public int Revision { get; init; }
+
+    /// <summary>
+    /// Output only: true when a write found the pipeline exactly as stored and stored nothing (the revision stays).
+    /// Omitted when false.
+    /// </summary>
+    [JsonPropertyName("unchanged")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Unchanged { get; init; }
 }
 
 /// <summary>One step of a <see cref="Pipeline"/>: the original's <c>{id, name, driver}</c> plus DAG extensions.</summary>

@@ -30,6 +30,14 @@ public sealed record ResourceDefinition
     /// <summary>JSON Schema (2020-12 by default) for the <c>spec</c> of resources of this type.</summary>
     [JsonPropertyName("schema")]
     public JsonElement? Schema { get; init; }
+
+    /// <summary>
+    /// Output only: true when a write found the definition exactly as stored and stored nothing (not even a new timestamp).
+    /// Omitted when false.
+    /// </summary>
+    [JsonPropertyName("unchanged")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Unchanged { get; init; }
 }
 
 /// <summary>A page of <c>GET /resource-definitions</c>, by name.</summary>

@@ -9,11 +9,14 @@ public interface IResourceDefinitionGrain : IGrainWithStringKey
     /// <summary>Creates the definition; <see cref="ConveyorConflictException"/> when it exists.</summary>
     Task<ResourceDefinitionData> CreateAsync(ResourceDefinitionData definition);
 
-    /// <summary>Creates or replaces the definition.</summary>
-    Task<ResourceDefinitionData> ApplyAsync(ResourceDefinitionData definition);
+    /// <summary>Creates or replaces the definition; a definition exactly as stored is left alone (unchanged).</summary>
+    Task<WriteResult<ResourceDefinitionData>> ApplyAsync(ResourceDefinitionData definition);
 
-    /// <summary>Replaces an existing definition; <see cref="ConveyorNotFoundException"/> when there is none.</summary>
-    Task<ResourceDefinitionData> UpdateAsync(ResourceDefinitionData definition);
+    /// <summary>
+    /// Replaces an existing definition (left alone when exactly as stored); <see cref="ConveyorNotFoundException"/>
+    /// when there is none.
+    /// </summary>
+    Task<WriteResult<ResourceDefinitionData>> UpdateAsync(ResourceDefinitionData definition);
 
     /// <summary>The definition, or null.</summary>
     [ReadOnly]
@@ -34,8 +37,14 @@ public interface IResourceDefinitionGrain : IGrainWithStringKey
 [Alias("conveyor.IPipelineGrain")]
 public interface IPipelineGrain : IGrainWithStringKey
 {
-    /// <summary>Validates and stores the pipeline (create or replace); returns it with its new revision.</summary>
+    /// <summary>
+    /// Validates and stores the pipeline (create or replace); returns it with its new revision, or as it was (same
+    /// revision) when it is exactly as stored.
+    /// </summary>
     Task<PipelineSpec> PutAsync(PipelineSpec pipeline);
+
+    /// <summary>As <see cref="PutAsync"/>, and says whether the pipeline was exactly as stored (nothing written).</summary>
+    Task<WriteResult<PipelineSpec>> ApplyAsync(PipelineSpec pipeline);
 
     /// <summary>The pipeline, or null.</summary>
     [ReadOnly]
@@ -75,8 +84,11 @@ public interface IResourceGrain : IGrainWithStringKey
     /// </summary>
     Task<CreateResourceResult> CreateAsync(ResourceData resource, Guid runId);
 
-    /// <summary>Replaces the resource's spec and metadata and bumps its version.</summary>
-    Task<ResourceData> UpdateAsync(ResourceData resource);
+    /// <summary>
+    /// Replaces the resource's spec and metadata and bumps its version; a resource exactly as stored (or as a read
+    /// shows it) is left alone: same version, same driver results, no run.
+    /// </summary>
+    Task<WriteResult<ResourceData>> UpdateAsync(ResourceData resource);
 
     /// <summary>The current resource (null when absent) and the run whose results belong to it.</summary>
     [ReadOnly]

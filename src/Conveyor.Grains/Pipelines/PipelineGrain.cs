@@ -58,7 +58,10 @@ public sealed class PipelineGrain(
         return current;
     }
     /// <inheritdoc />
-    public async Task<PipelineSpec> PutAsync(PipelineSpec pipeline)
+    public async Task<PipelineSpec> PutAsync(PipelineSpec pipeline) => (await ApplyAsync(pipeline)).Value;
+
+    /// <inheritdoc />
+    public async Task<WriteResult<PipelineSpec>> ApplyAsync(PipelineSpec pipeline)
     {
         PipelineValidator.ValidateAndNormalize(pipeline);
         var parts = Names.SplitKey(this.GetPrimaryKeyString());
@@ -102,6 +105,18 @@ public sealed class PipelineGrain(
 
         PipelineValidator.ValidateWebhookSecrets(pipeline);
         var previous = state.State.Pipeline;
+        if (previous is not null && SameContent.Pipeline(previous, pipeline))
+        {
+            // Nothing to store. What a write that died half-way could have left undone is done again (both idempotent).
+            await catalog.AddAsync(CatalogEntry.Pipeline(parts[0], previous));
+            if (previous.Schedules.Count > 0)
+            {
+                await grains.GetGrain<IScheduleGrain>(this.GetPrimaryKeyString()).SyncAsync(previous);
+            }
+
+            return new WriteResult<PipelineSpec> { Value = previous, Unchanged = true };
+        }
+
         await catalog.AddAsync(CatalogEntry.Pipeline(parts[0], pipeline));
         pipeline.Revision = state.State.LastRevision + 1;
         pipeline.UpdatedAt = time.GetUtcNow();
@@ -120,7 +135,7 @@ public sealed class PipelineGrain(
             await grains.GetGrain<IScheduleGrain>(this.GetPrimaryKeyString()).SyncAsync(pipeline);
         }
 
-        return pipeline;
+        return new WriteResult<PipelineSpec> { Value = pipeline };
     }
 
     /// <inheritdoc />

@@ -57,20 +57,27 @@ public sealed class ResourceDefinitionGrain(
     }
 
     /// <inheritdoc />
-    public async Task<ResourceDefinitionData> ApplyAsync(ResourceDefinitionData definition)
+    public async Task<WriteResult<ResourceDefinitionData>> ApplyAsync(ResourceDefinitionData definition)
     {
         await ValidateAsync(definition);
-        return await StoreAsync(definition, state.State.Definition?.Id ?? Guid.NewGuid().ToString());
+        return Unchanged(definition) ?? Changed(await StoreAsync(definition, state.State.Definition?.Id ?? Guid.NewGuid().ToString()));
     }
 
     /// <inheritdoc />
-    public async Task<ResourceDefinitionData> UpdateAsync(ResourceDefinitionData definition)
+    public async Task<WriteResult<ResourceDefinitionData>> UpdateAsync(ResourceDefinitionData definition)
     {
         await ValidateAsync(definition);
         var current = state.State.Definition
             ?? throw new ConveyorNotFoundException($"resource definition with name {definition.Name} not found");
-        return await StoreAsync(definition, current.Id);
+        return Unchanged(definition) ?? Changed(await StoreAsync(definition, current.Id));
     }
+
+    private WriteResult<ResourceDefinitionData>? Unchanged(ResourceDefinitionData definition) =>
+        state.State.Definition is { } stored && SameContent.Definition(stored, definition)
+            ? new WriteResult<ResourceDefinitionData> { Value = stored, Unchanged = true }
+            : null;
+
+    private static WriteResult<ResourceDefinitionData> Changed(ResourceDefinitionData stored) => new() { Value = stored };
 
     /// <inheritdoc />
     public Task<ResourceDefinitionData?> GetAsync() => Task.FromResult(state.State.Definition);

@@ -120,7 +120,7 @@ public sealed partial class ResourceGrain(
     }
 
     /// <inheritdoc />
-    public async Task<ResourceData> UpdateAsync(ResourceData resource)
+    public async Task<WriteResult<ResourceData>> UpdateAsync(ResourceData resource)
     {
         ArgumentNullException.ThrowIfNull(resource);
         var ns = Namespace;
@@ -135,6 +135,12 @@ public sealed partial class ResourceGrain(
             throw new ConveyorValidationException("name", $"'name' ({resource.Name}) does not match the name in the URL ({keyName}).");
         }
 
+        resource.Pipeline = string.IsNullOrEmpty(resource.Pipeline) ? current.Pipeline : resource.Pipeline;
+        if (await UnchangedAsync(current, resource))
+        {
+            return new WriteResult<ResourceData> { Value = current, Unchanged = true };
+        }
+
         var version = current.Version + 1;
         var metadata = new Dictionary<string, string>(resource.Metadata, StringComparer.Ordinal)
         {
@@ -145,7 +151,7 @@ public sealed partial class ResourceGrain(
             Id = current.Id,
             Name = keyName,
             Type = type,
-            Pipeline = string.IsNullOrEmpty(resource.Pipeline) ? current.Pipeline : resource.Pipeline,
+            Pipeline = resource.Pipeline,
             Metadata = metadata,
             Spec = resource.Spec,
             Version = version,
@@ -162,7 +168,22 @@ public sealed partial class ResourceGrain(
             await catalog.RemoveFilterAsync(CatalogEntry.Resource(ns, current));
         }
 
-        return stored;
+        return new WriteResult<ResourceData> { Value = stored };
+    }
+
+    /// <summary>
+    /// Whether an update would store what is stored, or what a read shows (with the latest run's driver results):
+    /// then it is a no-op and the driver results stay. As in the original, an update starts no run either way.
+    /// </summary>
+    private async Task<bool> UnchangedAsync(ResourceData current, ResourceData incoming)
+    {
+        if (SameContent.Resource(current, incoming, null))
+        {
+            return true;
+        }
+
+        return SameContent.MayCarryDriverResults(incoming) && state.State.LastRunId is { } runId
+            && SameContent.Resource(current, incoming, await grains.GetGrain<IPipelineRunGrain>(runId).GetDriverResultsAsync());
     }
 
     /// <inheritdoc />
