@@ -135,8 +135,7 @@ public static class LogsApi
             throw new ConveyorValidationException("runid", "'runid' is required: logs are stored per run, so listing every log of every run is not supported");
         }
 
-        RequireRunId(runid, "runid");
-        await RequireNotForeignAsync(runid, api);
+        await FindRunAsync(runid, store, api, "runid");
         var result = new List<LogEntry>();
         ulong cursor = 0;
         while (true)
@@ -155,8 +154,7 @@ public static class LogsApi
     /// <summary>GET /logs/pipeline/{runid} — the original's SSE framing (<c>data: &lt;json&gt;</c>), history then live.</summary>
     public static async Task<EmptyHttpResult> StreamPipelineLogs(string runid, ILogStore store, TimeProvider time, [AsParameters] ApiContext api)
     {
-        RequireRunId(runid, "runid");
-        await RequireNotForeignAsync(runid, api);
+        await FindRunAsync(runid, store, api, "runid");
         await new LogEventStream { Store = store, RunId = runid }.WriteAsync(api.Http, time);
         return TypedResults.Empty;
     }
@@ -164,8 +162,7 @@ public static class LogsApi
     /// <summary>GET /logs/streams/{drivername}/{runid} — as <see cref="StreamPipelineLogs"/>, one driver's entries only.</summary>
     public static async Task<EmptyHttpResult> StreamDriverLogs(string drivername, string runid, ILogStore store, TimeProvider time, [AsParameters] ApiContext api)
     {
-        RequireRunId(runid, "runid");
-        await RequireNotForeignAsync(runid, api);
+        await FindRunAsync(runid, store, api, "runid");
         await new LogEventStream { Store = store, RunId = runid, Driver = drivername }.WriteAsync(api.Http, time);
         return TypedResults.Empty;
     }
@@ -174,9 +171,9 @@ public static class LogsApi
     /// The run grain when the run exists in the request's namespace; null when there is no run grain but the store has
     /// entries (a resource without a pipeline, or an original driver's own run id). 404 otherwise.
     /// </summary>
-    private static async Task<IPipelineRunGrain?> FindRunAsync(string id, ILogStore store, ApiContext api)
+    private static async Task<IPipelineRunGrain?> FindRunAsync(string id, ILogStore store, ApiContext api, string field = "id")
     {
-        RequireRunId(id, "id");
+        RequireRunId(id, field);
         var ns = api.Namespace;
         if (Guid.TryParse(id, out var runId))
         {

@@ -50,6 +50,14 @@ internal sealed partial class ConveyorStartupFilter(ConveyorApiSettings settings
             if (context.Response is { HasStarted: false, StatusCode: >= 400, ContentType: null } && context.Response.ContentLength is null or 0)
             {
                 var status = context.Response.StatusCode;
+                if (status == StatusCodes.Status400BadRequest && context.GetEndpoint() is { } endpoint
+                    && QueryParameters.FirstUnparsable(endpoint, context.Request) is var (name, message))
+                {
+                    // A query value the handler could not bind: a validation problem naming it, like every other.
+                    await Problems.BadRequest(message, new Dictionary<string, string[]> { [name] = [message] }).ExecuteAsync(context).ConfigureAwait(false);
+                    return;
+                }
+
                 var detail = status switch
                 {
                     StatusCodes.Status404NotFound => $"Cannot {context.Request.Method} {context.Request.Path}",
