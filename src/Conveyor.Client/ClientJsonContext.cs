@@ -18,6 +18,7 @@ namespace Conveyor.Client;
 [JsonSerializable(typeof(LogLine))]
 [JsonSerializable(typeof(LogPage))]
 [JsonSerializable(typeof(LogEnd))]
+[JsonSerializable(typeof(ConveyorProblem))]
 [JsonSerializable(typeof(ResourceDefinitionPage))]
 [JsonSerializable(typeof(PipelinePage))]
 [JsonSerializable(typeof(ResourcePage))]

@@ -26,7 +26,7 @@ public static class HooksApi
 
     /// <summary>Maps the route; it allows anonymous callers, since the signature is its authentication.</summary>
     public static RouteHandlerBuilder MapHooksApi(this IEndpointRouteBuilder routes) =>
-        routes.MapPost("/hooks/{namespace}/{pipeline}/{hook}", Deliver)
+        routes.MapPost("/hooks/{namespace}/{pipeline}/{hook}", Deliver).Accepts<JsonElement>("application/json")
             .WithTags("Webhooks")
             .WithName("DeliverWebhook")
             .WithSummary("Start a run from a signed webhook delivery (X-Hub-Signature-256); redeliveries are idempotent")

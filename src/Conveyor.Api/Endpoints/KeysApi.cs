@@ -17,7 +17,7 @@ public static class KeysApi
     public static RouteGroupBuilder MapKeysApi(this IEndpointRouteBuilder routes)
     {
         var api = routes.MapGroup("/keys").WithTags("Security");
-        api.MapPost("/", CreateKey).WithName("CreateApiKey").WithSummary("Create an API key; the response is the only place its secret appears").ForAdmins();
+        api.MapPost("/", CreateKey).Accepts<CreateApiKeyRequest>("application/json").WithName("CreateApiKey").WithSummary("Create an API key; the response is the only place its secret appears").ForAdmins();
         api.MapGet("/", ListKeys).WithName("ListApiKeys").WithSummary("List API keys, without their secrets").ForAdmins();
         api.MapGet("/{id}", GetKey).WithName("GetApiKey").WithSummary("Get an API key, without its secret").ForAdmins();
         api.MapDelete("/{id}", RevokeKey).WithName("RevokeApiKey").WithSummary("Revoke an API key; it stops working at once").ForAdmins();

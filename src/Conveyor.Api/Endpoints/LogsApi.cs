@@ -31,7 +31,7 @@ public static class LogsApi
     public static IEndpointRouteBuilder MapRunLogsApi(this IEndpointRouteBuilder routes, string nameSuffix = "")
     {
         var api = routes.MapGroup("/runs/{id}/logs").WithTags("Logs");
-        api.MapGet("/", GetRunLogs).WithName("GetRunLogs" + nameSuffix)
+        api.MapGet("/", GetRunLogs).Produces<string>(StatusCodes.Status200OK, "text/plain").WithName("GetRunLogs" + nameSuffix)
             .WithSummary("A page of the run's log, filtered by driver and step; JSON, or text/plain with ?format=text").ForViewers();
         api.MapGet("/stream", StreamRunLogs).WithName("StreamRunLogs" + nameSuffix)
             .WithSummary("Follow the run's log as Server-Sent Events: history, then live entries, then an end event")
@@ -43,7 +43,7 @@ public static class LogsApi
     public static IEndpointRouteBuilder MapOriginalLogsApi(this IEndpointRouteBuilder routes)
     {
         var api = routes.MapGroup("/logs").WithTags("Logs");
-        api.MapPost("/", CreateLog).WithName("CreateLog").WithSummary("Add a log entry (flows through logs.{runid} like a driver's)").ForOperators();
+        api.MapPost("/", CreateLog).Accepts<LogEntry>("application/json").Produces<string>(StatusCodes.Status201Created, "text/plain").WithName("CreateLog").WithSummary("Add a log entry (flows through logs.{runid} like a driver's)").ForOperators();
         api.MapGet("/", ListLogs).WithName("ListLogs").WithSummary("A run's log entries as the original's JSON array (runid required)").ForViewers();
         api.MapGet("/pipeline/{runid}", StreamPipelineLogs).WithName("StreamPipelineLogs").WithSummary("The original's SSE stream of a run's log")
             .Produces<string>(StatusCodes.Status200OK, EventStream).ForViewers();

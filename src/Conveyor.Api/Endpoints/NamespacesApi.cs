@@ -19,7 +19,7 @@ public static class NamespacesApi
     public static RouteGroupBuilder MapNamespacesApi(this IEndpointRouteBuilder routes)
     {
         var api = routes.MapGroup("/namespaces").WithTags("Security");
-        api.MapPost("/", CreateNamespace).WithName("CreateNamespace").WithSummary("Create a namespace").ForAdmins();
+        api.MapPost("/", CreateNamespace).Accepts<CreateNamespaceRequest>("application/json").WithName("CreateNamespace").WithSummary("Create a namespace").ForAdmins();
         api.MapGet("/", ListNamespaces).WithName("ListNamespaces").WithSummary("List namespaces").ForAdmins();
         api.MapGet("/{namespace}", GetNamespace).WithName("GetNamespace").WithSummary("Get a namespace").ForAdmins();
         api.MapDelete("/{namespace}", DeleteNamespace).WithName("DeleteNamespace")

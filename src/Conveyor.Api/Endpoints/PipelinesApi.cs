@@ -18,9 +18,9 @@ public static class PipelinesApi
     {
         var api = routes.MapGroup("/pipelines").WithTags("Pipelines");
         api.MapGet("/", ListPipelines).WithName("ListPipelines" + nameSuffix).WithSummary("List pipelines by name, cursor-paged, optionally by name prefix and resource type").ForViewers();
-        api.MapPost("/", CreatePipeline).WithName("CreatePipeline" + nameSuffix).WithSummary("Create or replace a pipeline (upsert, as the original)").ForOperators();
+        api.MapPost("/", CreatePipeline).Accepts<Pipeline>("application/json").WithName("CreatePipeline" + nameSuffix).WithSummary("Create or replace a pipeline (upsert, as the original)").ForOperators();
         api.MapGet("/{name}", GetPipeline).WithName("GetPipeline" + nameSuffix).WithSummary("Get a pipeline").ForViewers();
-        api.MapPut("/{name}", UpdatePipeline).WithName("UpdatePipeline" + nameSuffix).WithSummary("Replace a pipeline; runs in flight keep their version").ForOperators();
+        api.MapPut("/{name}", UpdatePipeline).Accepts<Pipeline>("application/json").WithName("UpdatePipeline" + nameSuffix).WithSummary("Replace a pipeline; runs in flight keep their version").ForOperators();
         api.MapDelete("/{name}", DeletePipeline).WithName("DeletePipeline" + nameSuffix).WithSummary("Delete a pipeline").ForOperators();
         return api;
     }

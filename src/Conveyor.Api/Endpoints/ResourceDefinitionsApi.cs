@@ -18,10 +18,10 @@ public static class ResourceDefinitionsApi
     {
         var api = routes.MapGroup("/resource-definitions").WithTags("Resource definitions");
         api.MapGet("/", ListDefinitions).WithName("ListResourceDefinitions" + nameSuffix).WithSummary("List resource definitions by name, cursor-paged, optionally by name prefix").ForViewers();
-        api.MapPost("/", CreateDefinition).WithName("CreateResourceDefinition" + nameSuffix).WithSummary("Create a resource definition").ForOperators();
-        api.MapPost("/apply", ApplyDefinition).WithName("ApplyResourceDefinition" + nameSuffix).WithSummary("Create or replace a resource definition").ForOperators();
+        api.MapPost("/", CreateDefinition).Accepts<ResourceDefinition>("application/json").WithName("CreateResourceDefinition" + nameSuffix).WithSummary("Create a resource definition").ForOperators();
+        api.MapPost("/apply", ApplyDefinition).Accepts<ResourceDefinition>("application/json").WithName("ApplyResourceDefinition" + nameSuffix).WithSummary("Create or replace a resource definition").ForOperators();
         api.MapGet("/{name}", GetDefinition).WithName("GetResourceDefinition" + nameSuffix).WithSummary("Get a resource definition").ForViewers();
-        api.MapPut("/{name}", UpdateDefinition).WithName("UpdateResourceDefinition" + nameSuffix).WithSummary("Replace a resource definition").ForOperators();
+        api.MapPut("/{name}", UpdateDefinition).Accepts<ResourceDefinition>("application/json").WithName("UpdateResourceDefinition" + nameSuffix).WithSummary("Replace a resource definition").ForOperators();
         api.MapDelete("/{name}", DeleteDefinition).WithName("DeleteResourceDefinition" + nameSuffix).WithSummary("Delete a resource definition").ForOperators();
         return api;
     }

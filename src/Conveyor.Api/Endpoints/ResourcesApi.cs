@@ -20,11 +20,11 @@ public static class ResourcesApi
     public static RouteGroupBuilder MapResourcesApi(this IEndpointRouteBuilder routes, string nameSuffix = "")
     {
         var api = routes.MapGroup("/resources").WithTags("Resources");
-        api.MapPost("/", CreateResource).WithName("CreateResource" + nameSuffix).WithSummary("Create a resource and start its pipeline run").ForOperators();
+        api.MapPost("/", CreateResource).Accepts<CreateResourceRequest>("application/json").WithName("CreateResource" + nameSuffix).WithSummary("Create a resource and start its pipeline run").ForOperators();
         api.MapGet("/", ListResources).WithName("ListResources" + nameSuffix).WithSummary("List resources of every type (by type, then name), cursor-paged, optionally by pipeline").ForViewers();
         api.MapGet("/{type}", ListResourcesOfType).WithName("ListResourcesOfType" + nameSuffix).WithSummary("List the resources of one type by name, cursor-paged, optionally by name prefix and pipeline").ForViewers();
         api.MapGet("/{type}/{name}", GetResource).WithName("GetResource" + nameSuffix).WithSummary("Get a resource with its driver results").ForViewers();
-        api.MapPut("/{type}/{name}", UpdateResource).WithName("UpdateResource" + nameSuffix).WithSummary("Replace a resource's spec and metadata").ForOperators();
+        api.MapPut("/{type}/{name}", UpdateResource).Accepts<Resource>("application/json").WithName("UpdateResource" + nameSuffix).WithSummary("Replace a resource's spec and metadata").ForOperators();
         api.MapDelete("/{type}/{name}", DeleteResource).WithName("DeleteResource" + nameSuffix).WithSummary("Delete a resource (versions stay readable)").ForOperators();
         api.MapGet("/{type}/{name}/{version:int}", GetResourceVersion).WithName("GetResourceVersion" + nameSuffix).WithSummary("Get a resource as it was at a version").ForViewers();
         return api;

@@ -28,13 +28,13 @@ public static class RunsApi
         var api = routes.MapGroup("/runs").WithTags("Runs");
         api.MapGet("/", ListRuns).WithName("ListRuns" + nameSuffix).WithSummary("List runs, newest first, by pipeline and status, cursor-paged").ForViewers();
         api.MapGet("/{id}", GetRun).WithName("GetRun" + nameSuffix).WithSummary("Get a run with its steps and every attempt").ForViewers();
-        api.MapPost("/{id}/cancel", CancelRun).WithName("CancelRun" + nameSuffix).WithSummary("Cancel a run; in-flight steps are told to stop").ForOperators();
+        api.MapPost("/{id}/cancel", CancelRun).Accepts<CancelRunRequest>(isOptional: true, "application/json").WithName("CancelRun" + nameSuffix).WithSummary("Cancel a run; in-flight steps are told to stop").ForOperators();
         api.MapPost("/{id}/retry", RetryRun).WithName("RetryRun" + nameSuffix).WithSummary("Run the steps of a failed, cancelled or timed-out run that did not succeed").ForOperators();
-        api.MapGet("/{id}/graph", GetRunGraph).WithName("GetRunGraph" + nameSuffix).WithSummary("The run's DAG as Mermaid, Graphviz DOT or SVG, coloured by step status").ForViewers();
+        api.MapGet("/{id}/graph", GetRunGraph).Produces<string>(StatusCodes.Status200OK, "image/svg+xml", "text/vnd.mermaid", "text/vnd.graphviz").WithName("GetRunGraph" + nameSuffix).WithSummary("The run's DAG as Mermaid, Graphviz DOT or SVG, coloured by step status").ForViewers();
         routes.MapGet("/pipelines/{name}/runs", ListPipelineRuns).WithTags("Runs").WithName("ListPipelineRuns" + nameSuffix).WithSummary("List a pipeline's runs").ForViewers();
         routes.MapGet("/pipelines/{name}/queue", GetPipelineQueue).WithTags("Runs").WithName("GetPipelineQueue" + nameSuffix)
             .WithSummary("The pipeline's active and queued runs, in admission order").ForViewers();
-        routes.MapPost("/pipelines/{name}/runs", TriggerRun).WithTags("Runs").WithName("TriggerRun" + nameSuffix)
+        routes.MapPost("/pipelines/{name}/runs", TriggerRun).Accepts<TriggerRunRequest>("application/json").WithTags("Runs").WithName("TriggerRun" + nameSuffix)
             .WithSummary("Start a run of the pipeline for an existing resource (idempotent with an Idempotency-Key header)").ForOperators();
         return api;
     }

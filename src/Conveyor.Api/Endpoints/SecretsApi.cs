@@ -23,7 +23,7 @@ public static class SecretsApi
         var api = routes.MapGroup("/secrets").WithTags("Secrets");
         api.MapGet("/", ListSecrets).WithName("ListSecrets" + nameSuffix).WithSummary("List secret names and versions (never values)").ForViewers();
         api.MapGet("/{name}", GetSecret).WithName("GetSecret" + nameSuffix).WithSummary("A secret's name and version (never its value)").ForViewers();
-        api.MapPut("/{name}", PutSecret).WithName("PutSecret" + nameSuffix).WithSummary("Create or replace a secret's value; the next fetch sees it").ForOperators();
+        api.MapPut("/{name}", PutSecret).Accepts<PutSecretRequest>("application/json").WithName("PutSecret" + nameSuffix).WithSummary("Create or replace a secret's value; the next fetch sees it").ForOperators();
         api.MapDelete("/{name}", DeleteSecret).WithName("DeleteSecret" + nameSuffix).WithSummary("Delete a secret").ForOperators();
         return api;
     }

@@ -18,6 +18,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using OpenTelemetry.Exporter;
+using Scalar.AspNetCore;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
@@ -76,7 +77,7 @@ public static class ConveyorHostingExtensions
         services.AddSingleton(new ConveyorApiSettings { MaxRequestBodyBytes = options.MaxRequestBodyBytes });
         services.TryAddSingleton(TimeProvider.System);
         services.AddProblemDetails();
-        services.AddOpenApi("conveyor");
+        ConveyorOpenApi.Add(services);
         services.AddSingleton<IStartupFilter, ConveyorStartupFilter>();
         services.AddSingleton<ConveyorReadiness>();
         AddSecurity(services, options);
@@ -164,6 +165,18 @@ public static class ConveyorHostingExtensions
         // Only the document that exists: an unknown name then falls through to routing's 404, which becomes a problem like
         // every other, instead of the OpenAPI endpoint's own text/plain 404.
         root.MapOpenApi("/openapi/{documentName:regex(^conveyor$)}.json").Anonymous();
+        var api = endpoints.ServiceProvider.GetRequiredService<ConveyorOptions>().Api;
+        if (api.ReferencePage)
+        {
+            // A rendered reference of the document above, for people exploring the API; it needs no key, like the document.
+            settings.ReferencePath = prefix + api.ReferencePath;
+            root.MapScalarApiReference(api.ReferencePath, o => o
+                    .WithTitle("Conveyor API")
+                    .WithOpenApiRoutePattern(prefix + "/openapi/{documentName}.json")
+                    .AddDocument(ConveyorOpenApi.DocumentName, "Conveyor"))
+                .Anonymous();
+        }
+
         var telemetry = endpoints.ServiceProvider.GetRequiredService<ConveyorOptions>().Telemetry;
         if (telemetry.Prometheus)
         {
@@ -294,6 +307,11 @@ public static class ConveyorHostingExtensions
         if (!Validator.TryValidateObject(options.Auth, new ValidationContext(options.Auth), results, validateAllProperties: true))
         {
             throw new InvalidOperationException("Invalid Conveyor configuration (Conveyor:Auth): " + string.Join("; ", results.Select(r => r.ErrorMessage)));
+        }
+
+        if (!Validator.TryValidateObject(options.Api, new ValidationContext(options.Api), results, validateAllProperties: true))
+        {
+            throw new InvalidOperationException("Invalid Conveyor configuration (Conveyor:Api): " + string.Join("; ", results.Select(r => r.ErrorMessage)));
         }
 
         if (!Validator.TryValidateObject(options.Telemetry, new ValidationContext(options.Telemetry), results, validateAllProperties: true))

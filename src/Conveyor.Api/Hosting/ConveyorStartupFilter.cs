@@ -26,7 +26,8 @@ internal sealed partial class ConveyorStartupFilter(ConveyorApiSettings settings
             }
 
             var path = context.Request.Path.Value!;
-            if (path.Length > 1 && path.EndsWith('/') && path.Length > prefix.Length + 1)
+            if (path.Length > 1 && path.EndsWith('/') && path.Length > prefix.Length + 1
+                && !(settings.ReferencePath is { } reference && context.Request.Path.StartsWithSegments(reference, StringComparison.OrdinalIgnoreCase)))
             {
                 context.Request.Path = new PathString(path.TrimEnd('/'));
             }

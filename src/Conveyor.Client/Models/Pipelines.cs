@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -42,6 +43,7 @@ public sealed record Pipeline
 
     /// <summary><c>failFast</c> (default) or <c>continue</c>: what the rest of a run does when a step fails for good.</summary>
     [JsonPropertyName("failurePolicy")]
+    [AllowedValues("failFast", "continue", null)]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? FailurePolicy { get; init; }
 
@@ -184,6 +186,7 @@ public sealed record PipelineSchedule
 
     /// <summary><c>fireOnce</c> (default): one run for the latest missed occurrence; <c>skip</c>: none.</summary>
     [JsonPropertyName("missedFire")]
+    [AllowedValues("fireOnce", "skip", null)]
     public string? MissedFire { get; init; }
 }
 
@@ -225,6 +228,7 @@ public sealed record ConcurrencyGroup
 
     /// <summary><c>queue</c> (default): a newer run waits; <c>cancel-in-progress</c>: it cancels the older ones.</summary>
     [JsonPropertyName("onConflict")]
+    [AllowedValues("queue", "cancel-in-progress", null)]
     public string? OnConflict { get; init; }
 }
 

@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using System.Text.Json.Serialization;
 
 namespace Conveyor.Client;
@@ -11,6 +12,7 @@ public sealed record CreateApiKeyRequest
 
     /// <summary><c>admin</c>, <c>operator</c> or <c>viewer</c>.</summary>
     [JsonPropertyName("role")]
+    [AllowedValues("admin", "operator", "viewer")]
     public string? Role { get; init; }
 
     /// <summary>Namespaces the key may act in (<c>*</c>: all); required for operator and viewer keys.</summary>
@@ -31,6 +33,7 @@ public sealed record ApiKeyEntry
 
     /// <summary><c>admin</c>, <c>operator</c> or <c>viewer</c>.</summary>
     [JsonPropertyName("role")]
+    [AllowedValues("admin", "operator", "viewer")]
     public string Role { get; init; } = "";
 
     /// <summary>Namespaces the key may act in (<c>*</c>: all).</summary>
