@@ -30,6 +30,10 @@ internal static class ConveyorOpenApi
     public static void Add(IServiceCollection services) => services.AddOpenApi(DocumentName, options =>
     {
         options.OpenApiVersion = OpenApiSpecVersion.OpenApi3_1;
+        // Any JSON value (specs, schemas, params, step data) is an inline {} schema, not a component a generator would
+        // turn into an empty class.
+        options.CreateSchemaReferenceId = type =>
+            (Nullable.GetUnderlyingType(type.Type) ?? type.Type) == typeof(System.Text.Json.JsonElement) ? null : OpenApiOptions.CreateDefaultSchemaReferenceId(type);
         options.AddDocumentTransformer(TransformDocumentAsync);
         options.AddOperationTransformer(TransformOperationAsync);
         options.AddSchemaTransformer(TransformSchema);
@@ -206,9 +210,18 @@ internal static class ConveyorOpenApi
         });
     }
 
-    /// <summary>Members that take a fixed set of strings (<see cref="AllowedValuesAttribute"/>) become enums.</summary>
+    /// <summary>
+    /// Members that take a fixed set of strings (<see cref="AllowedValuesAttribute"/>) become enums; members that take
+    /// any JSON value say that null is one.
+    /// </summary>
     private static Task TransformSchema(OpenApiSchema schema, OpenApiSchemaTransformerContext context, CancellationToken cancellationToken)
     {
+        if (context.JsonPropertyInfo?.PropertyType == typeof(System.Text.Json.JsonElement?))
+        {
+            // Any JSON value, null included, spelled out: generators read a bare {} as a non-null object.
+            schema.Type = JsonSchemaType.Null | JsonSchemaType.Object | JsonSchemaType.Array | JsonSchemaType.String | JsonSchemaType.Number | JsonSchemaType.Boolean;
+        }
+
         if (context.JsonPropertyInfo?.AttributeProvider?.GetCustomAttributes(typeof(AllowedValuesAttribute), inherit: false) is [AllowedValuesAttribute allowed, ..])
         {
             schema.Enum = [.. allowed.Values.OfType<string>().Select(v => (JsonNode)JsonValue.Create(v))];
