@@ -184,6 +184,7 @@ public sealed partial class ConveyorClient
         }
 
         var body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
-        throw ConveyorApiException.FromResponse(response.StatusCode, response.Content.Headers.ContentType?.MediaType, body);
+        var retryAfter = response.Headers.RetryAfter?.Delta;
+        throw ConveyorApiException.FromResponse(response.StatusCode, response.Content.Headers.ContentType?.MediaType, body, retryAfter);
     }
 }

@@ -18,7 +18,7 @@ public sealed class ConveyorClientTests
             """;
         var client = Client(_ => Respond(HttpStatusCode.BadRequest, problem, "application/problem+json"));
 
-        var error = await Assert.ThrowsAsync<ConveyorApiException>(() => client.CreatePipelineAsync(new Pipeline { Name = "p" }));
+        var error = await Assert.ThrowsAnyAsync<ConveyorApiException>(() => client.CreatePipelineAsync(new Pipeline { Name = "p" }));
 
         Assert.Equal(HttpStatusCode.BadRequest, error.Status);
         Assert.Equal("https://conveyor.dev/problems/validation", error.Type);
@@ -39,7 +39,7 @@ public sealed class ConveyorClientTests
             "{\"error\":\"Failed to find resource: resource with name web and type app not found\"}",
             "application/json"));
 
-        var error = await Assert.ThrowsAsync<ConveyorApiException>(() => client.GetResourceAsync("app", "web"));
+        var error = await Assert.ThrowsAnyAsync<ConveyorApiException>(() => client.GetResourceAsync("app", "web"));
 
         Assert.Equal(HttpStatusCode.InternalServerError, error.Status);
         Assert.Equal("Failed to find resource: resource with name web and type app not found", error.Error);
@@ -53,7 +53,7 @@ public sealed class ConveyorClientTests
     {
         var client = Client(_ => Respond(HttpStatusCode.NotFound, "Cannot GET /pipelines/p", "text/plain"));
 
-        var error = await Assert.ThrowsAsync<ConveyorApiException>(() => client.GetPipelineAsync("p"));
+        var error = await Assert.ThrowsAnyAsync<ConveyorApiException>(() => client.GetPipelineAsync("p"));
 
         Assert.Equal(HttpStatusCode.NotFound, error.Status);
         Assert.Equal("Cannot GET /pipelines/p", error.Detail);
@@ -163,6 +163,34 @@ public sealed class ConveyorClientTests
             ["/api/namespaces/team-a/pipelines/ship", "/api/namespaces/team-a/runs?limit=5", "/api/namespaces/team-a/secrets/DB", "/api/keys", "/api/namespaces/team-a", "/api/pipelines/ship"],
             paths);
         Assert.Equal("team-a", team.Namespace);
+    }
+
+    [Theory]
+    [InlineData(400, typeof(ConveyorValidationApiException))]
+    [InlineData(422, typeof(ConveyorValidationApiException))]
+    [InlineData(401, typeof(ConveyorAccessApiException))]
+    [InlineData(403, typeof(ConveyorAccessApiException))]
+    [InlineData(404, typeof(ConveyorNotFoundApiException))]
+    [InlineData(409, typeof(ConveyorConflictApiException))]
+    [InlineData(429, typeof(ConveyorRateLimitApiException))]
+    [InlineData(500, typeof(ConveyorApiException))]
+    public async Task Each_problem_status_has_its_own_exception_type(int status, Type expected)
+    {
+        var client = Client(_ =>
+        {
+            var response = Respond((HttpStatusCode)status, """{"type":"urn:conveyor:problem:x","title":"t","status":0,"detail":"d","error":"d"}""", "application/problem+json");
+            response.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.FromSeconds(3));
+            return response;
+        });
+
+        var error = await Assert.ThrowsAnyAsync<ConveyorApiException>(() => client.GetPipelineAsync("p"));
+
+        Assert.IsType(expected, error);
+        Assert.Equal("urn:conveyor:problem:x", error.Type);
+        if (error is ConveyorRateLimitApiException limited)
+        {
+            Assert.Equal(TimeSpan.FromSeconds(3), limited.RetryAfter);
+        }
     }
 
     [Fact]

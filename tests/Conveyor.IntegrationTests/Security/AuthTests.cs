@@ -440,7 +440,7 @@ public sealed class AuthTests(SecurityFixture fx)
     {
         using var http = new HttpClient { BaseAddress = fx.Host.Address };
         var anonymous = new Conveyor.Client.ConveyorClient(http);
-        var error = await Assert.ThrowsAsync<Conveyor.Client.ConveyorApiException>(() => anonymous.ListRunsAsync());
+        var error = await Assert.ThrowsAnyAsync<Conveyor.Client.ConveyorApiException>(() => anonymous.ListRunsAsync());
         Assert.Equal(HttpStatusCode.Unauthorized, error.Status);
 
         var runId = await StartWaitingRunAsync("default");
@@ -449,7 +449,7 @@ public sealed class AuthTests(SecurityFixture fx)
         // The key was sent and honoured: the viewer sees the default namespace's run (and only that namespace's).
         Assert.Contains(page.Items, r => r.Id.ToString() == runId);
         Assert.All(page.Items, r => Assert.Equal("default", r.Namespace));
-        var forbidden = await Assert.ThrowsAsync<Conveyor.Client.ConveyorApiException>(() => viewer.DeletePipelineAsync("nope"));
+        var forbidden = await Assert.ThrowsAnyAsync<Conveyor.Client.ConveyorApiException>(() => viewer.DeletePipelineAsync("nope"));
         Assert.Equal(HttpStatusCode.Forbidden, forbidden.Status);
     }
 
