@@ -76,6 +76,24 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
         """;
 
     [Fact]
+    public async Task Get_lists_definitions_pipelines_and_resources()
+    {
+        var type = EngineFixture.Unique("cliget");
+        var applied = await CliAsync("apply", "-f", Write("get.yaml", Manifest(type, EngineFixture.Unique("nobody"), "web")));
+        Assert.True(applied.Code == ExitCodes.Ok, applied.Err);
+
+        var definitions = await CliAsync("get", "definitions", "--prefix", type);
+        var pipelines = await CliAsync("get", "pipelines", "--resource", type);
+        var resources = await CliAsync("get", "resources", type, "--pipeline", type);
+        var badPrefix = await CliAsync("get", "resources", "--prefix", "w");
+
+        Assert.Equal($"resource-definition/{type}", definitions.Out.Trim());
+        Assert.Equal($"pipeline/{type} (resource {type}, revision 1)", pipelines.Out.Trim());
+        Assert.Equal($"resource/{type}/web (version 1)", resources.Out.Trim());
+        Assert.Equal(ExitCodes.Usage, badPrefix.Code);
+    }
+
+    [Fact]
     public async Task Apply_then_list_show_watch_and_read_logs_of_the_run_it_started()
     {
         var type = EngineFixture.Unique("cli");
