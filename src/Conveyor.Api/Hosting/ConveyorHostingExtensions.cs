@@ -118,7 +118,7 @@ public static class ConveyorHostingExtensions
             });
             // Failure detection and call timeouts are Orleans' own options; exposed so an operator (or a test) can make
             // a dead silo be declared dead in seconds rather than the default tens of seconds.
-            silo.Services.AddOptions<ClusterMembershipOptions>().BindConfiguration(ConveyorOptions.Section + ":Membership");
+            silo.Services.AddOptions<ClusterMembershipOptions>().Configure(ConveyorMembershipDefaults.Apply).BindConfiguration(ConveyorOptions.Section + ":Membership");
             silo.Services.AddOptions<SiloMessagingOptions>().BindConfiguration(ConveyorOptions.Section + ":Messaging");
             if (options.Mode == ConveyorMode.Cluster)
             {

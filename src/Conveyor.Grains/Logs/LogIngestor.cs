@@ -55,6 +55,7 @@ public sealed partial class LogIngestor(
         DeliverPolicy = ConsumerConfigDeliverPolicy.All,
         AckWait = TimeSpan.FromSeconds(30),
         MaxAckPending = MaxInFlight * 2,
+        NumReplicas = _options.Replicas,
     };
 
     /// <summary>

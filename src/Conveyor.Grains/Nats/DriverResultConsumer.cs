@@ -37,6 +37,7 @@ public sealed partial class DriverResultConsumer(
         DeliverPolicy = ConsumerConfigDeliverPolicy.All,
         AckWait = _options.ResultAckWait,
         MaxAckPending = _options.ResultConcurrency * 4,
+        NumReplicas = _options.Replicas,
     };
 
     /// <inheritdoc />

@@ -7,7 +7,7 @@ namespace Conveyor.Grains.Nats;
 
 /// <summary>
 /// Creates (or updates) the three streams of the original protocol, with the original's retention, and the engine's
-/// log store stream.
+/// log store stream, each with <see cref="ConveyorNatsOptions.Replicas"/> replicas.
 /// </summary>
 public static partial class JetStreamTopology
 {
@@ -23,7 +23,10 @@ public static partial class JetStreamTopology
 
     /// <summary>
     /// Ensures the streams of <see cref="EnsureStreamsAsync(INatsJSContext, ConveyorNatsOptions, ILogger, CancellationToken)"/>
-    /// and, when <paramref name="eventsRetention"/> is set, the <c>conveyor-events</c> stream of CDEvents.
+    /// and, when <paramref name="eventsRetention"/> is set, the <c>conveyor-events</c> stream of CDEvents. An existing
+    /// stream is updated to the configured replicas where the server allows it. Every stream is tried;
+    /// <see cref="JetStreamPlacementException"/> then names each one JetStream refused (e.g. more replicas than the
+    /// cluster has servers).
     /// </summary>
     public static async Task EnsureStreamsAsync(INatsJSContext js, ConveyorNatsOptions options, TimeSpan? eventsRetention, ILogger logger, CancellationToken cancellationToken = default)
     {
@@ -69,13 +72,38 @@ public static partial class JetStreamTopology
             }];
         }
 
+        var refused = new List<string>();
         foreach (var config in streams)
         {
-            await js.CreateOrUpdateStreamAsync(config, cancellationToken).ConfigureAwait(false);
-            LogStreamReady(logger, config.Name!);
+            config.NumReplicas = options.Replicas;
+            try
+            {
+                await js.CreateOrUpdateStreamAsync(config, cancellationToken).ConfigureAwait(false);
+                LogStreamReady(logger, config.Name!, options.Replicas);
+            }
+            catch (NatsJSApiException ex)
+            {
+                LogStreamRefused(logger, config.Name!, options.Replicas, ex.Error.Description ?? "", ex.Error.ErrCode);
+                refused.Add($"JetStream cannot place stream {config.Name} with {options.Replicas} replicas: {ex.Error.Description} (error {ex.Error.ErrCode})");
+            }
+        }
+
+        if (refused.Count > 0)
+        {
+            throw new JetStreamPlacementException(refused);
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "JetStream stream {Stream} ready")]
-    private static partial void LogStreamReady(ILogger logger, string stream);
+    [LoggerMessage(Level = LogLevel.Information, Message = "JetStream stream {Stream} ready ({Replicas} replicas)")]
+    private static partial void LogStreamReady(ILogger logger, string stream, int replicas);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "JetStream refused stream {Stream} with {Replicas} replicas: {Description} (error {ErrorCode})")]
+    private static partial void LogStreamRefused(ILogger logger, string stream, int replicas, string description, int errorCode);
+}
+
+/// <summary>JetStream refused to create or update one or more of the engine's streams as configured.</summary>
+public sealed class JetStreamPlacementException(IReadOnlyList<string> problems) : Exception(string.Join("; ", problems))
+{
+    /// <summary>One entry per refused stream.</summary>
+    public IReadOnlyList<string> Problems { get; } = problems;
 }
