@@ -92,7 +92,8 @@ public static class ConveyorHostingExtensions
                 NatsServerPath = options.NatsServerPath,
                 RedisServerPath = options.RedisServerPath,
             });
-            services.AddHostedService<LocalServerSupervisor>();
+            services.AddSingleton<LocalServerSupervisor>();
+            services.AddHostedService(sp => sp.GetRequiredService<LocalServerSupervisor>());
         }
 
         services.PostConfigure<ConveyorNatsOptions>(n => n.Url = options.NatsUrl!);

@@ -17,6 +17,7 @@ public sealed class ConveyorReadiness(IServiceProvider services, IHostApplicatio
     public static readonly TimeSpan RedisTimeout = TimeSpan.FromSeconds(1);
 
     private readonly ConveyorRedis? _redis = services.GetService<ConveyorRedis>();
+    private readonly LocalServerSupervisor? _supervisor = services.GetService<LocalServerSupervisor>();
     private readonly Conveyor.Grains.Nats.JetStreamStatus? _streams = services.GetService<Conveyor.Grains.Nats.JetStreamStatus>();
 
     /// <summary>What is not ready, one entry per dependency; empty when ready.</summary>
@@ -52,6 +53,9 @@ public sealed class ConveyorReadiness(IServiceProvider services, IHostApplicatio
                 problems.Add($"Redis does not answer ({ex.GetType().Name})");
             }
         }
+
+        // A supervised server that died and is being restarted (single node).
+        problems.AddRange(_supervisor?.Problems ?? []);
 
         // Streams the NATS cluster cannot place with the configured replicas.
         problems.AddRange(_streams?.Problems ?? []);
