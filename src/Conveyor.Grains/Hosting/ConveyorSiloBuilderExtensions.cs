@@ -224,6 +224,7 @@ public static partial class ConveyorSiloBuilderExtensions
         : ILifecycleParticipant<ISiloLifecycle>, IDisposable
     {
         private static readonly TimeSpan RetryPeriod = TimeSpan.FromSeconds(5);
+        private static readonly TimeSpan StartPatience = TimeSpan.FromSeconds(30);
         private readonly CancellationTokenSource _stopping = new();
 
         public void Dispose() => _stopping.Dispose();
@@ -234,15 +235,35 @@ public static partial class ConveyorSiloBuilderExtensions
         private async Task StartAsync(CancellationToken ct)
         {
             await connection.ConnectAsync().ConfigureAwait(false);
-            try
+            // A JetStream cluster that is electing leaders (or busy with other silos creating the same streams)
+            // answers late or with 503 for a while; that is waited out here, a refusal is reported and retried later.
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (true)
             {
-                await EnsureAsync(ct).ConfigureAwait(false);
+                try
+                {
+                    await EnsureAsync(ct).ConfigureAwait(false);
+                    return;
+                }
+                catch (JetStreamPlacementException ex)
+                {
+                    status.Set(ex.Problems);
+                    break;
+                }
+                catch (Exception ex) when (TransientFaults.IsTransient(ex) && !ct.IsCancellationRequested)
+                {
+                    if (clock.Elapsed > StartPatience)
+                    {
+                        status.Set([$"JetStream streams are not set up yet: {ex.Message}"]);
+                        break;
+                    }
+
+                    LogRetryFailed(logger, ex.Message);
+                    await Task.Delay(TimeSpan.FromMilliseconds(500), ct).ConfigureAwait(false);
+                }
             }
-            catch (JetStreamPlacementException ex)
-            {
-                status.Set(ex.Problems);
-                _ = Task.Run(() => RetryAsync(_stopping.Token), CancellationToken.None);
-            }
+
+            _ = Task.Run(() => RetryAsync(_stopping.Token), CancellationToken.None);
         }
 
         private async Task StopAsync(CancellationToken ct) => await _stopping.CancelAsync().ConfigureAwait(false);
@@ -269,8 +290,9 @@ public static partial class ConveyorSiloBuilderExtensions
                 {
                     status.Set(ex.Problems);
                 }
-                catch (Exception ex) when (ex is NatsException or TimeoutException)
+                catch (Exception ex) when (TransientFaults.IsTransient(ex))
                 {
+                    status.Set([$"JetStream streams are not set up yet: {ex.Message}"]);
                     LogRetryFailed(logger, ex.Message);
                 }
             }

@@ -1,4 +1,5 @@
 using Conveyor.Contracts;
+using Conveyor.Grains.Resilience;
 using Microsoft.Extensions.Logging;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
@@ -81,7 +82,7 @@ public static partial class JetStreamTopology
                 await js.CreateOrUpdateStreamAsync(config, cancellationToken).ConfigureAwait(false);
                 LogStreamReady(logger, config.Name!, options.Replicas);
             }
-            catch (NatsJSApiException ex)
+            catch (NatsJSApiException ex) when (!TransientFaults.IsTransient(ex))
             {
                 LogStreamRefused(logger, config.Name!, options.Replicas, ex.Error.Description ?? "", ex.Error.ErrCode);
                 refused.Add($"JetStream cannot place stream {config.Name} with {options.Replicas} replicas: {ex.Error.Description} (error {ex.Error.ErrCode})");

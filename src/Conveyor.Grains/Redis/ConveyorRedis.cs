@@ -36,7 +36,9 @@ public sealed partial class ConveyorRedis : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(settings);
-        _options = options;
+        // CONFIG GET and INFO (the eviction and replica checks) are "admin" commands to StackExchange.Redis.
+        _options = options.Clone();
+        _options.AllowAdmin = true;
         _settings = settings;
         _logger = logger ?? NullLogger<ConveyorRedis>.Instance;
         ReplicaAcks = settings.EffectiveReplicaAcks(options);
@@ -239,7 +241,7 @@ public sealed partial class ConveyorRedis : IAsyncDisposable
             var policy = values.Length > 0 ? values[0].Value : null;
             return policy is null || string.Equals(policy, "noeviction", StringComparison.OrdinalIgnoreCase) ? null : policy;
         }
-        catch (RedisServerException ex)
+        catch (Exception ex) when (ex is RedisServerException or RedisCommandException)
         {
             // Managed Redis services often rename or forbid CONFIG; the operator's documentation then has to say it.
             if (!_configUnavailableLogged)
