@@ -48,7 +48,7 @@ public sealed partial class DriverResultConsumer(
         try
         {
             await foreach (var msg in consumer.ConsumeAsync<byte[]>(
-                               opts: new NatsJSConsumeOpts { MaxMsgs = _options.ResultConcurrency * 2 },
+                               opts: ConsumeOpts(_options.ResultConcurrency * 2),
                                cancellationToken: cancellationToken).ConfigureAwait(false))
             {
                 await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
