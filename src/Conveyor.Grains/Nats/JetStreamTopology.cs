@@ -18,6 +18,11 @@ public static partial class JetStreamTopology
     /// </summary>
     public static readonly TimeSpan MessagesDuplicateWindow = TimeSpan.FromMinutes(2);
 
+    // JetStream's answers (HTTP-like codes 500 and 503) when it cannot place a stream's replicas: a standalone server,
+    // or a cluster with fewer servers than replicas. Not worth retrying at once, unlike other 5xx answers.
+    private const int ReplicasNotSupported = 10074;
+    private const int InsufficientResources = 10023;
+
     /// <summary>Ensures the <c>messages</c>, <c>pipeline-engine</c>, <c>logs-engine</c> and <c>conveyor-logs</c> streams exist.</summary>
     public static async Task EnsureStreamsAsync(INatsJSContext js, ConveyorNatsOptions options, ILogger logger, CancellationToken cancellationToken = default) =>
         await EnsureStreamsAsync(js, options, null, logger, cancellationToken).ConfigureAwait(false);
@@ -79,10 +84,19 @@ public static partial class JetStreamTopology
             config.NumReplicas = options.Replicas;
             try
             {
-                await js.CreateOrUpdateStreamAsync(config, cancellationToken).ConfigureAwait(false);
+                var stream = await js.CreateOrUpdateStreamAsync(config, cancellationToken).ConfigureAwait(false);
+                // A standalone nats-server accepts any replica count and quietly keeps one.
+                var placed = stream.Info.Config.NumReplicas;
+                if (placed < options.Replicas)
+                {
+                    LogStreamRefused(logger, config.Name!, options.Replicas, $"placed with {placed}", 0);
+                    refused.Add($"JetStream cannot place stream {config.Name} with {options.Replicas} replicas: it has {placed} (a single nats-server, or a cluster of fewer servers)");
+                    continue;
+                }
+
                 LogStreamReady(logger, config.Name!, options.Replicas);
             }
-            catch (NatsJSApiException ex) when (!TransientFaults.IsTransient(ex))
+            catch (NatsJSApiException ex) when (!TransientFaults.IsTransient(ex) || ex.Error.ErrCode is ReplicasNotSupported or InsufficientResources)
             {
                 LogStreamRefused(logger, config.Name!, options.Replicas, ex.Error.Description ?? "", ex.Error.ErrCode);
                 refused.Add($"JetStream cannot place stream {config.Name} with {options.Replicas} replicas: {ex.Error.Description} (error {ex.Error.ErrCode})");
