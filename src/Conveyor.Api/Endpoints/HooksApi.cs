@@ -7,6 +7,7 @@ using System.Text.Json.Serialization;
 using Conveyor.Api.Http;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Resources;
+using Conveyor.Grains.Runs;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -55,7 +56,7 @@ public static class HooksApi
     /// body that is not JSON; 422 for a body that does not map to a valid resource. Nothing is stored on rejection.
     /// </summary>
     public static async Task<Results<Accepted<WebhookRunDto>, Ok<WebhookRunDto>, ProblemHttpResult>> Deliver(
-        string pipeline, string hook, [AsParameters] ApiContext api)
+        string pipeline, string hook, RunLauncher launcher, [AsParameters] ApiContext api)
     {
         var ns = api.Namespace;
         Names.Validate(pipeline, "pipeline");
@@ -99,14 +100,9 @@ public static class HooksApi
             throw new ConveyorValidationException("X-GitHub-Delivery", "the delivery id must be at most 256 characters");
         }
 
-        var runId = delivery is null ? Guid.NewGuid() : RunIds.Derive("webhook", ns, pipeline, hook, delivery);
-        var result = await api.Grains.GetGrain<IPipelineRunGrain>(runId).CreateAsync(new RunPlan
+        var (runId, result) = await launcher.StartAsync(new RunRequest(ns, spec, resource!, RunTriggers.Webhook(hook))
         {
-            Namespace = ns,
-            Pipeline = spec,
-            Resource = resource!,
             Priority = webhook.Priority,
-            Trigger = RunTriggers.Webhook(hook),
             TriggerId = delivery,
         });
         var dto = new WebhookRunDto { RunId = runId, Status = result.Run.Status.ToString(), Created = result.Created, Delivery = delivery };

@@ -13,7 +13,7 @@ namespace Conveyor.Api.Hosting;
 /// process rewriting its title (redis-server shows <c>redis-server 127.0.0.1:port</c>, without its arguments), and
 /// together they never match a stranger that merely reuses a pid.
 /// </summary>
-public sealed partial class LocalServerProcess : IAsyncDisposable
+internal sealed partial class LocalServerProcess : IAsyncDisposable
 {
     private readonly string _name;
     private readonly string _executable;

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging;
 namespace Conveyor.Api.Hosting;
 
 /// <summary>What a single node supervises: which local servers, on which ports, with data where.</summary>
-public sealed class LocalServerPlan
+internal sealed class LocalServerPlan
 {
     /// <summary>Absolute data directory.</summary>
     public required string DataDirectory { get; init; }
@@ -29,7 +29,7 @@ public sealed class LocalServerPlan
 /// runs (backing off from 200 ms to 10 s), and stops them after the silo. Registered ahead of Orleans, so the host
 /// starts it first and stops it last.
 /// </summary>
-public sealed partial class LocalServerSupervisor(LocalServerPlan plan, ILogger<LocalServerSupervisor> logger) : IHostedService, IAsyncDisposable
+internal sealed partial class LocalServerSupervisor(LocalServerPlan plan, ILogger<LocalServerSupervisor> logger) : IHostedService, IAsyncDisposable
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan FirstRestartDelay = TimeSpan.FromMilliseconds(200);

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Runs;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -40,6 +41,7 @@ public sealed class ScheduleState
 public sealed partial class ScheduleGrain(
     [PersistentState("schedule", ConveyorStorage.Name)] IPersistentState<ScheduleState> state,
     IGrainFactory grains,
+    RunLauncher launcher,
     IOptions<ScheduleOptions> options,
     TimeProvider time,
     ILogger<ScheduleGrain> logger) : Grain, IScheduleGrain, IRemindable
@@ -201,14 +203,9 @@ public sealed partial class ScheduleGrain(
         }
 
         var at = occurrence.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
-        var runId = RunIds.Derive("schedule", ns, pipeline.Name, schedule.Name, at);
-        var result = await grains.GetGrain<IPipelineRunGrain>(runId).CreateAsync(new RunPlan
+        var (runId, result) = await launcher.StartAsync(new RunRequest(ns, pipeline, resource, RunTriggers.Schedule(schedule.Name))
         {
-            Namespace = ns,
-            Pipeline = pipeline,
-            Resource = resource,
             Priority = schedule.Priority,
-            Trigger = RunTriggers.Schedule(schedule.Name),
             TriggerId = at,
         });
         LogFired(logger, pipeline.Name, schedule.Name, at, runId, result.Created);
