@@ -35,6 +35,9 @@ public sealed class RedisSentinelProcess : ServerProcess
     /// <inheritdoc />
     protected override IEnumerable<string> Arguments => [_config];
 
+    /// <inheritdoc />
+    protected override string ReadyLine => "+monitor master";
+
     /// <summary>Starts a sentinel that monitors the primary on <paramref name="primaryPort"/> as <paramref name="serviceName"/>.</summary>
     /// <exception cref="InvalidOperationException">redis-sentinel is not installed, exited, or did not listen in time.</exception>
     public static async Task<RedisSentinelProcess> StartNewAsync(string serviceName, int primaryPort, TimeSpan downAfter, CancellationToken cancellationToken = default)
