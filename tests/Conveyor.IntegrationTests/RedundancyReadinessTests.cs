@@ -28,7 +28,8 @@ public sealed class RedundancyReadinessTests
 
         var ex = await Assert.ThrowsAnyAsync<Exception>(() =>
             ConveyorTestHost.StartAsync(nats.Url, redis.ConnectionString, "evict-" + Guid.NewGuid().ToString("N")[..8]));
-        Assert.Contains("maxmemory-policy is 'allkeys-lru'", Flatten(ex), StringComparison.Ordinal);
+        var all = Flatten(ex);
+        Assert.True(all.Contains("maxmemory-policy is 'allkeys-lru'", StringComparison.Ordinal), all);
     }
 
     [Fact]
