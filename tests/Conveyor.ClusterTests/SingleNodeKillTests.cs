@@ -25,9 +25,10 @@ public sealed class SingleNodeKillTests(ITestOutputHelper output)
             ["Conveyor:LocalNatsPort"] = natsPort.ToString(CultureInfo.InvariantCulture),
             ["Logging:LogLevel:Conveyor.Api.Hosting.LocalServerSupervisor"] = "Information",
         });
+        SiloProcess? silo = null;
         try
         {
-            await using var silo = await SiloProcess.StartAsync("single", settings);
+            silo = await SiloProcess.StartAsync("single", settings);
             await ClusterLoad.DefineAsync(silo);
             await using var driver = await LoadDriver.StartAsync($"nats://127.0.0.1:{natsPort}", ClusterLoad.Driver, ClusterLoad.ResourceType, TimeSpan.FromMilliseconds(200));
 
@@ -55,7 +56,47 @@ public sealed class SingleNodeKillTests(ITestOutputHelper output)
         }
         finally
         {
+            // SIGTERM, so the silo stops the servers it supervises; a silo killed outright would leave them running.
+            if (silo is not null)
+            {
+                try
+                {
+                    await silo.TerminateAsync(TimeSpan.FromSeconds(60));
+                }
+                catch (OperationCanceledException)
+                {
+                }
+
+                await silo.DisposeAsync();
+            }
+
+            EndLeftovers(data);
             Directory.Delete(data, recursive: true);
+        }
+    }
+
+    /// <summary>Ends the servers this test's silo started if it could not (their pid files are in its data directory).</summary>
+    private static void EndLeftovers(string data)
+    {
+        foreach (var server in new[] { "nats-server", "redis-server" })
+        {
+            if (TryReadPid(data, server) is not { } pid)
+            {
+                continue;
+            }
+
+            try
+            {
+                using var process = Process.GetProcessById(pid);
+                if (process.ProcessName.StartsWith(server.Split('-')[0], StringComparison.Ordinal))
+                {
+                    process.Kill();
+                }
+            }
+            catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+            {
+                // Gone already.
+            }
         }
     }
 
