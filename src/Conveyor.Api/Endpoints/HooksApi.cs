@@ -20,7 +20,7 @@ namespace Conveyor.Api.Endpoints;
 /// Webhooks: <c>POST /hooks/{namespace}/{pipeline}/{hook}</c>, authenticated by nothing but the HMAC-SHA256 of the raw
 /// body (GitHub's <c>X-Hub-Signature-256: sha256=&lt;hex&gt;</c>) under the hook's secret.
 /// </summary>
-public static class HooksApi
+internal static class HooksApi
 {
     /// <summary>The signature header.</summary>
     public const string SignatureHeader = "X-Hub-Signature-256";

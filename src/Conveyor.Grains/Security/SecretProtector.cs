@@ -43,7 +43,7 @@ internal sealed record StepTokenClaims(Guid RunId, string Step, int Attempt, Dat
 /// only valid in its own slot) and mints/verifies step tokens: <c>cvs1.&lt;payload&gt;.&lt;HMAC-SHA256&gt;</c>, base64url,
 /// where the payload is <c>run|step|attempt|expiry</c>. The token is what a dispatch carries instead of values.
 /// </summary>
-public sealed class SecretProtector
+internal sealed class SecretProtector
 {
     private const string TokenPrefix = "cvs1.";
     private const int NonceSize = 12;
