@@ -418,6 +418,11 @@ internal sealed class HopLog(string path)
     {
         lock (_lines)
         {
+            if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir)
+            {
+                Directory.CreateDirectory(dir);
+            }
+
             File.WriteAllLines(path, _lines);
         }
     }
