@@ -20,6 +20,8 @@ public static class BenchTool
           --inflight C    B3 ten-step runs in flight, and the floor's saturated concurrency (64)
           --drivers D     no-op driver processes (2)
           --floor-messages M   floor round trips per level (5000)
+          --levels 1,16   B1 closed-loop concurrency levels (1,16,128)
+          --hops PATH     write every B1 run's per-hop timestamps to PATH (CSV)
           --silo Key=Value     configuration for the silo (repeatable), e.g. --silo Conveyor:CDEvents:Enabled=false
           --silo-env N=V       environment variable for the silo process only (repeatable)
           logs only: --steps 100 --seconds 10 --out bench-results
@@ -54,6 +56,10 @@ public static class BenchTool
             FloorMessages = Option(args, "floor-messages", baseline.FloorMessages),
             SiloSettings = Repeated(args, "silo"),
             SiloEnvironment = Repeated(args, "silo-env"),
+            Levels = StringOption(args, "levels") is { } levels
+                ? [.. levels.Split(',').Select(l => int.Parse(l, CultureInfo.InvariantCulture))]
+                : baseline.Levels,
+            HopsPath = StringOption(args, "hops"),
         };
         var repeat = Option(args, "repeat", smoke ? 1 : 3);
         var json = StringOption(args, "json") ?? Path.Combine("bench-results", scenario + ".json");

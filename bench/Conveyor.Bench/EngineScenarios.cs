@@ -30,6 +30,12 @@ internal sealed record BenchSettings
     /// <summary>Environment variables for the silo process only (<c>--silo-env NAME=VALUE</c>), e.g. runtime knobs.</summary>
     public IReadOnlyList<string> SiloEnvironment { get; init; } = [];
 
+    /// <summary>B1 concurrency levels (<c>--levels 1,16</c>); the open loop runs at half the best of them.</summary>
+    public IReadOnlyList<int> Levels { get; init; } = [1, 16, 128];
+
+    /// <summary>When set (<c>--hops PATH</c>), every B1 run's per-hop timestamps are written there as CSV.</summary>
+    public string? HopsPath { get; init; }
+
     public static BenchSettings Smoke { get; } = new() { Runs = 10, Nodes = 20, Seconds = 1, InFlight = 4, Drivers = 1, FloorMessages = 50 };
 }
 
@@ -37,7 +43,7 @@ internal sealed record BenchSettings
 internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings settings, Metrics metrics, TextWriter log)
 {
     private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(120);
-    private static readonly int[] Concurrency = [1, 16, 128];
+    private readonly HopLog? _hops = settings.HopsPath is { } path ? new HopLog(path) : null;
     private bool _pipelinesReady;
 
     /// <summary>Silo RSS once started and warmed up, with nothing running.</summary>
@@ -56,7 +62,7 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
         await EnsurePipelinesAsync();
         await WarmUpAsync();
         var best = 0.0;
-        foreach (var c in Concurrency)
+        foreach (var c in settings.Levels)
         {
             var driver = new LatencyHistogram();
             var succeeded = new LatencyHistogram();
@@ -67,7 +73,7 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
                 while (Interlocked.Increment(ref next) <= settings.Runs)
                 {
                     var triggered = DateTimeOffset.UtcNow;
-                    await OneRunAsync("b1", 1, triggered, driver, succeeded);
+                    await OneRunAsync("b1", 1, triggered, driver, succeeded, $"c{c}");
                 }
             }));
             var rate = settings.Runs / clock.Elapsed.TotalSeconds;
@@ -95,13 +101,14 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
                 await Task.Delay(wait);
             }
 
-            runs.Add(Task.Run(() => OneRunAsync("b1", 1, due, openDriver, openSucceeded)));
+            runs.Add(Task.Run(() => OneRunAsync("b1", 1, due, openDriver, openSucceeded, "open")));
         }
 
         await Task.WhenAll(runs);
         metrics.Add("b1.open.runs_per_s", settings.Runs / openClock.Elapsed.TotalSeconds);
         AddLatencies("b1.open", openDriver, openSucceeded);
         await log.WriteLineAsync($"  B1 open loop at {offered:F0} runs/s: trigger→driver p99 {openDriver.PercentileMs(0.99):F1} ms");
+        _hops?.Flush();
     }
 
     /// <summary>B2: one run per DAG shape and size; makespan and scheduling overhead per node.</summary>
@@ -217,12 +224,14 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
         await log.WriteLineAsync($"  B3 {settings.InFlight} ten-step runs in flight: {stepsPerSecond:F0} steps/s, silo CPU {cpu.TotalSeconds:F1} s");
     }
 
-    private async Task OneRunAsync(string pipeline, int steps, DateTimeOffset triggered, LatencyHistogram driver, LatencyHistogram succeeded)
+    private async Task OneRunAsync(string pipeline, int steps, DateTimeOffset triggered, LatencyHistogram driver, LatencyHistogram succeeded, string level = "")
     {
         var runId = await engine.TriggerAsync(pipeline);
+        var answered = DateTimeOffset.UtcNow;
         var done = await engine.Tracker.WaitAsync(runId, steps, RunTimeout);
         EnsureSucceeded(done);
         var received = done.Steps.Values.Min(s => s.Recv);
+        _hops?.Record(level, triggered, answered, done);
         lock (driver)
         {
             driver.RecordMs((received - triggered).TotalMilliseconds);
@@ -379,5 +388,42 @@ internal sealed class StageBreakdown
         metrics.Add($"{prefix}.deliver_p50_ms", _deliver.PercentileMs(0.5));
         metrics.Add($"{prefix}.driver_p50_ms", _driver.PercentileMs(0.5));
         metrics.Add($"{prefix}.result_p50_ms", _result.PercentileMs(0.5));
+    }
+}
+
+/// <summary>
+/// Per-run hop timestamps of B1 as CSV (milliseconds after the trigger): the API answered the trigger, the run was
+/// created, started, its step dispatched (decided), JetStream confirmed the dispatch, the driver received it, the
+/// result was applied, the run finished. A periodic stall shows up as one hop growing in the slow runs.
+/// </summary>
+internal sealed class HopLog(string path)
+{
+    private readonly List<string> _lines = ["level,triggered_unix_ms,answered,created,started,dispatched,published,driver_recv,result_applied,finished"];
+
+    public void Record(string level, DateTimeOffset triggered, DateTimeOffset answered, TrackedRun done)
+    {
+        var step = done.Run.Steps.Count > 0 && done.Run.Steps[0].Attempts is [.., var a] ? a : null;
+        var recv = done.Steps.Count > 0 ? done.Steps.Values.Min(s => s.Recv) : (DateTimeOffset?)null;
+        string Ms(DateTimeOffset? t) => t is { } v ? (v - triggered).TotalMilliseconds.ToString("F2", System.Globalization.CultureInfo.InvariantCulture) : "";
+        var line = string.Join(',', level, triggered.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            Ms(answered), Ms(done.Run.CreatedAt), Ms(done.Run.StartedAt), Ms(step?.DispatchedAt), Ms(step?.PublishedAt), Ms(recv),
+            Ms(step?.FinishedAt), Ms(done.Run.FinishedAt));
+        lock (_lines)
+        {
+            _lines.Add(line);
+        }
+    }
+
+    public void Flush()
+    {
+        lock (_lines)
+        {
+            if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir)
+            {
+                Directory.CreateDirectory(dir);
+            }
+
+            File.WriteAllLines(path, _lines);
+        }
     }
 }
