@@ -3,6 +3,7 @@ using System.Text.Json;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Nats;
+using Conveyor.Grains.Security;
 using Microsoft.Extensions.Logging;
 
 namespace Conveyor.Grains.Resources;
@@ -95,9 +96,10 @@ public sealed partial class ResourceGrain(
 
         if (pipeline is not null)
         {
+            await grains.EnsureNamespaceActiveAsync(ns);
             // The run is recorded (pending, with a reminder) before the resource commits, so a crash between the two
             // leaves a run that finds out on its own whether to start or to give up.
-            await grains.GetGrain<IPipelineRunGrain>(runId).PrepareAsync(new RunPlan { Namespace = ns, Pipeline = pipeline, Resource = stored });
+            await grains.GetGrain<IPipelineRunGrain>(runId).PrepareAsync(new RunPlan { Namespace = ns, Pipeline = pipeline, Resource = stored, TriggeredBy = AuditContext.Actor });
             state.State.LastRunId = runId;
         }
 
