@@ -77,7 +77,6 @@ public sealed class SiloProcess : DotnetProcess
         {
             ["Urls"] = $"http://127.0.0.1:{httpPort}",
             ["Conveyor:SiloPort"] = ServerProcess.FindFreePort().ToString(CultureInfo.InvariantCulture),
-            ["Conveyor:GatewayPort"] = ServerProcess.FindFreePort().ToString(CultureInfo.InvariantCulture),
         };
         var silo = new SiloProcess(name, httpPort, all.Select(kv => $"--{kv.Key}={kv.Value}"));
         try
