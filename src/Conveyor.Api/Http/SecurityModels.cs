@@ -74,8 +74,13 @@ public sealed record NamespaceDto
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public DateTimeOffset? CreatedAt { get; init; }
 
+    /// <summary>When its deletion began, while it is being deleted (its routes then answer 404 and nothing starts in it).</summary>
+    [JsonPropertyName("deletingSince")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? DeletingSince { get; init; }
+
     internal static NamespaceDto From(NamespaceInfo info) =>
-        new() { Name = info.Name, CreatedAt = info.CreatedAt == default ? null : info.CreatedAt };
+        new() { Name = info.Name, CreatedAt = info.CreatedAt == default ? null : info.CreatedAt, DeletingSince = info.DeletingSince };
 }
 
 /// <summary>A list of namespaces.</summary>
@@ -104,7 +109,29 @@ public sealed record SecretDto
     /// <summary>When the value was last written.</summary>
     [JsonPropertyName("updatedAt")] public DateTimeOffset UpdatedAt { get; init; }
 
-    internal static SecretDto From(SecretInfo info) => new() { Name = info.Name, Version = info.Version, UpdatedAt = info.UpdatedAt };
+    /// <summary>Id of the key the value is encrypted with: after a rotation, every secret shows the new primary key.</summary>
+    [JsonPropertyName("keyId")] public string KeyId { get; init; } = "";
+
+    internal static SecretDto From(SecretInfo info) => new() { Name = info.Name, Version = info.Version, UpdatedAt = info.UpdatedAt, KeyId = info.KeyId };
+}
+
+/// <summary>What <c>POST /secrets/reencrypt</c> did.</summary>
+public sealed record ReencryptDto
+{
+    /// <summary>The key every value is now encrypted with.</summary>
+    [JsonPropertyName("keyId")] public string KeyId { get; init; } = "";
+
+    /// <summary>Namespaces visited.</summary>
+    [JsonPropertyName("namespaces")] public int Namespaces { get; init; }
+
+    /// <summary>Secrets moved to <see cref="KeyId"/>.</summary>
+    [JsonPropertyName("secrets")] public int Secrets { get; init; }
+
+    /// <summary>Webhook keys moved to <see cref="KeyId"/>.</summary>
+    [JsonPropertyName("webhookSecrets")] public int WebhookSecrets { get; init; }
+
+    /// <summary>Values that already were under <see cref="KeyId"/>.</summary>
+    [JsonPropertyName("unchanged")] public int Unchanged { get; init; }
 }
 
 /// <summary>A list of secrets.</summary>

@@ -64,7 +64,8 @@ public sealed partial class DriverDispatcher(
     /// <summary>
     /// Publishes <paramref name="message"/> on <paramref name="subject"/> with JetStream de-duplication id
     /// <paramref name="dedupId"/>. When <paramref name="requireConsumer"/> is set and no consumer listens for the
-    /// subject, returns <see cref="DispatchOutcome.NoConsumer"/> without publishing.
+    /// subject, returns <see cref="DispatchOutcome.NoConsumer"/> without publishing. A step's message gets a step token
+    /// that expires with <paramref name="attemptTimeout"/> when that is shorter than the configured token lifetime.
     /// </summary>
     public async Task<DispatchResult> DispatchAsync(
         string subject,
@@ -72,6 +73,7 @@ public sealed partial class DriverDispatcher(
         string dedupId,
         NatsHeaders? headers,
         bool requireConsumer,
+        TimeSpan? attemptTimeout = null,
         CancellationToken cancellationToken = default)
     {
         if (requireConsumer
@@ -86,7 +88,7 @@ public sealed partial class DriverDispatcher(
         if (secrets is not null && message.Step is { } step && message.Attempt is { } attempt && Guid.TryParse(message.RunId, out var runId))
         {
             // The step's capability to fetch its secrets, never the values: the message may be read by anyone on NATS.
-            message = message with { StepToken = secrets.MintStepToken(runId, step, attempt) };
+            message = message with { StepToken = secrets.MintStepToken(runId, step, attempt, attemptTimeout) };
         }
 
         var body = JsonSerializer.SerializeToUtf8Bytes(message, ConveyorJson.Context.DriverMessage);
