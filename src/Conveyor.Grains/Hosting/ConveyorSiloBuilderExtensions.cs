@@ -78,6 +78,7 @@ public static class ConveyorSiloBuilderExtensions
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<DriverResultConsumer>());
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, StreamSetupParticipant>();
         services.TryAddSingleton<ILogStore, JetStreamLogStore>();
+        services.TryAddSingleton<Conveyor.Grains.Security.SecretMasker>();
         services.AddSingleton<LogIngestor>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<LogIngestor>());
 
