@@ -150,6 +150,11 @@ public sealed record WebhookDto
     /// <summary>Run priority 1–5 (default 3).</summary>
     [JsonPropertyName("priority")] public int? Priority { get; init; }
 
+    /// <summary>Accept only timestamped signatures (<c>X-Conveyor-Timestamp</c>, <c>X-Conveyor-Signature-256</c>).</summary>
+    [JsonPropertyName("requireTimestamp")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool RequireTimestamp { get; init; }
+
     /// <summary>The hook's path (output only).</summary>
     [JsonPropertyName("url")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -226,6 +231,11 @@ public sealed record PipelineDto
     [JsonPropertyName("webhooks")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<WebhookDto?>? Webhooks { get; init; }
+
+    /// <summary>The step <c>params</c> keys a manual trigger may set (none when absent).</summary>
+    [JsonPropertyName("overridableParams")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<string>? OverridableParams { get; init; }
 
     /// <summary>Server-assigned revision (output only).</summary>
     [JsonPropertyName("revision")]
@@ -356,6 +366,21 @@ public sealed record RunDto
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? TriggerId { get; init; }
 
+    /// <summary>The API key (id) that started the run, when one did.</summary>
+    [JsonPropertyName("triggeredBy")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? TriggeredBy { get; init; }
+
+    /// <summary>The API key (id) that cancelled the run, when one did.</summary>
+    [JsonPropertyName("cancelledBy")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? CancelledBy { get; init; }
+
+    /// <summary>The API key (id) that last retried the run, when one did.</summary>
+    [JsonPropertyName("retriedBy")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? RetriedBy { get; init; }
+
     /// <summary>Run parameters given by the trigger, merged over each step's <c>params</c>.</summary>
     [JsonPropertyName("params")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -394,6 +419,9 @@ public sealed record RunDto
             QueuePosition = run.Status == RunStatus.Queued ? queuePosition : null,
             Trigger = run.Plan.Trigger,
             TriggerId = run.Plan.TriggerId,
+            TriggeredBy = run.Plan.TriggeredBy,
+            CancelledBy = run.CancelledBy,
+            RetriedBy = run.RetriedBy,
             Params = Json(run.Plan.Params),
             DeadlineAt = run.DeadlineAt,
             Steps = run.Steps.Select(s =>

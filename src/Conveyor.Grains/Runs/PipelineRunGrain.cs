@@ -715,7 +715,7 @@ public sealed partial class PipelineRunGrain(
     }
 
     /// <inheritdoc />
-    public async Task<RunState> CancelAsync(string reason)
+    public async Task<RunState> CancelAsync(string reason, string? actor = null)
     {
         await EnterAsync();
         try
@@ -725,6 +725,8 @@ public sealed partial class PipelineRunGrain(
             {
                 throw new ConveyorConflictException($"run {Run.RunId} already ended {Run.Status}; only a Pending, Queued or Running run can be cancelled");
             }
+
+            Run.CancelledBy = actor;
 
             await EndAndActAsync(RunStatus.Cancelled, string.IsNullOrWhiteSpace(reason) ? "cancelled" : reason);
             return Run;
@@ -736,7 +738,7 @@ public sealed partial class PipelineRunGrain(
     }
 
     /// <inheritdoc />
-    public async Task<RunState> RetryAsync()
+    public async Task<RunState> RetryAsync(string? actor = null)
     {
         await EnterAsync();
         try
@@ -746,6 +748,8 @@ public sealed partial class PipelineRunGrain(
             {
                 throw new ConveyorConflictException($"run {Run.RunId} is {Run.Status}; only a Failed, Cancelled or TimedOut run can be retried");
             }
+
+            Run.RetriedBy = actor;
 
             foreach (var step in Run.Steps.Where(s => s.Status != StepStatus.Succeeded))
             {
@@ -1399,7 +1403,8 @@ public sealed partial class PipelineRunGrain(
                 BuildMessage(step, spec, attempt, payload ??= ConveyorJson.SerializeResource(ResourceGrain.ToWire(Run.Plan.Resource, DriverResults()))),
                 MessageIds.DedupKey(Run.RunId.ToString(), step.Id, attempt.Number),
                 headers,
-                requireConsumer: true);
+                requireConsumer: true,
+                attemptTimeout: spec.Timeout);
             pending.Add((step, spec, attempt, subject, publish, span));
         }
 
