@@ -1,8 +1,5 @@
 using System.ComponentModel.DataAnnotations;
 using System.Diagnostics.Metrics;
-using System.Net;
-using System.Net.NetworkInformation;
-using System.Net.Sockets;
 using Conveyor.Api.Endpoints;
 using Conveyor.Api.Hosting;
 using Conveyor.Api.Http;
@@ -79,7 +76,7 @@ public static class ConveyorHostingExtensions
         services.AddOpenApi("conveyor");
         services.AddSingleton<IStartupFilter, ConveyorStartupFilter>();
         services.AddSingleton<ConveyorReadiness>();
-        AddSecurity(services, options);
+        AddSecurity(services, options, dataDirectory);
 
         if (localNats is not null || localRedis is not null)
         {
@@ -123,12 +120,14 @@ public static class ConveyorHostingExtensions
             if (options.Mode == ConveyorMode.Cluster)
             {
                 silo.UseConveyorRedisClustering(options.RedisConnectionString!);
-                silo.ConfigureEndpoints(AdvertisedAddress(options), options.SiloPort, options.GatewayPort, listenOnAnyHostAddress: true);
+                SiloEndpoints.ConfigureCluster(silo, options);
             }
             else
             {
                 silo.UseLocalhostClustering(options.SiloPort, options.GatewayPort, serviceId: options.ServiceId, clusterId: options.ClusterId);
             }
+
+            SiloEndpoints.ConfigureTls(silo, options);
 
             silo.UseConveyorRedisStorage(options.RedisConnectionString!);
             silo.AddConveyorGrains();
@@ -160,6 +159,7 @@ public static class ConveyorHostingExtensions
         root.RequireAuthorization(ConveyorAuthorizationHandler.PolicyName);
         var rateLimit = endpoints.ServiceProvider.GetRequiredService<WriteRateLimitFilter>();
         root.AddEndpointFilter(rateLimit.InvokeAsync);
+        root.AddEndpointFilter(endpoints.ServiceProvider.GetRequiredService<AuditTrail>().InvokeAsync);
         root.MapSystemApi();
         // Only the document that exists: an unknown name then falls through to routing's 404, which becomes a problem like
         // every other, instead of the OpenAPI endpoint's own text/plain 404.
@@ -254,11 +254,23 @@ public static class ConveyorHostingExtensions
         }
     }
 
-    private static void AddSecurity(IServiceCollection services, ConveyorOptions options)
+    private static void AddSecurity(IServiceCollection services, ConveyorOptions options, string dataDirectory)
     {
-        var settings = new ConveyorAuthSettings { Enabled = options.Auth.Enabled ?? options.Mode == ConveyorMode.Cluster, Options = options.Auth };
+        var settings = new ConveyorAuthSettings
+        {
+            Enabled = options.Auth.Enabled ?? options.Mode == ConveyorMode.Cluster,
+            Options = options.Auth,
+            BootstrapKeyFile = Path.GetFullPath(options.Auth.BootstrapKeyFile ?? Path.Combine(dataDirectory, "bootstrap-admin.key"), dataDirectory),
+        };
         services.AddSingleton(settings);
         services.AddSingleton<WriteRateLimitFilter>();
+        services.AddSingleton<ClientAddressLimiter>();
+        services.AddSingleton<UnknownApiKeys>();
+        services.AddSingleton<WebhookGuard>();
+        services.AddSingleton<IStartupFilter, LocalAccessGuard>();
+        // Before the silo and the supervised servers: a host that must not start starts nothing.
+        services.AddHostedService<LocalAccessGuard.StartCheck>();
+        services.AddSingleton<AuditTrail>();
         // A named scheme and a named policy: a host's own authentication and endpoints are left as they are.
         services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddAuthorizationBuilder().AddPolicy(ConveyorAuthorizationHandler.PolicyName, policy => policy
@@ -296,6 +308,16 @@ public static class ConveyorHostingExtensions
             throw new InvalidOperationException("Invalid Conveyor configuration (Conveyor:Auth): " + string.Join("; ", results.Select(r => r.ErrorMessage)));
         }
 
+        if (!Validator.TryValidateObject(options.Audit, new ValidationContext(options.Audit), results, validateAllProperties: true))
+        {
+            throw new InvalidOperationException("Invalid Conveyor configuration (Conveyor:Audit): " + string.Join("; ", results.Select(r => r.ErrorMessage)));
+        }
+
+        if (!Validator.TryValidateObject(options.Webhooks, new ValidationContext(options.Webhooks), results, validateAllProperties: true))
+        {
+            throw new InvalidOperationException("Invalid Conveyor configuration (Conveyor:Webhooks): " + string.Join("; ", results.Select(r => r.ErrorMessage)));
+        }
+
         if (!Validator.TryValidateObject(options.Telemetry, new ValidationContext(options.Telemetry), results, validateAllProperties: true))
         {
             throw new InvalidOperationException("Invalid Conveyor configuration (Conveyor:Telemetry): " + string.Join("; ", results.Select(r => r.ErrorMessage)));
@@ -307,20 +329,6 @@ public static class ConveyorHostingExtensions
                 "Invalid Conveyor configuration: cluster mode needs an external NATS and Redis: set ConnectionStrings:nats and ConnectionStrings:redis " +
                 "(or Conveyor:NatsUrl and Conveyor:RedisConnectionString).");
         }
-    }
-
-    private static IPAddress AdvertisedAddress(ConveyorOptions options)
-    {
-        if (!string.IsNullOrEmpty(options.AdvertisedAddress))
-        {
-            return IPAddress.Parse(options.AdvertisedAddress);
-        }
-
-        return NetworkInterface.GetAllNetworkInterfaces()
-            .Where(n => n.OperationalStatus == OperationalStatus.Up && n.NetworkInterfaceType != NetworkInterfaceType.Loopback)
-            .SelectMany(n => n.GetIPProperties().UnicastAddresses)
-            .Select(a => a.Address)
-            .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? IPAddress.Loopback;
     }
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
