@@ -323,6 +323,13 @@ public static class ConveyorHostingExtensions
             throw new InvalidOperationException("Invalid Conveyor configuration (Conveyor:Telemetry): " + string.Join("; ", results.Select(r => r.ErrorMessage)));
         }
 
+        if (!string.IsNullOrEmpty(options.Auth.BootstrapKey) && !ApiKeys.TryParse(options.Auth.BootstrapKey, out _, out _))
+        {
+            // Never echoed: it is (meant to be) a secret.
+            throw new InvalidOperationException(
+                $"Invalid Conveyor configuration: Conveyor:Auth:BootstrapKey must look like cvk_<id>_<secret>: lowercase letters and digits in the id, and a secret of at least {ApiKeys.MinSecretLength} random base64url characters (128 bits or more).");
+        }
+
         if (options.Mode == ConveyorMode.Cluster && (string.IsNullOrEmpty(options.NatsUrl) || string.IsNullOrEmpty(options.RedisConnectionString)))
         {
             throw new InvalidOperationException(
