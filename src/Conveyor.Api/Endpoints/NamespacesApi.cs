@@ -66,22 +66,33 @@ public static class NamespacesApi
 
         var registry = Registry(api);
         var before = await registry.GetAsync(@namespace);
-        if (before is null || !await registry.BeginDeleteAsync(@namespace))
+        if (before is null)
+        {
+            return Problems.NotFound($"namespace {@namespace} not found");
+        }
+
+        // A refusal stores nothing: the common case is decided before the tombstone...
+        if (cascade != true && await HasRunsAsync(@namespace, index))
+        {
+            return HasRuns(@namespace);
+        }
+
+        if (!await registry.BeginDeleteAsync(@namespace))
         {
             return Problems.NotFound($"namespace {@namespace} not found");
         }
 
         if (index.IsAvailable)
         {
-            var any = await index.ListAsync(@namespace, null, null, null, 1);
-            if (any.RunIds.Count > 0 && cascade != true)
+            // ...and a run started between that check and the tombstone takes it back.
+            if (cascade != true && await HasRunsAsync(@namespace, index))
             {
                 if (before.DeletingSince is null)
                 {
                     await registry.RestoreAsync(@namespace);
                 }
 
-                return Problems.Conflict($"namespace {@namespace} has runs; delete with ?cascade=true to cancel its unfinished runs and delete it");
+                return HasRuns(@namespace);
             }
 
             if (cascade == true)
@@ -96,6 +107,12 @@ public static class NamespacesApi
 
         return await registry.DeleteAsync(@namespace) ? TypedResults.NoContent() : Problems.NotFound($"namespace {@namespace} not found");
     }
+
+    private static async Task<bool> HasRunsAsync(string ns, IRunIndex index) =>
+        index.IsAvailable && (await index.ListAsync(ns, null, null, null, 1)).RunIds.Count > 0;
+
+    private static ProblemHttpResult HasRuns(string ns) =>
+        Problems.Conflict($"namespace {ns} has runs; delete with ?cascade=true to cancel its unfinished runs and delete it");
 
     private static async Task CancelUnfinishedAsync(string ns, IRunIndex index, ApiContext api)
     {

@@ -177,6 +177,7 @@ public static class ConveyorHostingExtensions
         root.MapOriginalLogsApi();
         root.MapStepSecretsApi();
         root.MapHooksApi();
+        root.MapAuditApi();
         var namespaced = root.MapGroup("/namespaces/{namespace}");
         var namespaceFilter = new NamespaceFilter(endpoints.ServiceProvider.GetRequiredService<IGrainFactory>());
         namespaced.AddEndpointFilter(namespaceFilter.InvokeAsync);

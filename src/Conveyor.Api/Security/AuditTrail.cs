@@ -89,7 +89,9 @@ internal sealed partial class AuditTrail(INatsConnection nats, ConveyorOptions o
 
         var method = http.Request.Method;
         var answer = result is INestedHttpResult nested ? nested.Result : result;
-        var status = answer is IStatusCodeHttpResult { StatusCode: { } code } ? code : StatusCodes.Status200OK;
+        // A result without a status (a failed parameter binding answers 400 and runs the filters with an empty result)
+        // leaves the response's own.
+        var status = answer is IStatusCodeHttpResult { StatusCode: { } code } ? code : http.Response.StatusCode;
         if (options.Audit.Enabled && status is >= 200 and < 300
             && (HttpMethods.IsPost(method) || HttpMethods.IsPut(method) || HttpMethods.IsPatch(method) || HttpMethods.IsDelete(method)))
         {
