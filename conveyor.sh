@@ -26,6 +26,18 @@ ensure_servers() {
   fi
 }
 
+# The security tests drive a real headless browser (Debian's chromium) against a node without API keys.
+ensure_browser() {
+  have chromium && return 0
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing chromium from Debian packages (for the browser security tests)..."
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "The browser security tests need chromium: sudo apt-get install -y chromium (they fail without it)." >&2
+  fi
+}
+
 ensure_dotnet() {
   command -v dotnet >/dev/null 2>&1 || { echo "The .NET 10 SDK is required (dotnet not found)." >&2; exit 1; }
 }
@@ -42,6 +54,7 @@ case "${1:-}" in
   test)
     shift
     ensure_servers
+    ensure_browser
     ensure_dotnet
     log=$(mktemp)
     trap 'rm -f "$log"' EXIT
