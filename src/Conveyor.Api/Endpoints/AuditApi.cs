@@ -35,7 +35,7 @@ public sealed record AuditItemDto
 }
 
 /// <summary><c>GET /audit</c>: the audit trail of writes, for admins.</summary>
-public static class AuditApi
+internal static class AuditApi
 {
     private const int DefaultPageSize = 100;
     private const int MaxPageSize = 1000;

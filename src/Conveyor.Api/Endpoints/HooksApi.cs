@@ -7,6 +7,7 @@ using System.Text.Json.Serialization;
 using Conveyor.Api.Http;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Resources;
+using Conveyor.Grains.Runs;
 using Conveyor.Grains.Security;
 using Conveyor.Api.Security;
 using Microsoft.Extensions.DependencyInjection;
@@ -68,7 +69,7 @@ public static class HooksApi
     /// Nothing is stored on rejection, and nothing is read before the hook is known.
     /// </summary>
     public static async Task<Results<Accepted<WebhookRunDto>, Ok<WebhookRunDto>, ProblemHttpResult>> Deliver(
-        string pipeline, string hook, [AsParameters] ApiContext api)
+        string pipeline, string hook, RunLauncher launcher, [AsParameters] ApiContext api)
     {
         var services = api.Http.RequestServices;
         var limiter = services.GetRequiredService<ClientAddressLimiter>();
@@ -137,8 +138,14 @@ public static class HooksApi
         }
 
         // The delivery id is not signed: a replay may carry any. The signed body is what identifies a delivery within
-        // the window; after it, a redelivery with the same id still finds its run.
-        var runId = RunIds.Derive("webhook", ns, pipeline, hook, delivery is null ? "sig:" + digest : delivery);
+        // the window; after it, a redelivery with the same id still finds its run. Without a delivery id the run is
+        // keyed by the signature itself.
+        var request = new RunRequest(ns, spec, resource!, RunTriggers.Webhook(hook))
+        {
+            Priority = webhook.Priority,
+            TriggerId = delivery ?? "sig:" + digest,
+        };
+        var runId = RunLauncher.RunIdFor(request);
         var earlier = await guard.ClaimAsync(hookKey, digest, runId);
         RunState run;
         bool created;
@@ -152,16 +159,8 @@ public static class HooksApi
         {
             try
             {
-                var result = await api.Grains.GetGrain<IPipelineRunGrain>(runId).CreateAsync(new RunPlan
-                {
-                    Namespace = ns,
-                    Pipeline = spec,
-                    Resource = resource!,
-                    Priority = webhook.Priority,
-                    Trigger = RunTriggers.Webhook(hook),
-                    TriggerId = delivery,
-                });
-                (run, created) = (result.Run, result.Created);
+                var (started, result) = await launcher.StartAsync(request);
+                (runId, run, created) = (started, result.Run, result.Created);
             }
             catch
             {
@@ -209,8 +208,8 @@ public static class HooksApi
         return SignatureMatches(request.Headers[SignatureHeader].ToString(), secret, body, out var bodyMac) ? bodyMac : null;
     }
 
-    /// <summary>Constant-time comparison of <c>sha256=&lt;hex&gt;</c> with the HMAC-SHA256 of <paramref name="signed"/>.</summary>
-    public static bool SignatureMatches(string? header, string secret, ReadOnlySpan<byte> signed) => SignatureMatches(header, secret, signed, out _);
+    /// <summary>Constant-time comparison of <c>sha256=&lt;hex&gt;</c> with the HMAC-SHA256 of <paramref name="body"/>.</summary>
+    public static bool SignatureMatches(string? header, string secret, ReadOnlySpan<byte> body) => SignatureMatches(header, secret, body, out _);
 
     private static bool SignatureMatches(string? header, string secret, ReadOnlySpan<byte> signed, out string mac)
     {

@@ -56,7 +56,7 @@ public static class RunsApi
     /// POST /pipelines/{name}/runs — 201 with the new run and its Location; 200 with the existing run when the
     /// <c>Idempotency-Key</c> header repeats one already used for this pipeline (nothing new starts).
     /// </summary>
-    public static async Task<Results<Created<RunDto>, Ok<RunDto>>> TriggerRun(string name, [AsParameters] ApiContext api)
+    public static async Task<Results<Created<RunDto>, Ok<RunDto>>> TriggerRun(string name, RunLauncher launcher, [AsParameters] ApiContext api)
     {
         Names.Validate(name, "name");
         var body = await api.ReadBodyAsync<TriggerRunDto>();
@@ -75,7 +75,6 @@ public static class RunsApi
         }
 
         var ns = api.Namespace;
-        await api.Grains.EnsureNamespaceActiveAsync(ns);
         var pipeline = await api.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey(ns, name)).GetAsync()
             ?? throw new ConveyorNotFoundException($"pipeline {name} not found");
         if (body.Params is { ValueKind: JsonValueKind.Object } given)
@@ -98,17 +97,11 @@ public static class RunsApi
             throw new ConveyorNotFoundException($"resource with name {body.Resource} and type {pipeline.ResourceType} not found");
         }
 
-        var runId = key.Length == 0 ? Guid.NewGuid() : RunIds.Derive("manual", ns, name, key);
-        var result = await api.Grains.GetGrain<IPipelineRunGrain>(runId).CreateAsync(new RunPlan
+        var (runId, result) = await launcher.StartAsync(new RunRequest(ns, pipeline, resource, RunTriggers.Manual)
         {
-            Namespace = ns,
-            Pipeline = pipeline,
-            Resource = resource,
             Priority = priority,
-            Trigger = RunTriggers.Manual,
             TriggerId = key.Length == 0 ? null : key,
             Params = body.Params is { ValueKind: JsonValueKind.Object } o ? o.GetRawText() : null,
-            TriggeredBy = api.Http.CallerKey()?.Id,
         });
         var dto = RunDto.From(result.Run, await QueuePositionAsync(result.Run, api));
         return result.Created ? TypedResults.Created($"{api.Settings.Prefix}{NamespacePrefix(api)}/runs/{runId}", dto) : TypedResults.Ok(dto);
@@ -122,7 +115,7 @@ public static class RunsApi
         var pipeline = await api.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey(ns, name)).GetAsync()
             ?? throw new ConveyorNotFoundException($"pipeline {name} not found");
         var nsLimit = flow.Value.LimitFor(ns);
-        var snapshot = await api.Grains.GetGrain<IAdmissionGrain>(nsLimit is null ? Names.PipelineKey(ns, name) : ns).GetSnapshotAsync();
+        var snapshot = await api.Grains.GetGrain<IAdmissionGrain>(flow.Value.QueueKeyFor(ns, name)).GetSnapshotAsync();
         var queued = snapshot.Queued.Select((q, i) => (q, i)).Where(x => x.q.Pipeline == name).ToList();
         return TypedResults.Ok(new QueueDto
         {

@@ -19,9 +19,16 @@ internal sealed partial class ClusterRateLimiter : IDisposable
 {
     // TAT (theoretical arrival time, µs) per key. A request is allowed when, after adding one emission interval, the
     // TAT is at most burst × interval ahead of now; the key expires once the bucket would be full again.
+    // ARGV[3], when given, is "now" in µs from a test's clock; such a clock need not move with the Redis server's, so
+    // its keys are kept without an expiry rather than expired by the server's time.
     private const string Gcra = """
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        local now
+        if ARGV[3] then
+          now = tonumber(ARGV[3])
+        else
+          local t = redis.call('TIME')
+          now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        end
         local interval = tonumber(ARGV[1])
         local capacity = tonumber(ARGV[2]) * interval
         local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -30,7 +37,11 @@ internal sealed partial class ClusterRateLimiter : IDisposable
         if nxt - now > capacity then
           return {0, math.ceil((nxt - now - capacity) / 1000)}
         end
-        redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.ceil((nxt - now) / 1000) + 1)
+        if ARGV[3] then
+          redis.call('SET', KEYS[1], string.format('%.0f', nxt))
+        else
+          redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.ceil((nxt - now) / 1000) + 1)
+        end
         return {1, 0}
         """;
 
@@ -43,10 +54,13 @@ internal sealed partial class ClusterRateLimiter : IDisposable
     private readonly int _burst;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
+    private readonly TimeProvider? _clock;
     private long _lastWarning = long.MinValue;
 
-    public ClusterRateLimiter(int perSecond, int burst, ConveyorRedis? redis, string prefix, ILogger logger, TimeProvider time)
+    // clock: null, the Redis server's clock times the shared buckets (a real host); a test's clock otherwise.
+    public ClusterRateLimiter(int perSecond, int burst, ConveyorRedis? redis, string prefix, ILogger logger, TimeProvider time, TimeProvider? clock = null)
     {
+        _clock = clock;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(perSecond);
         _perSecond = perSecond;
         _burst = burst;
@@ -72,7 +86,10 @@ internal sealed partial class ClusterRateLimiter : IDisposable
             try
             {
                 var db = await _redis.GetDatabaseAsync().ConfigureAwait(false);
-                var result = (RedisResult[])(await db.ScriptEvaluateAsync(Gcra, [(RedisKey)(_prefix + key)], [1_000_000 / _perSecond, _burst]).ConfigureAwait(false))!;
+                RedisValue[] args = _clock is null
+                    ? [1_000_000 / _perSecond, _burst]
+                    : [1_000_000 / _perSecond, _burst, (_clock.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks / 10];
+                var result = (RedisResult[])(await db.ScriptEvaluateAsync(Gcra, [(RedisKey)(_prefix + key)], args).ConfigureAwait(false))!;
                 return ((int)result[0] == 1, Math.Max(1, (int)Math.Ceiling((long)result[1] / 1000.0)));
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)

@@ -129,7 +129,7 @@ public sealed class AttemptState
     /// <summary>The driver's message, or the engine's reason for ending the attempt.</summary>
     [Id(5)] public string Message { get; set; } = "";
 
-    /// <summary>The driver's <c>data</c>, as raw JSON.</summary>
+    /// <summary>The driver's <c>data</c>, as raw JSON: the one copy of a result's data (the step's output is this).</summary>
     [Id(6)] public string? Data { get; set; }
 
     /// <summary>When a driver consumer for the step's subject was first found (null while waiting for one).</summary>
@@ -165,11 +165,17 @@ public sealed class StepState
     /// <summary>Every attempt so far, oldest first.</summary>
     [Id(2)] public List<AttemptState> Attempts { get; set; } = [];
 
-    /// <summary>The <c>data</c> of the successful attempt (raw JSON), handed to downstream steps.</summary>
-    [Id(3)] public string? Output { get; set; }
+    /// <summary>
+    /// The <c>data</c> of the successful attempt (raw JSON), handed to downstream steps; null unless the step
+    /// succeeded. Derived from the attempt, which holds a result's data once.
+    /// </summary>
+    public string? Output => Status == StepStatus.Succeeded ? Current?.Data : null;
 
-    /// <summary>The driver's last result as the original's <c>DriverResultEvent</c> JSON (for <c>driverresults.*</c>).</summary>
-    [Id(4)] public string? ResultJson { get; set; }
+    /// <summary>The step's output as versions before the attempt held it alone stored it beside; read, never written.</summary>
+    [Id(3)] public string? LegacyOutput { get; set; }
+
+    /// <summary>The driver's last result as versions before the attempt held it alone stored it beside; read, never written.</summary>
+    [Id(4)] public string? LegacyResultJson { get; set; }
 
     /// <summary>Order in which the step's result arrived (1-based), used to build <c>driverresults.*</c> deterministically.</summary>
     [Id(5)] public int CompletionOrder { get; set; }

@@ -1,3 +1,5 @@
+using Conveyor.Grains.Abstractions;
+
 namespace Conveyor.Grains.Flow;
 
 /// <summary>Queueing settings (configuration section <c>Conveyor:FlowControl</c>). Every silo must use the same values.</summary>
@@ -23,4 +25,11 @@ public sealed class FlowControlOptions
 
     /// <summary>The namespace's limit, or null when it has none.</summary>
     public int? LimitFor(string ns) => NamespaceLimits.TryGetValue(ns, out var limit) ? limit : DefaultNamespaceLimit;
+
+    /// <summary>
+    /// The admission queue a new run of <paramref name="pipeline"/> joins: the namespace's own queue when the namespace
+    /// has a limit (one queue then orders all its runs), else the pipeline's. The one definition, for the runs and for
+    /// what reads their queues.
+    /// </summary>
+    public string QueueKeyFor(string ns, string pipeline) => LimitFor(ns) is not null ? ns : Names.PipelineKey(ns, pipeline);
 }

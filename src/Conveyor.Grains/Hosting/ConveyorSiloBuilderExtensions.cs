@@ -56,6 +56,8 @@ public static class ConveyorSiloBuilderExtensions
             .ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton<Conveyor.Grains.Security.SecretProtector>();
         services.TryAddSingleton<DriverDispatcher>();
+        services.TryAddSingleton<RunServices>();
+        services.TryAddSingleton<RunLauncher>();
         services.TryAddSingleton<IRunIndex, NoRunIndex>();
         // Runs live in the host's grain storage provider unless a store of their own is registered (Redis is).
         services.TryAddSingleton<IRunStore>(sp => new GrainStorageRunStore(sp.GetRequiredKeyedService<IGrainStorage>(ConveyorStorage.Name)));

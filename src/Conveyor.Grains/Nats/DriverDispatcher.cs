@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using Conveyor.Contracts;
 using Conveyor.Grains.Resilience;
@@ -26,6 +27,22 @@ public enum DispatchOutcome
 /// <param name="Sequence">JetStream stream sequence of the stored message (0 when not published).</param>
 public readonly record struct DispatchResult(DispatchOutcome Outcome, ulong Sequence);
 
+/// <summary>One attempt of a pipeline step on its way to its driver.</summary>
+/// <param name="RunId">The run.</param>
+/// <param name="Step">The step's id.</param>
+/// <param name="Attempt">The attempt number.</param>
+/// <param name="Driver">The step's driver.</param>
+/// <param name="ResourceType">The run's resource type (with the driver, it names the subject).</param>
+/// <param name="Message">The message, built (step token included) by the run.</param>
+public sealed record StepDispatch(Guid RunId, string Step, int Attempt, string Driver, string ResourceType, DriverMessage Message)
+{
+    /// <summary>The W3C <c>traceparent</c> the driver continues, or null.</summary>
+    public string? TraceParent { get; init; }
+
+    /// <summary>The subject the step's driver consumes: <c>drivers.{driver}.resources.{type}</c>.</summary>
+    public string Subject => Subjects.DriverResources(Driver, ResourceType);
+}
+
 /// <summary>
 /// Publishes driver messages to JetStream. Before publishing a pipeline step it checks that some consumer of the
 /// <c>messages</c> stream matches the subject: that stream has Interest retention, so a message nobody listens for is
@@ -37,8 +54,7 @@ public sealed partial class DriverDispatcher(
     IOptions<ConveyorNatsOptions> options,
     TimeProvider timeProvider,
     TransientFaults faults,
-    ILogger<DriverDispatcher> logger,
-    Security.SecretProtector? secrets = null) : IDisposable
+    ILogger<DriverDispatcher> logger) : IDisposable
 {
     private static readonly TimeSpan MissRefreshInterval = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan HitLifetime = TimeSpan.FromSeconds(5);
@@ -62,10 +78,32 @@ public sealed partial class DriverDispatcher(
     public ConveyorNatsOptions Options { get; } = options.Value;
 
     /// <summary>
+    /// Publishes one attempt of a pipeline step to its driver: subject, headers and JetStream de-duplication id
+    /// (<c>{run}:{step}:{attempt}</c>) come from the dispatch. When no consumer listens for the subject, returns
+    /// <see cref="DispatchOutcome.NoConsumer"/> without publishing (the <c>messages</c> stream would drop it).
+    /// </summary>
+    public Task<DispatchResult> DispatchStepAsync(StepDispatch dispatch, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(dispatch);
+        var runId = dispatch.RunId.ToString();
+        var headers = new NatsHeaders
+        {
+            [Headers.RunId] = runId,
+            [Headers.StepId] = dispatch.Step,
+            [Headers.Attempt] = dispatch.Attempt.ToString(CultureInfo.InvariantCulture),
+        };
+        if (dispatch.TraceParent is { } traceParent)
+        {
+            headers[Headers.TraceParent] = traceParent;
+        }
+
+        return DispatchAsync(dispatch.Subject, dispatch.Message, MessageIds.DedupKey(runId, dispatch.Step, dispatch.Attempt), headers, requireConsumer: true, cancellationToken);
+    }
+
+    /// <summary>
     /// Publishes <paramref name="message"/> on <paramref name="subject"/> with JetStream de-duplication id
     /// <paramref name="dedupId"/>. When <paramref name="requireConsumer"/> is set and no consumer listens for the
-    /// subject, returns <see cref="DispatchOutcome.NoConsumer"/> without publishing. A step's message gets a step token
-    /// that expires with <paramref name="attemptTimeout"/> when that is shorter than the configured token lifetime.
+    /// subject, returns <see cref="DispatchOutcome.NoConsumer"/> without publishing.
     /// </summary>
     public async Task<DispatchResult> DispatchAsync(
         string subject,
@@ -73,7 +111,6 @@ public sealed partial class DriverDispatcher(
         string dedupId,
         NatsHeaders? headers,
         bool requireConsumer,
-        TimeSpan? attemptTimeout = null,
         CancellationToken cancellationToken = default)
     {
         if (requireConsumer
@@ -83,12 +120,6 @@ public sealed partial class DriverDispatcher(
                 cancellationToken).ConfigureAwait(false))
         {
             return new DispatchResult(DispatchOutcome.NoConsumer, 0);
-        }
-
-        if (secrets is not null && message.Step is { } step && message.Attempt is { } attempt && Guid.TryParse(message.RunId, out var runId))
-        {
-            // The step's capability to fetch its secrets, never the values: the message may be read by anyone on NATS.
-            message = message with { StepToken = secrets.MintStepToken(runId, step, attempt, attemptTimeout) };
         }
 
         var body = JsonSerializer.SerializeToUtf8Bytes(message, ConveyorJson.Context.DriverMessage);
@@ -120,7 +151,7 @@ public sealed partial class DriverDispatcher(
             {
                 [Headers.RunId] = cancel.RunId,
                 [Headers.StepId] = cancel.Step,
-                [Headers.Attempt] = cancel.Attempt.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                [Headers.Attempt] = cancel.Attempt.ToString(CultureInfo.InvariantCulture),
             },
             cancellationToken: cancellationToken).ConfigureAwait(false);
     }

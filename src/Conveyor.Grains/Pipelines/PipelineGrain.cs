@@ -8,7 +8,7 @@ namespace Conveyor.Grains.Pipelines;
 /// <summary>Stored state of a pipeline.</summary>
 [GenerateSerializer]
 [Alias("conveyor.PipelineState")]
-public sealed class PipelineState
+internal sealed class PipelineState
 {
     /// <summary>The pipeline; null when deleted or never created.</summary>
     [Id(0)] public PipelineSpec? Pipeline { get; set; }
@@ -31,7 +31,7 @@ public sealed class PipelineState
 /// it: they are kept encrypted by the namespace's <see cref="ISecretsGrain"/>, so the pipeline (and every run plan
 /// copied from it) never holds one.
 /// </summary>
-public sealed partial class PipelineGrain(
+internal sealed partial class PipelineGrain(
     [PersistentState("pipeline", ConveyorStorage.Name)] IPersistentState<PipelineState> state,
     IGrainFactory grains,
     SecretProtector protector,

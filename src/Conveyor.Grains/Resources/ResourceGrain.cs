@@ -3,7 +3,7 @@ using System.Text.Json;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Nats;
-using Conveyor.Grains.Security;
+using Conveyor.Grains.Runs;
 using Microsoft.Extensions.Logging;
 
 namespace Conveyor.Grains.Resources;
@@ -34,6 +34,7 @@ public sealed partial class ResourceGrain(
     [PersistentState("resource", ConveyorStorage.Name)] IPersistentState<ResourceState> state,
     IGrainFactory grains,
     DriverDispatcher dispatcher,
+    RunLauncher launcher,
     ILogger<ResourceGrain> logger) : Grain, IResourceGrain
 {
     private string Namespace => Names.SplitKey(this.GetPrimaryKeyString())[0];
@@ -96,10 +97,9 @@ public sealed partial class ResourceGrain(
 
         if (pipeline is not null)
         {
-            await grains.EnsureNamespaceActiveAsync(ns);
             // The run is recorded (pending, with a reminder) before the resource commits, so a crash between the two
             // leaves a run that finds out on its own whether to start or to give up.
-            await grains.GetGrain<IPipelineRunGrain>(runId).PrepareAsync(new RunPlan { Namespace = ns, Pipeline = pipeline, Resource = stored, TriggeredBy = AuditContext.Actor });
+            await launcher.PrepareAsync(new RunRequest(ns, pipeline, stored, RunTriggers.Resource), runId);
             state.State.LastRunId = runId;
         }
 

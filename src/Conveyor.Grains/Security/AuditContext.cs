@@ -4,7 +4,7 @@ namespace Conveyor.Grains.Security;
 /// The API key a request acts as, carried in Orleans' request context from the HTTP layer into every grain call the
 /// request makes, so a grain that records who did something (a run's <c>triggeredBy</c>) needs no extra parameter.
 /// </summary>
-public static class AuditContext
+internal static class AuditContext
 {
     /// <summary>Request-context key of the acting API key's id.</summary>
     public const string ActorKey = "conveyor.actor";

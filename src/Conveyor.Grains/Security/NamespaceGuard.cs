@@ -6,7 +6,7 @@ namespace Conveyor.Grains.Security;
 /// The one check every path that starts a run makes: the run's namespace is live (not deleted, not being deleted).
 /// A deleted namespace is tombstoned before its runs are cancelled, so nothing starts in it once its deletion began.
 /// </summary>
-public static class NamespaceGuard
+internal static class NamespaceGuard
 {
     /// <summary>Whether <paramref name="ns"/> exists and is not being deleted; <c>default</c> always is, without a call.</summary>
     public static Task<bool> IsNamespaceActiveAsync(this IGrainFactory grains, string ns)

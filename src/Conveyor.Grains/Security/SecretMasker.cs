@@ -14,7 +14,7 @@ namespace Conveyor.Grains.Security;
 /// run and <see cref="Lifetime"/> and kept in this silo's memory meanwhile (they are in memory anyway while a step
 /// fetches them).
 /// </remarks>
-public sealed class SecretMasker(IGrainFactory grains, TimeProvider time)
+internal sealed class SecretMasker(IGrainFactory grains, TimeProvider time)
 {
     /// <summary>What a masked value is replaced with.</summary>
     public const string Mask = "***";

@@ -52,12 +52,12 @@ public sealed class ConveyorSecretsOptions
 /// <param name="Step">The step id.</param>
 /// <param name="Attempt">The attempt number.</param>
 /// <param name="ExpiresAt">When the token stops being valid.</param>
-public sealed record StepTokenClaims(Guid RunId, string Step, int Attempt, DateTimeOffset ExpiresAt);
+internal sealed record StepTokenClaims(Guid RunId, string Step, int Attempt, DateTimeOffset ExpiresAt);
 
 /// <summary>A value encrypted by <see cref="SecretProtector"/>, and the id of the key that did it.</summary>
 /// <param name="Blob">Nonce, tag and ciphertext (AES-256-GCM).</param>
 /// <param name="KeyId">The key's id in the key ring.</param>
-public readonly record struct Ciphertext(byte[] Blob, string KeyId);
+internal readonly record struct Ciphertext(byte[] Blob, string KeyId);
 
 /// <summary>
 /// Encrypts secret values with AES-256-GCM (the value's slot — namespace and name — as associated data, so a
@@ -73,7 +73,7 @@ public readonly record struct Ciphertext(byte[] Blob, string KeyId);
 public sealed partial class SecretProtector
 {
     /// <summary>Id of <see cref="ConveyorSecretsOptions.Key"/> and of values stored before key ids existed.</summary>
-    public const string DefaultKeyId = "default";
+    internal const string DefaultKeyId = "default";
 
     private const string TokenPrefix = "cvs1.";
     private const int NonceSize = 12;
@@ -96,10 +96,10 @@ public sealed partial class SecretProtector
     public bool IsAvailable => _ring.Value is not null;
 
     /// <summary>Id of the key new values are encrypted with.</summary>
-    public string PrimaryKeyId => Ring().Primary;
+    internal string PrimaryKeyId => Ring().Primary;
 
     /// <summary>Encrypts <paramref name="value"/> for the slot <paramref name="ns"/>/<paramref name="name"/> with the primary key.</summary>
-    public Ciphertext Encrypt(string ns, string name, string value)
+    internal Ciphertext Encrypt(string ns, string name, string value)
     {
         var ring = Ring();
         var key = ring.Keys[ring.Primary].Encryption;
@@ -115,7 +115,7 @@ public sealed partial class SecretProtector
 
     /// <summary>Decrypts a value stored by <see cref="Encrypt"/> for the same slot, with the key it names (null: <c>default</c>).</summary>
     /// <exception cref="ConveyorConflictException">The key is not configured, or the value does not decrypt under it.</exception>
-    public string Decrypt(string ns, string name, byte[] blob, string? keyId)
+    internal string Decrypt(string ns, string name, byte[] blob, string? keyId)
     {
         ArgumentNullException.ThrowIfNull(blob);
         var id = keyId ?? DefaultKeyId;
@@ -156,7 +156,7 @@ public sealed partial class SecretProtector
     }
 
     /// <summary>Verifies a step token's signature (under any key of the ring, so tokens survive a rotation) and expiry.</summary>
-    public bool TryVerifyStepToken(string? token, out StepTokenClaims? claims)
+    internal bool TryVerifyStepToken(string? token, out StepTokenClaims? claims)
     {
         claims = null;
         if (_ring.Value is not { } ring || token is null || token.Length > 512 || !token.StartsWith(TokenPrefix, StringComparison.Ordinal))

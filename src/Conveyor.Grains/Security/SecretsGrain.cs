@@ -6,7 +6,7 @@ namespace Conveyor.Grains.Security;
 
 /// <summary>A namespace's secrets. Key: the namespace. Values go in and, only for a step token's fetch, out.</summary>
 [Alias("conveyor.ISecretsGrain")]
-public interface ISecretsGrain : IGrainWithStringKey
+internal interface ISecretsGrain : IGrainWithStringKey
 {
     /// <summary>Creates or replaces a secret's value (encrypted before it is stored).</summary>
     Task<SecretInfo> PutAsync(string name, string value);
@@ -47,7 +47,7 @@ public interface ISecretsGrain : IGrainWithStringKey
 /// <summary>What <see cref="ISecretsGrain.ReencryptAsync"/> moved to the primary key.</summary>
 [GenerateSerializer]
 [Alias("conveyor.ReencryptResult")]
-public sealed class ReencryptResult
+internal sealed class ReencryptResult
 {
     /// <summary>Secrets re-encrypted.</summary>
     [Id(0)] public int Secrets { get; set; }
@@ -62,7 +62,7 @@ public sealed class ReencryptResult
 /// <summary>A stored secret: its ciphertext and version.</summary>
 [GenerateSerializer]
 [Alias("conveyor.SecretRecord")]
-public sealed class SecretRecord
+internal sealed class SecretRecord
 {
     /// <summary>Nonce, tag and ciphertext (AES-256-GCM).</summary>
     [Id(0)] public byte[] Ciphertext { get; set; } = [];
@@ -80,7 +80,7 @@ public sealed class SecretRecord
 /// <summary>Stored state of a namespace's secrets.</summary>
 [GenerateSerializer]
 [Alias("conveyor.SecretsState")]
-public sealed class SecretsState
+internal sealed class SecretsState
 {
     /// <summary>Secrets by name.</summary>
     [Id(0)] public Dictionary<string, SecretRecord> Secrets { get; set; } = [];
@@ -90,7 +90,7 @@ public sealed class SecretsState
 }
 
 /// <summary>Secret name rules.</summary>
-public static partial class SecretNames
+internal static partial class SecretNames
 {
     /// <summary>Longest value accepted, in UTF-8 bytes.</summary>
     public const int MaxValueBytes = 64 * 1024;
@@ -115,7 +115,7 @@ public static partial class SecretNames
 }
 
 /// <summary>A namespace's secrets, encrypted at rest by <see cref="SecretProtector"/>.</summary>
-public sealed class SecretsGrain(
+internal sealed class SecretsGrain(
     [PersistentState("secrets", ConveyorStorage.Name)] IPersistentState<SecretsState> state,
     SecretProtector protector,
     TimeProvider time) : Grain, ISecretsGrain

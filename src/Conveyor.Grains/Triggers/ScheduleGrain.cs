@@ -1,5 +1,6 @@
 using System.Globalization;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Runs;
 using Conveyor.Grains.Security;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -41,6 +42,7 @@ public sealed class ScheduleState
 public sealed partial class ScheduleGrain(
     [PersistentState("schedule", ConveyorStorage.Name)] IPersistentState<ScheduleState> state,
     IGrainFactory grains,
+    RunLauncher launcher,
     IOptions<ScheduleOptions> options,
     TimeProvider time,
     ILogger<ScheduleGrain> logger) : Grain, IScheduleGrain, IRemindable
@@ -222,7 +224,6 @@ public sealed partial class ScheduleGrain(
     private async Task FireAsync(PipelineSpec pipeline, ScheduleSpec schedule, DateTimeOffset occurrence)
     {
         var ns = Namespace;
-        await grains.EnsureNamespaceActiveAsync(ns);
         var (resource, _) = await grains.GetGrain<IResourceGrain>(Names.ResourceKey(ns, pipeline.ResourceType, schedule.Resource)).GetAsync();
         if (resource is null)
         {
@@ -231,14 +232,9 @@ public sealed partial class ScheduleGrain(
         }
 
         var at = occurrence.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
-        var runId = RunIds.Derive("schedule", ns, pipeline.Name, schedule.Name, at);
-        var result = await grains.GetGrain<IPipelineRunGrain>(runId).CreateAsync(new RunPlan
+        var (runId, result) = await launcher.StartAsync(new RunRequest(ns, pipeline, resource, RunTriggers.Schedule(schedule.Name))
         {
-            Namespace = ns,
-            Pipeline = pipeline,
-            Resource = resource,
             Priority = schedule.Priority,
-            Trigger = RunTriggers.Schedule(schedule.Name),
             TriggerId = at,
         });
         LogFired(logger, pipeline.Name, schedule.Name, at, runId, result.Created);

@@ -1,0 +1,98 @@
+using Conveyor.Contracts;
+using Conveyor.Grains.Abstractions;
+
+namespace Conveyor.Grains.Runs.Engine;
+
+/// <summary>
+/// Something that happened to a run. The set is closed: every change of a run's state is one of these, handed to
+/// <see cref="RunStateMachine.Apply"/> with the time it happened.
+/// </summary>
+internal abstract record RunInput
+{
+    private protected RunInput()
+    {
+    }
+}
+
+/// <summary>A new run is stored before its resource commits; it starts when <see cref="StartRun"/> follows.</summary>
+internal sealed record PrepareRun : RunInput
+{
+    /// <summary>The one instance.</summary>
+    public static PrepareRun Instance { get; } = new();
+}
+
+/// <summary>The run's trigger committed: it starts, or queues when a concurrency limit applies. Idempotent.</summary>
+/// <param name="TraceParent">The span that started it, remembered as the run's trace; null keeps the stored one.</param>
+internal sealed record StartRun(string? TraceParent) : RunInput;
+
+/// <summary>A prepared run's keepalive asked its resource, which answered: start if the resource names this run, else give up.</summary>
+/// <param name="ResourceStored">Whether the resource exists.</param>
+/// <param name="LastRunId">The run the resource last started.</param>
+/// <param name="TraceParent">The span of the start, if it happens.</param>
+internal sealed record CommitChecked(bool ResourceStored, Guid? LastRunId, string? TraceParent) : RunInput;
+
+/// <summary>Start a Failed, Cancelled or TimedOut run again from what did not succeed.</summary>
+/// <param name="TraceParent">The span of the retry, remembered as the run's trace.</param>
+internal sealed record RetryRun(string? TraceParent) : RunInput;
+
+/// <summary>Cancel the run; refused when it already ended.</summary>
+/// <param name="Reason">Why; empty means "cancelled".</param>
+internal sealed record CancelRun(string Reason) : RunInput;
+
+/// <summary>The run's admission queue gave it a slot.</summary>
+internal sealed record SlotGranted : RunInput
+{
+    /// <summary>The one instance.</summary>
+    public static SlotGranted Instance { get; } = new();
+}
+
+/// <summary>A newer run of the concurrency group replaces this one.</summary>
+/// <param name="By">The newer run.</param>
+internal sealed record Superseded(Guid By) : RunInput;
+
+/// <summary>Driver results, applied together and stored by one write (group commit).</summary>
+/// <param name="Results">The results, in arrival order; the decision has one outcome per result.</param>
+internal sealed record ApplyResults(IReadOnlyList<DriverResultInput> Results) : RunInput;
+
+/// <summary>The run's timer fired: due times (attempt deadlines, retry backoff, the run deadline) are applied.</summary>
+internal sealed record Tick : RunInput
+{
+    /// <summary>The one instance.</summary>
+    public static Tick Instance { get; } = new();
+}
+
+/// <summary>The run's durable keepalive fired: whatever the run waits for is asked for again.</summary>
+internal sealed record KeepAliveTick : RunInput
+{
+    /// <summary>The one instance.</summary>
+    public static KeepAliveTick Instance { get; } = new();
+}
+
+/// <summary>
+/// The connection to NATS was re-opened since the run last looked: a restarted server can lose the writes it
+/// acknowledged just before it stopped, so recent dispatches go out again.
+/// </summary>
+internal sealed record Reconnected : RunInput
+{
+    /// <summary>The one instance.</summary>
+    public static Reconnected Instance { get; } = new();
+}
+
+/// <summary>What became of the <see cref="DispatchStep"/> effects of a decision.</summary>
+/// <param name="Reports">One per dispatch.</param>
+internal sealed record DispatchesSettled(IReadOnlyList<DispatchReport> Reports) : RunInput;
+
+/// <summary>What became of one dispatch.</summary>
+/// <param name="Step">Step id.</param>
+/// <param name="Attempt">Attempt number.</param>
+/// <param name="Sequence">JetStream stream sequence when the message was stored; null when it was not (no consumer, or a fault).</param>
+/// <param name="At">When JetStream confirmed it.</param>
+internal readonly record struct DispatchReport(string Step, int Attempt, ulong? Sequence, DateTimeOffset At);
+
+/// <summary>The first <paramref name="Count"/> events of the outbox were published.</summary>
+/// <param name="Count">How many.</param>
+internal sealed record EventsPublished(int Count) : RunInput;
+
+/// <summary>The listing index now files the run under <paramref name="Status"/>.</summary>
+/// <param name="Status">The status written.</param>
+internal sealed record IndexSynced(RunStatus Status) : RunInput;

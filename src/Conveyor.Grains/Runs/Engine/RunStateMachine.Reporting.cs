@@ -1,0 +1,121 @@
+using Conveyor.Contracts;
+using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Events;
+
+namespace Conveyor.Grains.Runs.Engine;
+
+/// <summary>
+/// What the run tells the outside world about its transitions: metrics and CDEvents. Both come from one comparison of
+/// the state about to be stored with what was last reported (markers kept in the state itself), so every transition
+/// path — start, results, timers, cancel, retry — is covered without a hook of its own, a transition is reported once
+/// however many times the run is reloaded, and its events are in the same write as the transition (the outbox).
+/// </summary>
+internal sealed partial class RunStateMachine
+{
+    /// <summary>Records what changed since the last report; runs at the end of every decision that stores the state.</summary>
+    private void CollectTransitions(DateTimeOffset now)
+    {
+        var emit = _options.EmitEvents;
+        var ns = Run.Plan.Namespace;
+        var pipeline = Run.Plan.Pipeline.Name;
+        var newRunAttempt = Run.ReportedRunAttempt != Run.RunAttempt;
+        var reported = newRunAttempt ? null : Run.ReportedStatus;
+
+        // The run's first write, whatever status it is stored with (a triggered run may be stored Queued or Running).
+        if (Run.ReportedStatus is null && emit)
+        {
+            AddRunEvent(CDEvents.PipelineRunQueued, "queued", Run.CreatedAt, outcome: null, errors: null);
+        }
+
+        if (Run.StartedAt is not null && Run.Status is not (RunStatus.Pending or RunStatus.Queued) && reported is null or RunStatus.Pending or RunStatus.Queued)
+        {
+            Report(new RunStartedReport(ns, pipeline));
+            if (emit)
+            {
+                AddRunEvent(CDEvents.PipelineRunStarted, "started", now, outcome: null, errors: null);
+            }
+        }
+
+        // Only a step changed since the last write can hold an unreported attempt.
+        foreach (var step in _dirty)
+        {
+            foreach (var attempt in step.Attempts)
+            {
+                if (attempt.StartReported && attempt.FinishReported)
+                {
+                    continue;
+                }
+
+                var driver = _graph.Spec(step).Driver;
+                if (!attempt.StartReported)
+                {
+                    attempt.StartReported = true;
+                    if (emit)
+                    {
+                        AddTaskEvent(step.Id, attempt, driver, CDEvents.TaskRunStarted, "started", attempt.DispatchedAt, null, null);
+                    }
+                }
+
+                if (attempt.FinishedAt is { } finishedAt && !attempt.FinishReported)
+                {
+                    attempt.FinishReported = true;
+                    var status = attempt.Success == true ? StepStatus.Succeeded
+                        : attempt.TimedOut ? StepStatus.TimedOut
+                        : attempt.Success is null ? StepStatus.Cancelled
+                        : StepStatus.Failed;
+                    Report(new StepFinishedReport(driver, status, finishedAt - attempt.DispatchedAt));
+                    if (emit)
+                    {
+                        AddTaskEvent(
+                            step.Id, attempt, driver, CDEvents.TaskRunFinished, "finished", finishedAt, CDEvents.Outcome(status),
+                            status == StepStatus.Succeeded ? null : attempt.Message);
+                    }
+                }
+            }
+        }
+
+        if (Run.Status.IsTerminal() && (reported is null || !reported.Value.IsTerminal()))
+        {
+            var status = Run.Status;
+            Report(new RunFinishedReport(ns, pipeline, status));
+            if (emit)
+            {
+                AddRunEvent(
+                    CDEvents.PipelineRunFinished, "finished", Run.FinishedAt ?? now, CDEvents.Outcome(status),
+                    status == RunStatus.Succeeded ? null : Run.Message);
+            }
+        }
+
+        Run.ReportedStatus = Run.Status;
+        Run.ReportedRunAttempt = Run.RunAttempt;
+    }
+
+    // The outbox holds what an event says, not its JSON: it is stored with the transition, and the JSON (about 1 KB)
+    // is built once, as it is published.
+    private void AddRunEvent(string type, string transition, DateTimeOffset at, string? outcome, string? errors) =>
+        Run.Outbox.Add(RunEvent($"{Run.RunId}:{Run.RunAttempt}:pipelinerun.{transition}", type, at, outcome, errors));
+
+    private void AddTaskEvent(string step, AttemptState attempt, string driver, string type, string transition, DateTimeOffset at, string? outcome, string? errors)
+    {
+        var e = RunEvent($"{Run.RunId}:{step}:{attempt.Number}:taskrun.{transition}", type, at, outcome, errors);
+        e.Step = step;
+        e.Attempt = attempt.Number;
+        e.Driver = driver;
+        Run.Outbox.Add(e);
+    }
+
+    /// <summary>An outbox entry with what every event of this run carries.</summary>
+    private OutboxEvent RunEvent(string id, string type, DateTimeOffset at, string? outcome, string? errors) => new()
+    {
+        Id = id,
+        Type = type,
+        Namespace = Run.Plan.Namespace,
+        At = at,
+        RunId = Run.RunId,
+        Pipeline = Run.Plan.Pipeline.Name,
+        Url = _options.EventsBaseUrl is { Length: > 0 } b ? $"{b.TrimEnd('/')}/namespaces/{Run.Plan.Namespace}/runs/{Run.RunId}" : null,
+        Outcome = outcome,
+        Errors = errors,
+        RunAttempt = Run.RunAttempt,
+    };
+}

@@ -1,0 +1,52 @@
+using Conveyor.Grains.Events;
+using Conveyor.Grains.Flow;
+using Conveyor.Grains.Nats;
+using Conveyor.Grains.Runs.Engine;
+using Conveyor.Grains.Security;
+using Conveyor.Grains.Telemetry;
+using Microsoft.Extensions.Options;
+
+namespace Conveyor.Grains.Runs;
+
+/// <summary>
+/// What a run grain does its I/O with, and the settings its state machine decides with (built once per silo, not
+/// once per run).
+/// </summary>
+internal sealed class RunServices(
+    IRunStore store,
+    IRunIndex index,
+    DriverDispatcher dispatcher,
+    CDEventPublisher events,
+    ConveyorMetrics metrics,
+    SecretProtector secrets,
+    TimeProvider time,
+    IOptions<RunEngineOptions> engine,
+    IOptions<FlowControlOptions> flow)
+{
+    public IRunStore Store => store;
+
+    public IRunIndex Index => index;
+
+    public DriverDispatcher Dispatcher => dispatcher;
+
+    public CDEventPublisher Events => events;
+
+    public ConveyorMetrics Metrics => metrics;
+
+    public SecretProtector Secrets => secrets;
+
+    public TimeProvider Time => time;
+
+    /// <summary>Period of the durable reminder that wakes a run whose silo died.</summary>
+    public TimeSpan KeepAlivePeriod { get; } = engine.Value.KeepAlivePeriod;
+
+    /// <summary>The state machine's settings.</summary>
+    public RunMachineOptions Machine { get; } = new()
+    {
+        Flow = flow.Value,
+        DriverWaitInterval = dispatcher.Options.DriverWaitInterval,
+        RepublishWindow = JetStreamTopology.MessagesDuplicateWindow - TimeSpan.FromSeconds(15),
+        EmitEvents = events.Options.Enabled,
+        EventsBaseUrl = events.Options.BaseUrl,
+    };
+}
