@@ -151,8 +151,7 @@ public sealed record WebhookDto
     [JsonPropertyName("priority")] public int? Priority { get; init; }
 
     /// <summary>Accept only timestamped signatures (<c>X-Conveyor-Timestamp</c>, <c>X-Conveyor-Signature-256</c>).</summary>
-    [JsonPropertyName("requireTimestamp")]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    [JsonPropertyName("requireTimestamp"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public bool RequireTimestamp { get; init; }
 
     /// <summary>The hook's path (output only).</summary>
@@ -233,8 +232,7 @@ public sealed record PipelineDto
     public IReadOnlyList<WebhookDto?>? Webhooks { get; init; }
 
     /// <summary>The step <c>params</c> keys a manual trigger may set (none when absent).</summary>
-    [JsonPropertyName("overridableParams")]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    [JsonPropertyName("overridableParams"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<string>? OverridableParams { get; init; }
 
     /// <summary>Server-assigned revision (output only).</summary>
@@ -367,18 +365,15 @@ public sealed record RunDto
     public string? TriggerId { get; init; }
 
     /// <summary>The API key (id) that started the run, when one did.</summary>
-    [JsonPropertyName("triggeredBy")]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    [JsonPropertyName("triggeredBy"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? TriggeredBy { get; init; }
 
     /// <summary>The API key (id) that cancelled the run, when one did.</summary>
-    [JsonPropertyName("cancelledBy")]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    [JsonPropertyName("cancelledBy"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? CancelledBy { get; init; }
 
     /// <summary>The API key (id) that last retried the run, when one did.</summary>
-    [JsonPropertyName("retriedBy")]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    [JsonPropertyName("retriedBy"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? RetriedBy { get; init; }
 
     /// <summary>Run parameters given by the trigger, merged over each step's <c>params</c>.</summary>
