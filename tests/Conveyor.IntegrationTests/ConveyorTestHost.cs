@@ -113,7 +113,7 @@ public sealed class ConveyorTestHost : IAsyncDisposable
             }
             catch (InvalidOperationException)
             {
-                // A host refused before its silo started cannot stop the silo either; the start's failure is the one to report.
+                // A silo whose start failed refuses to stop ("not in the Running state"); the start failure is the news.
             }
             finally
             {

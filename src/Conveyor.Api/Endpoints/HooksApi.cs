@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using Conveyor.Client;
 using Conveyor.Api.Http;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Resources;
@@ -17,24 +18,6 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 
 namespace Conveyor.Api.Endpoints;
-
-/// <summary>The answer to a webhook delivery.</summary>
-public sealed record WebhookRunDto
-{
-    /// <summary>The run the delivery started (or started earlier, for a redelivery).</summary>
-    [JsonPropertyName("runid")] public Guid RunId { get; init; }
-
-    /// <summary>The run's status now.</summary>
-    [JsonPropertyName("status")] public string Status { get; init; } = "";
-
-    /// <summary>False for a redelivery: nothing new was started.</summary>
-    [JsonPropertyName("created")] public bool Created { get; init; }
-
-    /// <summary>The delivery id the run was keyed by, if the sender gave one.</summary>
-    [JsonPropertyName("delivery")]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public string? Delivery { get; init; }
-}
 
 /// <summary>
 /// Webhooks: <c>POST /hooks/{namespace}/{pipeline}/{hook}</c>, authenticated by nothing but an HMAC-SHA256 under the
@@ -55,7 +38,7 @@ public static class HooksApi
 
     /// <summary>Maps the route; it allows anonymous callers, since the signature is its authentication.</summary>
     public static RouteHandlerBuilder MapHooksApi(this IEndpointRouteBuilder routes) =>
-        routes.MapPost("/hooks/{namespace}/{pipeline}/{hook}", Deliver)
+        routes.MapPost("/hooks/{namespace}/{pipeline}/{hook}", Deliver).Accepts<JsonElement>("application/json")
             .WithTags("Webhooks")
             .WithName("DeliverWebhook")
             .WithSummary("Start a run from a signed webhook delivery; redeliveries and replays are idempotent")
@@ -68,7 +51,7 @@ public static class HooksApi
     /// that does not map to a valid resource; 429 beyond the hook's rate limit, or for an address that keeps failing.
     /// Nothing is stored on rejection, and nothing is read before the hook is known.
     /// </summary>
-    public static async Task<Results<Accepted<WebhookRunDto>, Ok<WebhookRunDto>, ProblemHttpResult>> Deliver(
+    public static async Task<Results<Accepted<WebhookRunResponse>, Ok<WebhookRunResponse>, ProblemHttpResult>> Deliver(
         string pipeline, string hook, RunLauncher launcher, [AsParameters] ApiContext api)
     {
         var services = api.Http.RequestServices;
@@ -169,7 +152,7 @@ public static class HooksApi
             }
         }
 
-        var dto = new WebhookRunDto { RunId = runId, Status = run.Status.ToString(), Created = created, Delivery = delivery };
+        var dto = new WebhookRunResponse { RunId = runId, Status = run.Status, Created = created, Delivery = delivery };
         return created
             ? TypedResults.Accepted($"{api.Settings.Prefix}/namespaces/{ns}/runs/{runId}", dto)
             : TypedResults.Ok(dto);

@@ -1,4 +1,5 @@
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Catalog;
 using Conveyor.Grains.Security;
 using Conveyor.Grains.Triggers;
 using Microsoft.Extensions.Logging;
@@ -34,6 +35,7 @@ internal sealed class PipelineState
 internal sealed partial class PipelineGrain(
     [PersistentState("pipeline", ConveyorStorage.Name)] IPersistentState<PipelineState> state,
     IGrainFactory grains,
+    IObjectCatalog catalog,
     SecretProtector protector,
     TimeProvider time,
     ILogger<PipelineGrain> logger) : Grain, IPipelineGrain
@@ -50,6 +52,12 @@ internal sealed partial class PipelineGrain(
     /// <inheritdoc />
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        // Lists what this activation serves, also when it was stored before listings existed.
+        if (state.State.Pipeline is { } pipeline)
+        {
+            await catalog.AddAsync(CatalogEntry.Pipeline(Namespace, pipeline));
+        }
+
         try
         {
             await MoveLegacyWebhookSecretsAsync();
@@ -63,16 +71,38 @@ internal sealed partial class PipelineGrain(
     }
 
     /// <inheritdoc />
-    public async Task<PipelineSpec> PutAsync(PipelineSpec pipeline)
+    public async Task<PipelineSpec?> RepairCatalogAsync(string? staleResourceType)
     {
-        PipelineValidator.ValidateAndNormalize(pipeline);
-        var ns = Namespace;
-        if (!string.Equals(pipeline.Name, PipelineName, StringComparison.Ordinal))
+        var current = state.State.Pipeline;
+        if (current is null)
         {
-            throw new ConveyorValidationException("name", $"'name' ({pipeline.Name}) does not match the name in the URL ({PipelineName}).");
+            await catalog.RemoveAsync(new CatalogEntry(Namespace, CatalogKind.Pipeline, this.GetPrimaryKeyString().Split('/')[^1], staleResourceType));
+            return null;
         }
 
-        var definition = await grains.GetGrain<IResourceDefinitionGrain>(Names.DefinitionKey(ns, pipeline.ResourceType)).GetAsync();
+        await catalog.AddAsync(CatalogEntry.Pipeline(Namespace, current));
+        if (staleResourceType is not null && staleResourceType != current.ResourceType)
+        {
+            await catalog.RemoveFilterAsync(new CatalogEntry(Namespace, CatalogKind.Pipeline, current.Name, staleResourceType));
+        }
+
+        return current;
+    }
+
+    /// <inheritdoc />
+    public async Task<PipelineSpec> PutAsync(PipelineSpec pipeline) => (await ApplyAsync(pipeline)).Value;
+
+    /// <inheritdoc />
+    public async Task<WriteResult<PipelineSpec>> ApplyAsync(PipelineSpec pipeline)
+    {
+        PipelineValidator.ValidateAndNormalize(pipeline);
+        var parts = Names.SplitKey(this.GetPrimaryKeyString());
+        if (!string.Equals(pipeline.Name, parts[^1], StringComparison.Ordinal))
+        {
+            throw new ConveyorValidationException("name", $"'name' ({pipeline.Name}) does not match the name in the URL ({parts[^1]}).");
+        }
+
+        var definition = await grains.GetGrain<IResourceDefinitionGrain>(Names.DefinitionKey(parts[0], pipeline.ResourceType)).GetAsync();
         if (definition is null)
         {
             throw new ConveyorNotFoundException($"resource definition with name {pipeline.ResourceType} not found");
@@ -90,7 +120,7 @@ internal sealed partial class PipelineGrain(
                     var unknown = pipeline.Steps[i].Secrets.Where(missing.Contains).ToArray();
                     if (unknown.Length > 0)
                     {
-                        errors[$"steps[{i}].secrets"] = unknown.Select(n => $"secret {n} not found in namespace {ns}").ToArray();
+                        errors[$"steps[{i}].secrets"] = unknown.Select(n => $"secret {n} not found in namespace {parts[0]}").ToArray();
                     }
                 }
 
@@ -98,7 +128,20 @@ internal sealed partial class PipelineGrain(
             }
         }
 
+        // Keys go to the namespace's secrets first: the pipeline compared and stored below holds none, so a write that
+        // only changes a hook's key stores that key and leaves the pipeline unchanged.
         await StoreWebhookSecretsAsync(pipeline);
+        var previous = state.State.Pipeline;
+        if (previous is not null && SameContent.Pipeline(previous, pipeline))
+        {
+            // Nothing to store. What a write that died half-way could have left undone is done again (both idempotent).
+            await catalog.AddAsync(CatalogEntry.Pipeline(parts[0], previous));
+            state.State.ScheduleSyncPending |= previous.Schedules.Count > 0;
+            await SyncSchedulesOrRetryAsync();
+            return new WriteResult<PipelineSpec> { Value = previous, Unchanged = true };
+        }
+
+        await catalog.AddAsync(CatalogEntry.Pipeline(parts[0], pipeline));
         pipeline.Revision = state.State.LastRevision + 1;
         pipeline.UpdatedAt = time.GetUtcNow();
         state.State.Pipeline = pipeline;
@@ -106,9 +149,14 @@ internal sealed partial class PipelineGrain(
         state.State.ScheduleSyncPending = pipeline.Schedules.Count > 0 || state.State.HadSchedules;
         state.State.HadSchedules |= pipeline.Schedules.Count > 0;
         await state.WriteStateAsync();
+        if (previous is not null && previous.ResourceType != pipeline.ResourceType)
+        {
+            await catalog.RemoveFilterAsync(CatalogEntry.Pipeline(parts[0], previous));
+        }
+
         await SyncSchedulesOrRetryAsync();
         await DropRemovedWebhookSecretsAsync(pipeline.Webhooks.Select(h => h.Name).ToList());
-        return pipeline;
+        return new WriteResult<PipelineSpec> { Value = pipeline };
     }
 
     /// <inheritdoc />
@@ -139,7 +187,7 @@ internal sealed partial class PipelineGrain(
     /// <inheritdoc />
     public async Task<bool> DeleteAsync()
     {
-        if (state.State.Pipeline is null)
+        if (state.State.Pipeline is not { } previous)
         {
             // A delete whose schedule sync failed answered an error; its repeat finishes the sync.
             await SyncSchedulesIfPendingAsync();
@@ -149,6 +197,7 @@ internal sealed partial class PipelineGrain(
         state.State.Pipeline = null;
         state.State.ScheduleSyncPending = state.State.HadSchedules;
         await state.WriteStateAsync();
+        await catalog.RemoveAsync(CatalogEntry.Pipeline(Namespace, previous));
         await SyncSchedulesOrRetryAsync();
         await DropRemovedWebhookSecretsAsync([]);
         return true;
