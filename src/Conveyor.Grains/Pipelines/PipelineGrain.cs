@@ -129,10 +129,10 @@ internal sealed partial class PipelineGrain(
         }
 
         // Keys go to the namespace's secrets first: the pipeline compared and stored below holds none, so a write that
-        // only changes a hook's key stores that key and leaves the pipeline unchanged.
-        await StoreWebhookSecretsAsync(pipeline);
+        // only changes a hook's key is still a change (a new revision) although the stored pipeline looks the same.
+        var keyChanged = await StoreWebhookSecretsAsync(pipeline);
         var previous = state.State.Pipeline;
-        if (previous is not null && SameContent.Pipeline(previous, pipeline))
+        if (previous is not null && !keyChanged && SameContent.Pipeline(previous, pipeline))
         {
             // Nothing to store. What a write that died half-way could have left undone is done again (both idempotent).
             await catalog.AddAsync(CatalogEntry.Pipeline(parts[0], previous));
@@ -250,7 +250,7 @@ internal sealed partial class PipelineGrain(
     /// keeps the stored one (keys are write-only, so a read-modify-write carries none). A new hook needs one of at
     /// least <see cref="PipelineValidator.MinWebhookSecretLength"/> characters.
     /// </summary>
-    private async Task StoreWebhookSecretsAsync(PipelineSpec pipeline)
+    private async Task<bool> StoreWebhookSecretsAsync(PipelineSpec pipeline)
     {
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
         for (var i = 0; i < pipeline.Webhooks.Count; i++)
@@ -280,11 +280,14 @@ internal sealed partial class PipelineGrain(
             throw new ConveyorConflictException("webhook secrets are stored encrypted, and secrets are not configured on this server: set Conveyor:Secrets:Key (32 random bytes, base64)");
         }
 
+        var changed = false;
         foreach (var hook in pipeline.Webhooks.Where(h => h.Secret.Length > 0))
         {
-            await Secrets.PutWebhookSecretAsync(PipelineName, hook.Name, hook.Secret);
+            changed |= await Secrets.PutWebhookSecretAsync(PipelineName, hook.Name, hook.Secret);
             hook.Secret = "";
         }
+
+        return changed;
     }
 
     private async Task DropRemovedWebhookSecretsAsync(List<string> keep)

@@ -29,8 +29,11 @@ internal interface ISecretsGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task<Dictionary<string, string>> ResolveAsync(List<string> names);
 
-    /// <summary>Stores the HMAC key of webhook <paramref name="hook"/> of <paramref name="pipeline"/> (encrypted; never listed).</summary>
-    Task PutWebhookSecretAsync(string pipeline, string hook, string value);
+    /// <summary>
+    /// Stores the HMAC key of webhook <paramref name="hook"/> of <paramref name="pipeline"/> (encrypted; never listed);
+    /// false when it already was that key.
+    /// </summary>
+    Task<bool> PutWebhookSecretAsync(string pipeline, string hook, string value);
 
     /// <summary>The webhook's HMAC key, or null when none is stored.</summary>
     [ReadOnly]
@@ -175,14 +178,14 @@ internal sealed class SecretsGrain(
     }
 
     /// <inheritdoc />
-    public async Task PutWebhookSecretAsync(string pipeline, string hook, string value)
+    public async Task<bool> PutWebhookSecretAsync(string pipeline, string hook, string value)
     {
         ArgumentException.ThrowIfNullOrEmpty(value);
         var slot = WebhookSlot(pipeline, hook);
         var record = state.State.Webhooks.GetValueOrDefault(slot);
         if (record is not null && protector.Decrypt(Namespace, slot, record.Ciphertext, record.KeyId) == value)
         {
-            return;
+            return false;
         }
 
         var sealedValue = protector.Encrypt(Namespace, slot, value);
@@ -194,6 +197,7 @@ internal sealed class SecretsGrain(
             Version = (record?.Version ?? 0) + 1,
         };
         await state.WriteStateAsync();
+        return true;
     }
 
     /// <inheritdoc />
