@@ -38,7 +38,7 @@ public sealed class ClusterFixture : IAsyncLifetime
     }
 
     /// <summary>The fault-injecting wrapper around the silo's real run store.</summary>
-    public FaultyRunStore Storage => (FaultyRunStore)Cluster.Silos[0].ServiceProvider.GetRequiredService<IRunStore>();
+    internal FaultyRunStore Storage => (FaultyRunStore)Cluster.Silos[0].ServiceProvider.GetRequiredService<IRunStore>();
 
     /// <summary>Signals results queued in run grains.</summary>
     public ResultArrivals Arrivals => Cluster.Silos[0].ServiceProvider.GetRequiredService<ResultArrivals>();

@@ -7,7 +7,7 @@ namespace Conveyor.Grains.Tests;
 /// Wraps the silo's real run store and, when armed, holds the next write of one run until the test releases it,
 /// then lets it through or fails it as a Redis outage does: the write lost, or stored with its reply lost.
 /// </summary>
-public sealed class FaultyRunStore(IRunStore inner) : IRunStore
+internal sealed class FaultyRunStore(IRunStore inner) : IRunStore
 {
     /// <summary>The real store.</summary>
     public IRunStore Inner => inner;

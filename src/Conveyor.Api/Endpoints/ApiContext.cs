@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Conveyor.Api.Endpoints;
 
 /// <summary>What every Conveyor handler needs: the grain factory, the HTTP context and the API options.</summary>
-public readonly struct ApiContext
+internal readonly struct ApiContext
 {
     /// <summary>Creates the context (bound by <c>[AsParameters]</c>).</summary>
     public ApiContext(IGrainFactory grains, HttpContext http, ConveyorApiSettings settings)

@@ -25,7 +25,7 @@ namespace Conveyor.Api.Endpoints;
 /// <c>X-Conveyor-Signature-256</c> over <c>&lt;X-Conveyor-Timestamp&gt;.&lt;body&gt;</c>, which a replay cannot reuse
 /// once the timestamp is outside the tolerance window.
 /// </summary>
-public static class HooksApi
+internal static class HooksApi
 {
     /// <summary>GitHub's signature header: <c>sha256=</c> + hex HMAC-SHA256 of the body.</summary>
     public const string SignatureHeader = "X-Hub-Signature-256";

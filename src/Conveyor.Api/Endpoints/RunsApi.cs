@@ -18,7 +18,7 @@ using System.Text.Json;
 namespace Conveyor.Api.Endpoints;
 
 /// <summary>Runs: what the original lacks. A run is a real entity with a status, steps and attempts.</summary>
-public static class RunsApi
+internal static class RunsApi
 {
     private const int DefaultPageSize = 20;
     private const int MaxPageSize = 100;

@@ -9,7 +9,7 @@ using StackExchange.Redis;
 namespace Conveyor.Grains.Catalog;
 
 /// <summary>The kinds of object the catalog lists.</summary>
-public enum CatalogKind
+internal enum CatalogKind
 {
     /// <summary>Resource definitions; member: the name.</summary>
     Definition,
@@ -28,7 +28,7 @@ public enum CatalogKind
 /// <param name="Filter">The value it is also listed under (resource type of a pipeline, pipeline of a resource).</param>
 [GenerateSerializer]
 [Alias("conveyor.CatalogEntry")]
-public sealed record CatalogEntry(
+internal sealed record CatalogEntry(
     [property: Id(0)] string Namespace,
     [property: Id(1)] CatalogKind Kind,
     [property: Id(2)] string Member,
@@ -48,7 +48,7 @@ public sealed record CatalogEntry(
 /// <summary>One page of members, in order, with the cursor of the next page.</summary>
 /// <param name="Members">The members on this page.</param>
 /// <param name="NextCursor">Opaque cursor of the next page; null on the last page.</param>
-public sealed record CatalogPage(IReadOnlyList<string> Members, string? NextCursor);
+internal sealed record CatalogPage(IReadOnlyList<string> Members, string? NextCursor);
 
 /// <summary>
 /// Lists definitions, pipelines and resources of a namespace by name, with a cursor, a name prefix and one filter
@@ -57,7 +57,7 @@ public sealed record CatalogPage(IReadOnlyList<string> Members, string? NextCurs
 /// deleted; a listing asks the grain of an entry that shows nothing (or something else) to repair it, and a grain
 /// re-adds its entry when it activates.
 /// </summary>
-public interface IObjectCatalog
+internal interface IObjectCatalog
 {
     /// <summary>Whether listing is available (it needs Redis).</summary>
     bool IsAvailable { get; }
@@ -80,7 +80,7 @@ public interface IObjectCatalog
 }
 
 /// <summary>The catalog when grain state is not in Redis: listing is unavailable, everything else works.</summary>
-public sealed class NoObjectCatalog : IObjectCatalog
+internal sealed class NoObjectCatalog : IObjectCatalog
 {
     /// <inheritdoc />
     public bool IsAvailable => false;
@@ -104,7 +104,7 @@ public sealed class NoObjectCatalog : IObjectCatalog
 /// (<c>ZRANGEBYLEX</c>): a page, with or without a prefix or filter, costs O(log n + page size) whatever the number
 /// of objects. Names are DNS labels, so <c>/</c> never occurs in one and <c>{type}/</c> is an exact prefix.
 /// </summary>
-public sealed class RedisObjectCatalog(ConveyorRedis redis, IOptions<ClusterOptions> cluster, TransientFaults faults) : IObjectCatalog
+internal sealed class RedisObjectCatalog(ConveyorRedis redis, IOptions<ClusterOptions> cluster, TransientFaults faults) : IObjectCatalog
 {
     private readonly string _prefix = $"conveyor:{cluster.Value.ServiceId}:";
     private readonly ConveyorRedis _redis = redis;
@@ -205,7 +205,7 @@ public sealed class RedisObjectCatalog(ConveyorRedis redis, IOptions<ClusterOpti
 }
 
 /// <summary>The opaque cursor of a catalog listing: the last member shown, base64url-encoded.</summary>
-public static class CatalogCursor
+internal static class CatalogCursor
 {
     /// <summary>The cursor after <paramref name="member"/>.</summary>
     public static string Format(string member) =>

@@ -13,7 +13,7 @@ namespace Conveyor.Grains.Events;
 /// <see cref="CDEventsOptions.HttpSinkMaxAttempts"/> tries with a short backoff. A slow or dead sink delays only the
 /// sink's own queue, never a run.
 /// </summary>
-public sealed partial class CDEventHttpSink : BackgroundService
+internal sealed partial class CDEventHttpSink : BackgroundService
 {
     private readonly CDEventsOptions _options;
     private readonly ILogger<CDEventHttpSink> _logger;

@@ -13,7 +13,7 @@ namespace Conveyor.Grains.Events;
 /// <c>conveyor.cdevents.{namespace}</c> (with <c>Nats-Msg-Id</c> = the event id, so a re-publish after a crash is
 /// de-duplicated), then hands each to the optional HTTP sink, which never makes the caller wait.
 /// </summary>
-public sealed class CDEventPublisher(DriverDispatcher dispatcher, IOptions<CDEventsOptions> options, CDEventHttpSink sink)
+internal sealed class CDEventPublisher(DriverDispatcher dispatcher, IOptions<CDEventsOptions> options, CDEventHttpSink sink)
 {
     /// <summary>Options in force.</summary>
     public CDEventsOptions Options { get; } = options.Value;

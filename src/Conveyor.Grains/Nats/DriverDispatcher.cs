@@ -10,7 +10,7 @@ using NATS.Client.JetStream;
 namespace Conveyor.Grains.Nats;
 
 /// <summary>Outcome of a dispatch.</summary>
-public enum DispatchOutcome
+internal enum DispatchOutcome
 {
     /// <summary>JetStream stored the message (or recognised it as a duplicate of one it stored).</summary>
     Published = 0,
@@ -25,7 +25,7 @@ public enum DispatchOutcome
 /// <summary>What became of a dispatch, and the message's stream sequence when it was stored.</summary>
 /// <param name="Outcome">Published, or no consumer.</param>
 /// <param name="Sequence">JetStream stream sequence of the stored message (0 when not published).</param>
-public readonly record struct DispatchResult(DispatchOutcome Outcome, ulong Sequence);
+internal readonly record struct DispatchResult(DispatchOutcome Outcome, ulong Sequence);
 
 /// <summary>One attempt of a pipeline step on its way to its driver.</summary>
 /// <param name="RunId">The run.</param>
@@ -34,7 +34,7 @@ public readonly record struct DispatchResult(DispatchOutcome Outcome, ulong Sequ
 /// <param name="Driver">The step's driver.</param>
 /// <param name="ResourceType">The run's resource type (with the driver, it names the subject).</param>
 /// <param name="Message">The message, built (step token included) by the run.</param>
-public sealed record StepDispatch(Guid RunId, string Step, int Attempt, string Driver, string ResourceType, DriverMessage Message)
+internal sealed record StepDispatch(Guid RunId, string Step, int Attempt, string Driver, string ResourceType, DriverMessage Message)
 {
     /// <summary>The W3C <c>traceparent</c> the driver continues, or null.</summary>
     public string? TraceParent { get; init; }
@@ -49,7 +49,7 @@ public sealed record StepDispatch(Guid RunId, string Step, int Attempt, string D
 /// discarded at once, which is how the original loses steps silently. Transient NATS faults (a restart, JetStream
 /// not ready yet) are retried a few times with jittered backoff before the caller sees them.
 /// </summary>
-public sealed partial class DriverDispatcher(
+internal sealed partial class DriverDispatcher(
     INatsConnection connection,
     IOptions<ConveyorNatsOptions> options,
     TimeProvider timeProvider,

@@ -4,7 +4,7 @@ namespace Conveyor.Grains.Nats;
 /// What is wrong with the engine's JetStream streams as the silo last found them (e.g. a cluster that cannot place
 /// the configured replicas); empty when they are as configured. Readiness reports it.
 /// </summary>
-public sealed class JetStreamStatus
+internal sealed class JetStreamStatus
 {
     private volatile IReadOnlyList<string> _problems = [];
 

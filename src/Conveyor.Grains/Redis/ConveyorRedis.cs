@@ -13,7 +13,7 @@ namespace Conveyor.Grains.Runs;
 /// connection string (<c>serviceName=…</c>) it follows failovers; with <see cref="ReplicaAcks"/> above 0, a write
 /// made through <see cref="WriteAsync{TState, TResult}"/> counts only once that many replicas hold it.
 /// </summary>
-public sealed partial class ConveyorRedis : IAsyncDisposable
+internal sealed partial class ConveyorRedis : IAsyncDisposable
 {
     private static readonly TimeSpan CheckCacheTime = TimeSpan.FromSeconds(5);
     private readonly ConfigurationOptions _options;
@@ -283,4 +283,4 @@ public sealed partial class ConveyorRedis : IAsyncDisposable
 }
 
 /// <summary>A write that Redis did not confirm on enough replicas: it may be lost by a failover, so it counts as failed.</summary>
-public sealed class RedisReplicationException(string message) : RedisException(message);
+internal sealed class RedisReplicationException(string message) : RedisException(message);

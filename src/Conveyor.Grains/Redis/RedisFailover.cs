@@ -10,7 +10,7 @@ namespace Conveyor.Grains.Runs;
 /// restored, or a write is refused by a demoted primary (<c>READONLY</c>), the roles of every node are re-read until a
 /// writable primary is connected again.
 /// </summary>
-public static partial class RedisFailover
+internal static partial class RedisFailover
 {
     private static readonly TimeSpan RetryPeriod = TimeSpan.FromMilliseconds(500);
 

@@ -13,7 +13,7 @@ namespace Conveyor.Grains.Resilience;
 /// (a rejected request, a bug) surfaces at once. Every caller also has an outer recovery (the run's timer re-publishes,
 /// JetStream redelivers a result), so a bounded inner retry is enough.
 /// </summary>
-public sealed partial class TransientFaults
+internal sealed partial class TransientFaults
 {
     /// <summary>Creates the pipelines.</summary>
     public TransientFaults(ILogger<TransientFaults> logger, TransientFaultOptions? options = null)

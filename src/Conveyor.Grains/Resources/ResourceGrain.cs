@@ -12,7 +12,7 @@ namespace Conveyor.Grains.Resources;
 /// <summary>Stored state of a resource.</summary>
 [GenerateSerializer]
 [Alias("conveyor.ResourceState")]
-public sealed class ResourceState
+internal sealed class ResourceState
 {
     /// <summary>The current resource; null when deleted or never created.</summary>
     [Id(0)] public ResourceData? Current { get; set; }
@@ -31,7 +31,7 @@ public sealed class ResourceState
 }
 
 /// <summary>A resource: validated against its definition's schema, versioned, and the trigger of pipeline runs.</summary>
-public sealed partial class ResourceGrain(
+internal sealed partial class ResourceGrain(
     [PersistentState("resource", ConveyorStorage.Name)] IPersistentState<ResourceState> state,
     IGrainFactory grains,
     DriverDispatcher dispatcher,

@@ -14,7 +14,7 @@ namespace Conveyor.Grains.Runs;
 /// script. Runs stored whole by the Orleans grain storage of earlier versions are read from there and moved here by
 /// their next write.
 /// </summary>
-public sealed class RedisRunStore(
+internal sealed class RedisRunStore(
     ConveyorRedis redis,
     Serializer serializer,
     IOptions<ClusterOptions> cluster,

@@ -11,14 +11,14 @@ namespace Conveyor.Grains.Runs;
 /// <summary>One page of run ids, newest first.</summary>
 /// <param name="RunIds">The ids on this page.</param>
 /// <param name="NextCursor">Opaque cursor of the next page; null on the last page.</param>
-public sealed record RunPage(IReadOnlyList<Guid> RunIds, string? NextCursor);
+internal sealed record RunPage(IReadOnlyList<Guid> RunIds, string? NextCursor);
 
 /// <summary>
 /// Lists runs by namespace, pipeline and status, newest first, with a cursor. The run grain owns its entries: it adds a
 /// run before storing it (a dangling entry is dropped when a listing finds no run behind it) and moves it between status
 /// sets after each transition (a stale entry is repaired when the grain next activates).
 /// </summary>
-public interface IRunIndex
+internal interface IRunIndex
 {
     /// <summary>Whether listing is available (it needs Redis).</summary>
     bool IsAvailable { get; }
@@ -37,7 +37,7 @@ public interface IRunIndex
 }
 
 /// <summary>The index when grain state is not in Redis: listing is unavailable, runs work without it.</summary>
-public sealed class NoRunIndex : IRunIndex
+internal sealed class NoRunIndex : IRunIndex
 {
     /// <inheritdoc />
     public bool IsAvailable => false;
@@ -60,7 +60,7 @@ public sealed class NoRunIndex : IRunIndex
 /// <see cref="IRunIndex"/> on Redis sorted sets scored by creation time. A page costs O(log n + page size) whatever
 /// the number of runs. Every command is idempotent (set adds and removes), so transient Redis faults are retried.
 /// </summary>
-public sealed class RedisRunIndex(ConveyorRedis redis, IOptions<ClusterOptions> cluster, TransientFaults faults) : IRunIndex
+internal sealed class RedisRunIndex(ConveyorRedis redis, IOptions<ClusterOptions> cluster, TransientFaults faults) : IRunIndex
 {
     private static readonly RunStatus[] AllStatuses = Enum.GetValues<RunStatus>();
     private readonly string _prefix = $"conveyor:{cluster.Value.ServiceId}:";

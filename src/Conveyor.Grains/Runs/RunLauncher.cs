@@ -8,7 +8,7 @@ namespace Conveyor.Grains.Runs;
 /// <param name="Pipeline">The pipeline as it is now (the run keeps this snapshot).</param>
 /// <param name="Resource">The resource as it is now (the run keeps this snapshot).</param>
 /// <param name="Trigger">What started it: <see cref="RunTriggers"/>.</param>
-public sealed record RunRequest(string Namespace, PipelineSpec Pipeline, ResourceData Resource, string Trigger)
+internal sealed record RunRequest(string Namespace, PipelineSpec Pipeline, ResourceData Resource, string Trigger)
 {
     /// <summary>Priority, <see cref="RunPriority.Min"/>–<see cref="RunPriority.Max"/>.</summary>
     public int Priority { get; init; } = RunPriority.Default;
@@ -29,7 +29,7 @@ public sealed record RunRequest(string Namespace, PipelineSpec Pipeline, Resourc
 /// <see cref="PlanAsync"/> (the single place a rule that must hold for every new run belongs), and creates the run.
 /// </summary>
 /// <remarks>Grains call it, so its awaits stay on the caller's context (no <c>ConfigureAwait(false)</c>).</remarks>
-public sealed class RunLauncher(IGrainFactory grains)
+internal sealed class RunLauncher(IGrainFactory grains)
 {
     /// <summary>
     /// Creates and starts the run in one durable step (manual, schedule and webhook triggers, which no other write

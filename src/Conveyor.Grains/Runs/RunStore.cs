@@ -6,12 +6,12 @@ namespace Conveyor.Grains.Runs;
 /// <summary>A run as storage holds it, with the version a conditional write must name.</summary>
 /// <param name="Run">The run.</param>
 /// <param name="Version">Opaque version of what was read; null when the run must be written whole next time.</param>
-public sealed record StoredRun(RunState Run, string? Version);
+internal sealed record StoredRun(RunState Run, string? Version);
 
 /// <summary>What one write of a run stores.</summary>
 /// <param name="Steps">The steps that changed since the last write; null for every step.</param>
 /// <param name="IncludePlan">Whether the (immutable) plan is written too: on the run's first write.</param>
-public sealed record RunChanges(IReadOnlyCollection<StepState>? Steps, bool IncludePlan)
+internal sealed record RunChanges(IReadOnlyCollection<StepState>? Steps, bool IncludePlan)
 {
     /// <summary>Everything: a new run, or one whose stored layout is not known.</summary>
     public static RunChanges All { get; } = new(null, true);
@@ -22,7 +22,7 @@ public sealed record RunChanges(IReadOnlyCollection<StepState>? Steps, bool Incl
 /// activations of one run (a split brain during a silo failure) can never both commit; a conflict or a failed write
 /// surfaces as an exception and the grain reloads what is stored. An implementation may store only what changed.
 /// </summary>
-public interface IRunStore
+internal interface IRunStore
 {
     /// <summary>Reads a run; null when none is stored.</summary>
     Task<StoredRun?> ReadAsync(GrainId grain);
@@ -35,13 +35,13 @@ public interface IRunStore
 }
 
 /// <summary>Storage holds a newer version of the run than the writer read: another activation wrote it.</summary>
-public sealed class RunStoreConflictException(string message) : Exception(message);
+internal sealed class RunStoreConflictException(string message) : Exception(message);
 
 /// <summary>
 /// <see cref="IRunStore"/> over the Orleans grain storage provider <see cref="ConveyorStorage.Name"/>, for hosts that
 /// keep grain state somewhere other than Redis: each write stores the whole run, under the provider's ETag.
 /// </summary>
-public sealed class GrainStorageRunStore(IGrainStorage storage) : IRunStore
+internal sealed class GrainStorageRunStore(IGrainStorage storage) : IRunStore
 {
     /// <summary>The state name runs have always been stored under.</summary>
     public const string StateName = "run";

@@ -70,7 +70,7 @@ internal readonly record struct Ciphertext(byte[] Blob, string KeyId);
 /// drop the old key. Each stored value names its key; a value whose key is missing, or that does not decrypt under
 /// it, is a 409 naming the key — never a 500.
 /// </remarks>
-public sealed partial class SecretProtector
+internal sealed partial class SecretProtector
 {
     /// <summary>Id of <see cref="ConveyorSecretsOptions.Key"/> and of values stored before key ids existed.</summary>
     internal const string DefaultKeyId = "default";

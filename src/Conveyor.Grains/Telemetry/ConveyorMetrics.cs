@@ -12,7 +12,7 @@ namespace Conveyor.Grains.Telemetry;
 /// <c>conveyor.steps.inflight</c> and <c>conveyor.queue.depth</c>. The gauges read what the runs active on this silo
 /// last reported, so each silo reports its own share and a scrape costs one pass over its active runs.
 /// </summary>
-public sealed class ConveyorMetrics : IDisposable
+internal sealed class ConveyorMetrics : IDisposable
 {
     private readonly Meter _meter;
     private readonly Counter<long> _runsStarted;

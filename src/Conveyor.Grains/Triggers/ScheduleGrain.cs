@@ -9,7 +9,7 @@ namespace Conveyor.Grains.Triggers;
 
 /// <summary>The cron schedules of one pipeline. Key: <see cref="Names.PipelineKey"/>.</summary>
 [Alias("conveyor.IScheduleGrain")]
-public interface IScheduleGrain : IGrainWithStringKey
+internal interface IScheduleGrain : IGrainWithStringKey
 {
     /// <summary>Takes the pipeline as just stored (null: deleted) and arms or disarms its schedules.</summary>
     Task SyncAsync(PipelineSpec? pipeline);
@@ -23,7 +23,7 @@ public interface IScheduleGrain : IGrainWithStringKey
 /// <summary>Stored state of a pipeline's schedules.</summary>
 [GenerateSerializer]
 [Alias("conveyor.ScheduleState")]
-public sealed class ScheduleState
+internal sealed class ScheduleState
 {
     /// <summary>The pipeline as last stored, when it has schedules: its snapshot is what scheduled runs execute.</summary>
     [Id(0)] public PipelineSpec? Pipeline { get; set; }
@@ -39,7 +39,7 @@ public sealed class ScheduleState
 /// exists — so a crash, a retry or a second activation during a membership change can repeat the call but never start
 /// a second run for one tick.
 /// </summary>
-public sealed partial class ScheduleGrain(
+internal sealed partial class ScheduleGrain(
     [PersistentState("schedule", ConveyorStorage.Name)] IPersistentState<ScheduleState> state,
     IGrainFactory grains,
     RunLauncher launcher,
