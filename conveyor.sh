@@ -28,6 +28,18 @@ ensure_servers() {
   fi
 }
 
+# The security tests drive a real headless browser (Debian's chromium) against a node without API keys.
+ensure_browser() {
+  have chromium && return 0
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing chromium from Debian packages (for the browser security tests)..."
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "The browser security tests need chromium: sudo apt-get install -y chromium (they fail without it)." >&2
+  fi
+}
+
 ensure_dotnet() {
   command -v dotnet >/dev/null 2>&1 || { echo "The .NET 10 SDK is required (dotnet not found)." >&2; exit 1; }
 }
@@ -44,6 +56,7 @@ case "${1:-}" in
   test)
     shift
     ensure_servers redis-sentinel
+    ensure_browser
     ensure_dotnet
     # The form CI caching examples use (no trailing slash); the build must not depend on the slash.
     export NUGET_PACKAGES="${NUGET_PACKAGES:-$HOME/.nuget/packages}"

@@ -6,7 +6,8 @@ namespace Conveyor.Samples.Shell;
 
 /// <summary>
 /// Runs the step's command with <c>/bin/sh -c</c> and streams every output line into the run's log. The command comes
-/// from the step's <c>params.command</c>, else from the resource's <c>spec.command</c>. The process sees the run
+/// from the step's <c>params.command</c> only — never from the resource, whose spec any operator (or a webhook's
+/// body) can set; keep <c>command</c> out of the pipeline's <c>overridableParams</c> too. The process sees the run
 /// through environment variables (<c>CONVEYOR_RUN_ID</c>, <c>CONVEYOR_STEP</c>, <c>CONVEYOR_ATTEMPT</c>,
 /// <c>CONVEYOR_RESOURCE</c>, <c>CONVEYOR_SPEC</c>, <c>CONVEYOR_INPUTS</c>). Exit code 0 is success; cancellation (the
 /// engine's, or shutdown) kills the whole process tree. A sample: it runs whatever the pipeline says, so give it a
@@ -30,7 +31,7 @@ public sealed class ShellDriver(string name, IReadOnlyCollection<string> resourc
         var command = Command(driverEvent);
         if (command is null)
         {
-            return DriverResult.Fail("no command: set params.command on the step or spec.command on the resource");
+            return DriverResult.Fail("no command: set params.command on the step");
         }
 
         var info = new ProcessStartInfo("/bin/sh")
@@ -108,15 +109,9 @@ public sealed class ShellDriver(string name, IReadOnlyCollection<string> resourc
 
     private static Dictionary<string, string> Labels(string stream) => new(StringComparer.Ordinal) { ["stream"] = stream };
 
-    private static string? Command(DriverEvent driverEvent)
-    {
-        if (driverEvent.Params is { ValueKind: JsonValueKind.Object } p && p.TryGetProperty("command", out var c) && c.ValueKind == JsonValueKind.String)
-        {
-            return c.GetString();
-        }
-
-        return driverEvent.Resource.Spec is { ValueKind: JsonValueKind.Object } spec && spec.TryGetProperty("command", out var s) && s.ValueKind == JsonValueKind.String
-            ? s.GetString()
+    /// <summary>The step's <c>params.command</c>; deliberately nothing else.</summary>
+    public static string? Command(DriverEvent driverEvent) =>
+        driverEvent.Params is { ValueKind: JsonValueKind.Object } p && p.TryGetProperty("command", out var c) && c.ValueKind == JsonValueKind.String
+            ? c.GetString()
             : null;
-    }
 }

@@ -11,9 +11,10 @@ namespace Conveyor.ClusterTests;
 /// </summary>
 public sealed class SiloProcess : DotnetProcess
 {
-    private SiloProcess(string name, int httpPort, IEnumerable<string> arguments)
+    private SiloProcess(string name, int httpPort, int siloPort, IEnumerable<string> arguments)
         : base(name, BuiltAssembly("src/Conveyor.Silo", "conveyor-silo"), arguments)
     {
+        SiloPort = siloPort;
         Address = new Uri($"http://127.0.0.1:{httpPort}");
         Http = new HttpClient { BaseAddress = Address, Timeout = TimeSpan.FromSeconds(60) };
         Http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);
@@ -23,6 +24,9 @@ public sealed class SiloProcess : DotnetProcess
     public const string AdminKey = "cvk_clustertests0001_Q2x1c3RlclRlc3RzQWRtaW5LZXlGb3JDb252ZXlvcjAx";
 
     public Uri Address { get; }
+
+    /// <summary>The Orleans silo-to-silo port the process was given.</summary>
+    public int SiloPort { get; }
 
     public HttpClient Http { get; }
 
@@ -90,13 +94,13 @@ public sealed class SiloProcess : DotnetProcess
     private static async Task<SiloProcess> StartOnceAsync(string name, IDictionary<string, string> settings, TimeSpan? readyWithin)
     {
         var httpPort = ServerProcess.FindFreePort();
+        var siloPort = ServerProcess.FindFreePort();
         var all = new Dictionary<string, string>(settings)
         {
             ["Urls"] = $"http://127.0.0.1:{httpPort}",
-            ["Conveyor:SiloPort"] = ServerProcess.FindFreePort().ToString(CultureInfo.InvariantCulture),
-            ["Conveyor:GatewayPort"] = ServerProcess.FindFreePort().ToString(CultureInfo.InvariantCulture),
+            ["Conveyor:SiloPort"] = siloPort.ToString(CultureInfo.InvariantCulture),
         };
-        var silo = new SiloProcess(name, httpPort, all.Select(kv => $"--{kv.Key}={kv.Value}"));
+        var silo = new SiloProcess(name, httpPort, siloPort, all.Select(kv => $"--{kv.Key}={kv.Value}"));
         try
         {
             await silo.WaitReadyAsync(readyWithin ?? Deadlines.Startup);

@@ -82,7 +82,7 @@ public sealed class ClientRoundTripTests(EngineFixture fx)
              "variables":{"REGION":"eu-west"},"concurrency":2,
              "concurrencyGroup":{"key":"spec.branch","onConflict":"cancel-in-progress"},
              "schedules":[{"name":"nightly","cron":"0 2 * * *","timeZone":"Europe/Berlin","resource":"web","priority":2,"missedFire":"skip"}],
-             "webhooks":[{"name":"push","secret":"hook-secret-1","resource":{"name":"/repository/name","spec.branch":"/ref"},"priority":4}]}
+             "webhooks":[{"name":"push","secret":"hook-secret-1-0123456789abcdefghijklmnop","resource":{"name":"/repository/name","spec.branch":"/ref"},"priority":4}]}
             """;
         await fx.Host.PostJsonAsync("/pipelines", JsonNode.Parse(sent)!);
 
@@ -103,7 +103,7 @@ public sealed class ClientRoundTripTests(EngineFixture fx)
         // The webhook secret, never read, survived the write back: a delivery signed with it is accepted.
         var body = """{"ref":"main","repository":{"name":"web"}}""";
         using var delivery = new HttpRequestMessage(HttpMethod.Post, $"/hooks/default/{type}/push") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-        delivery.Headers.Add("X-Hub-Signature-256", "sha256=" + Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes("hook-secret-1"), Encoding.UTF8.GetBytes(body))));
+        delivery.Headers.Add("X-Hub-Signature-256", "sha256=" + Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes("hook-secret-1-0123456789abcdefghijklmnop"), Encoding.UTF8.GetBytes(body))));
         using var accepted = await fx.Host.Http.SendAsync(delivery);
         Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
     }

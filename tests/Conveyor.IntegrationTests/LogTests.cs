@@ -322,7 +322,8 @@ public sealed class LogTests(EngineFixture fx) : IAsyncLifetime
     public async Task Entries_survive_a_silo_restart()
     {
         var serviceId = EngineFixture.Unique("logs-restart");
-        var runId = Guid.NewGuid().ToString();
+        // Not a UUID: POST /logs refuses UUIDs that name no run (they could be a future run's id).
+        var runId = EngineFixture.Unique("restart-log");
         await using (var first = await ConveyorTestHost.StartAsync(fx.Nats.Url, fx.Redis.ConnectionString, serviceId))
         {
             foreach (var message in new[] { "one", "two", "three" })

@@ -59,11 +59,11 @@ public sealed class NoOpUpdateTests(EngineFixture fx)
         string Hook(string? secret) =>
             $$$"""{"name":"{{{type}}}","resource":"{{{type}}}","steps":[{"id":"s","driver":"d"}],"webhooks":[{"name":"push","resource":{"name":"/n"}"""
             + (secret is null ? "" : $",\"secret\":\"{secret}\"") + "}]}";
-        await SendAsync(HttpMethod.Post, "/pipelines", Hook("first-secret"));
+        await SendAsync(HttpMethod.Post, "/pipelines", Hook("first-secret-0123456789abcdefghijklmn"));
 
         Assert.True(Unchanged((await SendAsync(HttpMethod.Put, $"/pipelines/{type}", Hook(null))).Body));
-        Assert.True(Unchanged((await SendAsync(HttpMethod.Put, $"/pipelines/{type}", Hook("first-secret"))).Body));
-        Assert.False(Unchanged((await SendAsync(HttpMethod.Put, $"/pipelines/{type}", Hook("second-secret"))).Body));
+        Assert.True(Unchanged((await SendAsync(HttpMethod.Put, $"/pipelines/{type}", Hook("first-secret-0123456789abcdefghijklmn"))).Body));
+        Assert.False(Unchanged((await SendAsync(HttpMethod.Put, $"/pipelines/{type}", Hook("second-secret-0123456789abcdefghijklm"))).Body));
     }
 
     [Fact]

@@ -126,7 +126,8 @@ public sealed class RestartTests
         await using var redis = await RedisServerProcess.StartNewAsync();
         var settings = new Dictionary<string, string?> { ["Conveyor:Nats:LogRetention"] = "00:00:02" };
         await using var host = await ConveyorTestHost.StartAsync(nats.Url, redis.ConnectionString, EngineFixture.Unique("retention"), settings);
-        var runId = Guid.NewGuid().ToString();
+        // Not a UUID: POST /logs refuses UUIDs that name no run (they could be a future run's id).
+        var runId = EngineFixture.Unique("retention-log");
         using (var posted = await host.Http.PostAsJsonAsync("/logs", new { runid = runId, driver = "d", pipeline = "", timestamp = "t", message = "short-lived" }))
         {
             Assert.Equal(System.Net.HttpStatusCode.Created, posted.StatusCode);

@@ -29,6 +29,7 @@ public sealed class TriggerTests(EngineFixture fx)
             name = type,
             resource = type,
             steps = new[] { new { id = "build", driver, @params = new { target = "linux", level = 1 } } },
+            overridableParams = new[] { "level", "extra" },
         });
         await fx.Host.PostJsonAsync($"{prefix}/resources", new { name = "web", resource = type, spec = new { image = "nginx" } });
         var raw = await RawDriver.StartAsync(fx.Nats.Url, driver, $"drivers.{driver}.resources.{type}");
@@ -72,6 +73,8 @@ public sealed class TriggerTests(EngineFixture fx)
         await AssertProblem($"/pipelines/{type}/runs", new { resource = "web", priority = 9 }, HttpStatusCode.BadRequest, "'priority' must be between 1 and 5");
         await AssertProblem($"/pipelines/{type}/runs", new { resource = "web", @params = new[] { 1 } }, HttpStatusCode.BadRequest, "'params' must be a JSON object");
         await AssertProblem($"/pipelines/{type}/runs", new { priority = 1 }, HttpStatusCode.BadRequest, "'resource' is required");
+        // Only the params the pipeline lists in overridableParams: a trigger cannot replace the others (a command, a target).
+        await AssertProblem($"/pipelines/{type}/runs", new { resource = "web", @params = new { level = 2, target = "windows" } }, HttpStatusCode.BadRequest, "does not let a trigger set params 'target'");
 
         var runs = await fx.Host.GetJsonAsync($"/pipelines/{type}/runs");
         Assert.Equal(0, runs.GetProperty("items").GetArrayLength());

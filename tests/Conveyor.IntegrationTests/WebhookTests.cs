@@ -9,7 +9,7 @@ namespace Conveyor.IntegrationTests;
 [Collection(EngineCollection.Name)]
 public sealed class WebhookTests(EngineFixture fx)
 {
-    private const string Secret = "s3cret-hook-key";
+    private const string Secret = "s3cret-hook-key-of-at-least-32-characters";
 
     private async Task<(string Type, HeldDriver Driver)> SetupAsync()
     {
@@ -78,7 +78,10 @@ public sealed class WebhookTests(EngineFixture fx)
         Assert.Equal(1, await RunCountAsync(type));
         Assert.Single(driver.Raw.Received);
 
-        var (otherStatus, other) = await DeliverAsync(type, body, Sign(body), "delivery-2");
+        // Another delivery is another signed body; the same body under another delivery id is a replay (see
+        // WebhookHardeningTests) and starts nothing.
+        var next = Push(branch: "refs/heads/feature-y");
+        var (otherStatus, other) = await DeliverAsync(type, next, Sign(next), "delivery-2");
         Assert.Equal(HttpStatusCode.Accepted, otherStatus);
         Assert.NotEqual(runId, other.GetProperty("runid").GetString());
     }

@@ -112,12 +112,21 @@ internal static class LogsApi
         return TypedResults.Empty;
     }
 
-    /// <summary>POST /logs — 201 <c>Created</c>; the entry is published on <c>logs.{runid}</c> and stored from there.</summary>
-    public static async Task<ContentHttpResult> CreateLog(INatsConnection nats, [AsParameters] ApiContext api)
+    /// <summary>
+    /// POST /logs — 201 <c>Created</c>; the entry is published on <c>logs.{runid}</c> and stored from there. A run id
+    /// that is a UUID — what the engine's runs are — must name a run of this namespace (or a log that already has
+    /// entries), else 404: run ids can be derived from what triggers them, so a line written ahead would show in a run
+    /// that someone else starts later. Other ids (the original's free-form ones) are never a run's and are accepted.
+    /// </summary>
+    public static async Task<ContentHttpResult> CreateLog(INatsConnection nats, ILogStore store, [AsParameters] ApiContext api)
     {
         var entry = await api.ReadBodyAsync<LogEntry>();
         RequireRunId(entry.RunId, "runid");
-        await RequireNotForeignAsync(entry.RunId, api);
+        if (Guid.TryParse(entry.RunId, out _))
+        {
+            await FindRunAsync(entry.RunId, store, api);
+        }
+
         var js = new NatsJSContext(nats);
         var ack = await js.PublishAsync(Subjects.Logs(entry.RunId), JsonSerializerUtf8(entry), cancellationToken: api.Http.RequestAborted);
         ack.EnsureSuccess();

@@ -50,8 +50,13 @@ internal static class NamespacesApi
 
     /// <summary>
     /// DELETE /namespaces/{namespace}?cascade= — 204 or 404; 409 for <c>default</c>, and while the namespace has runs
-    /// unless <c>cascade=true</c>, which first cancels every unfinished run.
+    /// unless <c>cascade=true</c>, which cancels every unfinished run (pending, queued, running).
     /// </summary>
+    /// <remarks>
+    /// The namespace is tombstoned first: from then on its routes answer 404, its webhooks and schedules start nothing
+    /// and no run can be triggered in it, so the runs cancelled here are all there will be. A deletion interrupted
+    /// half-way leaves the tombstone; repeating the request finishes it.
+    /// </remarks>
     public static async Task<Results<NoContent, ProblemHttpResult>> DeleteNamespace(string @namespace, bool? cascade, IRunIndex index, [AsParameters] ApiContext api)
     {
         Names.Validate(@namespace, "namespace");
@@ -60,47 +65,80 @@ internal static class NamespacesApi
             return Problems.Conflict("the default namespace cannot be deleted");
         }
 
-        if (await Registry(api).GetAsync(@namespace) is null)
+        var registry = Registry(api);
+        var before = await registry.GetAsync(@namespace);
+        if (before is null)
+        {
+            return Problems.NotFound($"namespace {@namespace} not found");
+        }
+
+        // A refusal stores nothing: the common case is decided before the tombstone...
+        if (cascade != true && await HasRunsAsync(@namespace, index))
+        {
+            return HasRuns(@namespace);
+        }
+
+        if (!await registry.BeginDeleteAsync(@namespace))
         {
             return Problems.NotFound($"namespace {@namespace} not found");
         }
 
         if (index.IsAvailable)
         {
-            var any = await index.ListAsync(@namespace, null, null, null, 1);
-            if (any.RunIds.Count > 0 && cascade != true)
+            // ...and a run started between that check and the tombstone takes it back.
+            if (cascade != true && await HasRunsAsync(@namespace, index))
             {
-                return Problems.Conflict($"namespace {@namespace} has runs; delete with ?cascade=true to cancel its unfinished runs and delete it");
+                if (before.DeletingSince is null)
+                {
+                    await registry.RestoreAsync(@namespace);
+                }
+
+                return HasRuns(@namespace);
             }
 
             if (cascade == true)
             {
-                foreach (var status in new[] { RunStatus.Pending, RunStatus.Running })
+                // Twice: a trigger that checked the namespace just before the tombstone may store its run during the first pass.
+                for (var pass = 0; pass < 2; pass++)
                 {
-                    string? cursor = null;
-                    do
-                    {
-                        var page = await index.ListAsync(@namespace, null, status, cursor, 100);
-                        foreach (var runId in page.RunIds)
-                        {
-                            try
-                            {
-                                await api.Grains.GetGrain<IPipelineRunGrain>(runId).CancelAsync($"namespace {@namespace} deleted");
-                            }
-                            catch (ConveyorConflictException)
-                            {
-                                // Ended meanwhile.
-                            }
-                        }
-
-                        cursor = page.NextCursor;
-                    }
-                    while (cursor is not null);
+                    await CancelUnfinishedAsync(@namespace, index, api);
                 }
             }
         }
 
-        return await Registry(api).DeleteAsync(@namespace) ? TypedResults.NoContent() : Problems.NotFound($"namespace {@namespace} not found");
+        return await registry.DeleteAsync(@namespace) ? TypedResults.NoContent() : Problems.NotFound($"namespace {@namespace} not found");
+    }
+
+    private static async Task<bool> HasRunsAsync(string ns, IRunIndex index) =>
+        index.IsAvailable && (await index.ListAsync(ns, null, null, null, 1)).RunIds.Count > 0;
+
+    private static ProblemHttpResult HasRuns(string ns) =>
+        Problems.Conflict($"namespace {ns} has runs; delete with ?cascade=true to cancel its unfinished runs and delete it");
+
+    private static async Task CancelUnfinishedAsync(string ns, IRunIndex index, ApiContext api)
+    {
+        foreach (var status in new[] { RunStatus.Pending, RunStatus.Queued, RunStatus.Running })
+        {
+            string? cursor = null;
+            do
+            {
+                var page = await index.ListAsync(ns, null, status, cursor, 100);
+                foreach (var runId in page.RunIds)
+                {
+                    try
+                    {
+                        await api.Grains.GetGrain<IPipelineRunGrain>(runId).CancelAsync($"namespace {ns} deleted", api.Http.CallerKey()?.Id);
+                    }
+                    catch (ConveyorConflictException)
+                    {
+                        // Ended meanwhile.
+                    }
+                }
+
+                cursor = page.NextCursor;
+            }
+            while (cursor is not null);
+        }
     }
 
     private static INamespaceRegistryGrain Registry(ApiContext api) => api.Grains.GetGrain<INamespaceRegistryGrain>(INamespaceRegistryGrain.Id);

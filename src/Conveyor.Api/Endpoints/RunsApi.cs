@@ -5,6 +5,7 @@ using Conveyor.Api.Security;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Flow;
 using Conveyor.Grains.Runs;
+using Conveyor.Grains.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -21,6 +22,7 @@ internal static class RunsApi
 {
     private const int DefaultPageSize = 20;
     private const int MaxPageSize = 100;
+    private static readonly string[] NotOverridable = ["not in the pipeline's overridableParams"];
 
     /// <summary>Maps the routes onto <paramref name="routes"/>; <paramref name="nameSuffix"/> keeps endpoint names unique when mapped twice.</summary>
     public static RouteGroupBuilder MapRunsApi(this IEndpointRouteBuilder routes, string nameSuffix = "")
@@ -77,6 +79,20 @@ internal static class RunsApi
         var ns = api.Namespace;
         var pipeline = await api.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey(ns, name)).GetAsync()
             ?? throw new ConveyorNotFoundException($"pipeline {name} not found");
+        if (body.Params is { ValueKind: JsonValueKind.Object } given)
+        {
+            // A trigger may only set what the pipeline's author allows: an operator's params must not replace, say, a
+            // shell driver's command.
+            var refused = given.EnumerateObject().Select(p => p.Name).Where(k => !pipeline.OverridableParams.Contains(k, StringComparer.Ordinal)).ToList();
+            if (refused.Count > 0)
+            {
+                var allowed = pipeline.OverridableParams.Count == 0 ? "none" : string.Join(", ", pipeline.OverridableParams);
+                throw new ConveyorValidationException(
+                    $"pipeline {name} does not let a trigger set params '{Names.Truncate(refused[0])}' (its overridableParams: {allowed})",
+                    refused.Take(20).ToDictionary(k => "params." + Names.Truncate(k), _ => NotOverridable, StringComparer.Ordinal));
+            }
+        }
+
         var (resource, _) = await api.Grains.GetGrain<IResourceGrain>(Names.ResourceKey(ns, pipeline.ResourceType, body.Resource!)).GetAsync();
         if (resource is null)
         {
@@ -135,7 +151,7 @@ internal static class RunsApi
         // The body is optional; chunked bodies have no Content-Length, so ask the server whether one can follow.
         var hasBody = api.Http.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? api.Http.Request.ContentLength > 0;
         var body = hasBody ? await api.ReadBodyAsync<CancelRunRequest>() : null;
-        var run = await grain.CancelAsync(string.IsNullOrWhiteSpace(body?.Reason) ? "cancelled by request" : body.Reason);
+        var run = await grain.CancelAsync(string.IsNullOrWhiteSpace(body?.Reason) ? "cancelled by request" : body.Reason, api.Http.CallerKey()?.Id);
         return TypedResults.Ok(ApiMapping.ToRunInfo(run));
     }
 
@@ -143,7 +159,7 @@ internal static class RunsApi
     public static async Task<Ok<RunInfo>> RetryRun(string id, [AsParameters] ApiContext api)
     {
         var (grain, _) = await FindAsync(id, api);
-        return TypedResults.Ok(ApiMapping.ToRunInfo(await grain.RetryAsync()));
+        return TypedResults.Ok(ApiMapping.ToRunInfo(await grain.RetryAsync(api.Http.CallerKey()?.Id)));
     }
 
     /// <summary>GET /runs/{id}/graph?format=mermaid|dot|svg (default svg).</summary>

@@ -28,9 +28,15 @@ internal static class SecretsApi
         return api;
     }
 
-    /// <summary>Maps <c>GET /step-secrets</c> (root only): authenticated by a step token, not an API key.</summary>
+    /// <summary>
+    /// Maps <c>GET /step-secrets</c> (root only): authenticated by a step token, not an API key; and
+    /// <c>POST /secrets/reencrypt</c> (root only, admin): moves every stored value to the primary key.
+    /// </summary>
     public static IEndpointRouteBuilder MapStepSecretsApi(this IEndpointRouteBuilder routes)
     {
+        routes.MapPost("/secrets/reencrypt", Reencrypt).WithTags("Secrets").WithName("ReencryptSecrets")
+            .WithSummary("Re-encrypt every secret and webhook key of every namespace with the primary key (after adding a key)")
+            .ForAdmins();
         routes.MapGet("/step-secrets", GetStepSecrets).WithTags("Secrets").WithName("GetStepSecrets")
             .WithSummary("For drivers: the current values of the secrets a running step references, against the step token of its dispatch")
             .Anonymous();
@@ -77,6 +83,23 @@ internal static class SecretsApi
     {
         SecretNames.Validate(name, "name");
         return await Grain(api).DeleteAsync(name) ? TypedResults.NoContent() : Problems.NotFound($"secret {name} not found");
+    }
+
+    /// <summary>POST /secrets/reencrypt — 200 with counts; 409 when no secrets key is configured.</summary>
+    public static async Task<Ok<SecretsReencryption>> Reencrypt(SecretProtector protector, [AsParameters] ApiContext api)
+    {
+        var primary = protector.PrimaryKeyId;
+        var namespaces = await api.Grains.GetGrain<INamespaceRegistryGrain>(INamespaceRegistryGrain.Id).ListAsync();
+        int secrets = 0, webhooks = 0, unchanged = 0;
+        foreach (var ns in namespaces)
+        {
+            var moved = await api.Grains.GetGrain<ISecretsGrain>(ns.Name).ReencryptAsync();
+            secrets += moved.Secrets;
+            webhooks += moved.WebhookSecrets;
+            unchanged += moved.Unchanged;
+        }
+
+        return TypedResults.Ok(new SecretsReencryption { KeyId = primary, Namespaces = namespaces.Count, Secrets = secrets, WebhookSecrets = webhooks, Unchanged = unchanged });
     }
 
     /// <summary>

@@ -1,7 +1,4 @@
 using System.ComponentModel.DataAnnotations;
-using System.Net;
-using System.Net.NetworkInformation;
-using System.Net.Sockets;
 using Conveyor.Api.Endpoints;
 using Conveyor.Api.Hosting;
 using Conveyor.Api.Http;
@@ -76,7 +73,7 @@ public static class ConveyorHostingExtensions
         services.AddSingleton<IStartupFilter, ConveyorStartupFilter>();
         services.AddSingleton<ConveyorReadiness>();
         services.AddHealthChecks().AddCheck<ConveyorHealthCheck>(ConveyorHealthCheck.Name, tags: ConveyorHealthCheck.Tags);
-        AddSecurity(services, options);
+        AddSecurity(services, options, dataDirectory);
 
         if (localNats is not null || localRedis is not null)
         {
@@ -121,13 +118,14 @@ public static class ConveyorHostingExtensions
             if (options.Mode == ConveyorMode.Cluster)
             {
                 silo.UseConveyorRedisClustering(options.RedisConnectionString!);
-                silo.ConfigureEndpoints(AdvertisedAddress(options), options.SiloPort, options.GatewayPort, listenOnAnyHostAddress: true);
+                SiloEndpoints.ConfigureCluster(silo, options);
             }
             else
             {
                 silo.UseLocalhostClustering(options.SiloPort, options.GatewayPort, serviceId: options.ServiceId, clusterId: options.ClusterId);
             }
 
+            SiloEndpoints.ConfigureTls(silo, options);
             silo.UseConveyorRedisStorage(options.RedisConnectionString!);
             silo.AddConveyorGrains();
         });
@@ -160,6 +158,7 @@ public static class ConveyorHostingExtensions
         root.RequireAuthorization(ConveyorAuthorizationHandler.PolicyName);
         var rateLimit = endpoints.ServiceProvider.GetRequiredService<WriteRateLimitFilter>();
         root.AddEndpointFilter(rateLimit.InvokeAsync);
+        root.AddEndpointFilter(endpoints.ServiceProvider.GetRequiredService<AuditTrail>().InvokeAsync);
         root.MapSystemApi();
         // Only the document that exists: an unknown name then falls through to routing's 404, which becomes a problem like
         // every other, instead of the OpenAPI endpoint's own text/plain 404.
@@ -188,6 +187,7 @@ public static class ConveyorHostingExtensions
         root.MapOriginalLogsApi();
         root.MapStepSecretsApi();
         root.MapHooksApi();
+        root.MapAuditApi();
         var namespaced = root.MapGroup("/namespaces/{namespace}");
         var namespaceFilter = new NamespaceFilter(endpoints.ServiceProvider.GetRequiredService<IGrainFactory>());
         namespaced.AddEndpointFilter(namespaceFilter.InvokeAsync);
@@ -195,11 +195,33 @@ public static class ConveyorHostingExtensions
         return root;
     }
 
-    private static void AddSecurity(IServiceCollection services, ConveyorOptions options)
+    private const string OpenApiDocumentName = "conveyor";
+
+    /// <summary>
+    /// Conveyor's OpenAPI document, which holds Conveyor's routes only: they carry its group name, and the document
+    /// takes nothing else. A host's own documents leave them out, since by default a document takes the routes with no
+    /// group name or its own.
+    /// </summary>
+    private static void AddOpenApiDocument(IServiceCollection services) =>
+        services.AddOpenApi(OpenApiDocumentName, o => o.ShouldInclude = d => d.GroupName == OpenApiDocumentName);
+
+    private static void AddSecurity(IServiceCollection services, ConveyorOptions options, string dataDirectory)
     {
-        var settings = new ConveyorAuthSettings { Enabled = options.Auth.Enabled ?? options.Mode == ConveyorMode.Cluster, Options = options.Auth };
+        var settings = new ConveyorAuthSettings
+        {
+            Enabled = options.Auth.Enabled ?? options.Mode == ConveyorMode.Cluster,
+            Options = options.Auth,
+            BootstrapKeyFile = Path.GetFullPath(options.Auth.BootstrapKeyFile ?? Path.Combine(dataDirectory, "bootstrap-admin.key"), dataDirectory),
+        };
         services.AddSingleton(settings);
         services.AddSingleton<WriteRateLimitFilter>();
+        services.AddSingleton<ClientAddressLimiter>();
+        services.AddSingleton<UnknownApiKeys>();
+        services.AddSingleton<WebhookGuard>();
+        services.AddSingleton<IStartupFilter, LocalAccessGuard>();
+        // Before the silo and the supervised servers: a host that must not start starts nothing.
+        services.AddHostedService<LocalAccessGuard.StartCheck>();
+        services.AddSingleton<AuditTrail>();
         // A named scheme and a named policy: a host's own authentication and endpoints are left as they are.
         services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddAuthorizationBuilder().AddPolicy(ConveyorAuthorizationHandler.PolicyName, policy => policy
@@ -237,6 +259,16 @@ public static class ConveyorHostingExtensions
             throw new InvalidOperationException("Invalid Conveyor configuration (Conveyor:Auth): " + string.Join("; ", results.Select(r => r.ErrorMessage)));
         }
 
+        if (!Validator.TryValidateObject(options.Audit, new ValidationContext(options.Audit), results, validateAllProperties: true))
+        {
+            throw new InvalidOperationException("Invalid Conveyor configuration (Conveyor:Audit): " + string.Join("; ", results.Select(r => r.ErrorMessage)));
+        }
+
+        if (!Validator.TryValidateObject(options.Webhooks, new ValidationContext(options.Webhooks), results, validateAllProperties: true))
+        {
+            throw new InvalidOperationException("Invalid Conveyor configuration (Conveyor:Webhooks): " + string.Join("; ", results.Select(r => r.ErrorMessage)));
+        }
+
         if (!Validator.TryValidateObject(options.Api, new ValidationContext(options.Api), results, validateAllProperties: true))
         {
             throw new InvalidOperationException("Invalid Conveyor configuration (Conveyor:Api): " + string.Join("; ", results.Select(r => r.ErrorMessage)));
@@ -247,26 +279,19 @@ public static class ConveyorHostingExtensions
             throw new InvalidOperationException("Invalid Conveyor configuration (Conveyor:Telemetry): " + string.Join("; ", results.Select(r => r.ErrorMessage)));
         }
 
+        if (!string.IsNullOrEmpty(options.Auth.BootstrapKey) && !ApiKeys.TryParse(options.Auth.BootstrapKey, out _, out _))
+        {
+            // Never echoed: it is (meant to be) a secret.
+            throw new InvalidOperationException(
+                $"Invalid Conveyor configuration: Conveyor:Auth:BootstrapKey must look like cvk_<id>_<secret>: lowercase letters and digits in the id, and a secret of at least {ApiKeys.MinSecretLength} random base64url characters (128 bits or more).");
+        }
+
         if (options.Mode == ConveyorMode.Cluster && (string.IsNullOrEmpty(options.NatsUrl) || string.IsNullOrEmpty(options.RedisConnectionString)))
         {
             throw new InvalidOperationException(
                 "Invalid Conveyor configuration: cluster mode needs an external NATS and Redis: set ConnectionStrings:nats and ConnectionStrings:redis " +
                 "(or Conveyor:NatsUrl and Conveyor:RedisConnectionString).");
         }
-    }
-
-    private static IPAddress AdvertisedAddress(ConveyorOptions options)
-    {
-        if (!string.IsNullOrEmpty(options.AdvertisedAddress))
-        {
-            return IPAddress.Parse(options.AdvertisedAddress);
-        }
-
-        return NetworkInterface.GetAllNetworkInterfaces()
-            .Where(n => n.OperationalStatus == OperationalStatus.Up && n.NetworkInterfaceType != NetworkInterfaceType.Loopback)
-            .SelectMany(n => n.GetIPProperties().UnicastAddresses)
-            .Select(a => a.Address)
-            .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? IPAddress.Loopback;
     }
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;

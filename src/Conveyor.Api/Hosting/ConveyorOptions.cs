@@ -52,12 +52,27 @@ public sealed class ConveyorOptions
     [Range(1, 65535)]
     public int SiloPort { get; set; } = 11111;
 
-    /// <summary>Orleans client gateway port.</summary>
-    [Range(1, 65535)]
-    public int GatewayPort { get; set; } = 30000;
+    /// <summary>
+    /// Orleans client gateway port; 0 (default) turns the gateway off. Only an external Orleans client needs it; the
+    /// HTTP API does not.
+    /// </summary>
+    [Range(0, 65535)]
+    public int GatewayPort { get; set; }
 
-    /// <summary>Address other silos reach this one at (cluster mode); the first non-loopback address when empty.</summary>
+    /// <summary>
+    /// Address other silos reach this one at (cluster mode), and the only one it listens on; the first non-loopback
+    /// address when empty.
+    /// </summary>
     public string? AdvertisedAddress { get; set; }
+
+    /// <summary>
+    /// Listen on every interface rather than on <see cref="AdvertisedAddress"/> alone: for a container whose advertised
+    /// address belongs to the host, not to it. Keep the ports private then.
+    /// </summary>
+    public bool ListenOnAnyAddress { get; set; }
+
+    /// <summary>Mutual TLS between silos and for gateway clients (section <c>Conveyor:Tls</c>).</summary>
+    public ConveyorTlsOptions Tls { get; set; } = new();
 
     /// <summary>Orleans cluster id: silos with the same id form one cluster.</summary>
     [Required]
@@ -76,6 +91,12 @@ public sealed class ConveyorOptions
 
     /// <summary>API keys and rate limits (section <c>Conveyor:Auth</c>).</summary>
     public Conveyor.Api.Security.ConveyorAuthOptions Auth { get; set; } = new();
+
+    /// <summary>Webhook signatures, replays and rate limits (section <c>Conveyor:Webhooks</c>).</summary>
+    public Conveyor.Api.Security.ConveyorWebhookOptions Webhooks { get; set; } = new();
+
+    /// <summary>The audit trail of writes (section <c>Conveyor:Audit</c>).</summary>
+    public Conveyor.Api.Security.ConveyorAuditOptions Audit { get; set; } = new();
 
     /// <summary>The HTTP API's extras (section <c>Conveyor:Api</c>).</summary>
     public ConveyorApiOptions Api { get; set; } = new();

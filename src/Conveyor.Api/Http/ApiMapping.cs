@@ -47,6 +47,9 @@ internal static class ApiMapping
             QueuePosition = run.Status == RunStatus.Queued ? queuePosition : null,
             Trigger = run.Plan.Trigger,
             TriggerId = run.Plan.TriggerId,
+            TriggeredBy = run.Plan.TriggeredBy,
+            CancelledBy = run.CancelledBy,
+            RetriedBy = run.RetriedBy,
             Params = Json(run.Plan.Params),
             DeadlineAt = run.DeadlineAt,
             Steps = run.Steps.Select(s =>
@@ -138,10 +141,10 @@ internal static class ApiMapping
 
     /// <summary>A namespace.</summary>
     public static NamespaceEntry ToNamespace(NamespaceInfo info) =>
-        new() { Name = info.Name, CreatedAt = info.CreatedAt == default ? null : info.CreatedAt };
+        new() { Name = info.Name, CreatedAt = info.CreatedAt == default ? null : info.CreatedAt, DeletingSince = info.DeletingSince };
 
     /// <summary>A secret's name and version (never its value).</summary>
-    public static SecretEntry ToSecret(SecretInfo info) => new() { Name = info.Name, Version = info.Version, UpdatedAt = info.UpdatedAt };
+    public static SecretEntry ToSecret(SecretInfo info) => new() { Name = info.Name, Version = info.Version, UpdatedAt = info.UpdatedAt, KeyId = info.KeyId };
 
     private static JsonElement? Json(string? raw) => raw is null ? null : JsonSerializer.Deserialize<JsonElement>(raw);
 }

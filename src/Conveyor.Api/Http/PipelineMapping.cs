@@ -24,6 +24,18 @@ internal static class PipelineMapping
             Variables = dto.Variables is { Count: > 0 } v ? new Dictionary<string, string>(v, StringComparer.Ordinal) : null,
         };
 
+        foreach (var (key, i) in (dto.OverridableParams ?? []).Select((k, i) => (k, i)))
+        {
+            if (string.IsNullOrEmpty(key) || key.Length > 128)
+            {
+                errors[$"overridableParams[{i}]"] = ["must be a params key of 1-128 characters"];
+            }
+            else if (!spec.OverridableParams.Contains(key, StringComparer.Ordinal))
+            {
+                spec.OverridableParams.Add(key);
+            }
+        }
+
         spec.Concurrency = dto.Concurrency;
         if (dto.ConcurrencyGroup is { } group)
         {
@@ -88,6 +100,7 @@ internal static class PipelineMapping
                 Secret = hd.Secret ?? "",
                 Resource = hd.Resource is null ? new(StringComparer.Ordinal) : new(hd.Resource, StringComparer.Ordinal),
                 Priority = hd.Priority ?? RunPriority.Default,
+                RequireTimestamp = hd.RequireTimestamp,
             });
         }
 
@@ -158,8 +171,10 @@ internal static class PipelineMapping
                 Name = h.Name,
                 Resource = h.Resource,
                 Priority = h.Priority,
+                RequireTimestamp = h.RequireTimestamp,
                 Url = hookBase is null ? null : $"{hookBase}/{h.Name}",
             }).ToList(),
+            OverridableParams = spec.OverridableParams.Count == 0 ? null : spec.OverridableParams,
             Name = spec.Name,
             Description = spec.Description,
             Version = spec.Version,

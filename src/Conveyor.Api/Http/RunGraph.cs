@@ -36,7 +36,8 @@ internal static class RunGraph
         foreach (var step in run.Steps)
         {
             var spec = run.Plan.Pipeline.Steps.First(s => s.Id == step.Id);
-            var label = $"{Label(spec)}<br/>{step.Status}{AttemptSuffix(step)}".Replace("\"", "#quot;", StringComparison.Ordinal);
+            // The step's name is free text: escaped, so it can neither end the label nor bring HTML into it.
+            var label = $"{MermaidText(Label(spec))}<br/>{step.Status}{AttemptSuffix(step)}";
             sb.Append(CultureInfo.InvariantCulture, $"  {ids[step.Id]}[\"{label}\"]:::{step.Status.ToString().ToLowerInvariant()}\n");
         }
 
@@ -168,6 +169,31 @@ internal static class RunGraph
     private static string Label(StepSpec spec) => string.IsNullOrEmpty(spec.Name) || spec.Name == spec.Id ? spec.Id : $"{spec.Id}: {spec.Name}";
 
     private static string AttemptSuffix(StepState step) => step.Attempts.Count > 1 ? $" (attempt {step.Attempts.Count})" : "";
+
+    /// <summary>
+    /// Text for a Mermaid label: Mermaid's entity codes for what would end the label (<c>"</c>) or be read as HTML
+    /// (<c>&lt;</c>, <c>&gt;</c>, <c>&amp;</c>), <c>#</c> first so no entity code survives from the input, and line
+    /// breaks as spaces (a line break ends the statement).
+    /// </summary>
+    internal static string MermaidText(string text)
+    {
+        var sb = new StringBuilder(text.Length + 16);
+        foreach (var c in text)
+        {
+            sb.Append(c switch
+            {
+                '#' => "#35;",
+                '"' => "#quot;",
+                '<' => "#lt;",
+                '>' => "#gt;",
+                '&' => "#amp;",
+                '\r' or '\n' or '\u2028' or '\u2029' => " ",
+                _ => c.ToString(),
+            });
+        }
+
+        return sb.ToString();
+    }
 
     private static string Clip(string text) => text.Length <= 22 ? text : text[..21] + "…";
 

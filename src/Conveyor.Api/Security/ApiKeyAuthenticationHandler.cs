@@ -19,12 +19,15 @@ internal sealed class ApiKeyAuthenticationHandler(
     ILoggerFactory logger,
     UrlEncoder encoder,
     IGrainFactory grains,
-    ConveyorAuthSettings settings)
+    ConveyorAuthSettings settings,
+    ClientAddressLimiter limiter,
+    UnknownApiKeys unknown)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ConveyorApiKey";
 
     private const string FailureKey = "conveyor.authfailure";
+    private const string BlockedKey = "conveyor.authblocked";
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -50,8 +53,27 @@ internal sealed class ApiKeyAuthenticationHandler(
             return Fail("the bearer token is not a Conveyor API key (cvk_<id>_<secret>)");
         }
 
+        // Nothing is looked up for an address that keeps failing (but keys that worked here before still do), nor for a
+        // key id known not to exist.
+        if (!unknown.IsKnownValid(id) && limiter.IsBlocked(Context))
+        {
+            Context.Items[BlockedKey] = true;
+            return AuthenticateResult.Fail("too many failed requests from this address");
+        }
+
+        if (unknown.Contains(id))
+        {
+            return Fail("the API key is not valid");
+        }
+
         var key = await grains.GetGrain<IApiKeyGrain>(id).GetAsync().ConfigureAwait(false);
-        if (key is null || !ApiKeys.Matches(secret, key.SecretHash))
+        if (key is null)
+        {
+            unknown.Add(id);
+            return Fail("the API key is not valid");
+        }
+
+        if (!ApiKeys.Matches(secret, key.SecretHash))
         {
             return Fail("the API key is not valid");
         }
@@ -61,6 +83,7 @@ internal sealed class ApiKeyAuthenticationHandler(
             return Fail("the API key was revoked");
         }
 
+        unknown.MarkValid(id);
         Context.Items[ConveyorAccess.ItemKey] = key;
         var identity = new ClaimsIdentity(
             [new Claim(ClaimTypes.NameIdentifier, key.Id), new Claim(ClaimTypes.Name, key.Name), new Claim(ClaimTypes.Role, key.Role.ToString())],
@@ -70,6 +93,13 @@ internal sealed class ApiKeyAuthenticationHandler(
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
+        if (Context.Items.ContainsKey(BlockedKey) || limiter.IsBlocked(Context))
+        {
+            await ClientAddressLimiter.TooMany(Context).ExecuteAsync(Context).ConfigureAwait(false);
+            return;
+        }
+
+        limiter.RecordFailure(Context);
         var failure = Context.Items.TryGetValue(FailureKey, out var f) ? f as string : null;
         Response.Headers.WWWAuthenticate = failure is null ? "Bearer" : "Bearer error=\"invalid_token\"";
         await WriteAsync(StatusCodes.Status401Unauthorized, "unauthorized", "Authentication is required.",

@@ -13,6 +13,14 @@ internal static class ApiKeys
     /// <summary>Prefix of every key.</summary>
     public const string Prefix = "cvk_";
 
+    /// <summary>
+    /// Shortest secret accepted: 22 base64url characters carry 132 bits, so no key, configured or generated (43
+    /// characters, 256 bits), can be under 128 bits of randomness by its shape.
+    /// </summary>
+    public const int MinSecretLength = 22;
+
+    private const int MaxSecretLength = 128;
+
     /// <summary>A new random key: its id and the full key string.</summary>
     public static (string Id, string Key) Generate()
     {
@@ -21,7 +29,10 @@ internal static class ApiKeys
         return (id, $"{Prefix}{id}_{secret}");
     }
 
-    /// <summary>Splits a key into id and secret; false when it is not in the key format.</summary>
+    /// <summary>
+    /// Splits a key into id and secret; false when it is not in the key format: <c>cvk_</c>, an id of 1–64 lowercase
+    /// letters and digits, <c>_</c>, and a secret of 22–128 base64url characters. Checked before anything is looked up.
+    /// </summary>
     public static bool TryParse(string? key, [NotNullWhen(true)] out string? id, [NotNullWhen(true)] out string? secret)
     {
         id = null;
@@ -47,8 +58,22 @@ internal static class ApiKeys
             }
         }
 
+        var secretPart = rest[(underscore + 1)..];
+        if (secretPart.Length is < MinSecretLength or > MaxSecretLength)
+        {
+            return false;
+        }
+
+        foreach (var c in secretPart)
+        {
+            if (!char.IsAsciiLetterOrDigit(c) && c is not ('-' or '_'))
+            {
+                return false;
+            }
+        }
+
         id = idPart.ToString();
-        secret = rest[(underscore + 1)..].ToString();
+        secret = secretPart.ToString();
         return true;
     }
 

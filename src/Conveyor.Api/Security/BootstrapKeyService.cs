@@ -5,15 +5,17 @@ using Microsoft.Extensions.Logging;
 namespace Conveyor.Api.Security;
 
 /// <summary>
-/// Makes sure an admin key exists once the silo is up: the configured <see cref="ConveyorAuthOptions.BootstrapKey"/>,
-/// or — the first time the cluster ever starts with authentication on — a generated one, logged once.
+/// Makes sure an admin key exists once the silo is up: the configured <see cref="ConveyorAuthOptions.BootstrapKey"/>
+/// (at least 128 bits; a change of it revokes the bootstrap key it replaces), or — the first time the cluster ever
+/// starts with authentication on — a generated one, written to <see cref="ConveyorAuthSettings.BootstrapKeyFile"/>
+/// (mode 0600), never to the log.
 /// </summary>
 /// <remarks>
 /// Generating is crash-safe: the registry hands out a short lease (<see cref="IApiKeyRegistryGrain.BeginBootstrapAsync"/>),
-/// then the key is created, logged, and only then is the bootstrap marked complete. A silo that dies anywhere before
-/// the mark leaves a lease that runs out; the next start takes over, revokes the abandoned key (it may or may not
-/// have been printed) and prints a new one — so the cluster is never left without an admin key, and the last key
-/// printed is the one that works. After the mark no start prints a key again. Both paths are idempotent.
+/// then the key is created, written to its file, and only then is the bootstrap marked complete. A silo that dies
+/// anywhere before the mark leaves a lease that runs out; the next start takes over, revokes the abandoned key (its
+/// file may or may not have been written) and writes a new one — so the cluster is never left without an admin key,
+/// and the key in the file is the one that works. After the mark no start writes a key again. Both paths are idempotent.
 /// </remarks>
 internal sealed partial class BootstrapKeyService(IGrainFactory grains, ConveyorAuthSettings settings, TimeProvider time, ILogger<BootstrapKeyService> logger)
     : IHostedService
@@ -61,7 +63,8 @@ internal sealed partial class BootstrapKeyService(IGrainFactory grains, Conveyor
             var secret = key[(ApiKeys.Prefix.Length + id.Length + 1)..];
             await grains.GetGrain<IApiKeyGrain>(id).CreateAsync(NewAdminKey(id, secret)).ConfigureAwait(false);
             await registry.AddAsync(id).ConfigureAwait(false);
-            LogGeneratedKey(logger, key);
+            WriteKeyFile(settings.BootstrapKeyFile, key);
+            LogGeneratedKey(logger, id, settings.BootstrapKeyFile);
             if (await registry.CompleteBootstrapAsync(id).ConfigureAwait(false))
             {
                 return;
@@ -78,7 +81,8 @@ internal sealed partial class BootstrapKeyService(IGrainFactory grains, Conveyor
     {
         if (!ApiKeys.TryParse(configured, out var id, out var secret))
         {
-            throw new InvalidOperationException("Invalid Conveyor configuration: Conveyor:Auth:BootstrapKey must look like cvk_<id>_<secret> (lowercase letters and digits in the id).");
+            throw new InvalidOperationException(
+                $"Invalid Conveyor configuration: Conveyor:Auth:BootstrapKey must look like cvk_<id>_<secret>: lowercase letters and digits in the id, and a secret of at least {ApiKeys.MinSecretLength} random base64url characters (128 bits or more).");
         }
 
         var grain = grains.GetGrain<IApiKeyGrain>(id);
@@ -104,6 +108,36 @@ internal sealed partial class BootstrapKeyService(IGrainFactory grains, Conveyor
 
         // Always: a start that died between creating the key and listing it left it unlisted.
         await registry.AddAsync(id).ConfigureAwait(false);
+
+        // The key it replaces (an earlier configured or generated one) must not outlive the change.
+        foreach (var previous in await registry.SetConfiguredBootstrapAsync(id).ConfigureAwait(false))
+        {
+            if (await grains.GetGrain<IApiKeyGrain>(previous).GetAsync().ConfigureAwait(false) is { RevokedAt: null })
+            {
+                await grains.GetGrain<IApiKeyGrain>(previous).RevokeAsync().ConfigureAwait(false);
+                LogPreviousKeyRevoked(logger, previous, id);
+            }
+        }
+    }
+
+    /// <summary>Writes the generated key where only this user can read it, replacing the file of an abandoned attempt.</summary>
+    private static void WriteKeyFile(string path, string key)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            if (File.Exists(path))
+            {
+                // UnixCreateMode applies to new files only; an old file is narrowed before the key goes in.
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+        }
+
+        using var stream = new FileStream(path, options);
+        stream.Write(System.Text.Encoding.ASCII.GetBytes(key + "\n"));
+        stream.Flush(flushToDisk: true);
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -119,10 +153,12 @@ internal sealed partial class BootstrapKeyService(IGrainFactory grains, Conveyor
         Bootstrap = true,
     };
 
-    // The one place a key is ever written to a log: the generated bootstrap key, once in the cluster's life (again only
-    // if the start that printed it died before it could mark the bootstrap complete, and then that key is revoked).
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Generated the bootstrap admin API key (shown once, store it now): {ApiKey}")]
-    private static partial void LogGeneratedKey(ILogger logger, string apiKey);
+    // No key is ever written to a log: logs are shipped, kept and read by many. The file is the one copy.
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Generated the bootstrap admin API key {KeyId} and wrote it to {Path} (mode 0600): store it somewhere safe, then delete the file")]
+    private static partial void LogGeneratedKey(ILogger logger, string keyId, string path);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Revoked the bootstrap admin API key {KeyId}: the configured bootstrap key is now {NewKeyId}")]
+    private static partial void LogPreviousKeyRevoked(ILogger logger, string keyId, string newKeyId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Revoked bootstrap admin API key {KeyId}: the start that generated it died before completing, so a new one is generated")]
     private static partial void LogAbandonedKeyRevoked(ILogger logger, string keyId);

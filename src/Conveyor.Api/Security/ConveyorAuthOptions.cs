@@ -33,9 +33,46 @@ public sealed class ConveyorAuthOptions
     /// <summary>Where the write rate limit's buckets live: shared in Redis (default) or in each silo's memory.</summary>
     public WriteRateLimitScope WriteRateLimitScope { get; set; } = WriteRateLimitScope.Cluster;
 
+    /// <summary>
+    /// Requests without valid credentials (a failed API key, a wrong webhook signature or step token, a delivery to an
+    /// unknown hook) one client address may make per second on average, per silo; beyond it, 429 before any storage
+    /// read or grain activation. 0 turns the limit off.
+    /// </summary>
+    [Range(0, 1_000_000)]
+    public int FailedRequestsPerSecond { get; set; } = 20;
+
+    /// <summary>Such requests one client address may make in a burst before the per-second rate applies.</summary>
+    [Range(1, 1_000_000)]
+    public int FailedRequestBurst { get; set; } = 100;
+
+    /// <summary>
+    /// Where a generated bootstrap admin key is written (mode 0600), instead of the log. Default:
+    /// <c>&lt;DataDirectory&gt;/bootstrap-admin.key</c>.
+    /// </summary>
+    public string? BootstrapKeyFile { get; set; }
+
+    /// <summary>
+    /// Host names (besides loopback ones) the API answers while authentication is off, e.g. a name in
+    /// <c>/etc/hosts</c>; any other <c>Host</c> header is refused, which defeats DNS rebinding.
+    /// </summary>
+    public List<string> AllowedHosts { get; set; } = [];
+
+    /// <summary>
+    /// Origins (<c>scheme://host:port</c>) whose pages may write while authentication is off; every other cross-site
+    /// write is refused.
+    /// </summary>
+    public List<string> AllowedOrigins { get; set; } = [];
+
+    /// <summary>
+    /// Let a host without authentication listen on a non-loopback address. Only for a host that authenticates requests
+    /// itself in front of Conveyor's routes; otherwise anyone who reaches the port controls the engine.
+    /// </summary>
+    public bool AllowUnauthenticatedRemoteAccess { get; set; }
+
     /// <summary>Redacts the bootstrap key.</summary>
     public override string ToString() =>
-        $"Enabled={Enabled}, BootstrapKey={(string.IsNullOrEmpty(BootstrapKey) ? "" : "***")}, WriteRequestsPerSecond={WriteRequestsPerSecond}, WriteBurst={WriteBurst}, WriteRateLimitScope={WriteRateLimitScope}";
+        $"Enabled={Enabled}, BootstrapKey={(string.IsNullOrEmpty(BootstrapKey) ? "" : "***")}, WriteRequestsPerSecond={WriteRequestsPerSecond}, WriteBurst={WriteBurst}, " +
+        $"WriteRateLimitScope={WriteRateLimitScope}, FailedRequestsPerSecond={FailedRequestsPerSecond}, FailedRequestBurst={FailedRequestBurst}";
 }
 
 /// <summary>Where the per-key write rate limit is counted.</summary>
@@ -59,4 +96,7 @@ internal sealed class ConveyorAuthSettings
 
     /// <summary>The configured options.</summary>
     public ConveyorAuthOptions Options { get; init; } = new();
+
+    /// <summary>Where a generated bootstrap key is written.</summary>
+    public string BootstrapKeyFile { get; init; } = "bootstrap-admin.key";
 }

@@ -77,6 +77,11 @@ public sealed record Pipeline
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<PipelineWebhook>? Webhooks { get; init; }
 
+    /// <summary>The step <c>params</c> keys a manual trigger may set in its run's <c>params</c>; none when absent.</summary>
+    [JsonPropertyName("overridableParams")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<string>? OverridableParams { get; init; }
+
     /// <summary>Output only: the server-assigned revision, incremented by every write that changes the pipeline.</summary>
     [JsonPropertyName("revision")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
@@ -198,8 +203,8 @@ public sealed record PipelineWebhook
     public string? Name { get; init; }
 
     /// <summary>
-    /// HMAC-SHA256 key of the <c>X-Hub-Signature-256</c> header. Write-only: never returned; omitted on a write, the
-    /// stored secret of the hook of the same name is kept.
+    /// HMAC-SHA256 key of the delivery signature, at least 32 characters. Write-only: never returned, and kept
+    /// encrypted apart from the pipeline; omitted on a write, the stored key of the hook of the same name is kept.
     /// </summary>
     [JsonPropertyName("secret")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -212,6 +217,11 @@ public sealed record PipelineWebhook
     /// <summary>Run priority 1–5 (default 3).</summary>
     [JsonPropertyName("priority")]
     public int? Priority { get; init; }
+
+    /// <summary>Accept only timestamped signatures (<c>X-Conveyor-Timestamp</c>, <c>X-Conveyor-Signature-256</c>).</summary>
+    [JsonPropertyName("requireTimestamp")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool RequireTimestamp { get; init; }
 
     /// <summary>Output only: the hook's path.</summary>
     [JsonPropertyName("url")]

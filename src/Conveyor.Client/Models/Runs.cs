@@ -72,6 +72,21 @@ public sealed record RunInfo
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? TriggerId { get; init; }
 
+    /// <summary>The API key (id) that started the run — a manual trigger, or the creation of its resource — when one did.</summary>
+    [JsonPropertyName("triggeredBy")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? TriggeredBy { get; init; }
+
+    /// <summary>The API key (id) that cancelled the run, when one did.</summary>
+    [JsonPropertyName("cancelledBy")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? CancelledBy { get; init; }
+
+    /// <summary>The API key (id) that last retried the run, when one did.</summary>
+    [JsonPropertyName("retriedBy")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? RetriedBy { get; init; }
+
     /// <summary>Run parameters given by the trigger, merged over each step's <c>params</c>.</summary>
     [JsonPropertyName("params")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]

@@ -82,6 +82,11 @@ public sealed record NamespaceEntry
     [JsonPropertyName("createdAt")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public DateTimeOffset? CreatedAt { get; init; }
+
+    /// <summary>When its deletion began, while it is being deleted (its routes then answer 404 and nothing starts in it).</summary>
+    [JsonPropertyName("deletingSince")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? DeletingSince { get; init; }
 }
 
 /// <summary>Body of <c>GET /namespaces</c>.</summary>
@@ -114,6 +119,35 @@ public sealed record SecretEntry
     /// <summary>When the value was last written.</summary>
     [JsonPropertyName("updatedAt")]
     public DateTimeOffset UpdatedAt { get; init; }
+
+    /// <summary>Id of the key the value is encrypted with: after a rotation, every secret shows the new primary key.</summary>
+    [JsonPropertyName("keyId")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? KeyId { get; init; }
+}
+
+/// <summary>Body of <c>POST /secrets/reencrypt</c>: what moved to the primary key.</summary>
+public sealed record SecretsReencryption
+{
+    /// <summary>The key every value is now encrypted with.</summary>
+    [JsonPropertyName("keyId")]
+    public string KeyId { get; init; } = "";
+
+    /// <summary>Namespaces visited.</summary>
+    [JsonPropertyName("namespaces")]
+    public int Namespaces { get; init; }
+
+    /// <summary>Secrets moved to <see cref="KeyId"/>.</summary>
+    [JsonPropertyName("secrets")]
+    public int Secrets { get; init; }
+
+    /// <summary>Webhook keys moved to <see cref="KeyId"/>.</summary>
+    [JsonPropertyName("webhookSecrets")]
+    public int WebhookSecrets { get; init; }
+
+    /// <summary>Values that already were under <see cref="KeyId"/>.</summary>
+    [JsonPropertyName("unchanged")]
+    public int Unchanged { get; init; }
 }
 
 /// <summary>Body of <c>GET /secrets</c>.</summary>

@@ -54,6 +54,11 @@ public interface IPipelineGrain : IGrainWithStringKey
     /// <summary>Deletes the pipeline; false when there was none. Runs in flight keep their snapshot.</summary>
     Task<bool> DeleteAsync();
 
+    /// <summary>The HMAC key of webhook <paramref name="hook"/> (decrypted), or null when the pipeline has no such hook.</summary>
+    [ReadOnly]
+    [AlwaysInterleave]
+    Task<string?> GetWebhookSecretAsync(string hook);
+
     /// <summary>
     /// Puts the pipeline's listing entries right after a listing found one missing or stale: removes them when there
     /// is no pipeline, re-adds them when there is one, and drops the entry under <paramref name="staleResourceType"/>
@@ -155,15 +160,17 @@ public interface IPipelineRunGrain : IGrainWithGuidKey
 
     /// <summary>
     /// Cancels the run: in-flight steps are cancelled (their drivers get a cancel message), nothing new is dispatched.
-    /// <see cref="ConveyorConflictException"/> when the run already ended.
+    /// <see cref="ConveyorConflictException"/> when the run already ended. <paramref name="actor"/> (an API key id) is
+    /// recorded as <see cref="RunState.CancelledBy"/>.
     /// </summary>
-    Task<RunState> CancelAsync(string reason);
+    Task<RunState> CancelAsync(string reason, string? actor = null);
 
     /// <summary>
     /// Starts a Failed, Cancelled or TimedOut run again: a new attempt of every step that did not succeed, keeping the
     /// outputs of those that did. <see cref="ConveyorConflictException"/> for a run in any other status.
+    /// <paramref name="actor"/> (an API key id) is recorded as <see cref="RunState.RetriedBy"/>.
     /// </summary>
-    Task<RunState> RetryAsync();
+    Task<RunState> RetryAsync(string? actor = null);
 
     /// <summary>The run as listings show it, or null when it does not exist; repairs the run's index entries.</summary>
     Task<RunSummary?> GetSummaryAsync();

@@ -180,6 +180,12 @@ public sealed class PipelineSpec
 
     /// <summary>Webhooks that start runs (<c>POST /hooks/{namespace}/{pipeline}/{name}</c>).</summary>
     [Id(15)] public List<WebhookSpec> Webhooks { get; set; } = [];
+
+    /// <summary>
+    /// The step <c>params</c> keys a manual trigger may set in its run's <c>params</c>; a trigger that sets any other
+    /// key is refused. Empty: a trigger may set none, so a step's params are what the pipeline says.
+    /// </summary>
+    [Id(16)] public List<string> OverridableParams { get; set; } = [];
 }
 
 /// <summary>What a schedule does about occurrences that passed while no silo could fire them.</summary>
@@ -224,7 +230,10 @@ public sealed class WebhookSpec
     /// <summary>Name, unique in the pipeline: the last segment of the hook's URL.</summary>
     [Id(0)] public string Name { get; set; } = "";
 
-    /// <summary>HMAC-SHA256 key of the <c>X-Hub-Signature-256</c> header. Write-only: never returned.</summary>
+    /// <summary>
+    /// HMAC-SHA256 key of the delivery signature, as written (at least 32 characters). Write-only: the pipeline grain
+    /// moves it, encrypted, to the namespace's secrets and stores the pipeline without it.
+    /// </summary>
     [Id(1)] public string Secret { get; set; } = "";
 
     /// <summary>
@@ -235,6 +244,13 @@ public sealed class WebhookSpec
 
     /// <summary>Priority of the runs.</summary>
     [Id(3)] public int Priority { get; set; } = RunPriority.Default;
+
+    /// <summary>
+    /// Whether only timestamped signatures (<c>X-Conveyor-Timestamp</c> + <c>X-Conveyor-Signature-256</c>) are
+    /// accepted, so a captured delivery cannot be replayed after the tolerance window. Off: GitHub's
+    /// <c>X-Hub-Signature-256</c> over the body alone is accepted too.
+    /// </summary>
+    [Id(4)] public bool RequireTimestamp { get; set; }
 }
 
 /// <summary>What a new run does when another run of its concurrency group is queued or active.</summary>

@@ -30,6 +30,12 @@ public sealed class RunPlan
     /// or a manual trigger's idempotency key; null when none.
     /// </summary>
     [Id(6)] public string? TriggerId { get; set; }
+
+    /// <summary>
+    /// The API key (id) that started the run — by a manual trigger or by creating its resource; null when no key did
+    /// (authentication off, a schedule, a webhook: <see cref="Trigger"/> says which).
+    /// </summary>
+    [Id(7)] public string? TriggeredBy { get; set; }
 }
 
 /// <summary>Run priority bounds.</summary>
@@ -248,6 +254,12 @@ public sealed class RunState
 
     /// <summary>Key of the admission queue the run took its slot from (null when no limit applied); released when it ends.</summary>
     [Id(17)] public string? AdmissionKey { get; set; }
+
+    /// <summary>The API key (id) that cancelled the run, when one did.</summary>
+    [Id(18)] public string? CancelledBy { get; set; }
+
+    /// <summary>The API key (id) that last retried the run, when one did.</summary>
+    [Id(19)] public string? RetriedBy { get; set; }
 }
 
 /// <summary>A CDEvent waiting in a run's outbox.</summary>

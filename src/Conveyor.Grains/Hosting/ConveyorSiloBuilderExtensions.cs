@@ -83,6 +83,7 @@ public static partial class ConveyorSiloBuilderExtensions
         services.TryAddSingleton<JetStreamStatus>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, StreamSetupParticipant>();
         services.TryAddSingleton<ILogStore, JetStreamLogStore>();
+        services.TryAddSingleton<Conveyor.Grains.Security.SecretMasker>();
         services.AddSingleton<LogIngestor>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<LogIngestor>());
 

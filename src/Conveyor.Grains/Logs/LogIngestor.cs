@@ -24,7 +24,8 @@ namespace Conveyor.Grains.Logs;
 internal sealed partial class LogIngestor(
     INatsConnection connection,
     IOptions<ConveyorNatsOptions> options,
-    ILogger<LogIngestor> logger) : DurableConsumerService(connection, logger)
+    ILogger<LogIngestor> logger,
+    Security.SecretMasker? masker = null) : DurableConsumerService(connection, logger)
 {
     private static readonly Meter Meter = new("Conveyor.Logs");
     private static readonly Counter<long> MalformedCounter = Meter.CreateCounter<long>("conveyor.logs.malformed", description: "Log entries dropped because they are not JSON objects");
@@ -127,15 +128,17 @@ internal sealed partial class LogIngestor(
     {
         var fromSubject = msg.Subject.Length > Subjects.LogsWildcard.Length - 1 ? msg.Subject[(Subjects.LogsWildcard.Length - 1)..] : "";
         var runId = LogEntryParser.IsValidRunId(entry.RunId) ? entry.RunId : fromSubject;
-        entry = entry with
-        {
-            RunId = runId,
-            Message = LogEntryParser.Truncate(entry.Message, _options.MaxLogEntryBytes),
-            Labels = entry.Labels?.Take(MaxLabels).ToDictionary(l => LogEntryParser.Truncate(l.Key, MaxLabelBytes), l => LogEntryParser.Truncate(l.Value, MaxLabelBytes), StringComparer.Ordinal),
-        };
         var sequence = msg.Metadata?.Sequence.Stream ?? 0;
         try
         {
+            var secrets = await SecretValuesAsync(runId).ConfigureAwait(false);
+            entry = entry with
+            {
+                RunId = runId,
+                Message = LogEntryParser.Truncate(Security.SecretMasker.Apply(entry.Message, secrets), _options.MaxLogEntryBytes),
+                Labels = entry.Labels?.Take(MaxLabels).ToDictionary(
+                    l => LogEntryParser.Truncate(l.Key, MaxLabelBytes), l => LogEntryParser.Truncate(Security.SecretMasker.Apply(l.Value, secrets), MaxLabelBytes), StringComparer.Ordinal),
+            };
             var ack = await js.PublishAsync(
                 Subjects.LogStore(runId),
                 JsonSerializer.SerializeToUtf8Bytes(entry, ConveyorJson.Context.LogEntry),
@@ -159,7 +162,7 @@ internal sealed partial class LogIngestor(
                 return;
             }
 
-            // The store is unavailable: leave the entry in the work queue and try again shortly.
+            // The store (or the secrets to mask) is unavailable: leave the entry in the work queue and try again shortly.
             LogStoreFailed(logger, ex, runId);
             try
             {
@@ -177,6 +180,13 @@ internal sealed partial class LogIngestor(
         IngestedCounter.Add(1);
         await AckAsync(msg).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// The secret values to mask in the run's entries. When they cannot be looked up the entry waits (it is redelivered)
+    /// rather than being stored unmasked.
+    /// </summary>
+    private async ValueTask<string[]> SecretValuesAsync(string runId) =>
+        masker is null ? [] : await masker.ValuesForAsync(runId).ConfigureAwait(false);
 
     private async Task AckAsync(INatsJSMsg<byte[]> msg)
     {

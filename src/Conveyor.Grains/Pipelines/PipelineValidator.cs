@@ -9,28 +9,8 @@ namespace Conveyor.Grains.Pipelines;
 /// </summary>
 internal static class PipelineValidator
 {
-    /// <summary>
-    /// Checks webhook secrets once omitted ones were filled from the stored pipeline (secrets are write-only, so a
-    /// read-modify-write carries none).
-    /// </summary>
-    public static void ValidateWebhookSecrets(PipelineSpec pipeline)
-    {
-        ArgumentNullException.ThrowIfNull(pipeline);
-        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
-        for (var i = 0; i < pipeline.Webhooks.Count; i++)
-        {
-            if (pipeline.Webhooks[i].Secret.Length < 8)
-            {
-                errors[$"webhooks[{i}].secret"] = ["must be at least 8 characters (required for a new webhook)"];
-            }
-        }
-
-        if (errors.Count > 0)
-        {
-            var first = errors.First();
-            throw new ConveyorValidationException($"invalid pipeline: {first.Key}: {first.Value[0]}", errors);
-        }
-    }
+    /// <summary>Shortest webhook key accepted: 32 characters, so a random one carries at least 128 bits.</summary>
+    public const int MinWebhookSecretLength = 32;
 
     /// <summary>Validates <paramref name="pipeline"/> in place (filling implicit dependencies) or throws <see cref="ConveyorValidationException"/>.</summary>
     public static void ValidateAndNormalize(PipelineSpec pipeline)

@@ -38,6 +38,8 @@ internal static class SchemaValidator
             throw new ConveyorValidationException("schema", $"'schema' is not a usable JSON Schema: {ex.Message}");
         }
 
+        // Patterns are matched by BoundedPatterns, never by NJsonSchema's unbounded backtracking.
+        BoundedPatterns.Strip(schema);
         if (Cache.Count >= MaxCachedSchemas)
         {
             Cache.Clear();
@@ -47,14 +49,24 @@ internal static class SchemaValidator
         return schema;
     }
 
-    /// <summary>Validates a spec; returns the errors keyed by path under <c>spec</c> (empty when valid).</summary>
+    /// <summary>
+    /// Validates a spec; returns the errors keyed by path under <c>spec</c> (empty when valid). A value whose match
+    /// against one of the schema's regular expressions runs too long is an error of that value.
+    /// </summary>
     public static Dictionary<string, string[]> Validate(JsonSchema schema, string specJson)
     {
         ArgumentNullException.ThrowIfNull(schema);
         var errors = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-        foreach (var error in schema.Validate(specJson))
+        try
         {
-            Collect(error, errors);
+            foreach (var error in BoundedPatterns.Validate(schema, specJson))
+            {
+                Collect(error, errors);
+            }
+        }
+        catch (PatternTooSlowException slow)
+        {
+            return new Dictionary<string, string[]>(StringComparer.Ordinal) { [ToFieldPath(string.IsNullOrEmpty(slow.Path) ? "#" : "#/" + slow.Path)] = [slow.Message] };
         }
 
         return errors.ToDictionary(e => e.Key, e => e.Value.ToArray(), StringComparer.Ordinal);

@@ -117,7 +117,7 @@ internal sealed partial class PipelineRunGrain
         {
             var step = (DispatchStep)effects[i];
             var message = DispatchMessages.Build(
-                Machine.Graph, Machine.Step(step.Step), step.Attempt, payload, services.Secrets.MintStepToken(run.RunId, step.Step, step.Attempt));
+                Machine.Graph, Machine.Step(step.Step), step.Attempt, payload, services.Secrets.MintStepToken(run.RunId, step.Step, step.Attempt, Machine.Graph.Spec(Machine.Step(step.Step)).Timeout));
             var span = ConveyorTelemetry.Source.StartActivity(ConveyorTelemetry.DispatchActivity, ActivityKind.Producer, parent);
             var dispatch = new StepDispatch(run.RunId, step.Step, step.Attempt, step.Driver, run.Plan.Resource.Type, message)
             {

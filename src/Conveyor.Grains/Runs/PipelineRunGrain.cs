@@ -201,12 +201,18 @@ internal sealed partial class PipelineRunGrain(
     }
 
     /// <inheritdoc />
-    public async Task<RunState> CancelAsync(string reason)
+    public async Task<RunState> CancelAsync(string reason, string? actor = null)
     {
         await EnterAsync();
         try
         {
             EnsureExists();
+            if (!Run.Status.IsTerminal())
+            {
+                // Stored with the cancellation's own write.
+                Run.CancelledBy = actor;
+            }
+
             await DecideAsync(new CancelRun(reason ?? ""));
             return Run;
         }
@@ -217,12 +223,18 @@ internal sealed partial class PipelineRunGrain(
     }
 
     /// <inheritdoc />
-    public async Task<RunState> RetryAsync()
+    public async Task<RunState> RetryAsync(string? actor = null)
     {
         await EnterAsync();
         try
         {
             EnsureExists();
+            if (Run.Status is RunStatus.Failed or RunStatus.Cancelled or RunStatus.TimedOut)
+            {
+                // Stored with the retry's own write.
+                Run.RetriedBy = actor;
+            }
+
             using var activity = StartRunActivity("retry");
             await DecideAsync(new RetryRun(TraceOf(activity)));
             activity?.SetTag("conveyor.run.attempt", Run.RunAttempt);

@@ -1,4 +1,5 @@
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Security;
 
 namespace Conveyor.Grains.Runs;
 
@@ -59,18 +60,24 @@ internal sealed class RunLauncher(IGrainFactory grains)
 
     /// <summary>
     /// The plan of a new run: every start passes here before any run state exists, so a check that must hold for
-    /// every new run (whatever triggered it) goes in this method and covers all triggers at once.
+    /// every new run (whatever triggered it) goes in this method and covers all triggers at once. A namespace that is
+    /// deleted or being deleted starts nothing (404), and the plan records the API key the request acts as.
     /// </summary>
-    private static Task<RunPlan> PlanAsync(RunRequest request) => Task.FromResult(new RunPlan
+    private async Task<RunPlan> PlanAsync(RunRequest request)
     {
-        Namespace = request.Namespace,
-        Pipeline = request.Pipeline,
-        Resource = request.Resource,
-        Priority = request.Priority,
-        Trigger = request.Trigger,
-        TriggerId = request.TriggerId,
-        Params = request.Params,
-    });
+        await grains.EnsureNamespaceActiveAsync(request.Namespace);
+        return new RunPlan
+        {
+            Namespace = request.Namespace,
+            Pipeline = request.Pipeline,
+            Resource = request.Resource,
+            Priority = request.Priority,
+            Trigger = request.Trigger,
+            TriggerId = request.TriggerId,
+            Params = request.Params,
+            TriggeredBy = AuditContext.Actor,
+        };
+    }
 
     /// <summary>
     /// A new id, or — with a trigger id — one derived from the namespace, pipeline, trigger and trigger id, so that a

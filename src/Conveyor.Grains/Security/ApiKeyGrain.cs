@@ -31,7 +31,16 @@ internal sealed class ApiKeyGrain(
     }
 
     /// <inheritdoc />
-    public Task<ApiKeyData?> GetAsync() => Task.FromResult(state.State.Key);
+    public Task<ApiKeyData?> GetAsync()
+    {
+        if (state.State.Key is null)
+        {
+            // Made-up key ids arrive by the thousand; an activation for each would stay in memory until collected.
+            DeactivateOnIdle();
+        }
+
+        return Task.FromResult(state.State.Key);
+    }
 
     /// <inheritdoc />
     public async Task<bool> RevokeAsync()
@@ -73,6 +82,9 @@ internal sealed class ApiKeyRegistryState
 
     /// <summary>Until when the attempt in progress may complete before another takes over.</summary>
     [Id(4)] public DateTimeOffset? PendingUntil { get; set; }
+
+    /// <summary>The key id last configured as <c>Conveyor:Auth:BootstrapKey</c>.</summary>
+    [Id(5)] public string? ConfiguredBootstrapKeyId { get; set; }
 }
 
 /// <summary>
@@ -118,6 +130,21 @@ internal sealed class ApiKeyRegistryGrain(
         s.PendingUntil = leaseUntil;
         await state.WriteStateAsync();
         return new BootstrapBegin { Step = BootstrapStep.Proceed, Abandoned = abandoned };
+    }
+
+    /// <inheritdoc />
+    public async Task<List<string>> SetConfiguredBootstrapAsync(string keyId)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(keyId);
+        var s = state.State;
+        var previous = new[] { s.ConfiguredBootstrapKeyId, s.BootstrapKeyId }.OfType<string>().Where(id => id != keyId).Distinct(StringComparer.Ordinal).ToList();
+        if (s.ConfiguredBootstrapKeyId != keyId)
+        {
+            s.ConfiguredBootstrapKeyId = keyId;
+            await state.WriteStateAsync();
+        }
+
+        return previous;
     }
 
     /// <inheritdoc />

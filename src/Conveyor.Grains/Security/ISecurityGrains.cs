@@ -45,6 +45,12 @@ internal interface IApiKeyRegistryGrain : IGrainWithStringKey
     Task<BootstrapBegin> BeginBootstrapAsync(string candidateId, DateTimeOffset leaseUntil);
 
     /// <summary>
+    /// Records <paramref name="keyId"/> as the configured bootstrap key; returns the bootstrap keys it replaces (the
+    /// previously configured one and a generated one), for the caller to revoke.
+    /// </summary>
+    Task<List<string>> SetConfiguredBootstrapAsync(string keyId);
+
+    /// <summary>
     /// Marks the attempt <paramref name="keyId"/> complete: no key is generated again. False when its lease had run
     /// out and another attempt took over.
     /// </summary>
@@ -86,7 +92,10 @@ internal interface INamespaceRegistryGrain : IGrainWithStringKey
     /// <summary>Creates a namespace; <see cref="Abstractions.ConveyorConflictException"/> when it exists.</summary>
     Task<NamespaceInfo> CreateAsync(string name);
 
-    /// <summary>Whether the namespace exists.</summary>
+    /// <summary>
+    /// Whether the namespace exists and is not being deleted: what every route under it and every path that starts a
+    /// run checks (see <see cref="NamespaceGuard"/>).
+    /// </summary>
     [ReadOnly]
     [AlwaysInterleave]
     Task<bool> ExistsAsync(string name);
@@ -101,6 +110,15 @@ internal interface INamespaceRegistryGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task<List<NamespaceInfo>> ListAsync();
 
-    /// <summary>Removes a namespace; false when it did not exist. <c>default</c> cannot be removed.</summary>
+    /// <summary>
+    /// Tombstones a namespace: from now on it does not exist for its routes, and nothing starts a run in it, while its
+    /// deletion finishes (its runs are cancelled). False when it does not exist. Idempotent.
+    /// </summary>
+    Task<bool> BeginDeleteAsync(string name);
+
+    /// <summary>Takes back a tombstone set by <see cref="BeginDeleteAsync"/> (a deletion refused after all).</summary>
+    Task RestoreAsync(string name);
+
+    /// <summary>Removes a namespace for good and retires its name; false when it did not exist. <c>default</c> cannot be removed.</summary>
     Task<bool> DeleteAsync(string name);
 }

@@ -43,7 +43,7 @@ internal sealed class NamespaceRegistryGrain(
 
     /// <inheritdoc />
     public Task<bool> ExistsAsync(string name) =>
-        Task.FromResult(name == Names.DefaultNamespace || state.State.Namespaces.ContainsKey(name));
+        Task.FromResult(name == Names.DefaultNamespace || state.State.Namespaces.TryGetValue(name, out var info) && info.DeletingSince is null);
 
     /// <inheritdoc />
     public Task<NamespaceInfo?> GetAsync(string name) =>
@@ -52,6 +52,38 @@ internal sealed class NamespaceRegistryGrain(
     /// <inheritdoc />
     public Task<List<NamespaceInfo>> ListAsync() =>
         Task.FromResult(state.State.Namespaces.Values.Append(Default).OrderBy(n => n.Name, StringComparer.Ordinal).ToList());
+
+    /// <inheritdoc />
+    public async Task<bool> BeginDeleteAsync(string name)
+    {
+        if (name == Names.DefaultNamespace)
+        {
+            throw new ConveyorConflictException("the default namespace cannot be deleted");
+        }
+
+        if (!state.State.Namespaces.TryGetValue(name, out var info))
+        {
+            return false;
+        }
+
+        if (info.DeletingSince is null)
+        {
+            info.DeletingSince = time.GetUtcNow();
+            await state.WriteStateAsync();
+        }
+
+        return true;
+    }
+
+    /// <inheritdoc />
+    public async Task RestoreAsync(string name)
+    {
+        if (state.State.Namespaces.TryGetValue(name, out var info) && info.DeletingSince is not null)
+        {
+            info.DeletingSince = null;
+            await state.WriteStateAsync();
+        }
+    }
 
     /// <inheritdoc />
     public async Task<bool> DeleteAsync(string name)

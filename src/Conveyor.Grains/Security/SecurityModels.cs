@@ -56,6 +56,9 @@ public sealed class NamespaceInfo
 
     /// <summary>When it was created.</summary>
     [Id(1)] public DateTimeOffset CreatedAt { get; set; }
+
+    /// <summary>When its deletion began (its tombstone); null while the namespace is live.</summary>
+    [Id(2)] public DateTimeOffset? DeletingSince { get; set; }
 }
 
 /// <summary>A secret's name and when its value last changed; the value is never part of it.</summary>
@@ -71,4 +74,7 @@ public sealed class SecretInfo
 
     /// <summary>Incremented by every write of the value.</summary>
     [Id(2)] public int Version { get; set; }
+
+    /// <summary>Id of the key the value is encrypted with (see key rotation).</summary>
+    [Id(3)] public string KeyId { get; set; } = "";
 }

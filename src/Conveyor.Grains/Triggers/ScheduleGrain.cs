@@ -1,6 +1,7 @@
 using System.Globalization;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Runs;
+using Conveyor.Grains.Security;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -108,7 +109,7 @@ internal sealed partial class ScheduleGrain(
     /// <summary>Fires every schedule with a due occurrence, stores what was fired, and arms the timer for the next one.</summary>
     private async Task TickAsync()
     {
-        var pipeline = state.State.Pipeline;
+        var pipeline = await CurrentPipelineAsync();
         if (pipeline is null)
         {
             return;
@@ -173,6 +174,34 @@ internal sealed partial class ScheduleGrain(
         }
 
         Arm(failed ? RetryDelay : NextDue(time.GetUtcNow()));
+    }
+
+    /// <summary>
+    /// The pipeline to fire, checked against what is stored now: its schedules follow the stored pipeline even when a
+    /// sync was lost (a pipeline write or delete whose sync call failed), and stop for a deleted pipeline or namespace.
+    /// Null when nothing is to fire (the schedules are then disarmed).
+    /// </summary>
+    private async Task<PipelineSpec?> CurrentPipelineAsync()
+    {
+        if (state.State.Pipeline is not { } copy)
+        {
+            return null;
+        }
+
+        var current = await grains.IsNamespaceActiveAsync(Namespace)
+            ? await grains.GetGrain<IPipelineGrain>(this.GetPrimaryKeyString()).GetAsync()
+            : null;
+        if (current is null || current.Revision != copy.Revision)
+        {
+            if (current is null)
+            {
+                LogDisarmed(logger, copy.Name);
+            }
+
+            await SyncAsync(current);
+        }
+
+        return state.State.Pipeline;
     }
 
     /// <summary>The occurrence fired just before <paramref name="occurrence"/> in this tick, or null when it was the first.</summary>
@@ -260,6 +289,9 @@ internal sealed partial class ScheduleGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: schedule {Schedule} found no resource {Resource}; occurrence passed over")]
     private static partial void LogNoResource(ILogger logger, string pipeline, string schedule, string resource);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Pipeline {Pipeline}: its pipeline or namespace is gone; its schedules are disarmed")]
+    private static partial void LogDisarmed(ILogger logger, string pipeline);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Pipeline {Pipeline}: schedule {Schedule} could not fire {Occurrence}; retrying")]
     private static partial void LogFireFailed(ILogger logger, Exception exception, string pipeline, string schedule, DateTimeOffset occurrence);

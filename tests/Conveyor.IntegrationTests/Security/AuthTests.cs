@@ -119,10 +119,10 @@ public sealed class AuthTests(SecurityFixture fx)
             var path = Fill(endpoint, role.Global ? EngineFixture.Unique("absent") : ns);
             var describe = $"{method} {endpoint.RoutePattern.RawText}";
 
-            // The metadata itself follows the README's table: keys and the namespace registry are admin, other reads
-            // viewer, other writes operator.
+            // The metadata itself follows the documented table: keys, the namespace registry, the audit trail and the
+            // re-encryption of secrets are admin, other reads viewer, other writes operator.
             var raw = endpoint.RoutePattern.RawText ?? "";
-            var registry = raw.StartsWith("/keys", StringComparison.Ordinal) || raw.TrimEnd('/') is "/namespaces" or "/namespaces/{namespace}";
+            var registry = raw.StartsWith("/keys", StringComparison.Ordinal) || raw.TrimEnd('/') is "/namespaces" or "/namespaces/{namespace}" or "/audit" or "/secrets/reencrypt";
             var documented = anonymous ? "anonymous" : registry ? "admin (global)" : method == "GET" ? "viewer" : "operator";
             var declared = anonymous ? "anonymous" : role.Global ? $"{role.Role.ToString().ToLowerInvariant()} (global)" : role.Role.ToString().ToLowerInvariant();
             if (declared != documented)

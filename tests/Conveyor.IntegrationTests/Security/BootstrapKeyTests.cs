@@ -11,13 +11,18 @@ using Microsoft.Extensions.Logging;
 
 namespace Conveyor.IntegrationTests.Security;
 
-/// <summary>The generated bootstrap admin key: printed once, working, and never lost to a start that died half-way.</summary>
+/// <summary>
+/// The bootstrap admin key: a generated one is written once to a file only its user can read (never to the log),
+/// works, and is never lost to a start that died half-way; a configured one has at least 128 bits and replaces (and
+/// revokes) the one before it.
+/// </summary>
 public sealed partial class BootstrapKeyTests : IAsyncLifetime
 {
     private const string Generated = "Generated the bootstrap admin API key";
 
     private NatsServerProcess _nats = null!;
     private RedisServerProcess _redis = null!;
+    private readonly string _keyFile = Path.Combine(Path.GetTempPath(), "conveyor-boot-" + Guid.NewGuid().ToString("N"), "bootstrap-admin.key");
 
     public async Task InitializeAsync()
     {
@@ -29,10 +34,14 @@ public sealed partial class BootstrapKeyTests : IAsyncLifetime
     {
         await _redis.DisposeAsync();
         await _nats.DisposeAsync();
+        if (Directory.Exists(Path.GetDirectoryName(_keyFile)))
+        {
+            Directory.Delete(Path.GetDirectoryName(_keyFile)!, recursive: true);
+        }
     }
 
     [Fact]
-    public async Task The_first_start_logs_one_working_admin_key_and_a_restart_logs_none()
+    public async Task The_first_start_writes_one_working_admin_key_to_a_private_file_not_the_log_and_a_restart_writes_none()
     {
         var serviceId = "boot-" + Guid.NewGuid().ToString("N")[..8];
         var first = new CapturingLoggerProvider();
@@ -40,14 +49,22 @@ public sealed partial class BootstrapKeyTests : IAsyncLifetime
         await using (var host = await StartAsync(serviceId, auth: true, first))
         {
             key = SingleGeneratedKey(first);
+            if (!OperatingSystem.IsWindows())
+            {
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_keyFile));
+            }
+
+            Assert.DoesNotContain(first.Lines, l => l.Contains(key, StringComparison.Ordinal) || KeyPattern().IsMatch(l));
             await AssertAdminAsync(host, key);
         }
 
+        var written = File.GetLastWriteTimeUtc(_keyFile);
         var second = new CapturingLoggerProvider();
         await using (var host = await StartAsync(serviceId, auth: true, second))
         {
             Assert.DoesNotContain(second.Lines, l => l.Contains(Generated, StringComparison.Ordinal));
             Assert.True(second.Lines.Count > 10, $"only {second.Lines.Count} lines captured: the capture itself is broken");
+            Assert.Equal(written, File.GetLastWriteTimeUtc(_keyFile));
             await AssertAdminAsync(host, key);
             using var client = Client(host, key);
             var keys = await client.GetFromJsonAsync<JsonElement>("/keys");
@@ -61,7 +78,7 @@ public sealed partial class BootstrapKeyTests : IAsyncLifetime
         var serviceId = "boot-" + Guid.NewGuid().ToString("N")[..8];
         var (abandonedId, abandonedKey) = ApiKeys.Generate();
 
-        // A start that took the lease and created its key, then died before logging it and completing: its lease has
+        // A start that took the lease and created its key, then died before writing it and completing: its lease has
         // run out. (Authentication off here, so this host runs no bootstrap of its own.)
         await using (var host = await StartAsync(serviceId, auth: false, new CapturingLoggerProvider()))
         {
@@ -96,26 +113,77 @@ public sealed partial class BootstrapKeyTests : IAsyncLifetime
         }
     }
 
-    private Task<ConveyorTestHost> StartAsync(string serviceId, bool auth, CapturingLoggerProvider logs) =>
+    [Fact]
+    public void A_configured_key_under_128_bits_refuses_to_start()
+    {
+        var (id, _) = ApiKeys.Generate();
+        foreach (var weak in new[] { $"cvk_{id}_short", $"cvk_{id}_{new string('a', 21)}", $"cvk_{id}_has spaces and is long enough" })
+        {
+            var refused = Assert.Throws<InvalidOperationException>(() => ConveyorTestHost.StartAsync(
+                _nats.Url, _redis.ConnectionString, "boot-weak", new Dictionary<string, string?> { ["Conveyor:Auth:Enabled"] = "true", ["Conveyor:Auth:BootstrapKey"] = weak }).GetAwaiter().GetResult());
+            Assert.Contains("128 bits", refused.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain(weak, refused.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task Changing_the_configured_key_revokes_the_one_it_replaces()
+    {
+        var serviceId = "boot-" + Guid.NewGuid().ToString("N")[..8];
+        string generated;
+        await using (var host = await StartAsync(serviceId, auth: true, new CapturingLoggerProvider()))
+        {
+            generated = File.ReadAllText(_keyFile).Trim();
+        }
+
+        var first = ApiKeys.Generate().Key;
+        var second = ApiKeys.Generate().Key;
+        await using (var host = await StartAsync(serviceId, auth: true, new CapturingLoggerProvider(), first))
+        {
+            await AssertAdminAsync(host, first);
+            await AssertRevokedAsync(host, generated);
+        }
+
+        await using (var host = await StartAsync(serviceId, auth: true, new CapturingLoggerProvider(), second))
+        {
+            await AssertAdminAsync(host, second);
+            await AssertRevokedAsync(host, first);
+        }
+    }
+
+    private Task<ConveyorTestHost> StartAsync(string serviceId, bool auth, CapturingLoggerProvider logs, string? configured = null) =>
         ConveyorTestHost.StartAsync(
             _nats.Url,
             _redis.ConnectionString,
             serviceId,
-            new Dictionary<string, string?> { ["Conveyor:Auth:Enabled"] = auth ? "true" : "false" },
+            new Dictionary<string, string?>
+            {
+                ["Conveyor:Auth:Enabled"] = auth ? "true" : "false",
+                ["Conveyor:Auth:BootstrapKeyFile"] = _keyFile,
+                ["Conveyor:Auth:BootstrapKey"] = configured,
+            },
             builder =>
             {
                 builder.Logging.SetMinimumLevel(LogLevel.Information);
                 builder.Logging.AddProvider(logs);
             });
 
-    /// <summary>The one generated key in the log; fails on none or more than one.</summary>
-    private static string SingleGeneratedKey(CapturingLoggerProvider logs)
+    /// <summary>The key the one generated-key log line points to, read from its file; fails on none or more than one line.</summary>
+    private string SingleGeneratedKey(CapturingLoggerProvider logs)
     {
         var lines = logs.Lines.Where(l => l.Contains(Generated, StringComparison.Ordinal)).ToList();
         // One log call; the capture writes message and structured state on one line, so one line per call.
         Assert.True(lines.Count == 1, $"{lines.Count} generated-key lines:\n{string.Join("\n", lines)}");
-        var keys = KeyPattern().Matches(lines[0]).Select(m => m.Value).Distinct().ToList();
+        Assert.Contains(_keyFile, lines[0], StringComparison.Ordinal);
+        var keys = KeyPattern().Matches(File.ReadAllText(_keyFile)).Select(m => m.Value).ToList();
         return Assert.Single(keys);
+    }
+
+    private static async Task AssertRevokedAsync(ConveyorTestHost host, string key)
+    {
+        using var client = Client(host, key);
+        using var refused = await client.GetAsync("/keys");
+        await ProblemAssert.SaysAsync(refused, HttpStatusCode.Unauthorized, "unauthorized", "revoked");
     }
 
     private static async Task AssertAdminAsync(ConveyorTestHost host, string key)
