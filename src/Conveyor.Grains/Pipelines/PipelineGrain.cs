@@ -48,18 +48,21 @@ public sealed class PipelineGrain(
             if (missing.Count > 0)
             {
                 var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+                var paths = PipelineValidator.StepPaths(pipeline.Steps);
                 for (var i = 0; i < pipeline.Steps.Count; i++)
                 {
                     var unknown = pipeline.Steps[i].Secrets.Where(missing.Contains).ToArray();
                     if (unknown.Length > 0)
                     {
-                        errors[$"steps[{i}].secrets"] = unknown.Select(n => $"secret {n} not found in namespace {parts[0]}").ToArray();
+                        errors[$"{paths[i]}.secrets"] = unknown.Select(n => $"secret {n} not found in namespace {parts[0]}").ToArray();
                     }
                 }
 
                 throw new ConveyorValidationException($"invalid pipeline: {errors.First().Key}: {errors.First().Value[0]}", errors);
             }
         }
+
+        await CheckSubPipelinesAsync(pipeline, parts[0]);
 
         // Webhook secrets are write-only, so a client that read the pipeline and writes it back has none to send:
         // an omitted secret keeps the one stored for the webhook of the same name.
@@ -82,6 +85,39 @@ public sealed class PipelineGrain(
         }
 
         return pipeline;
+    }
+
+    /// <summary>
+    /// A sub-pipeline step names a pipeline of the namespace that runs for the same resource type (its child run gets
+    /// this run's resource). Checked when saved; a pipeline deleted or changed later fails the step when it runs.
+    /// </summary>
+    private async Task CheckSubPipelinesAsync(PipelineSpec pipeline, string ns)
+    {
+        var paths = PipelineValidator.StepPaths(pipeline.Steps);
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        for (var i = 0; i < pipeline.Steps.Count; i++)
+        {
+            if (pipeline.Steps[i] is not { Kind: StepKind.Pipeline, Pipeline: { } name })
+            {
+                continue;
+            }
+
+            var child = await grains.GetGrain<IPipelineGrain>(Names.PipelineKey(ns, name)).GetAsync();
+            if (child is null)
+            {
+                errors[$"{paths[i]}.pipeline"] = [$"step '{pipeline.Steps[i].Id}': pipeline {name} not found in namespace {ns}"];
+            }
+            else if (child.ResourceType != pipeline.ResourceType)
+            {
+                errors[$"{paths[i]}.pipeline"] =
+                    [$"step '{pipeline.Steps[i].Id}': pipeline {name} runs for resource type {child.ResourceType}, this one for {pipeline.ResourceType} (a child run gets its parent's resource)"];
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            throw new ConveyorValidationException($"invalid pipeline: {errors.First().Key}: {errors.First().Value[0]}", errors);
+        }
     }
 
     /// <inheritdoc />
