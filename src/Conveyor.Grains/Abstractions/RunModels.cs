@@ -79,6 +79,9 @@ public static class RunTriggers
 
     /// <summary>A pipeline webhook (<c>webhook:&lt;name&gt;</c>).</summary>
     public static string Webhook(string name) => "webhook:" + name;
+
+    /// <summary>A sub-pipeline step of another run (<c>parent:&lt;run id&gt;</c>).</summary>
+    public static string Parent(Guid parentRunId) => "parent:" + parentRunId.ToString("D");
 }
 
 /// <summary>Result of <see cref="IPipelineRunGrain.CreateAsync"/>.</summary>
