@@ -74,7 +74,7 @@ public static class NamespacesApi
 
             if (cascade == true)
             {
-                foreach (var status in new[] { RunStatus.Pending, RunStatus.Running })
+                foreach (var status in new[] { RunStatus.Pending, RunStatus.Queued, RunStatus.Running, RunStatus.Paused })
                 {
                     string? cursor = null;
                     do

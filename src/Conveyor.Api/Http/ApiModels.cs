@@ -69,7 +69,7 @@ public sealed record RetryDto
 }
 
 /// <summary>A pipeline step on the wire: the original's <c>{id, name, driver}</c> plus DAG extensions.</summary>
-public sealed record StepDto
+public sealed partial record StepDto
 {
     /// <summary>Step id, unique in the pipeline (defaults to the 1-based position).</summary>
     [JsonPropertyName("id")] public string? Id { get; init; }
@@ -167,7 +167,7 @@ public sealed record ConcurrencyGroupDto
 }
 
 /// <summary>A pipeline on the wire: the original's shape plus DAG, retry and timeout extensions.</summary>
-public sealed record PipelineDto
+public sealed partial record PipelineDto
 {
     /// <summary>Name.</summary>
     [JsonPropertyName("name")] public string? Name { get; init; }
@@ -262,7 +262,7 @@ public sealed record AttemptDto
 }
 
 /// <summary>A step of a run.</summary>
-public sealed record RunStepDto
+public sealed partial record RunStepDto
 {
     /// <summary>Step id.</summary>
     [JsonPropertyName("id")] public string Id { get; init; } = "";
@@ -303,7 +303,7 @@ public sealed record RunStepDto
 }
 
 /// <summary>A pipeline run.</summary>
-public sealed record RunDto
+public sealed partial record RunDto
 {
     /// <summary>Run id.</summary>
     [JsonPropertyName("id")] public Guid Id { get; init; }
@@ -396,36 +396,48 @@ public sealed record RunDto
             TriggerId = run.Plan.TriggerId,
             Params = Json(run.Plan.Params),
             DeadlineAt = run.DeadlineAt,
-            Steps = run.Steps.Select(s =>
+            Steps = run.Steps.Select(s => StepOf(s, specs[s.Id])).ToList(),
+            Parent = run.Plan.ParentRunId is { } parent ? new ParentRunDto { RunId = parent, Step = run.Plan.ParentStep ?? "" } : null,
+            PausedAt = run.PausedAt,
+            PausedBy = run.PausedBy,
+        };
+    }
+
+    private static RunStepDto StepOf(StepState s, StepSpec spec)
+    {
+        var current = s.Current;
+        return new RunStepDto
+        {
+            Id = s.Id,
+            Name = spec.Name,
+            Driver = spec.Driver,
+            DependsOn = spec.DependsOn,
+            Status = s.Status,
+            Attempt = current?.Number ?? 0,
+            WaitingForDriver = s.Status.IsInFlight() && current is { Published: false },
+            Message = current?.Message ?? "",
+            Data = Json(s.Output),
+            NextAttemptAt = s.NextAttemptAt,
+            DeadlineAt = s.DeadlineAt,
+            Attempts = s.Attempts.Select(a => new AttemptDto
             {
-                var spec = specs[s.Id];
-                var current = s.Current;
-                return new RunStepDto
-                {
-                    Id = s.Id,
-                    Name = spec.Name,
-                    Driver = spec.Driver,
-                    DependsOn = spec.DependsOn,
-                    Status = s.Status,
-                    Attempt = current?.Number ?? 0,
-                    WaitingForDriver = s.Status.IsInFlight() && current is { Published: false },
-                    Message = current?.Message ?? "",
-                    Data = Json(s.Output),
-                    NextAttemptAt = s.NextAttemptAt,
-                    DeadlineAt = s.DeadlineAt,
-                    Attempts = s.Attempts.Select(a => new AttemptDto
-                    {
-                        Number = a.Number,
-                        DispatchedAt = a.DispatchedAt,
-                        PublishedAt = a.PublishedAt,
-                        FinishedAt = a.FinishedAt,
-                        Success = a.Success,
-                        Message = a.Message,
-                        Data = Json(a.Data),
-                        TimedOut = a.TimedOut,
-                    }).ToList(),
-                };
+                Number = a.Number,
+                DispatchedAt = a.DispatchedAt,
+                PublishedAt = a.PublishedAt,
+                FinishedAt = a.FinishedAt,
+                Success = a.Success,
+                Message = a.Message,
+                Data = Json(a.Data),
+                TimedOut = a.TimedOut,
             }).ToList(),
+            Type = LanguageMapping.Kind(spec.Kind),
+            Finally = spec.Finally,
+            SkipReason = s.Status == StepStatus.Skipped ? LanguageMapping.Skip(s.SkipReason) : null,
+            Reason = s.Reason,
+            Matrix = Json(s.Matrix),
+            Instances = s.Instances?.Select(i => StepOf(i, spec)).ToList(),
+            Approval = s.Approval is { } a ? new ApprovalDto { Approved = a.Approved, By = a.By, At = a.At, Comment = a.Comment } : null,
+            ChildRunId = s.ChildRunId,
         };
     }
 
