@@ -43,6 +43,9 @@ case "${1:-}" in
     shift
     ensure_servers
     ensure_dotnet
+    # The form CI caching examples use (no trailing slash); the build must not depend on the slash.
+    export NUGET_PACKAGES="${NUGET_PACKAGES:-$HOME/.nuget/packages}"
+    export NUGET_PACKAGES="${NUGET_PACKAGES%/}"
     log=$(mktemp)
     trap 'rm -f "$log"' EXIT
     dotnet build Conveyor.sln -c Release -nologo -v q

@@ -12,7 +12,7 @@ namespace Conveyor.Cli;
 /// The <c>conveyor</c> command line. Every command talks to the HTTP API through the SDK's <see cref="ConveyorClient"/>;
 /// errors are one line on stderr and an exit code from <see cref="ExitCodes"/>.
 /// </summary>
-public static class CliApp
+internal static class CliApp
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 

@@ -1,7 +1,7 @@
 namespace Conveyor.Cli;
 
 /// <summary>Exit codes of <c>conveyor</c>, stable for scripts.</summary>
-public static class ExitCodes
+internal static class ExitCodes
 {
     /// <summary>Done; a watched or awaited run succeeded.</summary>
     public const int Ok = 0;

@@ -7,7 +7,7 @@ using YamlDotNet.RepresentationModel;
 namespace Conveyor.Cli;
 
 /// <summary>What a document applies.</summary>
-public enum ManifestKind
+internal enum ManifestKind
 {
     /// <summary>A resource definition (has <c>schema</c>).</summary>
     ResourceDefinition = 0,
@@ -23,14 +23,14 @@ public enum ManifestKind
 /// <param name="Kind">What it is.</param>
 /// <param name="Body">The document without its <c>kind</c> member.</param>
 /// <param name="Origin">File and document number, for messages.</param>
-public sealed record Manifest(ManifestKind Kind, JsonObject Body, string Origin)
+internal sealed record Manifest(ManifestKind Kind, JsonObject Body, string Origin)
 {
     /// <summary>The document's <c>name</c>.</summary>
     public string Name => Body["name"]?.GetValue<string>() ?? "";
 }
 
 /// <summary>A file that cannot be applied; says which file, which document and why.</summary>
-public sealed class ManifestException(string message) : Exception(message)
+internal sealed class ManifestException(string message) : Exception(message)
 {
     /// <summary>Creates the exception.</summary>
     public ManifestException()
@@ -51,7 +51,7 @@ public sealed class ManifestException(string message) : Exception(message)
 /// (<c>ResourceDefinition</c>, <c>Pipeline</c>, <c>Resource</c>) or, without one, inferred: <c>schema</c> makes a
 /// resource definition, <c>steps</c> a pipeline, <c>spec</c> a resource.
 /// </summary>
-public static class Manifests
+internal static class Manifests
 {
     /// <summary>Reads a file, or every <c>.yaml</c>, <c>.yml</c> and <c>.json</c> file of a directory (in name order).</summary>
     /// <exception cref="ManifestException">A path is missing or a document is invalid.</exception>

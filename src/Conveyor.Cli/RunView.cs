@@ -6,7 +6,7 @@ using Conveyor.Driver.Sdk.Client;
 namespace Conveyor.Cli;
 
 /// <summary>Text views of runs: the step DAG with states and progress, and the run list.</summary>
-public static class RunView
+internal static class RunView
 {
     private static readonly string[] Headings = ["ID", "PIPELINE", "RESOURCE", "STATUS", "CREATED", "MESSAGE"];
 

@@ -23,7 +23,12 @@ public static class DriverTelemetry
     private static readonly Meter Meter = new(Name, typeof(DriverTelemetry).Assembly.GetName().Version?.ToString());
 
     private static readonly Histogram<double> ReconcileDuration =
-        Meter.CreateHistogram<double>("conveyor.driver.reconcile.duration", "s", "Duration of reconciles, by driver and outcome.");
+        Meter.CreateHistogram(
+            "conveyor.driver.reconcile.duration",
+            "s",
+            "Duration of reconciles, by driver and outcome.",
+            tags: null,
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = Contracts.MetricBuckets.Seconds });
 
     internal static Activity? StartReconcile(NatsHeaders? headers, string driver, DriverEvent driverEvent)
     {

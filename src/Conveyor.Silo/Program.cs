@@ -1,5 +1,5 @@
 var builder = WebApplication.CreateBuilder(args);
-builder.AddConveyor();
+builder.AddConveyor().AddPrometheusEndpoint();
 
 var app = builder.Build();
 app.MapConveyorApi();

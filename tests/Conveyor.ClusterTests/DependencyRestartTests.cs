@@ -60,7 +60,7 @@ public sealed class DependencyRestartTests(ITestOutputHelper output)
     {
         try
         {
-            return await ClusterLoad.WaitForAllAsync(() => silos, ids, TimeSpan.FromSeconds(90));
+            return await ClusterLoad.WaitForAllAsync(() => silos, ids, TimeSpan.FromSeconds(120));
         }
         catch (TimeoutException ex)
         {
@@ -89,7 +89,7 @@ public sealed class DependencyRestartTests(ITestOutputHelper output)
                     (var status, body) = await silo.ReadyAsync();
                     return status == 503 && body.Contains(dependency, StringComparison.Ordinal);
                 },
-                TimeSpan.FromSeconds(15),
+                Deadlines.Event,
                 $"{silo.Name} should report {dependency} down (last: {body})");
             Assert.Contains("application/problem+json", await ContentTypeAsync(silo), StringComparison.Ordinal);
         }
@@ -105,7 +105,7 @@ public sealed class DependencyRestartTests(ITestOutputHelper output)
     {
         foreach (var silo in silos)
         {
-            await silo.WaitReadyAsync(TimeSpan.FromSeconds(30));
+            await silo.WaitReadyAsync(Deadlines.Event);
         }
     }
 }

@@ -11,8 +11,10 @@ namespace Conveyor.ClusterTests;
 /// </summary>
 public sealed class DriverFailureTests(ITestOutputHelper output)
 {
-    private static readonly TimeSpan AckWait = TimeSpan.FromSeconds(2);
-    private static readonly TimeSpan StepTime = TimeSpan.FromSeconds(5);
+    // Heartbeats go every third of the ack wait, so only a stall of two thirds of it between two of them (here over
+    // 3 s, in a driver process competing for two busy cores) could make a living instance lose its step.
+    private static readonly TimeSpan AckWait = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan StepTime = TimeSpan.FromSeconds(10);
 
     [Fact]
     public async Task Step_of_a_killed_driver_is_redelivered_to_another_instance_and_a_long_living_one_is_not()
@@ -39,7 +41,7 @@ public sealed class DriverFailureTests(ITestOutputHelper output)
         Assert.Equal(1, attempts.GetArrayLength());
         output.WriteLine($"driver kill -9 mid-step: redelivered to another instance {redelivered.TotalSeconds:F1} s after the kill (ack wait {AckWait.TotalSeconds:F0} s)");
 
-        // Two live instances, a step 2.5x longer than the ack wait: heartbeats keep it with the one that has it.
+        // Two live instances, a step twice as long as the ack wait: heartbeats keep it with the one that has it.
         await using var second = EchoDriverProcess.Start("echo-3", nats.Url, "builder", StepTime, AckWait);
         var longRun = (await silo.PostJsonAsync("/resources", new { name = "web-2", resource = ClusterLoad.ResourceType, pipeline = "long", spec = new { } }))
             .GetProperty("runid").GetString()!;
@@ -66,7 +68,7 @@ public sealed class DriverFailureTests(ITestOutputHelper output)
 
     private static async Task<System.Text.Json.JsonElement> WaitForRunAsync(SiloProcess silo, string runId)
     {
-        var runs = await ClusterLoad.WaitForAllAsync(() => [silo], [runId], TimeSpan.FromSeconds(60));
+        var runs = await ClusterLoad.WaitForAllAsync(() => [silo], [runId], TimeSpan.FromSeconds(120));
         return runs[runId];
     }
 }

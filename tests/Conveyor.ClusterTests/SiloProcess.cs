@@ -69,8 +69,25 @@ public sealed class SiloProcess : DotnetProcess
         return settings;
     }
 
-    /// <summary>Starts a silo and waits until <c>/readyz</c> answers 200.</summary>
+    /// <summary>
+    /// Starts a silo and waits until <c>/readyz</c> answers 200. Its ports are chosen free just before it binds them;
+    /// when another process on a busy machine took one in between, the silo is started again on new ones.
+    /// </summary>
     public static async Task<SiloProcess> StartAsync(string name, IDictionary<string, string> settings, TimeSpan? readyWithin = null)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await StartOnceAsync(name, settings, readyWithin);
+            }
+            catch (InvalidOperationException ex) when (attempt < 5 && ex.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+            {
+            }
+        }
+    }
+
+    private static async Task<SiloProcess> StartOnceAsync(string name, IDictionary<string, string> settings, TimeSpan? readyWithin)
     {
         var httpPort = ServerProcess.FindFreePort();
         var all = new Dictionary<string, string>(settings)
@@ -82,7 +99,7 @@ public sealed class SiloProcess : DotnetProcess
         var silo = new SiloProcess(name, httpPort, all.Select(kv => $"--{kv.Key}={kv.Value}"));
         try
         {
-            await silo.WaitReadyAsync(readyWithin ?? TimeSpan.FromSeconds(60));
+            await silo.WaitReadyAsync(readyWithin ?? Deadlines.Startup);
             return silo;
         }
         catch

@@ -27,21 +27,23 @@ public sealed class StuckRunTests(ITestOutputHelper output)
         {
             name = "stuck",
             resource = ClusterLoad.ResourceType,
-            steps = new[] { new { id = "s", driver = "mute", timeout = "8s", retry = new { maxAttempts = 2, initialDelay = "1s", jitter = 0.0 } } },
+            // Long enough that the owner is always killed before it could time the attempt out itself, even when the
+            // steps up to the kill crawl on a busy machine: the timeout must be the survivor's.
+            steps = new[] { new { id = "s", driver = "mute", timeout = "20s", retry = new { maxAttempts = 2, initialDelay = "1s", jitter = 0.0 } } },
         });
         // The first attempt is taken and never answered; the retry is.
         await using var driver = await LoadDriver.StartAsync(nats.Url, "mute", ClusterLoad.ResourceType, answer: m => m.GetProperty("attempt").GetInt32() > 1);
 
         var runId = (await first.PostJsonAsync("/resources", new { name = "web", resource = ClusterLoad.ResourceType, pipeline = "stuck", spec = new { } }))
             .GetProperty("runid").GetString()!;
-        await Eventually.TrueAsync(() => driver.TotalDeliveries == 1, TimeSpan.FromSeconds(30), "the first attempt reached the driver");
-        await Eventually.TrueAsync(() => first.CountLines(runId) + second.CountLines(runId) > 0, TimeSpan.FromSeconds(10), "the hosting silo logged the run's start");
+        await Eventually.TrueAsync(() => driver.TotalDeliveries == 1, Deadlines.Event, "the first attempt reached the driver");
+        await Eventually.TrueAsync(() => first.CountLines(runId) + second.CountLines(runId) > 0, Deadlines.Event, "the hosting silo logged the run's start");
         var (owner, heir) = first.CountLines(runId) > 0 ? (first, second) : (second, first);
         var killedAt = DateTimeOffset.UtcNow;
         await owner.KillAsync();
         output.WriteLine($"run {runId} was hosted by {owner.Name}; killed it");
 
-        var run = (await ClusterLoad.WaitForAllAsync(() => [heir], [runId], TimeSpan.FromSeconds(60)))[runId];
+        var run = (await ClusterLoad.WaitForAllAsync(() => [heir], [runId], TimeSpan.FromSeconds(120)))[runId];
         Assert.Equal("Succeeded", run.GetProperty("status").GetString());
         var attempts = run.GetProperty("steps")[0].GetProperty("attempts");
         Assert.Equal(2, attempts.GetArrayLength());
@@ -50,6 +52,6 @@ public sealed class StuckRunTests(ITestOutputHelper output)
         Assert.True(attempts[1].GetProperty("success").GetBoolean());
         output.WriteLine(
             $"stuck step swept by the surviving silo: attempt 1 timed out {(attempts[0].GetProperty("finishedAt").GetDateTimeOffset() - attempts[0].GetProperty("dispatchedAt").GetDateTimeOffset()).TotalSeconds:F1} s after dispatch " +
-            $"(timeout 8 s), run finished {(run.GetProperty("finishedAt").GetDateTimeOffset() - killedAt).TotalSeconds:F1} s after the kill");
+            $"(timeout 20 s), run finished {(run.GetProperty("finishedAt").GetDateTimeOffset() - killedAt).TotalSeconds:F1} s after the kill");
     }
 }

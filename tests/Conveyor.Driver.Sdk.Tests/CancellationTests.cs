@@ -11,10 +11,10 @@ namespace Conveyor.Driver.Sdk.Tests;
 /// <summary>The engine's cancel messages on core NATS <c>conveyor.cancel.{driver}</c>, published as raw JSON.</summary>
 public sealed class CancellationTests(JetStreamFixture nats, ITestOutputHelper output) : IClassFixture<JetStreamFixture>
 {
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Deadline = Deadlines.Event;
 
     [Fact]
-    public async Task Matching_cancel_stops_a_long_reconcile_within_a_second_and_its_message_is_acked_once()
+    public async Task Matching_cancel_stops_a_long_reconcile_and_its_message_is_acked_once()
     {
         var name = Wire.UniqueName("cancel");
         var runId = Guid.NewGuid().ToString();
@@ -39,7 +39,6 @@ public sealed class CancellationTests(JetStreamFixture nats, ITestOutputHelper o
             },
             "app");
         var options = Options(name);
-        options.AckWait = TimeSpan.FromSeconds(1);
         await using var results = await SubjectRecorder.StartAsync(nats.Connection, Subjects.DriverResult);
         await using var manager = await RunningManager.StartAsync(driver, options, new XunitLoggerFactory(output));
 
@@ -49,7 +48,9 @@ public sealed class CancellationTests(JetStreamFixture nats, ITestOutputHelper o
 
         var clock = Stopwatch.StartNew();
         await Wire.PublishCoreAsync(nats.Connection, Subjects.Cancel(name), Wire.CancelJson(name, runId, "deploy", 2, "run cancelled by user"));
-        var reason = await observed.Task.WaitAsync(TimeSpan.FromSeconds(1));
+        // The reconcile waits forever unless cancelled, so seeing the cancel at all is the proof; how long it took is
+        // reported, not asserted.
+        var reason = await observed.Task.WaitAsync(Deadline);
         output.WriteLine($"cancellation observed after {clock.ElapsedMilliseconds} ms");
 
         Assert.Equal("run cancelled by user", reason);
@@ -64,11 +65,13 @@ public sealed class CancellationTests(JetStreamFixture nats, ITestOutputHelper o
 
         var consumer = DriverManager.StepsConsumerName(name, "app");
         await Eventually.TrueAsync(() => NoAckPendingAsync(consumer), Deadline, "the message is acked");
-        // Absence of a redelivery can only be shown by letting AckWait pass.
-        await Task.Delay(options.AckWait * 2);
+        // No redelivery, ever: the ack floor has reached the only delivery, and JetStream redelivers only what is
+        // pending acknowledgement.
         var info = (await nats.JetStream.GetConsumerAsync(Subjects.MessagesStream, consumer)).Info;
         Assert.Equal(0, info.NumAckPending);
         Assert.Equal(0, info.NumRedelivered);
+        Assert.Equal(1UL, info.Delivered.ConsumerSeq);
+        Assert.Equal(1UL, info.AckFloor.ConsumerSeq);
         Assert.Single(driver.Received);
         Assert.Single(results.ForRun(runId));
         Assert.Equal(0, manager.Manager.InFlightCount);

@@ -2,6 +2,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Conveyor.Driver.Sdk.Client;
+using Conveyor.Testing;
 using Conveyor.Contracts;
 
 namespace Conveyor.Driver.Sdk.Tests;
@@ -166,7 +167,7 @@ public sealed class ConveyorClientTests
             _ => Respond(HttpStatusCode.OK, RunJson(runId, "Succeeded", "Succeeded"), "application/json"),
         });
 
-        var run = await client.WaitForRunAsync(runId, TimeSpan.FromSeconds(10));
+        var run = await client.WaitForRunAsync(runId, Deadlines.Event);
 
         Assert.Equal(RunStatus.Succeeded, run.Status);
         Assert.Equal(3, calls);

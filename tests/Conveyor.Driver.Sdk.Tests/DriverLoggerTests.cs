@@ -14,7 +14,7 @@ namespace Conveyor.Driver.Sdk.Tests;
 
 public sealed class DriverLoggerTests(JetStreamFixture nats, ITestOutputHelper output) : IClassFixture<JetStreamFixture>
 {
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Deadline = Deadlines.Event;
 
     [Fact]
     public async Task Log_entries_are_published_identically_to_the_persisted_and_the_live_subjects()
@@ -101,7 +101,7 @@ public sealed class DriverLoggerTests(JetStreamFixture nats, ITestOutputHelper o
             Subjects.LogsEngineStream,
             new ConsumerConfig("test-logs-" + runId[..8]) { FilterSubject = Subjects.Logs(runId), AckPolicy = ConsumerConfigAckPolicy.Explicit });
         var stored = new List<string>();
-        await foreach (var msg in consumer.FetchAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = count, Expires = TimeSpan.FromSeconds(5) }))
+        await foreach (var msg in consumer.FetchAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = count, Expires = Deadlines.Event }))
         {
             stored.Add(Encoding.UTF8.GetString(msg.Data!));
             await msg.AckAsync();

@@ -10,7 +10,7 @@ namespace Conveyor.Driver.Sdk.Tests;
 /// <summary>Restarts and reconfigures servers, so every test here starts its own.</summary>
 public sealed class FaultTests(ITestOutputHelper output)
 {
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan Deadline = Deadlines.Event;
 
     [Fact]
     public async Task Manager_resumes_after_a_nats_server_restart()

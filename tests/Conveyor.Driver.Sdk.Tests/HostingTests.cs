@@ -24,9 +24,9 @@ public sealed class HostingTests(JetStreamFixture nats) : IClassFixture<JetStrea
         using var host = builder.Build();
 
         await host.StartAsync();
-        await Eventually.TrueAsync(() => ConsumerExistsAsync("hosted-steps-app"), TimeSpan.FromSeconds(10), "the hosted manager creates its consumers");
+        await Eventually.TrueAsync(() => ConsumerExistsAsync("hosted-steps-app"), Deadlines.Event, "the hosted manager creates its consumers");
         await Wire.PublishAsync(nats.JetStream, "drivers.hosted.resources.app", Wire.DriverMessageJson(runId, "app", "web"));
-        await Eventually.TrueAsync(() => results.ForRun(runId).Count == 1, TimeSpan.FromSeconds(10), "the hosted driver publishes a result");
+        await Eventually.TrueAsync(() => results.ForRun(runId).Count == 1, Deadlines.Event, "the hosted driver publishes a result");
         await host.StopAsync();
 
         Assert.Equal("hosted says hi", results.ForRun(runId)[0].Json.GetProperty("driverresult").GetProperty("message").GetString());
@@ -48,7 +48,7 @@ public sealed class HostingTests(JetStreamFixture nats) : IClassFixture<JetStrea
         using var host = builder.Build();
 
         await host.StartAsync();
-        await Eventually.TrueAsync(() => ConsumerExistsAsync("configured-resources-lib"), TimeSpan.FromSeconds(10), "the configured consumers exist");
+        await Eventually.TrueAsync(() => ConsumerExistsAsync("configured-resources-lib"), Deadlines.Event, "the configured consumers exist");
         await host.StopAsync();
 
         var info = (await nats.JetStream.GetConsumerAsync(Subjects.MessagesStream, "configured-resources-lib")).Info;

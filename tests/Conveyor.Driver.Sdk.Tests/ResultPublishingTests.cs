@@ -9,7 +9,7 @@ namespace Conveyor.Driver.Sdk.Tests;
 /// <summary>Removes and restores the pipeline-engine stream, so it has a server of its own.</summary>
 public sealed class ResultPublishingTests(JetStreamFixture nats, ITestOutputHelper output) : IClassFixture<JetStreamFixture>
 {
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan Deadline = Deadlines.Event;
 
     [Fact]
     public async Task Result_is_published_before_the_message_is_acked()

@@ -8,7 +8,7 @@ namespace Conveyor.Driver.Sdk.Tests;
 
 public sealed class ShutdownTests(JetStreamFixture nats, ITestOutputHelper output) : IClassFixture<JetStreamFixture>
 {
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Deadline = Deadlines.Event;
 
     [Fact]
     public async Task Shutdown_hands_unfinished_work_back_to_another_instance()
@@ -55,31 +55,39 @@ public sealed class ShutdownTests(JetStreamFixture nats, ITestOutputHelper outpu
         Assert.True(Assert.Single(results.ForRun(runId)).Json.GetProperty("driverresult").GetProperty("success").GetBoolean());
     }
 
+    /// <summary>
+    /// The reconcile holds until shutdown has been asked for, then finishes: the manager must wait for it (the grace
+    /// period is far longer than this takes) and publish and ack its result before its run ends.
+    /// </summary>
     [Fact]
     public async Task Shutdown_lets_in_flight_reconciles_finish_within_the_grace_period()
     {
         var name = Wire.UniqueName("finisher");
         var runId = Guid.NewGuid().ToString();
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var driver = new TestDriver(
             name,
             async (_, _, ct) =>
             {
                 started.TrySetResult();
-                await Task.Delay(500, ct);
+                await release.Task.WaitAsync(ct);
                 return DriverResult.Ok("finished during shutdown");
             },
             "app");
         await using var results = await SubjectRecorder.StartAsync(nats.Connection, Subjects.DriverResult);
         var manager = await RunningManager.StartAsync(
             driver,
-            new DriverOptions { Name = name, NatsUrl = nats.Url, FetchExpiry = TimeSpan.FromSeconds(1), ShutdownGracePeriod = TimeSpan.FromSeconds(5) },
+            new DriverOptions { Name = name, NatsUrl = nats.Url, FetchExpiry = TimeSpan.FromSeconds(1), ShutdownGracePeriod = Deadlines.Event },
             new XunitLoggerFactory(output));
         await using (manager)
         {
             await Wire.PublishAsync(nats.JetStream, $"drivers.{name}.resources.app", Wire.DriverMessageJson(runId, "app", "x"));
             await started.Task.WaitAsync(Deadline);
-            await manager.StopAsync();
+            var stopping = manager.RequestStopAsync();
+            Assert.False(stopping.IsCompleted, "the manager stopped while a reconcile was in flight");
+            release.SetResult();
+            await stopping.WaitAsync(Deadline);
 
             // RunAsync returns only after the in-flight reconcile has published and acked.
             var result = Assert.Single(results.ForRun(runId));

@@ -9,7 +9,7 @@ namespace Conveyor.Driver.Sdk.Tests;
 /// <summary>The engine's extension fields of a driver message: <c>step</c>, <c>attempt</c>, <c>params</c>, <c>inputs</c>.</summary>
 public sealed class StepDataTests(JetStreamFixture nats, ITestOutputHelper output) : IClassFixture<JetStreamFixture>
 {
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Deadline = Deadlines.Event;
 
     [Fact]
     public async Task Params_and_inputs_reach_the_driver_event_and_the_result_names_the_step_from_the_body()

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Conveyor.Driver.Sdk;
+using Conveyor.Testing;
 
 namespace Conveyor.EmbeddedApp.Tests;
 
@@ -32,7 +33,7 @@ public sealed class DeploymentDrivers : IAsyncDisposable
                     new RecordingDriver(name, drivers.Events),
                     new DriverOptions { Name = name, Resources = ["service"], NatsUrl = natsUrl, ShutdownGracePeriod = TimeSpan.FromSeconds(2) });
                 drivers._running.Add((manager, Task.Run(() => manager.RunAsync(drivers._stop.Token))));
-                await manager.WaitUntilReadyAsync().WaitAsync(TimeSpan.FromSeconds(30));
+                await manager.WaitUntilReadyAsync().WaitAsync(Deadlines.Event);
             }
 
             return drivers;
@@ -49,7 +50,7 @@ public sealed class DeploymentDrivers : IAsyncDisposable
         await _stop.CancelAsync();
         foreach (var (manager, run) in _running)
         {
-            await run.WaitAsync(TimeSpan.FromSeconds(30));
+            await run.WaitAsync(Deadlines.Event);
             await manager.DisposeAsync();
         }
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Conveyor.Testing;
 
 namespace Conveyor.EmbeddedApp.Tests;
 
@@ -8,7 +9,7 @@ namespace Conveyor.EmbeddedApp.Tests;
 [Collection(ShipyardCollection.Name)]
 public sealed class DeploymentTests(ShipyardFixture fx)
 {
-    private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan RunTimeout = Deadlines.Event;
 
     [Fact]
     public async Task Posting_a_deployment_runs_the_apps_pipeline_to_success_through_the_embedded_engine()

@@ -23,7 +23,7 @@ public sealed class SingleNodeTests
                 await using var drivers = await DeploymentDrivers.StartAsync($"nats://127.0.0.1:{natsPort}");
 
                 var deployment = await ShipyardFixture.DeployAsync(http, "web", "nginx:1.27");
-                var run = await ShipyardFixture.WaitForRunAsync(http, deployment.GetProperty("runId").GetString()!, TimeSpan.FromSeconds(30));
+                var run = await ShipyardFixture.WaitForRunAsync(http, deployment.GetProperty("runId").GetString()!, Deadlines.Event);
 
                 Assert.Equal("Succeeded", run.GetProperty("status").GetString());
                 Assert.True(Directory.Exists(Path.Combine(dataDirectory, "nats")), "the supervised nats-server keeps its data in the data directory");

@@ -18,7 +18,7 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
     {
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var code = await CliApp.RunAsync(["--server", fx.Host.Address.ToString(), .. args], stdout, stderr, cancellationToken: cts.Token);
         return (code, stdout.ToString(), stderr.ToString());
     }
@@ -80,7 +80,7 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
     {
         var type = EngineFixture.Unique("cli");
         var driver = EngineFixture.Unique("drv");
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         await using var manager = await StartDriverAsync(driver, type, cts.Token);
 
         var (code, output, error) = await CliAsync("apply", "-f", Write("app.yaml", Manifest(type, driver, "web")));
@@ -121,7 +121,7 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
                 logs = (await CliAsync("logs", runId)).Out;
                 return logs.Split('\n').Count(l => l.Contains($"[{driver}/", StringComparison.Ordinal)) == 3;
             },
-            TimeSpan.FromSeconds(15),
+            Deadlines.Event,
             "three log lines should be stored");
         Assert.Contains($"[{driver}/build] building web", logs, StringComparison.Ordinal);
         var followed = await CliAsync("logs", "-f", runId, "--step", "lint");
@@ -152,7 +152,7 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
     {
         var type = EngineFixture.Unique("cli");
         var driver = EngineFixture.Unique("drv");
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         await using var manager = await StartDriverAsync(driver, type, cts.Token);
         var (code, output, error) = await CliAsync("apply", "-f", Write("app.yaml", Manifest(type, driver, "web", lastStep: "fail-deploy")));
         Assert.True(code == ExitCodes.Ok, error);
@@ -184,11 +184,11 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
             }
         }
 
-        using var cancelWatch = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var cancelWatch = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var live = CliApp.RunAsync(
             ["--server", fx.Host.Address.ToString(), "runs", "watch", idleRun, "--interval", "0.1"], terminal, TextWriter.Null, interactive: true, cancellationToken: cancelWatch.Token);
         await Eventually.TrueAsync(
-            () => System.Text.RegularExpressions.Regex.IsMatch(Screen(), "\u001b\\[[0-9]+A"), TimeSpan.FromSeconds(15), "watch should move up to redraw");
+            () => System.Text.RegularExpressions.Regex.IsMatch(Screen(), "\u001b\\[[0-9]+A"), Deadlines.Event, "watch should move up to redraw");
         var cancel = await CliAsync("runs", "cancel", idleRun, "--reason", "not today");
         Assert.Equal(ExitCodes.RunFailed, await live);
         Assert.Contains("\u001b[K", Screen(), StringComparison.Ordinal);
@@ -295,12 +295,12 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
     {
         var type = EngineFixture.Unique("cli");
         var driver = new GatedDriver(EngineFixture.Unique("drv"), type);
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         await using var manager = await StartDriverAsync(driver, type, cts.Token);
         var (code, output, error) = await CliAsync("apply", "-f", Write("app.json", JsonManifest(type, driver.Name, ("build", []))));
         Assert.True(code == ExitCodes.Ok, error + output);
         var runId = output.Split("(run ")[1].Split(')')[0];
-        await driver.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await driver.Entered.Task.WaitAsync(Deadlines.Event);
 
         using var screen = new StringWriter();
         using var stdout = TextWriter.Synchronized(screen);
@@ -313,13 +313,13 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
         }
 
         var follow = CliApp.RunAsync(["--server", fx.Host.Address.ToString(), "logs", "-f", runId], stdout, TextWriter.Null, cancellationToken: cts.Token);
-        await Eventually.TrueAsync(() => Lines().Contains("started build", StringComparison.Ordinal), TimeSpan.FromSeconds(15), "the line written before the follow began");
+        await Eventually.TrueAsync(() => Lines().Contains("started build", StringComparison.Ordinal), Deadlines.Event, "the line written before the follow began");
         Assert.False(follow.IsCompleted, "follow must keep going while the run runs");
         Assert.DoesNotContain("finishing build", Lines(), StringComparison.Ordinal);
 
         // Written only now, after the follow has printed the earlier line; then the run ends and so must the follow.
         driver.Release.TrySetResult();
-        Assert.Equal(ExitCodes.Ok, await follow.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(ExitCodes.Ok, await follow.WaitAsync(Deadlines.Event));
         var printed = Lines().Trim().Split('\n').Select(l => l.TrimEnd('\r').Split(' ', 2)[1]).ToArray();
         Assert.Equal([$"[{driver.Name}/build] started build", $"[{driver.Name}/build] finishing build"], printed);
         Assert.Equal("Succeeded", (await fx.Host.GetJsonAsync($"/runs/{runId}")).GetProperty("status").GetString());
@@ -330,7 +330,7 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
     {
         var type = EngineFixture.Unique("cli");
         var driver = new FlakyDriver(EngineFixture.Unique("drv"), type, flaky: "test");
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         await using var manager = await StartDriverAsync(driver, type, cts.Token);
 
         // build and lint succeed; test fails on its first call, so deploy (after test and lint) is skipped.
@@ -338,7 +338,7 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
         var (code, output, error) = await CliAsync("apply", "-f", Write("app.json", manifest));
         Assert.True(code == ExitCodes.Ok, error + output);
         var runId = output.Split("(run ")[1].Split(')')[0];
-        var failed = await fx.Host.WaitForRunAsync(runId, TimeSpan.FromSeconds(30));
+        var failed = await fx.Host.WaitForRunAsync(runId, Deadlines.Event);
         Assert.Equal("Failed", failed.GetProperty("status").GetString());
         string Status(JsonElement run, string step) => run.GetProperty("steps").EnumerateArray().Single(s => s.GetProperty("id").GetString() == step).GetProperty("status").GetString()!;
         Assert.Equal(["Succeeded", "Succeeded", "Failed", "Skipped"], new[] { "build", "lint", "test", "deploy" }.Select(s => Status(failed, s)));

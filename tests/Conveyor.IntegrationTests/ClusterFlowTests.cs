@@ -32,8 +32,9 @@ public sealed class ClusterFlowFixture : IAsyncLifetime
         ["Conveyor:FlowControl:VerifyPeriod"] = "00:00:10",
         ["Conveyor:Runs:KeepAlivePeriod"] = "00:00:10",
         ["Conveyor:Schedules:WakePeriod"] = "00:00:05",
-        // Short, so that the silos' 7 s outage in the schedule test misses ticks by more than the grace.
-        ["Conveyor:Schedules:MisfireGrace"] = "00:00:05",
+        // Short enough for the schedule test's outage to miss ticks by more than it, long enough that a busy machine's
+        // stall is not taken for a missed tick while the silos are up.
+        ["Conveyor:Schedules:MisfireGrace"] = "00:00:10",
         // These tests are about admission across silos; API keys (on by default in cluster mode) are tested elsewhere.
         ["Conveyor:Auth:Enabled"] = "false",
     };
@@ -161,6 +162,8 @@ public sealed class ClusterFlowTests(ClusterFlowFixture fx)
     [Fact]
     public async Task Schedules_fire_once_per_tick_across_two_silos_and_after_both_were_down_fire_the_latest_missed_tick_once_or_skip_it()
     {
+        var grace = TimeSpan.Parse(ClusterFlowFixture.Settings["Conveyor:Schedules:MisfireGrace"]!, System.Globalization.CultureInfo.InvariantCulture);
+        var period = TimeSpan.FromSeconds(2);
         var (type, driver) = await Flow.PipelineAsync(fx.A, fx.Nats.Url, new
         {
             schedules = new object[]
@@ -168,7 +171,7 @@ public sealed class ClusterFlowTests(ClusterFlowFixture fx)
                 new { name = "catch-up", cron = "*/2 * * * * *", timeZone = "Europe/Berlin", resource = "main", priority = 2 },
                 new { name = "skip", cron = "*/2 * * * * *", resource = "dev", missedFire = "skip" },
             },
-        });
+        }, resources: ["main", "dev", "witness"]);
         await using var _ = driver;
         driver.Open();
 
@@ -183,7 +186,9 @@ public sealed class ClusterFlowTests(ClusterFlowFixture fx)
             "both schedules fire");
         var stopping = DateTimeOffset.UtcNow;
         await fx.StopAllAsync();
-        await Task.Delay(TimeSpan.FromSeconds(7));
+        // Down for longer than the grace plus two periods (a lower bound: a slower machine only makes the outage
+        // longer), so at least one tick is missed by more than the grace.
+        await Task.Delay(grace + (2 * period));
         var up = DateTimeOffset.UtcNow;
         await fx.StartAllAsync();
         await Eventually.TrueAsync(
@@ -192,27 +197,28 @@ public sealed class ClusterFlowTests(ClusterFlowFixture fx)
             Flow.Timeout,
             "both schedules fire again after the restart");
 
-        var stored = await fx.A.GetJsonAsync($"/pipelines/{type}");
-        var withoutSchedules = System.Text.Json.Nodes.JsonNode.Parse(stored.GetRawText())!.AsObject();
-        withoutSchedules.Remove("schedules");
-        using (var put = await fx.A.Http.PutAsync($"/pipelines/{type}", new StringContent(withoutSchedules.ToJsonString(), System.Text.Encoding.UTF8, "application/json")))
-        {
-            Assert.Equal(HttpStatusCode.OK, put.StatusCode);
-        }
-
-        var count = (await SummariesAsync(fx.B)).Count;
-        await Task.Delay(TimeSpan.FromSeconds(3));
+        // Both schedules are replaced by a witness on the same cron. One grain fires all of a pipeline's schedules in one
+        // tick, and the witness counts from its creation: once it has fired twice, a removed schedule still firing
+        // would have fired for the same occurrences. So no run of a removed schedule may be for a tick at or after the
+        // witness's first — proof by a later event, not by waiting and finding nothing.
+        await PutSchedulesAsync(type, new { name = "witness", cron = "*/2 * * * * *", resource = "witness" });
+        await Eventually.TrueAsync(
+            async () => (await SummariesAsync(fx.B)).Count(r => Of(r, "witness")) >= 2,
+            Flow.Timeout,
+            "the witness schedule fires twice");
         var summaries = await SummariesAsync(fx.B);
-        Assert.Equal(count, summaries.Count);
         var runs = (await Task.WhenAll(summaries.Select(r => fx.B.GetJsonAsync($"/runs/{r.GetProperty("id").GetString()}")))).ToList();
+        await PutSchedulesAsync(type);
 
         static DateTimeOffset Tick(JsonElement run) => DateTimeOffset.Parse(run.GetProperty("triggerId").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
         static string Show(IEnumerable<DateTimeOffset> ticks) => string.Join(", ", ticks.Select(t => t.ToString("HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture)));
-        var grace = TimeSpan.Parse(ClusterFlowFixture.Settings["Conveyor:Schedules:MisfireGrace"]!, System.Globalization.CultureInfo.InvariantCulture);
-        var period = TimeSpan.FromSeconds(2);
         var catchUp = runs.Where(r => r.GetProperty("trigger").GetString() == "schedule:catch-up").OrderBy(Tick).ToList();
         var skip = runs.Where(r => r.GetProperty("trigger").GetString() == "schedule:skip").OrderBy(Tick).ToList();
-        Assert.Equal(runs.Count, catchUp.Count + skip.Count);
+        var witness = runs.Where(r => r.GetProperty("trigger").GetString() == "schedule:witness").OrderBy(Tick).ToList();
+        Assert.Equal(runs.Count, catchUp.Count + skip.Count + witness.Count);
+        Assert.True(witness.Count >= 2, $"{witness.Count} witness runs");
+        var removedAt = Tick(witness[0]);
+        Assert.True(catchUp.Concat(skip).All(r => Tick(r) < removedAt), $"a removed schedule fired at or after {removedAt:HH:mm:ss}: {Show(catchUp.Concat(skip).Select(Tick))}");
         Assert.All(catchUp, r => Assert.Equal(2, r.GetProperty("priority").GetInt32()));
         Assert.All(catchUp, r => Assert.Equal("main", r.GetProperty("resourceName").GetString()));
         Assert.All(skip, r => Assert.Equal(3, r.GetProperty("priority").GetInt32()));
@@ -247,5 +253,20 @@ public sealed class ClusterFlowTests(ClusterFlowFixture fx)
         Assert.Equal(Tick(catchUpAfter[1]), skipAfter[0]);
         Assert.Equal(Tick(missed) + period, skipAfter[0]);
         Assert.DoesNotContain(skip, r => Tick(r) == Tick(missed));
+    }
+
+    /// <summary>Stores the pipeline again with these schedules (none: without any).</summary>
+    private async Task PutSchedulesAsync(string pipeline, params object[] schedules)
+    {
+        var stored = await fx.A.GetJsonAsync($"/pipelines/{pipeline}");
+        var replaced = System.Text.Json.Nodes.JsonNode.Parse(stored.GetRawText())!.AsObject();
+        replaced.Remove("schedules");
+        if (schedules.Length > 0)
+        {
+            replaced["schedules"] = JsonSerializer.SerializeToNode(schedules);
+        }
+
+        using var put = await fx.A.Http.PutAsync($"/pipelines/{pipeline}", new StringContent(replaced.ToJsonString(), System.Text.Encoding.UTF8, "application/json"));
+        Assert.True(put.StatusCode == HttpStatusCode.OK, $"PUT /pipelines/{pipeline}: {(int)put.StatusCode} {await put.Content.ReadAsStringAsync()}");
     }
 }

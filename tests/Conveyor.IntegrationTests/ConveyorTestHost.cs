@@ -22,7 +22,7 @@ public sealed class ConveyorTestHost : IAsyncDisposable
     {
         _app = app;
         Address = address;
-        Http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+        Http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(60) };
     }
 
     public Uri Address { get; }
@@ -31,8 +31,51 @@ public sealed class ConveyorTestHost : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
+    /// <summary>
+    /// Starts a host. Its Orleans ports are chosen free just before the silo binds them; on a busy machine another
+    /// process can take one in between, and then the host is built again on new ports.
+    /// </summary>
     public static async Task<ConveyorTestHost> StartAsync(
-        Action<ConveyorOptions> configure, IDictionary<string, string?>? settings = null, Action<WebApplicationBuilder>? configureBuilder = null)
+        Action<ConveyorOptions> configure,
+        IDictionary<string, string?>? settings = null,
+        Action<WebApplicationBuilder>? configureBuilder = null,
+        Action<WebApplication>? configureApp = null)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await StartOnceAsync(configure, settings, configureBuilder, configureApp);
+            }
+            catch (Exception ex) when (attempt < 5 && PortTaken(ex))
+            {
+            }
+        }
+    }
+
+    private static bool PortTaken(Exception? ex)
+    {
+        for (; ex is not null; ex = ex.InnerException)
+        {
+            if (ex is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse })
+            {
+                return true;
+            }
+
+            if (ex is AggregateException aggregate && aggregate.InnerExceptions.Any(PortTaken))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static async Task<ConveyorTestHost> StartOnceAsync(
+        Action<ConveyorOptions> configure,
+        IDictionary<string, string?>? settings,
+        Action<WebApplicationBuilder>? configureBuilder,
+        Action<WebApplication>? configureApp)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -53,18 +96,41 @@ public sealed class ConveyorTestHost : IAsyncDisposable
             o.SiloPort = ServerProcess.FindFreePort();
             o.GatewayPort = ServerProcess.FindFreePort();
             configure(o);
-        });
+        }).AddPrometheusEndpoint();
         configureBuilder?.Invoke(builder);
         var app = builder.Build();
         app.MapConveyorApi();
-        await app.StartAsync();
+        configureApp?.Invoke(app);
+        try
+        {
+            await app.StartAsync();
+        }
+        catch
+        {
+            try
+            {
+                await app.StopAsync();
+            }
+            finally
+            {
+                await app.DisposeAsync();
+            }
+
+            throw;
+        }
+
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new ConveyorTestHost(app, new Uri(address));
     }
 
     /// <summary>A host on external (fixture) servers; the service id isolates its state in the shared Redis.</summary>
     public static Task<ConveyorTestHost> StartAsync(
-        string natsUrl, string redis, string serviceId, IDictionary<string, string?>? settings = null, Action<WebApplicationBuilder>? configureBuilder = null) =>
+        string natsUrl,
+        string redis,
+        string serviceId,
+        IDictionary<string, string?>? settings = null,
+        Action<WebApplicationBuilder>? configureBuilder = null,
+        Action<WebApplication>? configureApp = null) =>
         StartAsync(
             o =>
             {
@@ -74,7 +140,8 @@ public sealed class ConveyorTestHost : IAsyncDisposable
                 o.ClusterId = serviceId;
             },
             settings,
-            configureBuilder);
+            configureBuilder,
+            configureApp);
 
     public async Task<JsonElement> PostJsonAsync(string path, object body, int expectedStatus = 201)
     {

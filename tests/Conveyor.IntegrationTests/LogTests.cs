@@ -18,7 +18,7 @@ namespace Conveyor.IntegrationTests;
 [Collection(EngineCollection.Name)]
 public sealed class LogTests(EngineFixture fx) : IAsyncLifetime
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan Timeout = Deadlines.Event;
     private NatsConnection _nats = null!;
     private NatsJSContext _js = null!;
 
@@ -278,7 +278,7 @@ public sealed class LogTests(EngineFixture fx) : IAsyncLifetime
         var driver = EngineFixture.Unique("writer");
         await fx.CreateDefinitionAsync(type);
         await fx.Host.PostJsonAsync("/pipelines", new { name = type, resource = type, steps = new[] { new { id = "compile", name = "compile", driver } } });
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         string runId;
         await using (var manager = new DriverManager(
                          new LoggingDriver(driver, type),

@@ -1,12 +1,13 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Conveyor.Testing;
 
 namespace Conveyor.IntegrationTests;
 
 [Collection(EngineCollection.Name)]
 public sealed class PipelineRunTests(EngineFixture fx)
 {
-    private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan RunTimeout = Deadlines.Event;
 
     [Fact]
     public async Task Three_step_pipeline_runs_each_original_driver_once_in_order()
@@ -133,7 +134,7 @@ public sealed class PipelineRunTests(EngineFixture fx)
         var created = await fx.Host.PostJsonAsync("/resources", new { name = "plain", resource = type, spec = new { image = "x" } });
         var runId = created.GetProperty("runid").GetString()!;
 
-        await Conveyor.Testing.Eventually.TrueAsync(() => !one.Received.IsEmpty && !two.Received.IsEmpty, TimeSpan.FromSeconds(10), "both drivers get the event");
+        await Conveyor.Testing.Eventually.TrueAsync(() => !one.Received.IsEmpty && !two.Received.IsEmpty, Deadlines.Event, "both drivers get the event");
         foreach (var driver in new[] { one, two })
         {
             var (_, subject, message) = Assert.Single(driver.Received);

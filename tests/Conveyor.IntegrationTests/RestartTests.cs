@@ -21,7 +21,7 @@ public sealed class RestartTests
             await using var driver = await RawDriver.StartAsync(nats.Url, "builder", "drivers.builder.resources.app");
             var created = await first.PostJsonAsync("/resources", new { name = "web", resource = "app", pipeline = "ship", spec = new { image = "nginx" } });
             runId = created.GetProperty("runid").GetString()!;
-            var run = await first.WaitForRunAsync(runId, TimeSpan.FromSeconds(30));
+            var run = await first.WaitForRunAsync(runId, Deadlines.Event);
             Assert.Equal("Succeeded", run.GetProperty("status").GetString());
             runJson = run.GetRawText();
             resourceJson = (await first.GetJsonAsync("/resources/app/web")).GetRawText();
@@ -100,7 +100,7 @@ public sealed class RestartTests
             runId = (await first.PostJsonAsync("/resources", new { name = "web", resource = "app", pipeline = "p", spec = new { } })).GetProperty("runid").GetString()!;
             await Eventually.TrueAsync(
                 async () => (await first.GetJsonAsync($"/runs/{runId}")).GetProperty("steps")[0].GetProperty("status").GetString() == "Retrying",
-                TimeSpan.FromSeconds(15),
+                Deadlines.Event,
                 "the step waits in backoff");
         }
         finally
@@ -110,8 +110,8 @@ public sealed class RestartTests
 
         // Nobody asks for the run: only its durable reminder can bring it back on the new silo.
         await using var second = await ConveyorTestHost.StartAsync(nats.Url, redis.ConnectionString, serviceId, settings);
-        await Eventually.TrueAsync(() => driver.Received.Count == 2, TimeSpan.FromSeconds(30), "the second attempt is dispatched by the new silo");
-        var run = await second.WaitForRunAsync(runId, TimeSpan.FromSeconds(15));
+        await Eventually.TrueAsync(() => driver.Received.Count == 2, Deadlines.Event, "the second attempt is dispatched by the new silo");
+        var run = await second.WaitForRunAsync(runId, Deadlines.Event);
         Assert.Equal("Succeeded", run.GetProperty("status").GetString());
         var attempts = run.GetProperty("steps")[0].GetProperty("attempts");
         Assert.Equal(2, attempts.GetArrayLength());
@@ -132,14 +132,22 @@ public sealed class RestartTests
             Assert.Equal(System.Net.HttpStatusCode.Created, posted.StatusCode);
         }
 
-        await Eventually.TrueAsync(
-            async () => (await host.Http.GetAsync($"/runs/{runId}/logs")).IsSuccessStatusCode,
-            TimeSpan.FromSeconds(5),
-            "the entry is stored");
+        // The entry reached the log store: the stream's last sequence counts it and stays after it expires, so this
+        // holds however late it is looked at (reading the entry back could miss it on a slow machine: it lives 2 s).
+        await using (var client = new NATS.Client.Core.NatsConnection(NATS.Client.Core.NatsOpts.Default with { Url = nats.Url }))
+        {
+            var js = new NATS.Client.JetStream.NatsJSContext(client);
+            await Eventually.TrueAsync(
+                async () => (await js.GetStreamAsync(Conveyor.Contracts.Subjects.LogStoreStream)).Info.State.LastSeq >= 1,
+                Deadlines.Event,
+                "the entry is stored");
+            Assert.Equal(TimeSpan.FromSeconds(2), (await js.GetStreamAsync(Conveyor.Contracts.Subjects.LogStoreStream)).Info.Config.MaxAge);
+        }
+
         // Max age 2 s: the entry expires, and a run with neither a run record nor entries is unknown.
         await Eventually.TrueAsync(
             async () => (await host.Http.GetAsync($"/runs/{runId}/logs")).StatusCode == System.Net.HttpStatusCode.NotFound,
-            TimeSpan.FromSeconds(10),
+            Deadlines.Event,
             "the entry expires");
     }
 

@@ -11,7 +11,13 @@ namespace Conveyor.IntegrationTests;
 [Collection(EngineCollection.Name)]
 public sealed class RunEngineTests(EngineFixture fx)
 {
-    private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(45);
+    private static readonly TimeSpan RunTimeout = Deadlines.Event;
+
+    /// <summary>
+    /// Longest a due time may be late: far beyond any scheduling delay of a busy machine, well short of the 1 min
+    /// keep-alive reminder that would also end a wait whose own timer never fired.
+    /// </summary>
+    private static readonly TimeSpan TimerCeiling = TimeSpan.FromSeconds(30);
 
     private sealed record Setup(string Type, string Driver, RawDriver Raw) : IAsyncDisposable
     {
@@ -64,9 +70,11 @@ public sealed class RunEngineTests(EngineFixture fx)
         Assert.Equal(["boom 1", "boom 2", "third time lucky"], attempts.Select(a => a.GetProperty("message").GetString()));
         var firstDelay = attempts[1].GetProperty("dispatchedAt").GetDateTimeOffset() - attempts[0].GetProperty("finishedAt").GetDateTimeOffset();
         var secondDelay = attempts[2].GetProperty("dispatchedAt").GetDateTimeOffset() - attempts[1].GetProperty("finishedAt").GetDateTimeOffset();
-        Assert.InRange(firstDelay.TotalMilliseconds, 380, 1400);
-        Assert.InRange(secondDelay.TotalMilliseconds, 780, 2000);
-        Assert.True(secondDelay > firstDelay, $"backoff grows: {firstDelay} then {secondDelay}");
+        // Timers never fire early, so the lower bounds are exact; a loaded machine can only make a delay longer. The
+        // second wait's floor, twice the first's nominal 400 ms, is what shows the backoff grows. The upper bound only
+        // tells the step's own timer from the run's keep-alive reminder (1 min), which would also resume it.
+        Assert.InRange(firstDelay.TotalMilliseconds, 380, TimerCeiling.TotalMilliseconds);
+        Assert.InRange(secondDelay.TotalMilliseconds, 780, TimerCeiling.TotalMilliseconds);
         Assert.Equal([1, 2, 3], s.Raw.Received.Select(r => Attempt(r.Message)));
     }
 
@@ -98,9 +106,9 @@ public sealed class RunEngineTests(EngineFixture fx)
         Assert.True(attempts[0].GetProperty("timedOut").GetBoolean());
         Assert.False(attempts[0].GetProperty("success").GetBoolean());
         var waited = attempts[0].GetProperty("finishedAt").GetDateTimeOffset() - attempts[0].GetProperty("dispatchedAt").GetDateTimeOffset();
-        Assert.InRange(waited.TotalMilliseconds, 680, 2500);
+        Assert.InRange(waited.TotalMilliseconds, 680, TimerCeiling.TotalMilliseconds);
         Assert.True(attempts[1].GetProperty("success").GetBoolean());
-        await Eventually.TrueAsync(() => !s.Raw.Cancels.IsEmpty, TimeSpan.FromSeconds(5), "the timed-out attempt is cancelled");
+        await Eventually.TrueAsync(() => !s.Raw.Cancels.IsEmpty, Deadlines.Event, "the timed-out attempt is cancelled");
         var cancel = Assert.Single(s.Raw.Cancels);
         Assert.Equal("slow", cancel.GetProperty("step").GetString());
         Assert.Equal(1, cancel.GetProperty("attempt").GetInt32());
@@ -117,8 +125,8 @@ public sealed class RunEngineTests(EngineFixture fx)
         Assert.Equal("Cancelled", StepOf(run, "forever").GetProperty("status").GetString());
         Assert.Equal("Skipped", StepOf(run, "never").GetProperty("status").GetString());
         var elapsed = run.GetProperty("finishedAt").GetDateTimeOffset() - run.GetProperty("startedAt").GetDateTimeOffset();
-        Assert.InRange(elapsed.TotalMilliseconds, 980, 3000);
-        await Eventually.TrueAsync(() => s.Raw.Cancels.Count == 1, TimeSpan.FromSeconds(5), "the driver is told to stop");
+        Assert.InRange(elapsed.TotalMilliseconds, 980, TimerCeiling.TotalMilliseconds);
+        await Eventually.TrueAsync(() => s.Raw.Cancels.Count == 1, Deadlines.Event, "the driver is told to stop");
     }
 
     [Fact]
@@ -138,7 +146,7 @@ public sealed class RunEngineTests(EngineFixture fx)
         Assert.Equal("step breaks failed: kaput", run.GetProperty("message").GetString());
         Assert.Equal("Cancelled", StepOf(run, "hangs").GetProperty("status").GetString());
         Assert.Equal("Skipped", StepOf(run, "join").GetProperty("status").GetString());
-        await Eventually.TrueAsync(() => s.Raw.Cancels.Any(c => c.GetProperty("step").GetString() == "hangs"), TimeSpan.FromSeconds(5), "hangs is cancelled");
+        await Eventually.TrueAsync(() => s.Raw.Cancels.Any(c => c.GetProperty("step").GetString() == "hangs"), Deadlines.Event, "hangs is cancelled");
     }
 
     [Fact]
@@ -180,13 +188,13 @@ public sealed class RunEngineTests(EngineFixture fx)
     {
         await using var s = await SetupAsync([new { id = "1", driver = "DRIVER" }, new { id = "2", driver = "DRIVER" }], _ => Silence);
         var runId = await TriggerAsync(s.Type);
-        await Eventually.TrueAsync(() => s.Raw.Received.Count == 1, TimeSpan.FromSeconds(10), "step 1 is dispatched");
+        await Eventually.TrueAsync(() => s.Raw.Received.Count == 1, Deadlines.Event, "step 1 is dispatched");
 
         var cancelled = await fx.Host.PostJsonAsync($"/runs/{runId}/cancel", new { reason = "user pressed stop" }, 200);
         Assert.Equal("Cancelled", cancelled.GetProperty("status").GetString());
         Assert.Equal("user pressed stop", cancelled.GetProperty("message").GetString());
         Assert.Equal(["Cancelled", "Skipped"], cancelled.GetProperty("steps").EnumerateArray().Select(x => x.GetProperty("status").GetString()));
-        await Eventually.TrueAsync(() => s.Raw.Cancels.Count == 1, TimeSpan.FromSeconds(5), "the driver is told");
+        await Eventually.TrueAsync(() => s.Raw.Cancels.Count == 1, Deadlines.Event, "the driver is told");
         Assert.Equal("user pressed stop", s.Raw.Cancels.Single().GetProperty("reason").GetString());
 
         using var again = await fx.Host.Http.PostAsync($"/runs/{runId}/cancel", null);

@@ -69,7 +69,7 @@ public sealed class ScheduleApiTests(EngineFixture fx)
                 run = await fx.Host.GetJsonAsync($"/runs/{items[0].GetProperty("id").GetString()}");
                 return true;
             },
-            TimeSpan.FromSeconds(30),
+            Deadlines.Event,
             "the schedule read in Asia/Kolkata fires");
         using (var put = await PutAsync($"/pipelines/{type}", new { name = type, resource = type, steps = new[] { new { id = "build", driver = driver.Name } } }))
         {

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Conveyor.Driver.Sdk;
 using Conveyor.Driver.Sdk.Client;
 using Conveyor.Contracts;
+using Conveyor.Testing;
 
 namespace Conveyor.IntegrationTests;
 
@@ -65,7 +66,7 @@ public sealed class SdkEndToEndTests(EngineFixture fx)
     {
         var (client, type, drivers) = await DefineAsync(fx.Host.Http);
         var log = new ConcurrentQueue<(string Driver, DriverEvent Event)>();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var managers = await StartDriversAsync(type, drivers, log, failing: null, cts.Token);
         try
         {
@@ -78,7 +79,7 @@ public sealed class SdkEndToEndTests(EngineFixture fx)
             });
             Assert.Equal("Resource created successfully", created.Message);
 
-            var run = await client.WaitForRunAsync(created.RunId, TimeSpan.FromSeconds(30));
+            var run = await client.WaitForRunAsync(created.RunId, Deadlines.Event);
 
             Assert.Equal(RunStatus.Succeeded, run.Status);
             Assert.Equal(drivers, log.Select(e => e.Driver));
@@ -110,7 +111,7 @@ public sealed class SdkEndToEndTests(EngineFixture fx)
     {
         var (client, type, drivers) = await DefineAsync(fx.Host.Http);
         var log = new ConcurrentQueue<(string Driver, DriverEvent Event)>();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var managers = await StartDriversAsync(type, drivers, log, failing: drivers[1], cts.Token);
         try
         {
@@ -121,7 +122,7 @@ public sealed class SdkEndToEndTests(EngineFixture fx)
                 Pipeline = type,
                 Spec = JsonSerializer.Deserialize<JsonElement>("""{"image":"api:1"}"""),
             });
-            var run = await client.WaitForRunAsync(created.RunId, TimeSpan.FromSeconds(30));
+            var run = await client.WaitForRunAsync(created.RunId, Deadlines.Event);
 
             Assert.Equal(RunStatus.Failed, run.Status);
             Assert.Equal([StepStatus.Succeeded, StepStatus.Failed, StepStatus.Skipped], run.Steps.Select(s => s.Status));
@@ -227,14 +228,14 @@ public sealed class SdkEndToEndTests(EngineFixture fx)
             },
         });
         var driver = new PatientDriver(name, type);
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var manager = new DriverManager(driver, new DriverOptions { Name = name, Resources = [type], NatsUrl = fx.Nats.Url });
         _ = manager.RunAsync(cts.Token);
         await manager.WaitUntilReadyAsync(cts.Token);
         try
         {
             var created = await client.CreateResourceAsync(new CreateResourceRequest { Name = "x", ResourceType = type, Pipeline = type, Spec = JsonSerializer.Deserialize<JsonElement>("{}") });
-            await driver.Started.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            await driver.Started.Task.WaitAsync(Deadlines.Event);
             var wait = driver.Events.Single(e => e.StepId == "wait");
             Assert.Equal("slow", wait.Params!.Value.GetProperty("mode").GetString());
             Assert.Equal("prep.tar", wait.Inputs["prep"].GetProperty("artifact").GetString());
@@ -242,7 +243,7 @@ public sealed class SdkEndToEndTests(EngineFixture fx)
 
             await client.CancelRunAsync(created.RunId, "release frozen");
 
-            Assert.Equal("release frozen", await driver.Cancelled.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+            Assert.Equal("release frozen", await driver.Cancelled.Task.WaitAsync(Deadlines.Event));
             var run = await client.GetRunAsync(created.RunId);
             Assert.Equal(RunStatus.Cancelled, run.Status);
             Assert.Equal(StepStatus.Cancelled, run.Steps[1].Status);

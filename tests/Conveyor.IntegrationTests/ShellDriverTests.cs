@@ -31,7 +31,7 @@ public sealed class ShellDriverTests(EngineFixture fx)
         });
         await using var nats = new NatsConnection(NatsOpts.Default with { Url = fx.Nats.Url });
         var lines = new ConcurrentQueue<JsonElement>();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var subscription = await nats.SubscribeCoreAsync<byte[]>("live.logs.>", cancellationToken: cts.Token);
         var listen = Task.Run(async () =>
         {
@@ -47,7 +47,7 @@ public sealed class ShellDriverTests(EngineFixture fx)
         {
             var client = new ConveyorClient(fx.Host.Http);
             var created = await client.CreateResourceAsync(new CreateResourceRequest { Name = "web", ResourceType = type, Pipeline = type, Spec = JsonSerializer.Deserialize<JsonElement>("""{"image":"x"}""") });
-            var run = await client.WaitForRunAsync(created.RunId, TimeSpan.FromSeconds(30));
+            var run = await client.WaitForRunAsync(created.RunId, Deadlines.Event);
 
             Assert.Equal(RunStatus.Failed, run.Status);
             Assert.Equal(StepStatus.Succeeded, run.Steps[0].Status);
@@ -56,7 +56,7 @@ public sealed class ShellDriverTests(EngineFixture fx)
             Assert.StartsWith("exit 3", run.Steps[1].Message, StringComparison.Ordinal);
             Assert.Contains("exitCode", run.Steps[1].Message, StringComparison.Ordinal); // the inputs JSON the command echoed
 
-            await Eventually.TrueAsync(() => lines.Any(l => l.GetProperty("message").GetString() == "warning"), TimeSpan.FromSeconds(5), "stderr reaches the log");
+            await Eventually.TrueAsync(() => lines.Any(l => l.GetProperty("message").GetString() == "warning"), Deadlines.Event, "stderr reaches the log");
             var ofRun = lines.Where(l => l.GetProperty("runid").GetString() == created.RunId.ToString()).Select(l => l.GetProperty("message").GetString()).ToList();
             Assert.Contains("building web", ofRun);
             Assert.Contains(ofRun, m => m!.StartsWith("$ echo building", StringComparison.Ordinal));
@@ -75,20 +75,27 @@ public sealed class ShellDriverTests(EngineFixture fx)
         }
     }
 
+    /// <summary>
+    /// The command records its shell's and its <c>sleep</c>'s process ids, sleeps ten minutes, then would write a
+    /// completion marker. After the cancel the reconcile must end long before the sleep could (the deadline is a tenth
+    /// of it), both processes must be gone — so nothing is left that could still write the marker — and the marker
+    /// must not exist.
+    /// </summary>
     [Fact]
-    public async Task Cancelling_the_run_kills_the_running_command()
+    public async Task Cancelling_the_run_kills_the_running_command_before_it_completes()
     {
         var type = EngineFixture.Unique("sh");
         var name = EngineFixture.Unique("shell");
         await fx.CreateDefinitionAsync(type);
-        var marker = Path.Combine(Path.GetTempPath(), "conveyor-shell-" + Guid.NewGuid().ToString("N"));
+        var dir = Directory.CreateTempSubdirectory("conveyor-shell-cancel-").FullName;
+        var (shellPid, sleepPid, done) = (Path.Combine(dir, "shell.pid"), Path.Combine(dir, "sleep.pid"), Path.Combine(dir, "done"));
         await fx.Host.PostJsonAsync("/pipelines", new
         {
             name = type,
             resource = type,
-            steps = new[] { new { id = "slow", driver = name, @params = new { command = $"touch {marker}; sleep 30; rm {marker}" } } },
+            steps = new[] { new { id = "slow", driver = name, @params = new { command = $"echo $$ > {shellPid}; sleep 600 & echo $! > {sleepPid}; wait $!; touch {done}" } } },
         });
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var manager = new DriverManager(new ShellDriver(name, [type], TimeProvider.System), new DriverOptions { Name = name, Resources = [type], NatsUrl = fx.Nats.Url });
         _ = manager.RunAsync(cts.Token);
         await manager.WaitUntilReadyAsync(cts.Token);
@@ -96,18 +103,58 @@ public sealed class ShellDriverTests(EngineFixture fx)
         {
             var client = new ConveyorClient(fx.Host.Http);
             var created = await client.CreateResourceAsync(new CreateResourceRequest { Name = "web", ResourceType = type, Pipeline = type, Spec = JsonSerializer.Deserialize<JsonElement>("""{"image":"x"}""") });
-            await Eventually.TrueAsync(() => File.Exists(marker), TimeSpan.FromSeconds(15), "the command runs");
+            var processes = new List<(int Pid, string Start)>();
+            await Eventually.TrueAsync(
+                () =>
+                {
+                    processes.Clear();
+                    foreach (var file in new[] { shellPid, sleepPid })
+                    {
+                        if (!File.Exists(file) || !int.TryParse(File.ReadAllText(file).Trim(), out var pid) || StartTime(pid) is not { } start)
+                        {
+                            return false;
+                        }
+
+                        processes.Add((pid, start));
+                    }
+
+                    return true;
+                },
+                Deadlines.Event,
+                "the command runs and records its process ids");
 
             await client.CancelRunAsync(created.RunId, "stop it");
 
-            await Eventually.TrueAsync(() => manager.InFlightCount == 0, TimeSpan.FromSeconds(5), "the reconcile ends once its process is killed");
-            Assert.True(File.Exists(marker), "the command was killed before it could finish and remove its marker");
+            await Eventually.TrueAsync(() => manager.InFlightCount == 0, Deadlines.Event, "the reconcile ends once its process is killed, not after the 600 s sleep");
+            var run = await client.WaitForRunAsync(created.RunId, Deadlines.Event);
+            Assert.Equal(RunStatus.Cancelled, run.Status);
+            Assert.All(processes, p => Assert.True(StartTime(p.Pid) != p.Start, $"process {p.Pid} still runs after the cancel"));
+            Assert.False(File.Exists(done), "the command completed although its run was cancelled");
         }
         finally
         {
-            File.Delete(marker);
             await cts.CancelAsync();
             await manager.DisposeAsync();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// The start time (clock ticks since boot) of a live process, or null when it has exited (a zombie counts as
+    /// exited); comparing it tells a process from a later one that got the same id.
+    /// </summary>
+    private static string? StartTime(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            // "pid (comm) state ppid …": comm may hold spaces, so the fields are counted after its closing parenthesis.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return fields[0] is "Z" or "X" ? null : fields[19];
+        }
+        catch (IOException)
+        {
+            return null;
         }
     }
 }

@@ -24,7 +24,7 @@ namespace Conveyor.IntegrationTests;
 [Collection(OpsCollection.Name)]
 public sealed partial class TelemetryTests(OpsFixture fx)
 {
-    private static readonly TimeSpan ScrapeTimeout = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan ScrapeTimeout = Deadlines.Event;
 
     /// <summary>The samples of one Prometheus scrape: metric name, labels and value of every line that is not a comment.</summary>
     private sealed record Sample(string Name, Dictionary<string, string> Labels, double Value);
@@ -67,11 +67,11 @@ public sealed partial class TelemetryTests(OpsFixture fx)
     {
         var driver = EngineFixture.Unique("drv");
         var type = await fx.DefinePipelineAsync(driver, steps);
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         await using var manager = await fx.StartDriverAsync(driver, type, cts.Token);
         var created = await fx.Host.PostJsonAsync("/resources", new { name = "web", resource = type, pipeline = type, spec = new { image = "web:1" } });
         var runId = created.GetProperty("runid").GetString()!;
-        var run = await fx.Host.WaitForRunAsync(runId, TimeSpan.FromSeconds(30));
+        var run = await fx.Host.WaitForRunAsync(runId, Deadlines.Event);
         await cts.CancelAsync();
         return (runId, run);
     }
@@ -97,7 +97,7 @@ public sealed partial class TelemetryTests(OpsFixture fx)
                 // Two steps: two dispatches, two reconciles, two applied results.
                 return trace.Count(a => a.OperationName == ConveyorTelemetry.ResultApplyActivity) == 2;
             },
-            TimeSpan.FromSeconds(15),
+            Deadlines.Event,
             "the run's spans should be exported");
 
         var byId = trace.ToDictionary(a => a.SpanId);
@@ -157,7 +157,7 @@ public sealed partial class TelemetryTests(OpsFixture fx)
                 text = await response.Content.ReadAsStringAsync();
                 return response.IsSuccessStatusCode && expected.All(e => text.Contains(e, StringComparison.Ordinal));
             },
-            TimeSpan.FromSeconds(15),
+            Deadlines.Event,
             "every instrument should be scraped");
         Assert.Contains(text.Split('\n'), l => l.StartsWith("conveyor_runs_finished_total{", StringComparison.Ordinal) && l.Contains("status=\"Failed\"", StringComparison.Ordinal));
     }
@@ -165,7 +165,7 @@ public sealed partial class TelemetryTests(OpsFixture fx)
     [Fact]
     public async Task Counters_and_histograms_count_each_run_step_and_dispatch_by_status_including_a_retry()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var okDriver = EngineFixture.Unique("drv");
         var ok = await fx.DefinePipelineAsync(okDriver, ("build", 1));
         var badDriver = EngineFixture.Unique("drv");
@@ -175,12 +175,12 @@ public sealed partial class TelemetryTests(OpsFixture fx)
 
         var okRun = (await fx.Host.PostJsonAsync("/resources", new { name = "web", resource = ok, pipeline = ok, spec = new { image = "web:1" } })).GetProperty("runid").GetString()!;
         var badRun = (await fx.Host.PostJsonAsync("/resources", new { name = "web", resource = bad, pipeline = bad, spec = new { image = "web:1" } })).GetProperty("runid").GetString()!;
-        Assert.Equal("Succeeded", (await fx.Host.WaitForRunAsync(okRun, TimeSpan.FromSeconds(30))).GetProperty("status").GetString());
-        Assert.Equal("Failed", (await fx.Host.WaitForRunAsync(badRun, TimeSpan.FromSeconds(30))).GetProperty("status").GetString());
+        Assert.Equal("Succeeded", (await fx.Host.WaitForRunAsync(okRun, Deadlines.Event)).GetProperty("status").GetString());
+        Assert.Equal("Failed", (await fx.Host.WaitForRunAsync(badRun, Deadlines.Event)).GetProperty("status").GetString());
         await fx.Host.PostJsonAsync($"/runs/{badRun}/retry", new { }, 200);
         await Eventually.TrueAsync(
             async () => (await fx.Host.GetJsonAsync($"/runs/{badRun}")) is var r && r.GetProperty("status").GetString() == "Failed" && r.GetProperty("runAttempt").GetInt32() == 2,
-            TimeSpan.FromSeconds(30),
+            Deadlines.Event,
             "the retried run fails again");
 
         List<Sample> samples = [];
@@ -275,7 +275,7 @@ public sealed partial class TelemetryTests(OpsFixture fx)
         await Eventually.TrueAsync(
             () => requests.Any(r => r.Path == "POST /otlp/v1/metrics" && Has(r.Body, "conveyor.runs.started") && Has(r.Body, mine))
                 && requests.Any(r => r.Path == "POST /otlp/v1/traces" && Has(r.Body, ConveyorTelemetry.RunStartActivity) && Has(r.Body, otlpRun)),
-            TimeSpan.FromSeconds(30),
+            Deadlines.Event,
             $"OTLP/HTTP requests with the run's metrics and its trace (got {string.Join(", ", requests.GroupBy(r => r.Path).Select(g => $"{g.Key} x{g.Count()} {g.Sum(r => r.Body.Length)} bytes"))})");
         Assert.All(requests, r => Assert.Equal("application/x-protobuf", r.ContentType));
         Assert.All(requests, r => Assert.True(Has(r.Body, "conveyor-otlp-test"), $"{r.Path} carries the service name"));

@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Conveyor.Driver.Sdk.Client;
+using Conveyor.Testing;
 
 namespace Conveyor.IntegrationTests;
 
@@ -10,7 +11,7 @@ namespace Conveyor.IntegrationTests;
 [Collection(EngineCollection.Name)]
 public sealed class TriggerTests(EngineFixture fx)
 {
-    private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(45);
+    private static readonly TimeSpan RunTimeout = Deadlines.Event;
 
     /// <summary>A type, a one-step pipeline with step params, and a resource that names no pipeline (so creating it starts nothing).</summary>
     private async Task<(string Type, RawDriver Driver)> SetupAsync(string prefix = "")

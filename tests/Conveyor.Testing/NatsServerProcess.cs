@@ -18,6 +18,9 @@ public sealed class NatsServerProcess : ServerProcess
     public string Url => $"nats://127.0.0.1:{Port}";
 
     /// <inheritdoc />
+    protected override string ReadyLine => "Server is ready";
+
+    /// <inheritdoc />
     protected override IEnumerable<string> Arguments =>
         ["-js", "-a", "127.0.0.1", "-p", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-sd", StoreDir, .. _extraArguments];
 

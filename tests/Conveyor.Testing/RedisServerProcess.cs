@@ -17,6 +17,9 @@ public sealed class RedisServerProcess : ServerProcess
     public string ConnectionString => $"127.0.0.1:{Port}";
 
     /// <inheritdoc />
+    protected override string ReadyLine => "Ready to accept connections";
+
+    /// <inheritdoc />
     protected override IEnumerable<string> Arguments =>
     [
         "--port", Port.ToString(CultureInfo.InvariantCulture),

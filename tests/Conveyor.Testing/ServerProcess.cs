@@ -13,7 +13,7 @@ namespace Conveyor.Testing;
 /// </summary>
 public abstract partial class ServerProcess : IAsyncDisposable
 {
-    private static readonly TimeSpan StartDeadline = TimeSpan.FromSeconds(10);
+    private const int PortAttempts = 5;
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
     private const int MaxOutputLines = 200;
     private const int SigTerm = 15;
@@ -22,6 +22,8 @@ public abstract partial class ServerProcess : IAsyncDisposable
     private readonly Lock _outputGate = new();
     private Process? _process;
     private bool _disposed;
+    private bool _started;
+    private volatile bool _ready;
 
     /// <summary>Creates the process description; call <see cref="StartAsync"/> to run it.</summary>
     /// <param name="binaryName">File name of the server binary, looked up on PATH, /usr/sbin and /usr/bin.</param>
@@ -38,7 +40,7 @@ public abstract partial class ServerProcess : IAsyncDisposable
     public string BinaryPath { get; }
 
     /// <summary>TCP port on 127.0.0.1; stays the same across restarts.</summary>
-    public int Port { get; }
+    public int Port { get; private set; }
 
     /// <summary>Data directory; stays the same across restarts and is deleted on dispose.</summary>
     public string StoreDir { get; }
@@ -61,8 +63,17 @@ public abstract partial class ServerProcess : IAsyncDisposable
     /// <summary>Command-line arguments of the server.</summary>
     protected abstract IEnumerable<string> Arguments { get; }
 
-    /// <summary>Starts the server and waits until its port accepts TCP connections.</summary>
-    /// <exception cref="InvalidOperationException">The server exited or did not listen within 10 seconds.</exception>
+    /// <summary>
+    /// What the server writes once it listens. Waiting for it, not only for the port to answer, makes sure the
+    /// listener is this process and not another that happens to hold the port.
+    /// </summary>
+    protected abstract string ReadyLine { get; }
+
+    /// <summary>
+    /// Starts the server and waits until it says it is ready and its port accepts TCP connections. On the first start,
+    /// a port taken between choosing it and binding it (another process on a busy machine) is replaced by a new one.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The server exited or did not get ready within the startup deadline.</exception>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -70,6 +81,25 @@ public abstract partial class ServerProcess : IAsyncDisposable
         {
             throw new InvalidOperationException($"{Path.GetFileName(BinaryPath)} is already running (pid {_process.Id}).");
         }
+
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await StartOnceAsync(cancellationToken).ConfigureAwait(false);
+                _started = true;
+                return;
+            }
+            catch (PortTakenException) when (!_started && attempt < PortAttempts)
+            {
+                Port = FindFreePort();
+            }
+        }
+    }
+
+    private async Task StartOnceAsync(CancellationToken cancellationToken)
+    {
+        _ready = false;
 
         var startInfo = new ProcessStartInfo(BinaryPath)
         {
@@ -103,20 +133,27 @@ public abstract partial class ServerProcess : IAsyncDisposable
             {
                 // Let the output readers catch the last lines before reporting them.
                 await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
-                throw new InvalidOperationException(
-                    $"{Path.GetFileName(BinaryPath)} exited with code {process.ExitCode} before listening on port {Port}:\n{RecentOutput}");
+                _process = null;
+                var message = $"{Path.GetFileName(BinaryPath)} exited with code {process.ExitCode} before listening on port {Port}:\n{RecentOutput}";
+                process.Dispose();
+                if (RecentOutput.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+                {
+                    throw new PortTakenException(message);
+                }
+
+                throw new InvalidOperationException(message);
             }
 
-            if (await AcceptsConnectionsAsync(cancellationToken).ConfigureAwait(false))
+            if (_ready && await AcceptsConnectionsAsync(cancellationToken).ConfigureAwait(false))
             {
                 return;
             }
 
-            if (deadline.Elapsed > StartDeadline)
+            if (deadline.Elapsed > Deadlines.Startup)
             {
                 KillProcess(process);
                 throw new InvalidOperationException(
-                    $"{Path.GetFileName(BinaryPath)} did not listen on port {Port} within {StartDeadline.TotalSeconds:0} s:\n{RecentOutput}");
+                    $"{Path.GetFileName(BinaryPath)} did not get ready on port {Port} within {Deadlines.Startup.TotalSeconds:0} s:\n{RecentOutput}");
             }
 
             await Task.Delay(25, cancellationToken).ConfigureAwait(false);
@@ -255,6 +292,11 @@ public abstract partial class ServerProcess : IAsyncDisposable
             return;
         }
 
+        if (line.Contains(ReadyLine, StringComparison.Ordinal))
+        {
+            _ready = true;
+        }
+
         lock (_outputGate)
         {
             _output.Enqueue(line);
@@ -286,6 +328,9 @@ public abstract partial class ServerProcess : IAsyncDisposable
         var builder = new StringBuilder(Path.GetFileName(BinaryPath)).Append(" on 127.0.0.1:").Append(Port);
         return ProcessId is { } pid ? builder.Append(" (pid ").Append(pid).Append(')').ToString() : builder.Append(" (stopped)").ToString();
     }
+
+    /// <summary>The server could not bind its port: someone else took it.</summary>
+    private sealed class PortTakenException(string message) : InvalidOperationException(message);
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int signal);

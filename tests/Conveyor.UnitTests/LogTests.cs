@@ -3,7 +3,9 @@ using System.Text;
 using Conveyor.Api.Http;
 using Conveyor.Contracts;
 using Conveyor.Grains.Logs;
+using Conveyor.Testing;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Conveyor.UnitTests;
 
@@ -56,6 +58,9 @@ public sealed class LogEntryParserTests
 
 public sealed class LogEventStreamTests
 {
+    /// <summary>Generous: nothing here waits for time to pass, only for work to be done on a possibly busy machine.</summary>
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+
     [Fact]
     public async Task A_client_that_falls_behind_gets_a_dropped_event_and_the_stream_closes()
     {
@@ -66,9 +71,9 @@ public sealed class LogEventStreamTests
         var writing = new LogEventStream { Store = store, RunId = "r", Extended = true }.WriteAsync(http, TimeProvider.System);
 
         // The reader stops following once the buffer is full, without waiting for the client.
-        await store.Stopped.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await store.Stopped.Task.WaitAsync(Deadline);
         body.Open.SetResult();
-        await writing.WaitAsync(TimeSpan.FromSeconds(10));
+        await writing.WaitAsync(Deadline);
 
         var text = Encoding.UTF8.GetString(body.ToArray());
         Assert.StartsWith("id: 1\nevent: log\ndata: {\"seq\":1,", text, StringComparison.Ordinal);
@@ -81,7 +86,7 @@ public sealed class LogEventStreamTests
     }
 
     [Fact]
-    public async Task Original_framing_is_bare_data_lines_with_heartbeats()
+    public async Task Original_framing_is_bare_data_lines_with_a_heartbeat_each_interval_of_the_clock()
     {
         var store = new FakeStore(2);
         var body = new GatedStream();
@@ -89,22 +94,33 @@ public sealed class LogEventStreamTests
         using var cts = new CancellationTokenSource();
         var http = new DefaultHttpContext { RequestAborted = cts.Token };
         http.Response.Body = body;
-        var writing = new LogEventStream { Store = store, RunId = "r", HeartbeatInterval = TimeSpan.FromMilliseconds(100) }.WriteAsync(http, TimeProvider.System);
-        while (!Encoding.UTF8.GetString(body.ToArray()).Contains(": heartbeat", StringComparison.Ordinal))
-        {
-            await Task.Delay(50);
-        }
+        var clock = new FakeTimeProvider();
+        // An hour: were the stream to read the wall clock instead of the one it is given, no heartbeat would come here.
+        var interval = TimeSpan.FromHours(1);
+        var writing = new LogEventStream { Store = store, RunId = "r", HeartbeatInterval = interval }.WriteAsync(http, clock);
+        const string entries =
+            "data: {\"runid\":\"r\",\"driver\":\"d\",\"pipeline\":\"\",\"timestamp\":\"t\",\"message\":\"m1\"}\n\n" +
+            "data: {\"runid\":\"r\",\"driver\":\"d\",\"pipeline\":\"\",\"timestamp\":\"t\",\"message\":\"m2\"}\n\n";
+
+        // Both entries are written; the clock has not moved, so no heartbeat can have been.
+        await Eventually.TrueAsync(() => Text(body) == entries, Deadline, "both entries are written");
+        Assert.Equal(entries, Text(body));
+
+        // Just short of the interval the heartbeat is not due, whenever the stream next looks at the clock.
+        clock.Advance(interval - TimeSpan.FromMilliseconds(1));
+        Assert.Equal(entries, Text(body));
+
+        clock.Advance(TimeSpan.FromMilliseconds(1));
+        await Eventually.TrueAsync(() => Text(body) == entries + ": heartbeat\n\n", Deadline, "one heartbeat once the interval has passed");
+        clock.Advance(interval);
+        await Eventually.TrueAsync(() => Text(body) == entries + ": heartbeat\n\n: heartbeat\n\n", Deadline, "another after the next interval");
 
         await cts.CancelAsync();
-        await writing.WaitAsync(TimeSpan.FromSeconds(10));
-        var text = Encoding.UTF8.GetString(body.ToArray());
-        Assert.StartsWith(
-            "data: {\"runid\":\"r\",\"driver\":\"d\",\"pipeline\":\"\",\"timestamp\":\"t\",\"message\":\"m1\"}\n\n" +
-            "data: {\"runid\":\"r\",\"driver\":\"d\",\"pipeline\":\"\",\"timestamp\":\"t\",\"message\":\"m2\"}\n\n" +
-            ": heartbeat\n\n",
-            text,
-            StringComparison.Ordinal);
+        await writing.WaitAsync(Deadline);
+        Assert.Equal(entries + ": heartbeat\n\n: heartbeat\n\n", Text(body));
     }
+
+    private static string Text(GatedStream body) => Encoding.UTF8.GetString(body.ToArray());
 
     private sealed class FakeStore(int count) : ILogStore
     {

@@ -10,7 +10,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Conveyor.Api.Endpoints;
 
 /// <summary>API keys (admin): create (the secret is shown once), list and get without the secret, revoke.</summary>
-public static class KeysApi
+internal static class KeysApi
 {
     /// <summary>Maps the routes onto <paramref name="routes"/>.</summary>
     public static RouteGroupBuilder MapKeysApi(this IEndpointRouteBuilder routes)

@@ -19,7 +19,7 @@ namespace Conveyor.Api.Endpoints;
 /// Run logs: the original's <c>/logs</c> routes (default namespace) and paged and live reads per run. Entries come
 /// from the <see cref="ILogStore"/>, which the log ingestor fills from the original's <c>logs.&gt;</c> work queue.
 /// </summary>
-public static class LogsApi
+internal static class LogsApi
 {
     private const int DefaultPageSize = 100;
     private const int MaxPageSize = 1000;

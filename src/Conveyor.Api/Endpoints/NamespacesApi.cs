@@ -12,7 +12,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Conveyor.Api.Endpoints;
 
 /// <summary>The namespace registry (admin). <c>default</c> always exists; objects of an unknown namespace are 404.</summary>
-public static class NamespacesApi
+internal static class NamespacesApi
 {
     /// <summary>Maps the routes onto <paramref name="routes"/>.</summary>
     public static RouteGroupBuilder MapNamespacesApi(this IEndpointRouteBuilder routes)

@@ -9,7 +9,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Conveyor.Api.Endpoints;
 
 /// <summary>Pipelines: the original's <c>POST /pipelines</c> (upsert) plus the read/update/delete routes it never registered.</summary>
-public static class PipelinesApi
+internal static class PipelinesApi
 {
     /// <summary>Maps the routes onto <paramref name="routes"/>; <paramref name="nameSuffix"/> keeps endpoint names unique when mapped twice.</summary>
     public static RouteGroupBuilder MapPipelinesApi(this IEndpointRouteBuilder routes, string nameSuffix = "")

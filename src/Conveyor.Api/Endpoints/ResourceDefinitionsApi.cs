@@ -9,7 +9,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Conveyor.Api.Endpoints;
 
 /// <summary>Resource definitions: the original's routes.</summary>
-public static class ResourceDefinitionsApi
+internal static class ResourceDefinitionsApi
 {
     /// <summary>Maps the routes onto <paramref name="routes"/>; <paramref name="nameSuffix"/> keeps endpoint names unique when mapped twice.</summary>
     public static RouteGroupBuilder MapResourceDefinitionsApi(this IEndpointRouteBuilder routes, string nameSuffix = "")

@@ -12,7 +12,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Conveyor.Api.Endpoints;
 
 /// <summary>Resources: the original's routes. Creating a resource starts its pipeline's run.</summary>
-public static class ResourcesApi
+internal static class ResourcesApi
 {
     /// <summary>Maps the routes onto <paramref name="routes"/>; <paramref name="nameSuffix"/> keeps endpoint names unique when mapped twice.</summary>
     public static RouteGroupBuilder MapResourcesApi(this IEndpointRouteBuilder routes, string nameSuffix = "")

@@ -14,7 +14,7 @@ namespace Conveyor.Api.Endpoints;
 /// Secrets: write-only values per namespace (encrypted at rest), and the one route that hands values out — to the
 /// driver of a running step, against its step token.
 /// </summary>
-public static class SecretsApi
+internal static class SecretsApi
 {
     /// <summary>Maps <c>/secrets</c> onto <paramref name="routes"/>; <paramref name="nameSuffix"/> keeps endpoint names unique when mapped twice.</summary>
     public static RouteGroupBuilder MapSecretsApi(this IEndpointRouteBuilder routes, string nameSuffix = "")

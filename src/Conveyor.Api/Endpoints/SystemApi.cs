@@ -9,7 +9,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Conveyor.Api.Endpoints;
 
 /// <summary>Root, liveness and readiness routes.</summary>
-public static class SystemApi
+internal static class SystemApi
 {
     /// <summary>Maps the routes onto <paramref name="routes"/>.</summary>
     public static IEndpointRouteBuilder MapSystemApi(this IEndpointRouteBuilder routes)

@@ -1,5 +1,4 @@
 using System.ComponentModel.DataAnnotations;
-using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
@@ -17,10 +16,6 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using OpenTelemetry.Exporter;
-using OpenTelemetry.Metrics;
-using OpenTelemetry.Resources;
-using OpenTelemetry.Trace;
 using Orleans.Configuration;
 
 // Extension classes live in Microsoft.Extensions.Hosting for discoverability, as Orleans' own do.
@@ -76,9 +71,10 @@ public static class ConveyorHostingExtensions
         services.AddSingleton(new ConveyorApiSettings { MaxRequestBodyBytes = options.MaxRequestBodyBytes });
         services.TryAddSingleton(TimeProvider.System);
         services.AddProblemDetails();
-        services.AddOpenApi("conveyor");
+        AddOpenApiDocument(services);
         services.AddSingleton<IStartupFilter, ConveyorStartupFilter>();
         services.AddSingleton<ConveyorReadiness>();
+        services.AddHealthChecks().AddCheck<ConveyorHealthCheck>(ConveyorHealthCheck.Name, tags: ConveyorHealthCheck.Tags);
         AddSecurity(services, options);
 
         if (localNats is not null || localRedis is not null)
@@ -96,7 +92,7 @@ public static class ConveyorHostingExtensions
         }
 
         services.PostConfigure<ConveyorNatsOptions>(n => n.Url = options.NatsUrl!);
-        AddTelemetry(services, options.Telemetry);
+        ConveyorTelemetrySetup.Add(services, options.Telemetry, builder.Configuration);
         if (options.Mode == ConveyorMode.SingleNode)
         {
             // A single node keeps a generated secrets key next to its data unless one is configured.
@@ -155,6 +151,8 @@ public static class ConveyorHostingExtensions
         settings.Prefix = prefix;
 
         var root = endpoints.MapGroup(prefix);
+        // Conveyor's routes are in its own OpenAPI document only, never in the host's (see AddOpenApiDocument).
+        root.WithGroupName(OpenApiDocumentName);
         root.AddEndpointFilter<ConveyorErrorFilter>();
         // One policy for every route: the endpoint's role metadata and the namespace decide (ConveyorAuthorizationHandler).
         root.RequireAuthorization(ConveyorAuthorizationHandler.PolicyName);
@@ -163,12 +161,12 @@ public static class ConveyorHostingExtensions
         root.MapSystemApi();
         // Only the document that exists: an unknown name then falls through to routing's 404, which becomes a problem like
         // every other, instead of the OpenAPI endpoint's own text/plain 404.
-        root.MapOpenApi("/openapi/{documentName:regex(^conveyor$)}.json").Anonymous();
-        var telemetry = endpoints.ServiceProvider.GetRequiredService<ConveyorOptions>().Telemetry;
-        if (telemetry.Prometheus)
+        // Ordered first: a host's own MapOpenApi() at the root ("/openapi/{documentName}.json") matches this path too.
+        root.MapOpenApi("/openapi/{documentName:regex(^conveyor$)}.json").WithOrder(-1).Anonymous();
+        var options = endpoints.ServiceProvider.GetRequiredService<ConveyorOptions>();
+        foreach (var contribution in endpoints.ServiceProvider.GetServices<ConveyorRouteContribution>())
         {
-            // Scrapers rarely carry keys; the metrics hold counts and durations, no object data.
-            root.MapPrometheusScrapingEndpoint(telemetry.MetricsPath).ExcludeFromDescription().Anonymous();
+            contribution.Map(root, options);
         }
 
         root.MapKeysApi();
@@ -184,75 +182,15 @@ public static class ConveyorHostingExtensions
         return root;
     }
 
-    /// <summary>
-    /// Metrics always (Prometheus and/or OTLP export by configuration); traces when asked for or when an OTLP
-    /// endpoint is set, since recording every request's spans with nobody to read them only costs.
-    /// </summary>
-    private static void AddTelemetry(IServiceCollection services, ConveyorTelemetryOptions telemetry)
-    {
-        var otel = services.AddOpenTelemetry().ConfigureResource(r => r.AddService(telemetry.ServiceName));
-        if (telemetry.Prometheus || telemetry.OtlpEndpoint is not null)
-        {
-            otel.WithMetrics(metrics =>
-            {
-                // The runtime's own meter too (GC, allocation, thread pool, exceptions): what an operator of a .NET
-                // service looks at first, and what the benchmark reads allocations per step from.
-                metrics.AddMeter(ConveyorTelemetryNames.Meter, ConveyorTelemetryNames.Meter + ".*", "System.Runtime");
-
-                // Meters are matched by name across the whole process: a second Conveyor host in it (embedding, tests)
-                // has a meter of the same name from its own IMeterFactory. Only this host's go into its metrics;
-                // otherwise its scrape shows the other host's runs, and duplicate instruments can hide its own.
-                ((IDeferredMeterProviderBuilder)metrics).Configure((provider, builder) =>
-                {
-                    var own = provider.GetRequiredService<IMeterFactory>();
-                    builder.AddView(instrument => instrument.Meter.Scope is IMeterFactory factory && !ReferenceEquals(factory, own) ? MetricStreamConfiguration.Drop : null);
-                });
-                if (telemetry.Prometheus)
-                {
-                    metrics.AddPrometheusExporter();
-                }
-
-                if (telemetry.OtlpEndpoint is { } endpoint)
-                {
-                    metrics.AddOtlpExporter((exporter, reader) =>
-                    {
-                        Otlp(exporter, telemetry, endpoint, "v1/metrics");
-                        reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = (int)telemetry.OtlpMetricsInterval.TotalMilliseconds;
-                    });
-                }
-            });
-        }
-
-        if (telemetry.Tracing || telemetry.OtlpEndpoint is not null)
-        {
-            otel.WithTracing(tracing =>
-            {
-                tracing.AddSource(ConveyorTelemetryNames.Meter, ConveyorTelemetryNames.Meter + ".*").AddAspNetCoreInstrumentation();
-                if (telemetry.OtlpEndpoint is { } endpoint)
-                {
-                    tracing.AddOtlpExporter(o => Otlp(o, telemetry, endpoint, "v1/traces"));
-                }
-            });
-        }
-    }
+    private const string OpenApiDocumentName = "conveyor";
 
     /// <summary>
-    /// Points an OTLP exporter at the endpoint. An endpoint set in code is used as is, so for OTLP/HTTP the signal's
-    /// path is appended here (the SDK appends it only to an endpoint from its environment variables).
+    /// Conveyor's OpenAPI document, which holds Conveyor's routes only: they carry its group name, and the document
+    /// takes nothing else. A host's own documents leave them out, since by default a document takes the routes with no
+    /// group name or its own.
     /// </summary>
-    private static void Otlp(OtlpExporterOptions exporter, ConveyorTelemetryOptions telemetry, Uri endpoint, string signalPath)
-    {
-        if (telemetry.OtlpProtocol == ConveyorOtlpProtocol.HttpProtobuf)
-        {
-            exporter.Protocol = OtlpExportProtocol.HttpProtobuf;
-            exporter.Endpoint = new Uri(endpoint.AbsoluteUri.TrimEnd('/') + "/" + signalPath);
-        }
-        else
-        {
-            exporter.Protocol = OtlpExportProtocol.Grpc;
-            exporter.Endpoint = endpoint;
-        }
-    }
+    private static void AddOpenApiDocument(IServiceCollection services) =>
+        services.AddOpenApi(OpenApiDocumentName, o => o.ShouldInclude = d => d.GroupName == OpenApiDocumentName);
 
     private static void AddSecurity(IServiceCollection services, ConveyorOptions options)
     {
@@ -325,11 +263,6 @@ public static class ConveyorHostingExtensions
     }
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
-
-    private static class ConveyorTelemetryNames
-    {
-        public const string Meter = Conveyor.Grains.Telemetry.ConveyorTelemetry.Name;
-    }
 
     private sealed class ConveyorBuilder(IServiceCollection services, IConfiguration configuration, ConveyorOptions options) : IConveyorBuilder
     {

@@ -114,7 +114,11 @@ public enum ConveyorOtlpProtocol
 /// <summary>OpenTelemetry wiring of a Conveyor host (configuration section <c>Conveyor:Telemetry</c>).</summary>
 public sealed class ConveyorTelemetryOptions
 {
-    /// <summary>Serve the meters <c>Conveyor</c> and <c>Conveyor.*</c> in Prometheus text format at <see cref="MetricsPath"/> (on by default).</summary>
+    /// <summary>
+    /// Serve Conveyor's metrics in Prometheus text format at <see cref="MetricsPath"/> (on by default) — once the
+    /// endpoint is added with <c>AddPrometheusEndpoint()</c> from the Conveyor.Prometheus package, which the standalone
+    /// silo does.
+    /// </summary>
     public bool Prometheus { get; set; } = true;
 
     /// <summary>Path of the Prometheus scraping endpoint, under the API's prefix.</summary>
@@ -133,6 +137,13 @@ public sealed class ConveyorTelemetryOptions
     /// </summary>
     public Uri? OtlpEndpoint { get; set; }
 
+    /// <summary>
+    /// When <see cref="OtlpEndpoint"/> is not set, export over OTLP to <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> (with the
+    /// SDK's other <c>OTEL_EXPORTER_OTLP_*</c> variables) when that is set — unless the host already exports with
+    /// <c>UseOtlpExporter()</c>, which then carries Conveyor's signals too. On by default.
+    /// </summary>
+    public bool OtlpFromEnvironment { get; set; } = true;
+
     /// <summary>How OTLP is sent: gRPC (default) or protobuf over HTTP.</summary>
     public ConveyorOtlpProtocol OtlpProtocol { get; set; } = ConveyorOtlpProtocol.Grpc;
 
@@ -140,6 +151,10 @@ public sealed class ConveyorTelemetryOptions
     [Range(typeof(TimeSpan), "00:00:00.100", "1.00:00:00")]
     public TimeSpan OtlpMetricsInterval { get; set; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>OpenTelemetry <c>service.name</c> of this host.</summary>
-    public string ServiceName { get; set; } = "conveyor";
+    /// <summary>
+    /// OpenTelemetry <c>service.name</c> to use when the environment names none (<c>OTEL_SERVICE_NAME</c> or
+    /// <c>service.name</c> in <c>OTEL_RESOURCE_ATTRIBUTES</c> win). Not set by default, so an embedding host's own
+    /// name stays; the standalone silo sets <c>conveyor</c>.
+    /// </summary>
+    public string? ServiceName { get; set; }
 }

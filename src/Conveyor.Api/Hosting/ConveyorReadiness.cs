@@ -11,7 +11,7 @@ namespace Conveyor.Api.Hosting;
 /// PING within a short timeout, and this silo is an active cluster member. A load balancer that follows it sends no
 /// new work to a silo that is draining or cut off from a dependency, and sends it again once the dependency is back.
 /// </summary>
-public sealed class ConveyorReadiness(IServiceProvider services, IHostApplicationLifetime lifetime, INatsConnection nats, ISiloStatusOracle silo)
+internal sealed class ConveyorReadiness(IServiceProvider services, IHostApplicationLifetime lifetime, INatsConnection nats, ISiloStatusOracle silo)
 {
     /// <summary>How long a Redis PING may take before Redis counts as down.</summary>
     public static readonly TimeSpan RedisTimeout = TimeSpan.FromSeconds(1);

@@ -11,7 +11,7 @@ namespace Conveyor.Api.Hosting;
 /// directory lets the next start end an orphan left by a crash of ours — and only one whose command line names our
 /// data directory.
 /// </summary>
-public sealed partial class LocalServerProcess : IAsyncDisposable
+internal sealed partial class LocalServerProcess : IAsyncDisposable
 {
     private readonly string _name;
     private readonly string _executable;

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging;
 namespace Conveyor.Api.Hosting;
 
 /// <summary>What a single node supervises: which local servers, on which ports, with data where.</summary>
-public sealed class LocalServerPlan
+internal sealed class LocalServerPlan
 {
     /// <summary>Absolute data directory.</summary>
     public required string DataDirectory { get; init; }
@@ -28,7 +28,7 @@ public sealed class LocalServerPlan
 /// under the data directory) before the silo, and stops them after it. Registered ahead of Orleans, so the host
 /// starts it first and stops it last.
 /// </summary>
-public sealed partial class LocalServerSupervisor(LocalServerPlan plan, ILogger<LocalServerSupervisor> logger) : IHostedService, IAsyncDisposable
+internal sealed partial class LocalServerSupervisor(LocalServerPlan plan, ILogger<LocalServerSupervisor> logger) : IHostedService, IAsyncDisposable
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
     private readonly List<LocalServerProcess> _servers = [];

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Http;
 namespace Conveyor.Api.Http;
 
 /// <summary>Turns the engine's client errors into ProblemDetails, in one place for every Conveyor endpoint.</summary>
-public sealed class ConveyorErrorFilter : IEndpointFilter
+internal sealed class ConveyorErrorFilter : IEndpointFilter
 {
     /// <inheritdoc />
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)

@@ -5,7 +5,7 @@ using System.Text.RegularExpressions;
 namespace Conveyor.Api.Http;
 
 /// <summary>Parses and formats durations: Go style (<c>1h30m</c>, <c>45s</c>, <c>250ms</c>) or <c>hh:mm:ss</c>.</summary>
-public static partial class Durations
+internal static partial class Durations
 {
     /// <summary>Parses <paramref name="text"/>; false when it is not a duration.</summary>
     public static bool TryParse(string? text, out TimeSpan value)

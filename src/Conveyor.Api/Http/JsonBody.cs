@@ -9,7 +9,7 @@ namespace Conveyor.Api.Http;
 /// Reads JSON request bodies with a size limit. A missing Content-Type is accepted (the original's Rust SDK sends
 /// none); a non-JSON one is refused. Every failure becomes a <see cref="ConveyorException"/> the error filter maps.
 /// </summary>
-public static class JsonBody
+internal static class JsonBody
 {
     /// <summary>Options for request and response bodies: case-insensitive names like Go's decoder, bounded depth.</summary>
     public static JsonSerializerOptions Options { get; } = new(JsonSerializerDefaults.Web)
@@ -92,14 +92,14 @@ public static class JsonBody
 }
 
 /// <summary>The body exceeds the size limit (HTTP 413).</summary>
-public sealed class PayloadTooLargeException(long limit) : Exception($"the request body exceeds {limit} bytes")
+internal sealed class PayloadTooLargeException(long limit) : Exception($"the request body exceeds {limit} bytes")
 {
     /// <summary>The limit in bytes.</summary>
     public long Limit { get; } = limit;
 }
 
 /// <summary>The body's Content-Type is not JSON (HTTP 415).</summary>
-public sealed class UnsupportedMediaTypeException(string contentType) : Exception($"Content-Type '{contentType}' is not JSON")
+internal sealed class UnsupportedMediaTypeException(string contentType) : Exception($"Content-Type '{contentType}' is not JSON")
 {
     /// <summary>The offending Content-Type.</summary>
     public string ContentType { get; } = contentType;

@@ -16,7 +16,7 @@ namespace Conveyor.Api.Http;
 /// duplicate), a heartbeat comment every 15 s. Entries pass through a bounded buffer; a client too slow to keep up
 /// gets <c>event: dropped</c> and is disconnected, so a reader never holds anything up but itself.
 /// </summary>
-public sealed class LogEventStream
+internal sealed class LogEventStream
 {
     /// <summary>Entries buffered for one client before it counts as too slow.</summary>
     public const int BufferSize = 4096;

@@ -4,7 +4,7 @@ using Conveyor.Grains.Abstractions;
 namespace Conveyor.Api.Http;
 
 /// <summary>Converts pipelines between the wire shape and the engine's model, naming every field it rejects.</summary>
-public static class PipelineMapping
+internal static class PipelineMapping
 {
     /// <summary>Converts a request body; throws <see cref="ConveyorValidationException"/> with every error found.</summary>
     public static PipelineSpec ToSpec(PipelineDto dto)

@@ -9,7 +9,7 @@ namespace Conveyor.Api.Http;
 /// Builds RFC 7807 responses. Every problem carries a stable <c>type</c> URI and the original Conveyor's
 /// <c>error</c> member, so clients of either kind can read it.
 /// </summary>
-public static class Problems
+internal static class Problems
 {
     /// <summary>Prefix of every problem type URI.</summary>
     public const string TypePrefix = "urn:conveyor:problem:";

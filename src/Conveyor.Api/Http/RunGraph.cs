@@ -7,7 +7,7 @@ using Conveyor.Contracts;
 namespace Conveyor.Api.Http;
 
 /// <summary>Renders a run's DAG with each step coloured by status: Mermaid, Graphviz DOT, or a self-contained SVG.</summary>
-public static class RunGraph
+internal static class RunGraph
 {
     private const int NodeWidth = 150;
     private const int NodeHeight = 46;

@@ -8,7 +8,7 @@ namespace Conveyor.Api.Security;
 /// API key format <c>cvk_&lt;id&gt;_&lt;secret&gt;</c>: the id (16 hex) names the stored key, the secret (32 random bytes,
 /// base64url) is only ever stored as its SHA-256 — a plain hash is enough for a high-entropy random secret.
 /// </summary>
-public static class ApiKeys
+internal static class ApiKeys
 {
     /// <summary>Prefix of every key.</summary>
     public const string Prefix = "cvk_";

@@ -10,10 +10,10 @@ namespace Conveyor.Api.Security;
 /// </summary>
 /// <param name="Role">The least role.</param>
 /// <param name="Global">Whether the endpoint acts on no namespace (keys, the namespace registry): admin keys only.</param>
-public sealed record ConveyorRoleMetadata(ApiRole Role, bool Global = false);
+internal sealed record ConveyorRoleMetadata(ApiRole Role, bool Global = false);
 
 /// <summary>Declares the authorization decision of Conveyor endpoints.</summary>
-public static class ConveyorAccess
+internal static class ConveyorAccess
 {
     /// <summary>Readers: objects, runs, logs.</summary>
     public static TBuilder ForViewers<TBuilder>(this TBuilder builder)

@@ -52,7 +52,7 @@ public enum WriteRateLimitScope
 }
 
 /// <summary>The resolved authentication settings the request pipeline reads.</summary>
-public sealed class ConveyorAuthSettings
+internal sealed class ConveyorAuthSettings
 {
     /// <summary>Whether API keys are required.</summary>
     public bool Enabled { get; init; }

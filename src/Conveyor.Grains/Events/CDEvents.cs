@@ -13,7 +13,7 @@ namespace Conveyor.Grains.Events;
 /// subject's id. Ids are stable — derived from the run, step, attempt and transition — so a re-published event is
 /// recognisably the same event.
 /// </summary>
-public static class CDEvents
+internal static class CDEvents
 {
     /// <summary>CDEvents specification version of the events.</summary>
     public const string SpecVersion = "0.4.1";

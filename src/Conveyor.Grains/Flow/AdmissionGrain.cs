@@ -7,7 +7,7 @@ namespace Conveyor.Grains.Flow;
 /// <summary>Stored state of a queue.</summary>
 [GenerateSerializer]
 [Alias("conveyor.AdmissionState")]
-public sealed class AdmissionState
+internal sealed class AdmissionState
 {
     /// <summary>Runs holding a slot.</summary>
     [Id(0)] public Dictionary<Guid, QueuedRun> Active { get; set; } = [];
@@ -31,7 +31,7 @@ public sealed class AdmissionState
 /// idempotent on the run's side, so a lost one is simply repeated: by the run's own keepalive (it asks again) or by
 /// this grain's verification reminder.
 /// </summary>
-public sealed partial class AdmissionGrain(
+internal sealed partial class AdmissionGrain(
     [PersistentState("admission", ConveyorStorage.Name)] IPersistentState<AdmissionState> state,
     IGrainFactory grains,
     IOptions<FlowControlOptions> options,

@@ -9,7 +9,7 @@ namespace Conveyor.Grains.Flow;
 /// The small path syntax of a concurrency group key: <c>name</c>, <c>type</c>, <c>metadata.&lt;key&gt;</c>,
 /// <c>spec</c> or <c>spec.&lt;member&gt;[.&lt;member&gt;…]</c>, where a numeric member indexes an array.
 /// </summary>
-public static partial class ConcurrencyKeys
+internal static partial class ConcurrencyKeys
 {
     /// <summary>Whether <paramref name="expression"/> is a valid key path.</summary>
     public static bool IsValid(string? expression) => expression is { Length: > 0 and <= 256 } && PathRegex().IsMatch(expression);

@@ -5,7 +5,7 @@ namespace Conveyor.Grains.Flow;
 /// <summary>A run asking for a slot.</summary>
 [GenerateSerializer]
 [Alias("conveyor.AdmissionRequest")]
-public sealed class AdmissionRequest
+internal sealed class AdmissionRequest
 {
     /// <summary>The run.</summary>
     [Id(0)] public Guid RunId { get; set; }
@@ -32,7 +32,7 @@ public sealed class AdmissionRequest
 /// <summary>The answer to <see cref="IAdmissionGrain.AcquireAsync"/>.</summary>
 [GenerateSerializer]
 [Alias("conveyor.AdmissionTicket")]
-public sealed class AdmissionTicket
+internal sealed class AdmissionTicket
 {
     /// <summary>The run holds a slot and may start.</summary>
     [Id(0)] public bool Admitted { get; set; }
@@ -50,7 +50,7 @@ public sealed class AdmissionTicket
 /// <summary>A queued run as a queue snapshot shows it.</summary>
 [GenerateSerializer]
 [Alias("conveyor.QueuedRun")]
-public sealed class QueuedRun
+internal sealed class QueuedRun
 {
     /// <summary>The run.</summary>
     [Id(0)] public Guid RunId { get; set; }
@@ -80,7 +80,7 @@ public sealed class QueuedRun
 /// <summary>What a queue holds now: for operators, the API and queue-depth metrics.</summary>
 [GenerateSerializer]
 [Alias("conveyor.AdmissionSnapshot")]
-public sealed class AdmissionSnapshot
+internal sealed class AdmissionSnapshot
 {
     /// <summary>Runs holding a slot, with their pipeline.</summary>
     [Id(0)] public List<QueuedRun> Active { get; set; } = [];
@@ -99,7 +99,7 @@ public sealed class AdmissionSnapshot
 /// so a run may call it from inside its own turn.
 /// </summary>
 [Alias("conveyor.IAdmissionGrain")]
-public interface IAdmissionGrain : IGrainWithStringKey
+internal interface IAdmissionGrain : IGrainWithStringKey
 {
     /// <summary>
     /// Admits the run now or queues it (priority, then arrival); idempotent per run. With cancel-in-progress, older

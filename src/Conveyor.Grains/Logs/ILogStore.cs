@@ -8,7 +8,7 @@ namespace Conveyor.Grains.Logs;
 /// <see cref="JetStreamLogStore"/> (the <c>conveyor-logs</c> stream); register another <see cref="ILogStore"/> before
 /// <c>AddConveyorGrains</c> to replace it.
 /// </summary>
-public interface ILogStore
+internal interface ILogStore
 {
     /// <summary>Reads one page of a run's entries after <see cref="LogQuery.After"/>, in sequence order.</summary>
     Task<LogPage> ReadAsync(string runId, LogQuery query, CancellationToken cancellationToken = default);
@@ -23,7 +23,7 @@ public interface ILogStore
 /// <summary>A stored log entry and its sequence number.</summary>
 /// <param name="Sequence">Position in the store; strictly increasing.</param>
 /// <param name="Entry">The normalized entry.</param>
-public sealed record StoredLogEntry(ulong Sequence, LogEntry Entry)
+internal sealed record StoredLogEntry(ulong Sequence, LogEntry Entry)
 {
     /// <summary>Whether the entry passes the driver and step filters (null or empty: no filter).</summary>
     public bool Matches(string? driver, string? step) =>
@@ -32,7 +32,7 @@ public sealed record StoredLogEntry(ulong Sequence, LogEntry Entry)
 }
 
 /// <summary>What to read from a run's log.</summary>
-public sealed record LogQuery
+internal sealed record LogQuery
 {
     /// <summary>Only entries of this driver.</summary>
     public string? Driver { get; init; }
@@ -50,4 +50,4 @@ public sealed record LogQuery
 /// <summary>One page of a run's log.</summary>
 /// <param name="Items">Entries in sequence order.</param>
 /// <param name="NextCursor">Pass as <see cref="LogQuery.After"/> to read on; null when nothing more is stored now.</param>
-public sealed record LogPage(IReadOnlyList<StoredLogEntry> Items, ulong? NextCursor);
+internal sealed record LogPage(IReadOnlyList<StoredLogEntry> Items, ulong? NextCursor);

@@ -14,7 +14,7 @@ namespace Conveyor.Grains.Logs;
 /// many entries the run or the stream holds; following continues the same consumer into live entries, so history and
 /// live output meet with no gap and no duplicate.
 /// </summary>
-public sealed partial class JetStreamLogStore(INatsConnection connection, ILogger<JetStreamLogStore> logger) : ILogStore
+internal sealed partial class JetStreamLogStore(INatsConnection connection, ILogger<JetStreamLogStore> logger) : ILogStore
 {
     private const int FetchBatch = 256;
     private static readonly TimeSpan InactiveThreshold = TimeSpan.FromSeconds(30);

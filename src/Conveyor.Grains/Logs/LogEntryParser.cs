@@ -10,7 +10,7 @@ namespace Conveyor.Grains.Logs;
 /// <c>run_id</c> (keys matched case-insensitively, like Go's decoder), <c>pipeline</c> possibly null, optional
 /// <c>labels</c>, unknown keys ignored; a value of the wrong type is kept as its JSON text rather than rejected.
 /// </summary>
-public static class LogEntryParser
+internal static class LogEntryParser
 {
     private static readonly SearchValues<char> SubjectSeparators = SearchValues.Create(". *>\t\r\n");
 

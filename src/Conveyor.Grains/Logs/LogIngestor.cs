@@ -21,7 +21,7 @@ namespace Conveyor.Grains.Logs;
 /// acked, never redelivered; labels are capped (64, 1 KiB each) so a normalized entry always fits a NATS message, and an
 /// entry the store still refuses after 20 deliveries is dropped the same way.
 /// </summary>
-public sealed partial class LogIngestor(
+internal sealed partial class LogIngestor(
     INatsConnection connection,
     IOptions<ConveyorNatsOptions> options,
     ILogger<LogIngestor> logger) : DurableConsumerService(connection, logger)

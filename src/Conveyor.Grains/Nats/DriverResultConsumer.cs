@@ -18,7 +18,7 @@ namespace Conveyor.Grains.Nats;
 /// silo's unacked messages go to another) and routes each driver result to its run grain. A message is acked only
 /// after the grain has persisted what it caused; one that cannot be routed is logged and acked, never retried forever.
 /// </summary>
-public sealed partial class DriverResultConsumer(
+internal sealed partial class DriverResultConsumer(
     INatsConnection connection,
     IGrainFactory grains,
     IOptions<ConveyorNatsOptions> options,

@@ -11,7 +11,7 @@ namespace Conveyor.Grains.Nats;
 /// consumer and consumes from it, backs off (200 ms doubling to 5 s) when NATS fails, and on silo stop cancels and
 /// waits for the derived class to drain what it took.
 /// </summary>
-public abstract partial class DurableConsumerService(INatsConnection connection, ILogger logger)
+internal abstract partial class DurableConsumerService(INatsConnection connection, ILogger logger)
     : ILifecycleParticipant<ISiloLifecycle>, IDisposable
 {
     private readonly CancellationTokenSource _stopping = new();

@@ -9,7 +9,7 @@ namespace Conveyor.Grains.Nats;
 /// Creates (or updates) the three streams of the original protocol, with the original's retention, and the engine's
 /// log store stream.
 /// </summary>
-public static partial class JetStreamTopology
+internal static partial class JetStreamTopology
 {
     /// <summary>
     /// De-duplication window of the <c>messages</c> stream: a dispatch re-published within it with the same

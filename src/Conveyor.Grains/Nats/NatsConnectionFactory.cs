@@ -3,7 +3,7 @@ using NATS.Client.Core;
 namespace Conveyor.Grains.Nats;
 
 /// <summary>Builds NATS client options from <see cref="ConveyorNatsOptions"/>.</summary>
-public static class NatsConnectionFactory
+internal static class NatsConnectionFactory
 {
     /// <summary>Client options for the engine's connection.</summary>
     public static NatsOpts CreateOpts(ConveyorNatsOptions options, string clientName)

@@ -7,7 +7,7 @@ namespace Conveyor.Grains.Pipelines;
 /// <summary>Stored state of a pipeline.</summary>
 [GenerateSerializer]
 [Alias("conveyor.PipelineState")]
-public sealed class PipelineState
+internal sealed class PipelineState
 {
     /// <summary>The pipeline; null when deleted or never created.</summary>
     [Id(0)] public PipelineSpec? Pipeline { get; set; }
@@ -20,7 +20,7 @@ public sealed class PipelineState
 }
 
 /// <summary>A pipeline definition, validated as a DAG and persisted with a revision per write.</summary>
-public sealed class PipelineGrain(
+internal sealed class PipelineGrain(
     [PersistentState("pipeline", ConveyorStorage.Name)] IPersistentState<PipelineState> state,
     IGrainFactory grains,
     TimeProvider time) : Grain, IPipelineGrain

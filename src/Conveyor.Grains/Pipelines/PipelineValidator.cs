@@ -7,7 +7,7 @@ namespace Conveyor.Grains.Pipelines;
 /// Validates a pipeline and normalises its DAG: names, unique step ids, known dependencies, no cycle, sane retry and
 /// timeout values. Errors are collected per field so the client sees every problem at once.
 /// </summary>
-public static class PipelineValidator
+internal static class PipelineValidator
 {
     /// <summary>
     /// Checks webhook secrets once omitted ones were filled from the stored pipeline (secrets are write-only, so a

@@ -5,14 +5,14 @@ namespace Conveyor.Grains.Resources;
 /// <summary>Stored state of a resource definition.</summary>
 [GenerateSerializer]
 [Alias("conveyor.ResourceDefinitionState")]
-public sealed class ResourceDefinitionState
+internal sealed class ResourceDefinitionState
 {
     /// <summary>The definition; null when deleted or never created.</summary>
     [Id(0)] public ResourceDefinitionData? Definition { get; set; }
 }
 
 /// <summary>A resource definition, validated (name, schema) and persisted.</summary>
-public sealed class ResourceDefinitionGrain(
+internal sealed class ResourceDefinitionGrain(
     [PersistentState("definition", ConveyorStorage.Name)] IPersistentState<ResourceDefinitionState> state,
     TimeProvider time) : Grain, IResourceDefinitionGrain
 {

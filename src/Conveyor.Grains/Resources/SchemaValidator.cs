@@ -12,7 +12,7 @@ namespace Conveyor.Grains.Resources;
 /// Compiles resource-definition schemas and validates specs against them. Compiled schemas are cached by content
 /// hash, so a definition's schema is parsed once per silo, not once per resource.
 /// </summary>
-public static class SchemaValidator
+internal static class SchemaValidator
 {
     private const int MaxCachedSchemas = 1024;
     private static readonly ConcurrentDictionary<string, JsonSchema> Cache = new(StringComparer.Ordinal);

@@ -5,14 +5,14 @@ namespace Conveyor.Grains.Security;
 /// <summary>Stored state of an API key.</summary>
 [GenerateSerializer]
 [Alias("conveyor.ApiKeyState")]
-public sealed class ApiKeyState
+internal sealed class ApiKeyState
 {
     /// <summary>The key; null when never created.</summary>
     [Id(0)] public ApiKeyData? Key { get; set; }
 }
 
 /// <summary>One API key: created once, read on every request, revoked for good.</summary>
-public sealed class ApiKeyGrain(
+internal sealed class ApiKeyGrain(
     [PersistentState("apikey", ConveyorStorage.Name)] IPersistentState<ApiKeyState> state,
     TimeProvider time) : Grain, IApiKeyGrain
 {
@@ -54,7 +54,7 @@ public sealed class ApiKeyGrain(
 /// <summary>Stored state of the key registry.</summary>
 [GenerateSerializer]
 [Alias("conveyor.ApiKeyRegistryState")]
-public sealed class ApiKeyRegistryState
+internal sealed class ApiKeyRegistryState
 {
     /// <summary>Key ids, oldest first.</summary>
     [Id(0)] public List<string> KeyIds { get; set; } = [];
@@ -79,7 +79,7 @@ public sealed class ApiKeyRegistryState
 /// The list of key ids (for listing) and the bootstrap protocol: begin (a lease), create and log the key, complete.
 /// One activation in the cluster, so silos starting together take turns.
 /// </summary>
-public sealed class ApiKeyRegistryGrain(
+internal sealed class ApiKeyRegistryGrain(
     [PersistentState("apikeys", ConveyorStorage.Name)] IPersistentState<ApiKeyRegistryState> state,
     TimeProvider time) : Grain, IApiKeyRegistryGrain
 {

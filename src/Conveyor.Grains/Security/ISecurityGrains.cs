@@ -4,7 +4,7 @@ namespace Conveyor.Grains.Security;
 
 /// <summary>One API key. Key: the key id. Every authenticated request reads it, so a revocation applies at once everywhere.</summary>
 [Alias("conveyor.IApiKeyGrain")]
-public interface IApiKeyGrain : IGrainWithStringKey
+internal interface IApiKeyGrain : IGrainWithStringKey
 {
     /// <summary>Stores a new key; <see cref="Abstractions.ConveyorConflictException"/> when the id is taken.</summary>
     Task<ApiKeyData> CreateAsync(ApiKeyData key);
@@ -20,7 +20,7 @@ public interface IApiKeyGrain : IGrainWithStringKey
 
 /// <summary>The list of API key ids and the bootstrap marker. Singleton: key <see cref="Id"/>.</summary>
 [Alias("conveyor.IApiKeyRegistryGrain")]
-public interface IApiKeyRegistryGrain : IGrainWithStringKey
+internal interface IApiKeyRegistryGrain : IGrainWithStringKey
 {
     /// <summary>The registry's grain key.</summary>
     const string Id = "keys";
@@ -52,7 +52,7 @@ public interface IApiKeyRegistryGrain : IGrainWithStringKey
 }
 
 /// <summary>What <see cref="IApiKeyRegistryGrain.BeginBootstrapAsync"/> decided.</summary>
-public enum BootstrapStep
+internal enum BootstrapStep
 {
     /// <summary>Create, log and complete the candidate key.</summary>
     Proceed = 0,
@@ -67,7 +67,7 @@ public enum BootstrapStep
 /// <summary>The answer to <see cref="IApiKeyRegistryGrain.BeginBootstrapAsync"/>.</summary>
 [GenerateSerializer]
 [Alias("conveyor.BootstrapBegin")]
-public sealed record BootstrapBegin
+internal sealed record BootstrapBegin
 {
     /// <summary>What to do.</summary>
     [Id(0)] public BootstrapStep Step { get; init; }
@@ -78,7 +78,7 @@ public sealed record BootstrapBegin
 
 /// <summary>The namespaces that exist. Singleton: key <see cref="Id"/>. <c>default</c> always exists.</summary>
 [Alias("conveyor.INamespaceRegistryGrain")]
-public interface INamespaceRegistryGrain : IGrainWithStringKey
+internal interface INamespaceRegistryGrain : IGrainWithStringKey
 {
     /// <summary>The registry's grain key.</summary>
     const string Id = "namespaces";

@@ -5,7 +5,7 @@ namespace Conveyor.Grains.Security;
 /// <summary>Stored state of the namespace registry.</summary>
 [GenerateSerializer]
 [Alias("conveyor.NamespaceRegistryState")]
-public sealed class NamespaceRegistryState
+internal sealed class NamespaceRegistryState
 {
     /// <summary>Namespaces by name (<c>default</c> is implicit).</summary>
     [Id(0)] public Dictionary<string, NamespaceInfo> Namespaces { get; set; } = [];
@@ -15,7 +15,7 @@ public sealed class NamespaceRegistryState
 }
 
 /// <summary>The namespaces that exist; one small grain, read (interleaved) by every namespaced request.</summary>
-public sealed class NamespaceRegistryGrain(
+internal sealed class NamespaceRegistryGrain(
     [PersistentState("namespaces", ConveyorStorage.Name)] IPersistentState<NamespaceRegistryState> state,
     TimeProvider time) : Grain, INamespaceRegistryGrain
 {

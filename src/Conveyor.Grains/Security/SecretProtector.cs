@@ -36,7 +36,7 @@ public sealed class ConveyorSecretsOptions
 /// <param name="Step">The step id.</param>
 /// <param name="Attempt">The attempt number.</param>
 /// <param name="ExpiresAt">When the token stops being valid.</param>
-public sealed record StepTokenClaims(Guid RunId, string Step, int Attempt, DateTimeOffset ExpiresAt);
+internal sealed record StepTokenClaims(Guid RunId, string Step, int Attempt, DateTimeOffset ExpiresAt);
 
 /// <summary>
 /// Encrypts secret values with AES-256-GCM (the secret's namespace and name as associated data, so a ciphertext is
@@ -105,7 +105,7 @@ public sealed class SecretProtector
     }
 
     /// <summary>Verifies a step token's signature and expiry.</summary>
-    public bool TryVerifyStepToken(string? token, out StepTokenClaims? claims)
+    internal bool TryVerifyStepToken(string? token, out StepTokenClaims? claims)
     {
         claims = null;
         if (_keys.Value is not { } keys || token is null || token.Length > 512 || !token.StartsWith(TokenPrefix, StringComparison.Ordinal))

@@ -6,7 +6,7 @@ namespace Conveyor.Grains.Security;
 
 /// <summary>A namespace's secrets. Key: the namespace. Values go in and, only for a step token's fetch, out.</summary>
 [Alias("conveyor.ISecretsGrain")]
-public interface ISecretsGrain : IGrainWithStringKey
+internal interface ISecretsGrain : IGrainWithStringKey
 {
     /// <summary>Creates or replaces a secret's value (encrypted before it is stored).</summary>
     Task<SecretInfo> PutAsync(string name, string value);
@@ -33,7 +33,7 @@ public interface ISecretsGrain : IGrainWithStringKey
 /// <summary>A stored secret: its ciphertext and version.</summary>
 [GenerateSerializer]
 [Alias("conveyor.SecretRecord")]
-public sealed class SecretRecord
+internal sealed class SecretRecord
 {
     /// <summary>Nonce, tag and ciphertext (AES-256-GCM).</summary>
     [Id(0)] public byte[] Ciphertext { get; set; } = [];
@@ -48,14 +48,14 @@ public sealed class SecretRecord
 /// <summary>Stored state of a namespace's secrets.</summary>
 [GenerateSerializer]
 [Alias("conveyor.SecretsState")]
-public sealed class SecretsState
+internal sealed class SecretsState
 {
     /// <summary>Secrets by name.</summary>
     [Id(0)] public Dictionary<string, SecretRecord> Secrets { get; set; } = [];
 }
 
 /// <summary>Secret name rules.</summary>
-public static partial class SecretNames
+internal static partial class SecretNames
 {
     /// <summary>Longest value accepted, in UTF-8 bytes.</summary>
     public const int MaxValueBytes = 64 * 1024;
@@ -80,7 +80,7 @@ public static partial class SecretNames
 }
 
 /// <summary>A namespace's secrets, encrypted at rest by <see cref="SecretProtector"/>.</summary>
-public sealed class SecretsGrain(
+internal sealed class SecretsGrain(
     [PersistentState("secrets", ConveyorStorage.Name)] IPersistentState<SecretsState> state,
     SecretProtector protector,
     TimeProvider time) : Grain, ISecretsGrain

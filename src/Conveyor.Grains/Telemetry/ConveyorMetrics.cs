@@ -22,6 +22,9 @@ public sealed class ConveyorMetrics : IDisposable
     private readonly Histogram<double> _approvalWait;
     private readonly ConcurrentDictionary<Guid, RunGauge> _runs = new();
 
+    // Second-scale bounds: OpenTelemetry's defaults are meant for milliseconds.
+    private static readonly InstrumentAdvice<double> SecondsAdvice = new() { HistogramBucketBoundaries = MetricBuckets.Seconds };
+
     /// <summary>Creates the instruments.</summary>
     public ConveyorMetrics(IMeterFactory meterFactory)
     {
@@ -29,13 +32,24 @@ public sealed class ConveyorMetrics : IDisposable
         _meter = meterFactory.Create(ConveyorTelemetry.Name);
         _runsStarted = _meter.CreateCounter<long>("conveyor.runs.started", "{run}", "Runs started (a retry of a run counts again).");
         _runsFinished = _meter.CreateCounter<long>("conveyor.runs.finished", "{run}", "Runs that ended, by status.");
-        _stepDuration = _meter.CreateHistogram<double>("conveyor.step.duration", "s", "Time from a step attempt's dispatch decision to its end, by driver and status.");
-        _dispatchLatency = _meter.CreateHistogram<double>(
+        _stepDuration = _meter.CreateHistogram(
+            "conveyor.step.duration",
+            "s",
+            "Time from a step attempt's dispatch decision to its end, by driver and status.",
+            tags: null,
+            advice: SecondsAdvice);
+        _dispatchLatency = _meter.CreateHistogram(
             "conveyor.dispatch.latency",
             "s",
-            "Time from a step attempt's dispatch decision until JetStream stored the message (includes waiting for the driver's consumer).");
-        _approvalWait = _meter.CreateHistogram<double>(
-            "conveyor.approval.wait", "s", "Time an approval gate waited for its decision, by decision (approved, rejected, timedout); its count is the number of decisions.");
+            "Time from a step attempt's dispatch decision until JetStream stored the message (includes waiting for the driver's consumer).",
+            tags: null,
+            advice: SecondsAdvice);
+        _approvalWait = _meter.CreateHistogram(
+            "conveyor.approval.wait",
+            "s",
+            "Time an approval gate waited for its decision, by decision (approved, rejected, timedout); its count is the number of decisions.",
+            tags: null,
+            advice: SecondsAdvice);
         _meter.CreateObservableGauge("conveyor.steps.inflight", SumInFlight, "{step}", "Step attempts dispatched or running, in runs active on this silo.");
         _meter.CreateObservableGauge("conveyor.queue.depth", SumQueued, "{run}", "Runs created but not started yet (status Pending, or Queued behind a concurrency limit), in runs active on this silo.");
     }

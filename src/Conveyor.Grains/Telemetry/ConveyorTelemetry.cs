@@ -23,13 +23,13 @@ public static class ConveyorTelemetry
     public const string ResultApplyActivity = "conveyor.result.apply";
 
     /// <summary>The engine's activity source.</summary>
-    public static readonly ActivitySource Source = new(Name, typeof(ConveyorTelemetry).Assembly.GetName().Version?.ToString());
+    internal static readonly ActivitySource Source = new(Name, typeof(ConveyorTelemetry).Assembly.GetName().Version?.ToString());
 
     /// <summary>
     /// The context a grain call runs in: the current activity, or the W3C <c>traceparent</c> that Orleans' activity
     /// propagation carries in the request context when no listener created an activity for the call itself.
     /// </summary>
-    public static ActivityContext CallerContext()
+    internal static ActivityContext CallerContext()
     {
         if (Activity.Current is { } current)
         {
@@ -42,14 +42,14 @@ public static class ConveyorTelemetry
     }
 
     /// <summary>Parses a stored or received W3C <c>traceparent</c>; default when absent or invalid.</summary>
-    public static ActivityContext Parse(string? traceParent) =>
+    internal static ActivityContext Parse(string? traceParent) =>
         traceParent is not null && ActivityContext.TryParse(traceParent, null, isRemote: true, out var parsed) ? parsed : default;
 
     /// <summary>The <c>traceparent</c> header of a NATS message, parsed; default when absent or invalid.</summary>
-    public static ActivityContext FromHeaders(NatsHeaders? headers) =>
+    internal static ActivityContext FromHeaders(NatsHeaders? headers) =>
         headers is not null && headers.TryGetValue(Contracts.Headers.TraceParent, out var values) && values.Count > 0 ? Parse(values[0]) : default;
 
     /// <summary>Formats a context as a W3C <c>traceparent</c>; null for an empty context.</summary>
-    public static string? Format(ActivityContext context) =>
+    internal static string? Format(ActivityContext context) =>
         context == default ? null : $"00-{context.TraceId.ToHexString()}-{context.SpanId.ToHexString()}-{((context.TraceFlags & ActivityTraceFlags.Recorded) != 0 ? "01" : "00")}";
 }

@@ -7,10 +7,10 @@ namespace Conveyor.Grains.Triggers;
 /// <param name="Fire">Occurrences to start runs for, oldest first: the catch-up (if any), then every on-time one.</param>
 /// <param name="LatestMissed">The latest occurrence more than the grace period late, or null when none was missed.</param>
 /// <param name="Latest">The latest occurrence in the window, to be stored as fired once <paramref name="Fire"/> has been fired; null when no occurrence is due.</param>
-public readonly record struct ScheduleTick(IReadOnlyList<DateTimeOffset> Fire, DateTimeOffset? LatestMissed, DateTimeOffset? Latest);
+internal readonly record struct ScheduleTick(IReadOnlyList<DateTimeOffset> Fire, DateTimeOffset? LatestMissed, DateTimeOffset? Latest);
 
 /// <summary>Cron parsing and the occurrence arithmetic shared by validation and the schedule grain.</summary>
-public static class Schedules
+internal static class Schedules
 {
     /// <summary>Parses 5 fields (minute first) or 6 (seconds first); false with a message when invalid.</summary>
     public static bool TryParse(string? cron, out CronExpression? expression, out string error)

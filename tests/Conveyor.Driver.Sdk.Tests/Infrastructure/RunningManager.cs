@@ -1,3 +1,4 @@
+using Conveyor.Testing;
 using Microsoft.Extensions.Logging;
 
 namespace Conveyor.Driver.Sdk.Tests.Infrastructure;
@@ -5,7 +6,7 @@ namespace Conveyor.Driver.Sdk.Tests.Infrastructure;
 /// <summary>A <see cref="DriverManager"/> running in the background until stopped.</summary>
 public sealed class RunningManager : IAsyncDisposable
 {
-    private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan ReadyTimeout = Deadlines.Startup;
     private readonly CancellationTokenSource _stop = new();
     private Task? _run;
 
@@ -34,7 +35,7 @@ public sealed class RunningManager : IAsyncDisposable
     public async Task StopAsync()
     {
         _stop.Cancel();
-        await Run.WaitAsync(TimeSpan.FromSeconds(30));
+        await Run.WaitAsync(Deadlines.Event);
     }
 
     public async ValueTask DisposeAsync()

@@ -131,7 +131,7 @@ public sealed partial class BootstrapKeyTests : IAsyncLifetime
 
     private static HttpClient Client(ConveyorTestHost host, string key)
     {
-        var client = new HttpClient { BaseAddress = host.Address, Timeout = TimeSpan.FromSeconds(30) };
+        var client = new HttpClient { BaseAddress = host.Address, Timeout = TimeSpan.FromSeconds(60) };
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
         return client;
     }

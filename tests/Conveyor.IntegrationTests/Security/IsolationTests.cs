@@ -14,7 +14,7 @@ namespace Conveyor.IntegrationTests.Security;
 [Collection(SecurityCollection.Name)]
 public sealed class IsolationTests(SecurityFixture fx)
 {
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan Deadline = Deadlines.Event;
 
     [Fact]
     public async Task A_live_log_stream_carries_its_runs_entries_and_never_another_namespaces()
@@ -28,7 +28,7 @@ public sealed class IsolationTests(SecurityFixture fx)
         using var viewerB = fx.Client(await fx.CreateKeyAsync("viewer", b));
 
         // Both streams open before anything is written, so everything below arrives live.
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var seenA = new ConcurrentQueue<string>();
         var seenB = new ConcurrentQueue<string>();
         var followA = Follow(viewerA, $"/namespaces/{a}/runs/{runA}/logs/stream", seenA, stop.Token);
@@ -77,7 +77,7 @@ public sealed class IsolationTests(SecurityFixture fx)
         await fx.CreateNamespaceAsync(b);
         await using var nats = new NatsConnection(NatsOpts.Default with { Url = fx.Nats.Url });
         var received = new ConcurrentQueue<(string Subject, JsonElement Event)>();
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var subscription = await nats.SubscribeCoreAsync<byte[]>(Subjects.CDEventsWildcard, cancellationToken: stop.Token);
         var reading = Task.Run(async () =>
         {

@@ -98,13 +98,13 @@ public sealed class NatsCredentialTests : IAsyncLifetime
 
         var options = new DriverOptions { Name = name, Resources = [type], NatsUrl = nats.Url, ShutdownGracePeriod = TimeSpan.FromSeconds(2) };
         driver(options);
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         await using var manager = new DriverManager(new OkDriver(name, type), options);
         var running = manager.RunAsync(cts.Token);
         await manager.WaitUntilReadyAsync(cts.Token);
 
         var created = await host.PostJsonAsync("/resources", new { name = "web", resource = type, pipeline = type, spec = new { } });
-        var run = await host.WaitForRunAsync(created.GetProperty("runid").GetString()!, TimeSpan.FromSeconds(45));
+        var run = await host.WaitForRunAsync(created.GetProperty("runid").GetString()!, Deadlines.Event);
         Assert.Equal("Succeeded", run.GetProperty("status").GetString());
         // The driver's own result, so the dispatch and the result both crossed the authenticated connections.
         Assert.Equal("done", run.GetProperty("steps")[0].GetProperty("attempts")[0].GetProperty("message").GetString());

@@ -60,7 +60,7 @@ public sealed class SecretsFixture : IAsyncLifetime
 /// <summary>Secrets: write-only over the API, encrypted at rest, fetched by the step that references them, and nowhere else.</summary>
 public sealed class SecretsTests(SecretsFixture fx) : IClassFixture<SecretsFixture>
 {
-    private static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan RunTimeout = Deadlines.Event;
 
     private sealed class SecretDriver(string name, string type, ConcurrentQueue<string> fetched) : IDriver
     {
@@ -138,7 +138,7 @@ public sealed class SecretsTests(SecretsFixture fx) : IClassFixture<SecretsFixtu
         }, HttpStatusCode.Created);
 
         var fetched = new ConcurrentQueue<string>();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         // Every line the SDK (manager and NATS client) logs, at every level, is scanned too.
         var sdkLogs = new CapturingLoggerProvider();
         using var sdkLogging = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Trace).AddProvider(sdkLogs));
