@@ -16,7 +16,7 @@ namespace Conveyor.Api.Endpoints;
 /// Run control of the pipeline language: approve or reject an approval gate, pause and resume a run, and follow run
 /// and step transitions live (Server-Sent Events, resumable with <c>Last-Event-ID</c>).
 /// </summary>
-public static class RunControlApi
+internal static class RunControlApi
 {
     /// <summary>Maps the routes onto <paramref name="routes"/>; <paramref name="nameSuffix"/> keeps endpoint names unique when mapped twice.</summary>
     public static RouteGroupBuilder MapRunControlApi(this IEndpointRouteBuilder routes, string nameSuffix = "")

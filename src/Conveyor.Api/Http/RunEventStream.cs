@@ -21,7 +21,7 @@ namespace Conveyor.Api.Http;
 /// already sent is skipped. A heartbeat comment goes out every 15 s; a client too slow to keep up gets
 /// <c>event: dropped</c> and is disconnected.
 /// </summary>
-public sealed class RunEventStream
+internal sealed class RunEventStream
 {
     /// <summary>Messages buffered for one client before it counts as too slow.</summary>
     public const int BufferSize = 1024;
@@ -228,7 +228,7 @@ public sealed class RunEventStream
 /// <summary>A position in the run events feed: a message's stream sequence and an item's index in it.</summary>
 /// <param name="StreamSequence">The message's JetStream stream sequence (0: before the first).</param>
 /// <param name="Index">The item's index in the message.</param>
-public readonly record struct RunEventPosition(ulong StreamSequence, int Index)
+internal readonly record struct RunEventPosition(ulong StreamSequence, int Index)
 {
     /// <summary>The SSE id: <c>{stream sequence}.{index}</c>.</summary>
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{StreamSequence}.{Index}");

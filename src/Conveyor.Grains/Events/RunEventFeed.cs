@@ -13,7 +13,7 @@ using NATS.Client.JetStream.Models;
 namespace Conveyor.Grains.Events;
 
 /// <summary>One message of the run events stream: the transitions one stored decision of a run made.</summary>
-public sealed record RunEventMessage
+internal sealed record RunEventMessage
 {
     /// <summary>Run id.</summary>
     [JsonPropertyName("runId")] public Guid RunId { get; init; }
@@ -29,7 +29,7 @@ public sealed record RunEventMessage
 }
 
 /// <summary>One run or step transition.</summary>
-public sealed record RunEventItem
+internal sealed record RunEventItem
 {
     /// <summary>The run's transition number (1-based, gap-free per run).</summary>
     [JsonPropertyName("sequence")] public long Sequence { get; init; }
@@ -72,14 +72,14 @@ public sealed record RunEventItem
 /// <param name="StreamSequence">Its JetStream stream sequence: the position a reader resumes from.</param>
 /// <param name="Message">The message.</param>
 /// <param name="Pending">Messages of the reader's filter after this one, when it was delivered (0: the reader is caught up).</param>
-public readonly record struct StoredRunEvents(ulong StreamSequence, RunEventMessage Message, ulong Pending);
+internal readonly record struct StoredRunEvents(ulong StreamSequence, RunEventMessage Message, ulong Pending);
 
 /// <summary>
 /// The run events feed in JetStream: runs publish each stored decision's transitions as one message on
 /// <see cref="Subjects.RunEvents"/> (<c>Nats-Msg-Id</c> = run id and first transition number, so a re-publish after a
 /// crash is stored once); readers follow a run or a namespace from any stream sequence, which is how a client resumes.
 /// </summary>
-public sealed partial class RunEventFeed(DriverDispatcher dispatcher, IOptions<RunEventsOptions> options, ILogger<RunEventFeed> logger)
+internal sealed partial class RunEventFeed(DriverDispatcher dispatcher, IOptions<RunEventsOptions> options, ILogger<RunEventFeed> logger)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
     private static readonly TimeSpan InactiveThreshold = TimeSpan.FromMinutes(1);
