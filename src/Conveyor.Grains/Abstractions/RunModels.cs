@@ -412,7 +412,7 @@ public sealed class RunTransition
     /// <summary>What the engine says about it (an attempt's message, a skip's reason, why the run ended), if anything.</summary>
     [Id(6)] public string? Message { get; set; }
 
-    /// <summary>The run's status once the transition happened.</summary>
+    /// <summary>The run's status right after the transition (a step's transition is before the run's own in the same decision).</summary>
     [Id(7)] public RunStatus RunStatus { get; set; }
 }
 

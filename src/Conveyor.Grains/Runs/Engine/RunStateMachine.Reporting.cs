@@ -114,7 +114,7 @@ internal sealed partial class RunStateMachine
     {
         if (_options.EmitRunEvents)
         {
-            _transitions.Add((step, previous, status));
+            _transitions.Add((step, previous, status, Run.Status));
         }
     }
 
@@ -130,7 +130,7 @@ internal sealed partial class RunStateMachine
         }
 
         var batch = new RunEventBatch { First = Run.EventSequence + 1, Items = new List<RunTransition>(_transitions.Count) };
-        foreach (var (step, previous, status) in _transitions)
+        foreach (var (step, previous, status, runStatus) in _transitions)
         {
             batch.Items.Add(new RunTransition
             {
@@ -141,7 +141,7 @@ internal sealed partial class RunStateMachine
                 Status = status,
                 Attempt = step?.Current?.Number ?? 0,
                 Message = TransitionMessage(step, status),
-                RunStatus = Run.Status,
+                RunStatus = runStatus,
             });
         }
 

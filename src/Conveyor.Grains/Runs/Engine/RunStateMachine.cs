@@ -30,7 +30,7 @@ internal sealed partial class RunStateMachine
     private readonly Dictionary<string, (int Order, string Json)> _latestResults = new(StringComparer.Ordinal);
     private readonly List<CancelMessage> _cancels = [];
     private readonly List<CancelChild> _childCancels = [];
-    private readonly List<(StepState? Step, string Previous, string Status)> _transitions = [];
+    private readonly List<(StepState? Step, string Previous, string Status, RunStatus RunStatus)> _transitions = [];
     private int _unsettled;
     private int _mainUnsettled;
     private bool _needsFullPass;
