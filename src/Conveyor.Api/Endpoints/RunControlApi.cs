@@ -1,5 +1,6 @@
 using Conveyor.Api.Http;
 using Conveyor.Api.Security;
+using Conveyor.Client;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Events;
@@ -37,25 +38,25 @@ internal static class RunControlApi
     }
 
     /// <summary>POST /runs/{id}/steps/{step}/approve — 200 with the run; 403 when the gate needs an admin; 409 unless it waits for approval.</summary>
-    public static Task<Results<Ok<RunDto>, ProblemHttpResult>> ApproveStep(string id, string step, [AsParameters] ApiContext api) =>
+    public static Task<Results<Ok<RunInfo>, ProblemHttpResult>> ApproveStep(string id, string step, [AsParameters] ApiContext api) =>
         DecideAsync(id, step, approved: true, api);
 
     /// <summary>POST /runs/{id}/steps/{step}/reject — as approve; the step fails.</summary>
-    public static Task<Results<Ok<RunDto>, ProblemHttpResult>> RejectStep(string id, string step, [AsParameters] ApiContext api) =>
+    public static Task<Results<Ok<RunInfo>, ProblemHttpResult>> RejectStep(string id, string step, [AsParameters] ApiContext api) =>
         DecideAsync(id, step, approved: false, api);
 
     /// <summary>POST /runs/{id}/pause — 200 with the run; 409 unless it is Running.</summary>
-    public static async Task<Ok<RunDto>> PauseRun(string id, [AsParameters] ApiContext api)
+    public static async Task<Ok<RunInfo>> PauseRun(string id, [AsParameters] ApiContext api)
     {
         var (grain, _) = await FindAsync(id, api);
-        return TypedResults.Ok(RunDto.From(await grain.PauseAsync(api.Http.CallerKey()?.Id)));
+        return TypedResults.Ok(ApiMapping.ToRunInfo(await grain.PauseAsync(api.Http.CallerKey()?.Id)));
     }
 
     /// <summary>POST /runs/{id}/resume — 200 with the run; 409 unless it is Paused.</summary>
-    public static async Task<Ok<RunDto>> ResumeRun(string id, [AsParameters] ApiContext api)
+    public static async Task<Ok<RunInfo>> ResumeRun(string id, [AsParameters] ApiContext api)
     {
         var (grain, _) = await FindAsync(id, api);
-        return TypedResults.Ok(RunDto.From(await grain.ResumeAsync(api.Http.CallerKey()?.Id)));
+        return TypedResults.Ok(ApiMapping.ToRunInfo(await grain.ResumeAsync(api.Http.CallerKey()?.Id)));
     }
 
     /// <summary>
@@ -103,12 +104,12 @@ internal static class RunControlApi
         return TypedResults.Empty;
     }
 
-    private static async Task<Results<Ok<RunDto>, ProblemHttpResult>> DecideAsync(string id, string step, bool approved, ApiContext api)
+    private static async Task<Results<Ok<RunInfo>, ProblemHttpResult>> DecideAsync(string id, string step, bool approved, ApiContext api)
     {
         Names.Validate(step, "step");
         var (grain, run) = await FindAsync(id, api);
         var hasBody = api.Http.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? api.Http.Request.ContentLength > 0;
-        var body = hasBody ? await api.ReadBodyAsync<ApproveStepDto>() : null;
+        var body = hasBody ? await api.ReadBodyAsync<ApprovalRequest>() : null;
         if (body?.Comment is { Length: > 1024 })
         {
             throw new ConveyorValidationException("comment", "'comment' must be at most 1024 characters");
@@ -122,7 +123,7 @@ internal static class RunControlApi
                 $"approval step {step} must be decided by an admin key; the key has the {key.Role.ToString().ToLowerInvariant()} role");
         }
 
-        return TypedResults.Ok(RunDto.From(await grain.ApproveAsync(step, approved, key?.Id, body?.Comment)));
+        return TypedResults.Ok(ApiMapping.ToRunInfo(await grain.ApproveAsync(step, approved, key?.Id, body?.Comment)));
     }
 
     private static RunEventPosition Position(ApiContext api, string? after)

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Conveyor.Client;
 using Conveyor.Grains.Abstractions;
 
 namespace Conveyor.Api.Http;
@@ -24,7 +25,7 @@ internal static class LanguageMapping
     };
 
     /// <summary>Fills the language fields of <paramref name="spec"/> from the wire, naming each field it rejects.</summary>
-    public static void ToSpec(StepDto dto, StepSpec spec, string prefix, Dictionary<string, string[]> errors)
+    public static void ToSpec(PipelineStep dto, StepSpec spec, string prefix, Dictionary<string, string[]> errors)
     {
         spec.When = dto.When;
         spec.Approvers = dto.Approvers;
@@ -52,7 +53,7 @@ internal static class LanguageMapping
         }
     }
 
-    private static MatrixSpec Matrix(MatrixDto dto, string field, Dictionary<string, string[]> errors)
+    private static MatrixSpec Matrix(StepMatrix dto, string field, Dictionary<string, string[]> errors)
     {
         var spec = new MatrixSpec { MaxParallel = dto.MaxParallel, FromInput = dto.FromInput };
         if (dto.Axes is not { ValueKind: not JsonValueKind.Null and not JsonValueKind.Undefined } axes)
@@ -82,15 +83,14 @@ internal static class LanguageMapping
     }
 
     /// <summary>Copies the language fields of <paramref name="spec"/> to the wire (each only where set).</summary>
-    public static StepDto ToDto(StepDto dto, StepSpec spec) => dto with
+    public static PipelineStep ToDto(PipelineStep dto, StepSpec spec) => dto with
     {
         Type = spec.Kind == StepKind.Driver ? null : Kind(spec.Kind),
         When = spec.When,
         Approvers = spec.Approvers,
         Pipeline = spec.Pipeline,
-        Driver = spec.Kind == StepKind.Driver ? dto.Driver : null,
         Matrix = spec.Matrix is { } m
-            ? new MatrixDto
+            ? new StepMatrix
             {
                 MaxParallel = m.MaxParallel,
                 FromInput = m.FromInput,

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
+using Conveyor.Client;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Events;
@@ -204,7 +205,7 @@ internal sealed class RunEventStream
 
     private static string Format(RunEventPosition position, RunEventMessage message, RunEventItem item)
     {
-        var dto = new RunEventDto
+        var dto = new RunEvent
         {
             RunId = message.RunId,
             Namespace = message.Namespace,

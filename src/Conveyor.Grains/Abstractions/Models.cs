@@ -346,3 +346,16 @@ public static class StatusExtensions
     /// <summary>Whether a run in this status has started and not ended (its steps may be in flight).</summary>
     public static bool IsActive(this RunStatus status) => status is RunStatus.Running or RunStatus.Paused;
 }
+
+/// <summary>What a write stored: the object, and whether the write changed nothing (so stored nothing).</summary>
+/// <typeparam name="T">The object.</typeparam>
+[GenerateSerializer]
+[Alias("conveyor.WriteResult`1")]
+public sealed class WriteResult<T>
+{
+    /// <summary>The object as stored now.</summary>
+    [Id(0)] public T Value { get; set; } = default!;
+
+    /// <summary>True when the request matched what was stored: no new revision, version or timestamp.</summary>
+    [Id(1)] public bool Unchanged { get; set; }
+}

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Catalog;
 using Conveyor.Grains.Nats;
 using Conveyor.Grains.Runs;
 using Microsoft.Extensions.Logging;
@@ -35,6 +36,7 @@ public sealed partial class ResourceGrain(
     IGrainFactory grains,
     DriverDispatcher dispatcher,
     RunLauncher launcher,
+    IObjectCatalog catalog,
     ILogger<ResourceGrain> logger) : Grain, IResourceGrain
 {
     private string Namespace => Names.SplitKey(this.GetPrimaryKeyString())[0];
@@ -42,6 +44,12 @@ public sealed partial class ResourceGrain(
     /// <inheritdoc />
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        // Lists what this activation serves, also when it was stored before listings existed.
+        if (state.State.Current is { } stored)
+        {
+            await catalog.AddAsync(CatalogEntry.Resource(Namespace, stored));
+        }
+
         if (state.State.PendingRunId is { } runId && state.State.Current is { } current)
         {
             // A previous activation stored the resource but may have died before its side effect was confirmed.
@@ -103,6 +111,7 @@ public sealed partial class ResourceGrain(
             state.State.LastRunId = runId;
         }
 
+        await catalog.AddAsync(CatalogEntry.Resource(ns, stored));
         state.State.Current = stored;
         state.State.Versions[1] = stored;
         state.State.PendingRunId = runId;
@@ -113,7 +122,7 @@ public sealed partial class ResourceGrain(
     }
 
     /// <inheritdoc />
-    public async Task<ResourceData> UpdateAsync(ResourceData resource)
+    public async Task<WriteResult<ResourceData>> UpdateAsync(ResourceData resource)
     {
         ArgumentNullException.ThrowIfNull(resource);
         var ns = Namespace;
@@ -128,6 +137,12 @@ public sealed partial class ResourceGrain(
             throw new ConveyorValidationException("name", $"'name' ({resource.Name}) does not match the name in the URL ({keyName}).");
         }
 
+        resource.Pipeline = string.IsNullOrEmpty(resource.Pipeline) ? current.Pipeline : resource.Pipeline;
+        if (await UnchangedAsync(current, resource))
+        {
+            return new WriteResult<ResourceData> { Value = current, Unchanged = true };
+        }
+
         var version = current.Version + 1;
         var metadata = new Dictionary<string, string>(resource.Metadata, StringComparer.Ordinal)
         {
@@ -138,18 +153,39 @@ public sealed partial class ResourceGrain(
             Id = current.Id,
             Name = keyName,
             Type = type,
-            Pipeline = string.IsNullOrEmpty(resource.Pipeline) ? current.Pipeline : resource.Pipeline,
+            Pipeline = resource.Pipeline,
             Metadata = metadata,
             Spec = resource.Spec,
             Version = version,
         };
 
+        await catalog.AddAsync(CatalogEntry.Resource(ns, stored));
         state.State.Current = stored;
         state.State.Versions[version] = stored;
         // An update starts from a clean slate: earlier driver results no longer describe this version.
         state.State.LastRunId = null;
         await state.WriteStateAsync();
-        return stored;
+        if (current.Pipeline != stored.Pipeline)
+        {
+            await catalog.RemoveFilterAsync(CatalogEntry.Resource(ns, current));
+        }
+
+        return new WriteResult<ResourceData> { Value = stored };
+    }
+
+    /// <summary>
+    /// Whether an update would store what is stored, or what a read shows (with the latest run's driver results):
+    /// then it is a no-op and the driver results stay. As in the original, an update starts no run either way.
+    /// </summary>
+    private async Task<bool> UnchangedAsync(ResourceData current, ResourceData incoming)
+    {
+        if (SameContent.Resource(current, incoming, null))
+        {
+            return true;
+        }
+
+        return SameContent.MayCarryDriverResults(incoming) && state.State.LastRunId is { } runId
+            && SameContent.Resource(current, incoming, await grains.GetGrain<IPipelineRunGrain>(runId).GetDriverResultsAsync());
     }
 
     /// <inheritdoc />
@@ -163,7 +199,7 @@ public sealed partial class ResourceGrain(
     /// <inheritdoc />
     public async Task<bool> DeleteAsync()
     {
-        if (state.State.Current is null)
+        if (state.State.Current is not { } previous)
         {
             return false;
         }
@@ -172,7 +208,27 @@ public sealed partial class ResourceGrain(
         state.State.LastRunId = null;
         state.State.PendingRunId = null;
         await state.WriteStateAsync();
+        await catalog.RemoveAsync(CatalogEntry.Resource(Namespace, previous));
         return true;
+    }
+
+    /// <inheritdoc />
+    public async Task<ResourceData?> RepairCatalogAsync(string? stalePipeline)
+    {
+        var parts = Names.SplitKey(this.GetPrimaryKeyString());
+        if (state.State.Current is not { } current)
+        {
+            await catalog.RemoveAsync(new CatalogEntry(parts[0], CatalogKind.Resource, parts[1] + "/" + parts[2], stalePipeline));
+            return null;
+        }
+
+        await catalog.AddAsync(CatalogEntry.Resource(parts[0], current));
+        if (stalePipeline is not null && stalePipeline != current.Pipeline)
+        {
+            await catalog.RemoveFilterAsync(CatalogEntry.Resource(parts[0], current) with { Filter = stalePipeline });
+        }
+
+        return current;
     }
 
     private async Task ValidateSpecAsync(string ns, ResourceData resource)
