@@ -23,16 +23,16 @@ internal static class RunControlApi
     public static RouteGroupBuilder MapRunControlApi(this IEndpointRouteBuilder routes, string nameSuffix = "")
     {
         var api = routes.MapGroup("/runs").WithTags("Runs");
-        api.MapPost("/{id}/steps/{step}/approve", ApproveStep).WithName("ApproveStep" + nameSuffix)
+        api.MapPost("/{id}/steps/{step}/approve", ApproveStep).Accepts<ApprovalRequest>(isOptional: true, "application/json").WithName("ApproveStep" + nameSuffix)
             .WithSummary("Approve an approval gate: the step succeeds and the run goes on; the record keeps who and when").ForOperators();
-        api.MapPost("/{id}/steps/{step}/reject", RejectStep).WithName("RejectStep" + nameSuffix)
+        api.MapPost("/{id}/steps/{step}/reject", RejectStep).Accepts<ApprovalRequest>(isOptional: true, "application/json").WithName("RejectStep" + nameSuffix)
             .WithSummary("Reject an approval gate: the step fails (and fail-fast applies)").ForOperators();
         api.MapPost("/{id}/pause", PauseRun).WithName("PauseRun" + nameSuffix)
             .WithSummary("Pause a running run: nothing new is dispatched, in-flight steps finish; its deadlines keep running").ForOperators();
         api.MapPost("/{id}/resume", ResumeRun).WithName("ResumeRun" + nameSuffix).WithSummary("Resume a paused run").ForOperators();
-        api.MapGet("/{id}/events", StreamRunEvents).WithName("StreamRunEvents" + nameSuffix)
+        api.MapGet("/{id}/events", StreamRunEvents).Produces<string>(StatusCodes.Status200OK, "text/event-stream").WithName("StreamRunEvents" + nameSuffix)
             .WithSummary("A run's transitions as Server-Sent Events, from the start or after Last-Event-ID, until it ends").ForViewers();
-        api.MapGet("/events", StreamNamespaceEvents).WithName("StreamNamespaceEvents" + nameSuffix)
+        api.MapGet("/events", StreamNamespaceEvents).Produces<string>(StatusCodes.Status200OK, "text/event-stream").WithName("StreamNamespaceEvents" + nameSuffix)
             .WithSummary("Every run's transitions in the namespace as Server-Sent Events (optionally one pipeline's, or to one status), resumable").ForViewers();
         return api;
     }
