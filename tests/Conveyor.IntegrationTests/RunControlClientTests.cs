@@ -142,4 +142,66 @@ public sealed class RunControlClientTests(EngineFixture fx)
         Assert.Equal(ExitCodes.ApiError, notWaiting.Code);
         Assert.StartsWith("error: ", notWaiting.Err, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task The_cli_applies_the_language_fields_from_yaml_as_from_json()
+    {
+        var type = EngineFixture.Unique("yaml");
+        await fx.CreateDefinitionAsync(type);
+        var file = Path.Combine(Path.GetTempPath(), type + ".yaml");
+        await File.WriteAllTextAsync(file, $$"""
+            kind: Pipeline
+            name: {{type}}-child
+            resource: {{type}}
+            steps:
+              - id: migrate
+                driver: migrate
+            ---
+            kind: Pipeline
+            name: {{type}}
+            resource: {{type}}
+            steps:
+              - id: build
+                driver: build
+                when: "params.env == 'prod'"
+              - id: test
+                driver: test
+                dependsOn: [build]
+                matrix:
+                  axes:
+                    os: [linux, windows]
+                  maxParallel: 2
+              - id: prod-gate
+                type: approval
+                approvers: admin
+                dependsOn: [test]
+              - id: deploy
+                pipeline: {{type}}-child
+                dependsOn: [prod-gate]
+                params:
+                  region: eu
+            finally:
+              - id: cleanup
+                driver: cleanup
+                when: "run.status == 'Failed'"
+            """);
+        try
+        {
+            var applied = await CliAsync("apply", "-f", file);
+            Assert.True(applied.Code == ExitCodes.Ok, applied.Err);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+
+        var pipeline = await new ConveyorClient(fx.Host.Http).GetPipelineAsync(type);
+        Assert.Equal("params.env == 'prod'", pipeline.Steps[0].When);
+        Assert.Equal(2, pipeline.Steps[1].Matrix!.MaxParallel);
+        Assert.Equal("""{"os":["linux","windows"]}""", pipeline.Steps[1].Matrix!.Axes!.Value.GetRawText());
+        Assert.Equal(("approval", "admin"), (pipeline.Steps[2].Type, pipeline.Steps[2].Approvers));
+        Assert.Equal(type + "-child", pipeline.Steps[3].Pipeline);
+        var cleanup = Assert.Single(pipeline.Finally!);
+        Assert.Equal(("cleanup", "run.status == 'Failed'"), (cleanup.Id, cleanup.When));
+    }
 }
