@@ -12,7 +12,7 @@ namespace Conveyor.Cli;
 /// The <c>conveyor</c> command line. Every command talks to the HTTP API through the SDK's <see cref="ConveyorClient"/>;
 /// errors are one line on stderr and an exit code from <see cref="ExitCodes"/>.
 /// </summary>
-internal static class CliApp
+internal static partial class CliApp
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
@@ -44,7 +44,7 @@ internal static class CliApp
         return await parse.InvokeAsync(new InvocationConfiguration { Output = stdout, Error = stderr }, cancellationToken).ConfigureAwait(false);
     }
 
-    private sealed class Commands
+    private sealed partial class Commands
     {
         private readonly TextWriter _out;
         private readonly TextWriter _err;
@@ -211,7 +211,7 @@ internal static class CliApp
 
         private Command RunsCommand()
         {
-            var runs = new Command("runs", "Trigger, list, show, watch, cancel and retry runs");
+            var runs = new Command("runs", "Trigger, list, show, watch, cancel, retry, pause and resume runs; approve or reject approval gates");
 
             var pipeline = new Option<string?>("--pipeline", "-p") { Description = "Only this pipeline's runs" };
             var status = new Option<RunStatus?>("--status") { Description = "Only runs in this status" };
@@ -261,7 +261,7 @@ internal static class CliApp
             runs.Subcommands.Add(show);
 
             var watchId = RunIdArgument();
-            var interval = new Option<double>("--interval") { Description = "Seconds between refreshes", DefaultValueFactory = _ => 0.5 };
+            var interval = new Option<double>("--interval") { Description = "Seconds between redraws of the clock on a terminal (changes arrive as events, at once)", DefaultValueFactory = _ => 0.5 };
             var watch = new Command("watch", "Follow a run's steps live until it ends; exit code 1 when it does not succeed") { watchId, interval };
             watch.SetAction((parse, ct) => Execute(parse, client =>
                 WatchAsync(client, ParseRunId(parse.GetValue(watchId)!), TimeSpan.FromSeconds(Math.Max(0.05, parse.GetValue(interval))), ct)));
@@ -288,6 +288,7 @@ internal static class CliApp
                 return parse.GetValue(retryWatch) ? await WatchAsync(client, run.Id, TimeSpan.FromSeconds(0.5), ct).ConfigureAwait(false) : ExitCodes.Ok;
             }));
             runs.Subcommands.Add(retry);
+            AddRunControlCommands(runs);
             return runs;
         }
 
@@ -331,48 +332,6 @@ internal static class CliApp
                 return ExitCodes.Ok;
             }));
             return logs;
-        }
-
-        private async Task<int> WatchAsync(ConveyorClient client, Guid runId, TimeSpan interval, CancellationToken ct)
-        {
-            var lastKey = "";
-            var drawnLines = 0;
-            while (true)
-            {
-                var run = await client.GetRunAsync(runId, ct).ConfigureAwait(false);
-                if (_interactive)
-                {
-                    var frame = RunView.Render(run, DateTimeOffset.UtcNow, withClock: true);
-                    if (drawnLines > 0)
-                    {
-                        // Back to the top of the previous frame, then overwrite it line by line.
-                        await _out.WriteAsync($"\u001b[{drawnLines}A").ConfigureAwait(false);
-                    }
-
-                    await _out.WriteAsync(frame.Replace(Environment.NewLine, "\u001b[K" + Environment.NewLine, StringComparison.Ordinal)).ConfigureAwait(false);
-                    drawnLines = frame.Split(Environment.NewLine).Length - 1;
-                }
-                else
-                {
-                    // Not a terminal: print a frame only when a state changed, without the ticking clock.
-                    var frame = RunView.Render(run, DateTimeOffset.UtcNow, withClock: false);
-                    if (frame != lastKey)
-                    {
-                        await _out.WriteAsync(frame).ConfigureAwait(false);
-                        await _out.WriteLineAsync().ConfigureAwait(false);
-                        lastKey = frame;
-                    }
-                }
-
-                await _out.FlushAsync(ct).ConfigureAwait(false);
-                if (run.IsFinished)
-                {
-                    await _out.WriteLineAsync($"run {run.Id} {run.Status}").ConfigureAwait(false);
-                    return run.Status == RunStatus.Succeeded ? ExitCodes.Ok : ExitCodes.RunFailed;
-                }
-
-                await Task.Delay(interval, ct).ConfigureAwait(false);
-            }
         }
 
         private static Argument<string> RunIdArgument() => new("run") { Description = "Run id (a UUID)" };

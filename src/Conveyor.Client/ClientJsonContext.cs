@@ -14,6 +14,8 @@ namespace Conveyor.Client;
 [JsonSerializable(typeof(RunInfo))]
 [JsonSerializable(typeof(RunPage))]
 [JsonSerializable(typeof(CancelRunRequest))]
+[JsonSerializable(typeof(ApprovalRequest))]
+[JsonSerializable(typeof(RunEvent))]
 [JsonSerializable(typeof(TriggerRunRequest))]
 [JsonSerializable(typeof(LogLine))]
 [JsonSerializable(typeof(LogPage))]

@@ -29,6 +29,12 @@ public enum RunStatus
     /// (Numbered last so stored values of the other statuses keep their meaning.)
     /// </summary>
     Queued = 6,
+
+    /// <summary>
+    /// Paused by a user: nothing new is dispatched, in-flight steps finish and are recorded; resumed, it continues.
+    /// Its deadlines keep running.
+    /// </summary>
+    Paused = 7,
 }
 
 /// <summary>Status of a step in a run; on the wire as its name (<c>"Retrying"</c>).</summary>
@@ -41,7 +47,7 @@ public enum StepStatus
     /// <summary>Sent to its driver (or waiting for the driver to appear); no result yet.</summary>
     Dispatched = 1,
 
-    /// <summary>The driver reported progress.</summary>
+    /// <summary>The driver reported progress; or a matrix step's instances, or a sub-pipeline step's child run, are running.</summary>
     Running = 2,
 
     /// <summary>The driver reported success.</summary>
@@ -53,7 +59,7 @@ public enum StepStatus
     /// <summary>An attempt failed; the next one waits for its backoff delay.</summary>
     Retrying = 5,
 
-    /// <summary>Not run because a dependency failed or the run ended.</summary>
+    /// <summary>Not run: its <c>when</c> condition was false, a dependency failed, or the run ended (the step's reason says which).</summary>
     Skipped = 6,
 
     /// <summary>Cancelled while in flight.</summary>
@@ -61,4 +67,7 @@ public enum StepStatus
 
     /// <summary>The attempt's timeout expired and no attempt is left.</summary>
     TimedOut = 8,
+
+    /// <summary>An approval gate waits for a user to approve or reject it (no driver is involved).</summary>
+    WaitingForApproval = 9,
 }

@@ -27,6 +27,21 @@ public static class Subjects
     /// </summary>
     public const string EventsStream = "conveyor-events";
 
+    /// <summary>
+    /// Stream (Limits retention) of every run and step transition, one subject per run:
+    /// <c>conveyor.runs.{namespace}.{pipeline}.{runId}</c>; read by the API's run events feeds. Not part of the original protocol.
+    /// </summary>
+    public const string RunEventsStream = "conveyor-runs";
+
+    /// <summary>Subject filter for every run's transitions.</summary>
+    public const string RunEventsWildcard = "conveyor.runs.>";
+
+    /// <summary>Subject of one run's transitions.</summary>
+    public static string RunEvents(string ns, string pipeline, Guid runId) => $"conveyor.runs.{ns}.{pipeline}.{runId:D}";
+
+    /// <summary>Filter of the transitions of every run in <paramref name="ns"/>, or of one pipeline's runs.</summary>
+    public static string RunEventsOf(string ns, string? pipeline = null) => pipeline is null ? $"conveyor.runs.{ns}.>" : $"conveyor.runs.{ns}.{pipeline}.*";
+
     /// <summary>Subject filter for every CDEvent.</summary>
     public const string CDEventsWildcard = "conveyor.cdevents.>";
 

@@ -41,7 +41,8 @@ public sealed class HistoryTests
             root.TryGetProperty("failurePolicy", out var policy) ? Enum.Parse<FailurePolicy>(policy.GetString()!) : FailurePolicy.FailFast,
             root.TryGetProperty("timeoutMs", out var timeout) ? TimeSpan.FromMilliseconds(timeout.GetInt64()) : null,
             root.TryGetProperty("concurrency", out var concurrency) ? concurrency.GetInt32() : null);
-        var h = new RunHarness(pipeline, new RunMachineOptions { EmitEvents = root.TryGetProperty("events", out var events) && events.GetBoolean() });
+        var emit = root.TryGetProperty("events", out var events) && events.GetBoolean();
+        var h = new RunHarness(pipeline, new RunMachineOptions { EmitEvents = emit, EmitRunEvents = emit });
         if (root.TryGetProperty("missingDrivers", out var missing))
         {
             foreach (var driver in missing.EnumerateArray())

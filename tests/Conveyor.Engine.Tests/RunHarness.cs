@@ -22,15 +22,18 @@ internal sealed class RunHarness
     private readonly Queue<double> _jitter = new();
     private ulong _sequence;
 
-    public RunHarness(PipelineSpec pipeline, RunMachineOptions? options = null, string? runParams = null, string ns = "default")
+    public RunHarness(PipelineSpec pipeline, RunMachineOptions? options = null, string? runParams = null, string ns = "default", int depth = 0, Guid? parent = null)
     {
-        Options = (options ?? new RunMachineOptions { EmitEvents = false }) with { Jitter = NextJitter };
+        Options = (options ?? new RunMachineOptions { EmitEvents = false, EmitRunEvents = false }) with { Jitter = NextJitter };
         var plan = new RunPlan
         {
             Namespace = ns,
             Pipeline = pipeline,
             Resource = new ResourceData { Id = "r-1", Name = "web", Type = "app", Spec = """{"image":"nginx"}""", Metadata = new() { ["version"] = "1" }, Version = 1 },
             Params = runParams,
+            Depth = depth,
+            ParentRunId = parent,
+            ParentStep = parent is null ? null : "sub",
         };
         Machine = RunStateMachine.Create(RunId, plan, Epoch, Options);
     }
@@ -48,6 +51,9 @@ internal sealed class RunHarness
 
     /// <summary>Ids of every CDEvent published, in order.</summary>
     public List<string> PublishedEvents { get; } = [];
+
+    /// <summary>Every batch of run events published, in order.</summary>
+    public List<RunEventBatch> PublishedBatches { get; } = [];
 
     /// <summary>Every metric report of every decision, in order.</summary>
     public List<RunReport> Reports { get; } = [];
@@ -108,6 +114,22 @@ internal sealed class RunHarness
                 {
                     spec.Driver = flag[1..];
                 }
+                else if (flag == "finally")
+                {
+                    spec.Finally = true;
+                }
+                else if (flag == "approval")
+                {
+                    spec.Kind = StepKind.Approval;
+                    spec.Driver = "";
+                    spec.Approvers = "operator";
+                }
+                else if (flag.StartsWith("child=", StringComparison.Ordinal))
+                {
+                    spec.Kind = StepKind.Pipeline;
+                    spec.Driver = "";
+                    spec.Pipeline = flag["child=".Length..];
+                }
                 else
                 {
                     throw new ArgumentException($"unknown flag {flag} in {token}");
@@ -155,7 +177,8 @@ internal sealed class RunHarness
                     break;
                 case PublishEvents:
                     PublishedEvents.AddRange(Run.Outbox.Select(e => e.Id));
-                    Machine.Apply(new EventsPublished(Run.Outbox.Count), At(ms));
+                    PublishedBatches.AddRange(Run.EventOutbox);
+                    Machine.Apply(new EventsPublished(Run.Outbox.Count, Run.EventOutbox.Count), At(ms));
                     break;
                 case DispatchStep d:
                     dispatched.Add(new DispatchReport(d.Step, d.Attempt, MissingDrivers.Contains(d.Driver) ? null : ++_sequence, At(ms)));
@@ -171,6 +194,10 @@ internal sealed class RunHarness
 
     private static string Format(RunEffect effect) => effect switch
     {
+        StartChild c => $"start-child {c.Step}",
+        CheckChild c => $"check-child {c.Child.Step}",
+        CancelChild c => $"cancel-child {c.ChildRunId}",
+        NotifyParent n => $"notify-parent {n.Ended.Step}={n.Ended.Status}",
         SyncIndex => "index",
         PublishEvents => "events",
         SendCancel c => $"cancel {c.Message.Step}#{c.Message.Attempt}",
@@ -187,12 +214,24 @@ internal sealed class RunHarness
 
     public List<string> Start(long ms = 0) => Do(new StartRun(null), ms);
 
+    public List<string> Approve(string step, long ms, bool approved = true, string? by = "k1", string? comment = null) =>
+        Do(new ApproveStep(step, approved, by, comment), ms);
+
+    public List<string> Pause(long ms, string? by = "k1") => Do(new PauseRun(by), ms);
+
+    public List<string> Resume(long ms, string? by = "k1") => Do(new ResumeRun(by), ms);
+
+    public List<string> ChildEnded(string step, long ms, RunStatus status = RunStatus.Succeeded, string? outputs = null, Guid? child = null) =>
+        Do(new ChildEnded(step, child ?? Machine.Step(step).ChildRunId!.Value, status, status == RunStatus.Succeeded ? "" : "child failed", outputs), ms);
+
+    public List<string> KeepAlive(long ms) => Do(KeepAliveTick.Instance, ms);
+
     public List<string> Tick(long ms) => Do(TickInput.Instance, ms);
 
     /// <summary>A driver result for <paramref name="step"/> (its current attempt unless given); without a step id when <paramref name="original"/>.</summary>
     public List<string> Result(string step, long ms, bool success = true, string? data = null, int? attempt = null, bool original = false, string? driver = null, string? message = null)
     {
-        var spec = Run.Plan.Pipeline.Steps.Find(s => s.Id == step);
+        var spec = Run.FindSpec(step);
         var result = new DriverResultInput
         {
             Driver = driver ?? spec?.Driver ?? "d-" + step,
@@ -245,10 +284,28 @@ internal sealed class RunHarness
         }
     }
 
+    /// <summary>The last decision's refusal.</summary>
+    public string? Refusal => Last?.Refusal;
+
+    /// <summary>Every transition published or waiting in the run events outbox, as <c>step:Previous>Status</c> (<c>run:…</c> for the run), in order.</summary>
+    public List<string> Transitions() =>
+        PublishedBatches.Concat(Run.EventOutbox).SelectMany(b => b.Items).Select(t => $"{t.Step ?? "run"}:{t.Previous}>{t.Status}").ToList();
+
     /// <summary>A queue for runs of pipeline <c>p</c> in namespace <c>default</c> with the given limits.</summary>
     public static RunMachineOptions WithFlow(int? namespaceLimit = null) => new()
     {
         EmitEvents = false,
+        EmitRunEvents = false,
         Flow = new FlowControlOptions { DefaultNamespaceLimit = namespaceLimit },
     };
+}
+
+internal static class PipelineSpecs
+{
+    /// <summary>Changes one step of a compact pipeline (conditions, matrices, timeouts the compact form has no flag for).</summary>
+    public static PipelineSpec With(this PipelineSpec pipeline, string step, Action<StepSpec> change)
+    {
+        change(pipeline.Steps.Single(s => s.Id == step));
+        return pipeline;
+    }
 }

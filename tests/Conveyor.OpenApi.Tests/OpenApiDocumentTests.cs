@@ -58,8 +58,8 @@ public sealed class OpenApiDocumentTests(SiloFixture fx)
     public void Every_POST_and_PUT_has_a_JSON_request_body_with_a_schema()
     {
         var writes = Operations().Where(o => o.Method == HttpMethod.Post || o.Method == HttpMethod.Put)
-            // A retry has no body: the run is named by the path.
-            .Where(o => !o.Operation.OperationId!.StartsWith("RetryRun", StringComparison.Ordinal)).ToList();
+            // A retry, a pause and a resume have no body: the run is named by the path.
+            .Where(o => !new[] { "RetryRun", "PauseRun", "ResumeRun" }.Any(n => o.Operation.OperationId!.StartsWith(n, StringComparison.Ordinal))).ToList();
 
         Assert.True(writes.Count >= 24, $"{writes.Count} writes");
         Assert.All(writes, o =>
@@ -132,6 +132,18 @@ public sealed class OpenApiDocumentTests(SiloFixture fx)
         Assert.Contains(ops["TriggerRun"].Parameters!, p => p.Name == "Idempotency-Key" && p.In == ParameterLocation.Header);
         Assert.Equal(["image/svg+xml", "text/vnd.graphviz", "text/vnd.mermaid"], ops["GetRunGraph"].Responses!["200"].Content!.Keys.Order(StringComparer.Ordinal));
         Assert.Contains("text/event-stream", ops["StreamRunLogs"].Responses!["200"].Content!.Keys);
+        foreach (var feed in new[] { "StreamRunEvents", "StreamNamespaceEvents" })
+        {
+            Assert.Contains("text/event-stream", ops[feed].Responses!["200"].Content!.Keys);
+            Assert.Contains(ops[feed].Parameters!, p => p.Name == "Last-Event-ID" && p.In == ParameterLocation.Header);
+        }
+
+        Assert.Contains(ops["StreamNamespaceEvents"].Parameters!, p => p.Name == "pipeline");
+        Assert.Contains(ops["StreamNamespaceEvents"].Parameters!, p => p.Name == "status");
+        foreach (var decision in new[] { "ApproveStep", "RejectStep" })
+        {
+            Assert.Equal("ApprovalRequest", Assert.IsType<OpenApiSchemaReference>(ops[decision].RequestBody!.Content!["application/json"].Schema).Reference.Id);
+        }
         foreach (var list in new[] { "ListPipelines", "ListResourceDefinitions", "ListResources", "ListResourcesOfType", "ListPipelinesInNamespace" })
         {
             Assert.Contains(ops[list].Parameters!, p => p.Name == "cursor");

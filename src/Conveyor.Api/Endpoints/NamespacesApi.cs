@@ -117,7 +117,7 @@ internal static class NamespacesApi
 
     private static async Task CancelUnfinishedAsync(string ns, IRunIndex index, ApiContext api)
     {
-        foreach (var status in new[] { RunStatus.Pending, RunStatus.Queued, RunStatus.Running })
+        foreach (var status in new[] { RunStatus.Pending, RunStatus.Queued, RunStatus.Running, RunStatus.Paused })
         {
             string? cursor = null;
             do

@@ -119,8 +119,9 @@ internal static class SecretsApi
         }
 
         var run = await api.Grains.GetGrain<IPipelineRunGrain>(claims.RunId).GetAsync();
-        var step = run?.Steps.FirstOrDefault(s => s.Id == claims.Step);
-        var spec = run?.Plan.Pipeline.Steps.FirstOrDefault(s => s.Id == claims.Step);
+        // A matrix instance (build[0]) fetches the secrets of its step.
+        var step = run?.FindStep(claims.Step);
+        var spec = run?.FindSpec(claims.Step);
         if (run is null || step is null || spec is null)
         {
             return Problems.Create(StatusCodes.Status401Unauthorized, "unauthorized", "A valid step token is required.", "the step token names no step of any run");

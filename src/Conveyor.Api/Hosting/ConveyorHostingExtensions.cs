@@ -236,6 +236,7 @@ public static class ConveyorHostingExtensions
         routes.MapResourcesApi(nameSuffix);
         routes.MapPipelinesApi(nameSuffix);
         routes.MapRunsApi(nameSuffix);
+        routes.MapRunControlApi(nameSuffix);
         routes.MapRunLogsApi(nameSuffix);
         routes.MapSecretsApi(nameSuffix);
     }

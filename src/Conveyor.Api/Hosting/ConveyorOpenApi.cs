@@ -154,6 +154,9 @@ internal static class ConveyorOpenApi
             case var n when n.StartsWith("StreamRunLogs", StringComparison.Ordinal):
                 Header(operation, "Last-Event-ID", "Resume after this entry's seq (as ?after=).");
                 break;
+            case var n when n.StartsWith("StreamRunEvents", StringComparison.Ordinal) || n.StartsWith("StreamNamespaceEvents", StringComparison.Ordinal):
+                Header(operation, "Last-Event-ID", "Resume after this event (as ?after=): every later transition, none twice.");
+                break;
         }
 
         foreach (var parameter in operation.Parameters ?? [])

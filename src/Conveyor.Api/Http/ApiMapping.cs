@@ -52,36 +52,49 @@ internal static class ApiMapping
             RetriedBy = run.RetriedBy,
             Params = Json(run.Plan.Params),
             DeadlineAt = run.DeadlineAt,
-            Steps = run.Steps.Select(s =>
+            Steps = run.Steps.Select(s => ToStepInfo(s, specs[s.Id])).ToList(),
+            Parent = run.Plan.ParentRunId is { } parent ? new ParentRun { RunId = parent, Step = run.Plan.ParentStep ?? "" } : null,
+            PausedAt = run.PausedAt,
+            PausedBy = run.PausedBy,
+        };
+    }
+
+    /// <summary>A step of a run (a matrix step with its instances).</summary>
+    private static StepInfo ToStepInfo(StepState s, StepSpec spec)
+    {
+        var current = s.Current;
+        return new StepInfo
+        {
+            Id = s.Id,
+            Name = spec.Name,
+            Driver = spec.Driver,
+            DependsOn = spec.DependsOn,
+            Status = s.Status,
+            Attempt = current?.Number ?? 0,
+            WaitingForDriver = s.Status.IsInFlight() && s.Instances is null && spec.Kind == StepKind.Driver && current is { Published: false },
+            Message = current?.Message ?? "",
+            Data = Json(s.Output),
+            NextAttemptAt = s.NextAttemptAt,
+            DeadlineAt = s.DeadlineAt,
+            Attempts = s.Attempts.Select(a => new AttemptInfo
             {
-                var spec = specs[s.Id];
-                var current = s.Current;
-                return new StepInfo
-                {
-                    Id = s.Id,
-                    Name = spec.Name,
-                    Driver = spec.Driver,
-                    DependsOn = spec.DependsOn,
-                    Status = s.Status,
-                    Attempt = current?.Number ?? 0,
-                    WaitingForDriver = s.Status.IsInFlight() && current is { Published: false },
-                    Message = current?.Message ?? "",
-                    Data = Json(s.Output),
-                    NextAttemptAt = s.NextAttemptAt,
-                    DeadlineAt = s.DeadlineAt,
-                    Attempts = s.Attempts.Select(a => new AttemptInfo
-                    {
-                        Number = a.Number,
-                        DispatchedAt = a.DispatchedAt,
-                        PublishedAt = a.PublishedAt,
-                        FinishedAt = a.FinishedAt,
-                        Success = a.Success,
-                        Message = a.Message,
-                        Data = Json(a.Data),
-                        TimedOut = a.TimedOut,
-                    }).ToList(),
-                };
+                Number = a.Number,
+                DispatchedAt = a.DispatchedAt,
+                PublishedAt = a.PublishedAt,
+                FinishedAt = a.FinishedAt,
+                Success = a.Success,
+                Message = a.Message,
+                Data = Json(a.Data),
+                TimedOut = a.TimedOut,
             }).ToList(),
+            Type = LanguageMapping.Kind(spec.Kind),
+            Finally = spec.Finally,
+            SkipReason = s.Status == StepStatus.Skipped ? LanguageMapping.Skip(s.SkipReason) : null,
+            Reason = s.Reason,
+            Matrix = Json(s.Matrix),
+            Instances = s.Instances?.Select(i => ToStepInfo(i, spec)).ToList(),
+            Approval = s.Approval is { } a ? new StepApproval { Approved = a.Approved, By = a.By, At = a.At, Comment = a.Comment } : null,
+            ChildRunId = s.ChildRunId,
         };
     }
 

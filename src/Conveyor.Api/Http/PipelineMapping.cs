@@ -117,29 +117,36 @@ internal static class PipelineMapping
                 break;
         }
 
-        var steps = dto.Steps ?? [];
-        for (var i = 0; i < steps.Count; i++)
+        // The finally steps follow the main steps in the model, flagged; the validator names them finally[j] again.
+        foreach (var (list, section) in new[] { (dto.Steps ?? [], "steps"), (dto.Finally ?? [], "finally") })
         {
-            var s = steps[i];
-            if (s is null)
+            for (var i = 0; i < list.Count; i++)
             {
-                errors[$"steps[{i}]"] = ["must be an object"];
-                continue;
-            }
+                var s = list[i];
+                var prefix = $"{section}[{i}]";
+                if (s is null)
+                {
+                    errors[prefix] = ["must be an object"];
+                    continue;
+                }
 
-            spec.Steps.Add(new StepSpec
-            {
-                Id = s.Id ?? "",
-                Name = s.Name ?? "",
-                Driver = s.Driver ?? "",
-                DependsOn = s.DependsOn?.ToList() ?? [],
-                DeclaredDependsOn = s.DependsOn is not null,
-                Retry = Retry(s.Retry, $"steps[{i}].retry", errors),
-                Timeout = Duration(s.Timeout, $"steps[{i}].timeout", errors),
-                Params = s.Params is { ValueKind: not JsonValueKind.Null and not JsonValueKind.Undefined } p ? p.GetRawText() : null,
-                AllowFailure = s.AllowFailure,
-                Secrets = s.Secrets?.ToList() ?? [],
-            });
+                var step = new StepSpec
+                {
+                    Id = s.Id ?? "",
+                    Name = s.Name ?? "",
+                    Driver = s.Driver ?? "",
+                    DependsOn = s.DependsOn?.ToList() ?? [],
+                    DeclaredDependsOn = s.DependsOn is not null,
+                    Retry = Retry(s.Retry, prefix + ".retry", errors),
+                    Timeout = Duration(s.Timeout, prefix + ".timeout", errors),
+                    Params = s.Params is { ValueKind: not JsonValueKind.Null and not JsonValueKind.Undefined } p ? p.GetRawText() : null,
+                    AllowFailure = s.AllowFailure,
+                    Secrets = s.Secrets?.ToList() ?? [],
+                    Finally = section == "finally",
+                };
+                LanguageMapping.ToSpec(s, step, prefix, errors);
+                spec.Steps.Add(step);
+            }
         }
 
         if (errors.Count > 0)
@@ -189,20 +196,25 @@ internal static class PipelineMapping
             ConcurrencyGroup = spec.ConcurrencyGroup is { } g
                 ? new ConcurrencyGroup { Key = g.Key, OnConflict = g.OnConflict == GroupConflictPolicy.CancelInProgress ? "cancel-in-progress" : "queue" }
                 : null,
-            Steps = spec.Steps.Select(s => new PipelineStep
-            {
-                Id = s.Id,
-                Name = s.Name,
-                Driver = s.Driver,
-                DependsOn = s.DeclaredDependsOn ? s.DependsOn : null,
-                Retry = ToRetrySettings(s.Retry),
-                Timeout = s.Timeout is { } st ? Durations.Format(st) : null,
-                Params = s.Params is null ? null : JsonSerializer.Deserialize<JsonElement>(s.Params),
-                AllowFailure = s.AllowFailure,
-                Secrets = s.Secrets is { Count: > 0 } secrets ? secrets : null,
-            }).ToList(),
+            Steps = spec.Steps.Where(s => !s.Finally).Select(StepToDto).ToList(),
+            Finally = spec.Steps.Any(s => s.Finally) ? spec.Steps.Where(s => s.Finally).Select(StepToDto).ToList() : null,
         };
     }
+
+    private static PipelineStep StepToDto(StepSpec s) => LanguageMapping.ToDto(
+        new PipelineStep
+        {
+            Id = s.Id,
+            Name = s.Name,
+            Driver = s.Driver,
+            DependsOn = s.DeclaredDependsOn ? s.DependsOn : null,
+            Retry = ToRetrySettings(s.Retry),
+            Timeout = s.Timeout is { } st ? Durations.Format(st) : null,
+            Params = s.Params is null ? null : JsonSerializer.Deserialize<JsonElement>(s.Params),
+            AllowFailure = s.AllowFailure,
+            Secrets = s.Secrets is { Count: > 0 } secrets ? secrets : null,
+        },
+        s);
 
     private static RetrySettings? ToRetrySettings(RetryPolicy? r) => r is null
         ? null

@@ -22,6 +22,7 @@ internal static class RunGraph
         StepStatus.Failed or StepStatus.TimedOut => "#c62828",
         StepStatus.Dispatched or StepStatus.Running => "#1565c0",
         StepStatus.Retrying => "#ef6c00",
+        StepStatus.WaitingForApproval => "#f9a825",
         StepStatus.Cancelled => "#6a1b9a",
         StepStatus.Skipped => "#9e9e9e",
         _ => "#607d8b",

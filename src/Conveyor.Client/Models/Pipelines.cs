@@ -32,6 +32,11 @@ public sealed record Pipeline
     [JsonPropertyName("steps")]
     public IReadOnlyList<PipelineStep> Steps { get; init; } = [];
 
+    /// <summary>Steps run once every other step has ended, whatever the outcome (a DAG of their own; <c>run.status</c> tells their conditions how the run went).</summary>
+    [JsonPropertyName("finally")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<PipelineStep>? Finally { get; init; }
+
     /// <summary>String metadata; null when none was sent (written as <c>null</c>, like the original).</summary>
     [JsonPropertyName("metadata")]
     public IReadOnlyDictionary<string, string>? Metadata { get; init; }
@@ -140,6 +145,53 @@ public sealed record PipelineStep
     [JsonPropertyName("secrets")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<string>? Secrets { get; init; }
+
+    /// <summary><c>driver</c> (default), <c>approval</c> (a gate that waits for a user, no driver) or <c>pipeline</c> (implied by <see cref="Pipeline"/>).</summary>
+    [JsonPropertyName("type")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Type { get; init; }
+
+    /// <summary>
+    /// A CEL condition, evaluated when the step becomes ready over <c>params</c>, <c>inputs</c>, <c>steps</c>,
+    /// <c>resource</c>, <c>trigger</c> and <c>run</c>; false skips the step, and its dependents still run.
+    /// </summary>
+    [JsonPropertyName("when")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? When { get; init; }
+
+    /// <summary>Fan-out: an instance of the step per combination of axes, or per element of a dependency's list.</summary>
+    [JsonPropertyName("matrix")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public StepMatrix? Matrix { get; init; }
+
+    /// <summary>An approval step's least role that may decide it: <c>operator</c> (default) or <c>admin</c>.</summary>
+    [JsonPropertyName("approvers")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Approvers { get; init; }
+
+    /// <summary>A sub-pipeline step's pipeline: the step starts a run of it (with the step's params) and ends as that run ends.</summary>
+    [JsonPropertyName("pipeline")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Pipeline { get; init; }
+}
+
+/// <summary>A step's matrix: <see cref="Axes"/> or <see cref="FromInput"/>.</summary>
+public sealed record StepMatrix
+{
+    /// <summary>Axes: an object of non-empty lists, e.g. <c>{"os": ["linux", "windows"], "arch": ["x64", "arm64"]}</c>; the combinations are their product.</summary>
+    [JsonPropertyName("axes")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public JsonElement? Axes { get; init; }
+
+    /// <summary>Most instances in flight at once.</summary>
+    [JsonPropertyName("maxParallel")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? MaxParallel { get; init; }
+
+    /// <summary><c>&lt;step id&gt;.&lt;field&gt;</c>: a list in the output of a dependency, one instance per element.</summary>
+    [JsonPropertyName("fromInput")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? FromInput { get; init; }
 }
 
 /// <summary>A retry policy: exponential backoff with jitter. Unset members take the server's defaults.</summary>

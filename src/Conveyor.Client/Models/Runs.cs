@@ -101,9 +101,24 @@ public sealed record RunInfo
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public int? QueuePosition { get; init; }
 
-    /// <summary>Steps in pipeline order.</summary>
+    /// <summary>Steps in pipeline order (finally steps last).</summary>
     [JsonPropertyName("steps")]
     public IReadOnlyList<StepInfo> Steps { get; init; } = [];
+
+    /// <summary>The run whose sub-pipeline step started this one.</summary>
+    [JsonPropertyName("parent")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public ParentRun? Parent { get; init; }
+
+    /// <summary>When the run was last paused.</summary>
+    [JsonPropertyName("pausedAt")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? PausedAt { get; init; }
+
+    /// <summary>The API key id that last paused the run.</summary>
+    [JsonPropertyName("pausedBy")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? PausedBy { get; init; }
 
     /// <summary>Whether <see cref="Status"/> is final.</summary>
     [JsonIgnore]
@@ -160,6 +175,45 @@ public sealed record StepInfo
     /// <summary>Every attempt, oldest first.</summary>
     [JsonPropertyName("attempts")]
     public IReadOnlyList<AttemptInfo> Attempts { get; init; } = [];
+
+    /// <summary><c>driver</c>, <c>approval</c> or <c>pipeline</c>.</summary>
+    [JsonPropertyName("type")]
+    public string Type { get; init; } = "driver";
+
+    /// <summary>Whether it is one of the pipeline's finally steps.</summary>
+    [JsonPropertyName("finally")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Finally { get; init; }
+
+    /// <summary>Why a <c>Skipped</c> step was skipped: <c>condition</c> (it counts as done), <c>dependency</c> or <c>run-ended</c>.</summary>
+    [JsonPropertyName("skipReason")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? SkipReason { get; init; }
+
+    /// <summary>What the engine says about the step when no attempt says it (a skip, a condition or a matrix that failed it).</summary>
+    [JsonPropertyName("reason")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Reason { get; init; }
+
+    /// <summary>A matrix instance's combination (what its driver got as <c>params.matrix</c>).</summary>
+    [JsonPropertyName("matrix")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public JsonElement? Matrix { get; init; }
+
+    /// <summary>A matrix step's instances (ids <c>{step}[{n}]</c>), each with its own status and attempts.</summary>
+    [JsonPropertyName("instances")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<StepInfo>? Instances { get; init; }
+
+    /// <summary>An approval step's decision: approved or not, by which API key, when, and why.</summary>
+    [JsonPropertyName("approval")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public StepApproval? Approval { get; init; }
+
+    /// <summary>A sub-pipeline step's child run (of the current run attempt).</summary>
+    [JsonPropertyName("childRunId")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Guid? ChildRunId { get; init; }
 }
 
 /// <summary>One attempt of a <see cref="StepInfo"/>.</summary>

@@ -172,6 +172,26 @@ public interface IPipelineRunGrain : IGrainWithGuidKey
     /// </summary>
     Task<RunState> RetryAsync(string? actor = null);
 
+    /// <summary>
+    /// Approves or rejects an approval gate, recording who (<paramref name="by"/>, an API key id) and when.
+    /// <see cref="ConveyorConflictException"/> unless the step waits for approval.
+    /// </summary>
+    Task<RunState> ApproveAsync(string step, bool approved, string? by, string? comment);
+
+    /// <summary>Pauses a Running run: nothing new is dispatched; in-flight steps finish. <see cref="ConveyorConflictException"/> otherwise.</summary>
+    Task<RunState> PauseAsync(string? by);
+
+    /// <summary>Resumes a Paused run. <see cref="ConveyorConflictException"/> otherwise.</summary>
+    Task<RunState> ResumeAsync(string? by);
+
+    /// <summary>
+    /// A child run started by the sub-pipeline step <paramref name="step"/> ended. One-way, so a child never waits on its
+    /// parent (the parent awaits its children when it starts or cancels them: a call back must not wait, or the two
+    /// would deadlock); the parent also asks its running children on its keepalive, so a lost call is found.
+    /// </summary>
+    [OneWay]
+    Task ChildEndedAsync(string step, Guid childRunId, Conveyor.Contracts.RunStatus status, string message, string? outputs);
+
     /// <summary>The run as listings show it, or null when it does not exist; repairs the run's index entries.</summary>
     Task<RunSummary?> GetSummaryAsync();
 

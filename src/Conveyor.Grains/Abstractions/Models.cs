@@ -126,6 +126,73 @@ public sealed class StepSpec
     /// Names of the namespace's secrets the step's driver may fetch (with its step token); never their values.
     /// </summary>
     [Id(9)] public List<string> Secrets { get; set; } = [];
+
+    // Ids from 20 on: the pipeline language (conditions, matrices, finally, approvals, sub-pipelines).
+
+    /// <summary>
+    /// A CEL expression evaluated when the step becomes ready (over <c>params</c>, <c>inputs</c>, <c>steps</c>,
+    /// <c>resource</c>, <c>trigger</c> and <c>run</c>); false skips the step, and a step skipped so satisfies its
+    /// dependents. Null: the step always runs.
+    /// </summary>
+    [Id(20)] public string? When { get; set; }
+
+    /// <summary>Fan-out: one instance of the step per combination; null for a single step.</summary>
+    [Id(21)] public MatrixSpec? Matrix { get; set; }
+
+    /// <summary>What the step is: work for a driver, an approval gate or a sub-pipeline.</summary>
+    [Id(22)] public StepKind Kind { get; set; }
+
+    /// <summary>An approval gate's least role of the key that may approve or reject it (<c>operator</c> or <c>admin</c>).</summary>
+    [Id(23)] public string? Approvers { get; set; }
+
+    /// <summary>A sub-pipeline step's pipeline (in the run's namespace); the step's <c>params</c> are the child run's.</summary>
+    [Id(24)] public string? Pipeline { get; set; }
+
+    /// <summary>Whether the step belongs to the pipeline's <c>finally</c> steps, run once every other step has ended.</summary>
+    [Id(25)] public bool Finally { get; set; }
+}
+
+/// <summary>What a step is.</summary>
+public enum StepKind
+{
+    /// <summary>Work dispatched to a driver (the original's only kind).</summary>
+    Driver = 0,
+
+    /// <summary>An approval gate: waits for a user, no driver.</summary>
+    Approval = 1,
+
+    /// <summary>A sub-pipeline: starts a child run and ends as it ends.</summary>
+    Pipeline = 2,
+}
+
+/// <summary>A step's fan-out: an instance per combination of axis values, or per element of a dependency's list.</summary>
+[GenerateSerializer]
+[Alias("conveyor.MatrixSpec")]
+public sealed class MatrixSpec
+{
+    /// <summary>Axes, in declaration order; the combinations are their cartesian product (the last axis varies fastest).</summary>
+    [Id(0)] public List<MatrixAxis> Axes { get; set; } = [];
+
+    /// <summary>Most instances in flight at once; null: no limit.</summary>
+    [Id(1)] public int? MaxParallel { get; set; }
+
+    /// <summary>
+    /// <c>&lt;step id&gt;.&lt;field&gt;[.&lt;field&gt;…]</c>: a JSON array in the output of a dependency, one instance per
+    /// element (instead of <see cref="Axes"/>).
+    /// </summary>
+    [Id(2)] public string? FromInput { get; set; }
+}
+
+/// <summary>One axis of a matrix.</summary>
+[GenerateSerializer]
+[Alias("conveyor.MatrixAxis")]
+public sealed class MatrixAxis
+{
+    /// <summary>Name: the key in <c>params.matrix</c>.</summary>
+    [Id(0)] public string Name { get; set; } = "";
+
+    /// <summary>Values, each as raw JSON.</summary>
+    [Id(1)] public List<string> Values { get; set; } = [];
 }
 
 /// <summary>A pipeline definition: steps forming a DAG, bound to one resource type.</summary>
@@ -289,8 +356,11 @@ public static class StatusExtensions
     public static bool IsTerminal(this StepStatus status) =>
         status is StepStatus.Succeeded or StepStatus.Failed or StepStatus.Skipped or StepStatus.Cancelled or StepStatus.TimedOut;
 
-    /// <summary>Whether the step waits for a driver result.</summary>
+    /// <summary>Whether the step waits for a driver result (or, <c>Running</c>, for its instances or its child run).</summary>
     public static bool IsInFlight(this StepStatus status) => status is StepStatus.Dispatched or StepStatus.Running;
+
+    /// <summary>Whether a run in this status has started and not ended (its steps may be in flight).</summary>
+    public static bool IsActive(this RunStatus status) => status is RunStatus.Running or RunStatus.Paused;
 }
 
 /// <summary>What a write stored: the object, and whether the write changed nothing (so stored nothing).</summary>

@@ -36,6 +36,16 @@ public sealed class RunPlan
     /// (authentication off, a schedule, a webhook: <see cref="Trigger"/> says which).
     /// </summary>
     [Id(7)] public string? TriggeredBy { get; set; }
+    // Ids from 10 on: sub-pipelines.
+
+    /// <summary>The run whose sub-pipeline step started this one; null for a run started by a trigger.</summary>
+    [Id(10)] public Guid? ParentRunId { get; set; }
+
+    /// <summary>The parent's step that started this run.</summary>
+    [Id(11)] public string? ParentStep { get; set; }
+
+    /// <summary>How deep this run is nested under sub-pipeline steps (0 for a run started by a trigger).</summary>
+    [Id(12)] public int Depth { get; set; }
 }
 
 /// <summary>Run priority bounds.</summary>
@@ -74,6 +84,9 @@ public static class RunTriggers
 
     /// <summary>A pipeline webhook (<c>webhook:&lt;name&gt;</c>).</summary>
     public static string Webhook(string name) => "webhook:" + name;
+
+    /// <summary>A sub-pipeline step of another run (<c>parent:&lt;run id&gt;</c>).</summary>
+    public static string Parent(Guid parentRunId) => "parent:" + parentRunId.ToString("D");
 }
 
 /// <summary>Result of <see cref="IPipelineRunGrain.CreateAsync"/>.</summary>
@@ -94,6 +107,10 @@ public sealed class CreateRunResult
 /// </summary>
 public static class RunIds
 {
+    /// <summary>The child run a sub-pipeline step starts in one run attempt of its parent: the same every time it is asked.</summary>
+    public static Guid Child(Guid parentRunId, string step, int runAttempt) =>
+        Derive("child", parentRunId.ToString(), step, runAttempt.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
     /// <summary>A UUID (version 8, RFC 9562) from the SHA-256 of the parts.</summary>
     public static Guid Derive(params string[] parts)
     {
@@ -165,12 +182,6 @@ public sealed class StepState
     /// <summary>Every attempt so far, oldest first.</summary>
     [Id(2)] public List<AttemptState> Attempts { get; set; } = [];
 
-    /// <summary>
-    /// The <c>data</c> of the successful attempt (raw JSON), handed to downstream steps; null unless the step
-    /// succeeded. Derived from the attempt, which holds a result's data once.
-    /// </summary>
-    public string? Output => Status == StepStatus.Succeeded ? Current?.Data : null;
-
     /// <summary>The step's output as versions before the attempt held it alone stored it beside; read, never written.</summary>
     [Id(3)] public string? LegacyOutput { get; set; }
 
@@ -191,6 +202,77 @@ public sealed class StepState
 
     /// <summary>The current attempt, if any.</summary>
     public AttemptState? Current => Attempts.Count == 0 ? null : Attempts[^1];
+
+    // Ids from 20 on: the pipeline language.
+
+    /// <summary>Why a <see cref="StepStatus.Skipped"/> step was skipped (a condition's skip satisfies dependents).</summary>
+    [Id(20)] public SkipReason SkipReason { get; set; }
+
+    /// <summary>
+    /// What the engine says about a step that has no attempt to say it: why it was skipped, why a condition, matrix,
+    /// approval or child run failed it.
+    /// </summary>
+    [Id(21)] public string? Reason { get; set; }
+
+    /// <summary>A matrix step's instances, in combination order (each a step of its own with attempts); null otherwise.</summary>
+    [Id(22)] public List<StepState>? Instances { get; set; }
+
+    /// <summary>A matrix instance's combination (raw JSON, handed to the driver as <c>params.matrix</c>); null otherwise.</summary>
+    [Id(23)] public string? Matrix { get; set; }
+
+    /// <summary>An approval gate's decision, once made.</summary>
+    [Id(24)] public ApprovalRecord? Approval { get; set; }
+
+    /// <summary>A sub-pipeline step's child run (of the current run attempt).</summary>
+    [Id(25)] public Guid? ChildRunId { get; set; }
+
+    /// <summary>When an approval gate started waiting or a sub-pipeline step started its child.</summary>
+    [Id(26)] public DateTimeOffset? StartedAt { get; set; }
+
+    /// <summary>Whether this is an instance of a matrix step.</summary>
+    public bool IsInstance => Matrix is not null;
+
+    /// <summary>
+    /// The step's output, handed to its dependents: the <c>data</c> of the successful attempt (raw JSON); for a
+    /// succeeded matrix step, the array of its instances' outputs in combination order. Null unless it succeeded.
+    /// </summary>
+    public string? Output => Status != StepStatus.Succeeded ? null
+        : Instances is { } instances ? "[" + string.Join(",", instances.Select(i => i.Output ?? "null")) + "]"
+        : Current?.Data;
+}
+
+/// <summary>Why a step was skipped.</summary>
+public enum SkipReason
+{
+    /// <summary>Not skipped.</summary>
+    None = 0,
+
+    /// <summary>A dependency failed (or was skipped for that reason): the step is blocked, and so are its dependents.</summary>
+    Dependency = 1,
+
+    /// <summary>Its <c>when</c> condition was false: the step counts as done and its dependents run.</summary>
+    Condition = 2,
+
+    /// <summary>The run ended first (cancelled, timed out, or stopped by a failure).</summary>
+    RunEnded = 3,
+}
+
+/// <summary>An approval gate's decision.</summary>
+[GenerateSerializer]
+[Alias("conveyor.ApprovalRecord")]
+public sealed class ApprovalRecord
+{
+    /// <summary>Approved (true) or rejected (false).</summary>
+    [Id(0)] public bool Approved { get; set; }
+
+    /// <summary>The API key id that decided; null when authentication is off.</summary>
+    [Id(1)] public string? By { get; set; }
+
+    /// <summary>When.</summary>
+    [Id(2)] public DateTimeOffset At { get; set; }
+
+    /// <summary>The decider's comment.</summary>
+    [Id(3)] public string? Comment { get; set; }
 }
 
 /// <summary>The durable state of a run, and what the API reads.</summary>
@@ -260,6 +342,88 @@ public sealed class RunState
 
     /// <summary>The API key (id) that last retried the run, when one did.</summary>
     [Id(19)] public string? RetriedBy { get; set; }
+    // Ids from 20 on: the pipeline language.
+
+    /// <summary>When the run was last paused (while <see cref="RunStatus.Paused"/>, and after, until the next pause).</summary>
+    [Id(20)] public DateTimeOffset? PausedAt { get; set; }
+
+    /// <summary>The API key id that last paused the run, when one did.</summary>
+    [Id(21)] public string? PausedBy { get; set; }
+
+    /// <summary>The number of the run's last transition handed to the run events feed (1-based; 0 before the first).</summary>
+    [Id(22)] public long EventSequence { get; set; }
+
+    /// <summary>Run and step transitions decided with a persisted write and not yet confirmed published (the feed's outbox).</summary>
+    [Id(23)] public List<RunEventBatch> EventOutbox { get; set; } = [];
+
+    /// <summary>A step by id: a step of the plan, or an instance of a matrix step (<c>build[0]</c>).</summary>
+    public StepState? FindStep(string id)
+    {
+        foreach (var step in Steps)
+        {
+            if (string.Equals(step.Id, id, StringComparison.Ordinal))
+            {
+                return step;
+            }
+
+            if (step.Instances is { } instances && id.StartsWith(step.Id, StringComparison.Ordinal) && id.Length > step.Id.Length && id[step.Id.Length] == '[')
+            {
+                return instances.Find(i => string.Equals(i.Id, id, StringComparison.Ordinal));
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The spec of a step or of a matrix instance (its step's).</summary>
+    public StepSpec? FindSpec(string id)
+    {
+        var bracket = id.IndexOf('[', StringComparison.Ordinal);
+        var specId = bracket < 0 ? id : id[..bracket];
+        return Plan.Pipeline.Steps.Find(s => string.Equals(s.Id, specId, StringComparison.Ordinal));
+    }
+}
+
+/// <summary>The transitions one persisted decision made, published to the run events feed as one message.</summary>
+[GenerateSerializer]
+[Alias("conveyor.RunEventBatch")]
+public sealed class RunEventBatch
+{
+    /// <summary>The run's transition number of the first item (the batch's de-duplication id with the run id).</summary>
+    [Id(0)] public long First { get; set; }
+
+    /// <summary>The transitions, in the order they happened.</summary>
+    [Id(1)] public List<RunTransition> Items { get; set; } = [];
+}
+
+/// <summary>One run or step transition, as the run events feed carries it.</summary>
+[GenerateSerializer]
+[Alias("conveyor.RunTransition")]
+public sealed class RunTransition
+{
+    /// <summary>The run's transition number (1-based, gap-free).</summary>
+    [Id(0)] public long Sequence { get; set; }
+
+    /// <summary>When it happened.</summary>
+    [Id(1)] public DateTimeOffset At { get; set; }
+
+    /// <summary>The step (or matrix instance) that changed; null when the run changed.</summary>
+    [Id(2)] public string? Step { get; set; }
+
+    /// <summary>The new status's name.</summary>
+    [Id(3)] public string Status { get; set; } = "";
+
+    /// <summary>The previous status's name.</summary>
+    [Id(4)] public string? Previous { get; set; }
+
+    /// <summary>The step's attempt number (0 for the run, or a step without attempts).</summary>
+    [Id(5)] public int Attempt { get; set; }
+
+    /// <summary>What the engine says about it (an attempt's message, a skip's reason, why the run ended), if anything.</summary>
+    [Id(6)] public string? Message { get; set; }
+
+    /// <summary>The run's status right after the transition (a step's transition is before the run's own in the same decision).</summary>
+    [Id(7)] public RunStatus RunStatus { get; set; }
 }
 
 /// <summary>A CDEvent waiting in a run's outbox.</summary>

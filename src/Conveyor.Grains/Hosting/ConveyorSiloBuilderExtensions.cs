@@ -95,6 +95,10 @@ public static partial class ConveyorSiloBuilderExtensions
         services.TryAddSingleton<CDEventHttpSink>();
         services.AddHostedService(sp => sp.GetRequiredService<CDEventHttpSink>());
         services.TryAddSingleton<CDEventPublisher>();
+        services.AddOptions<RunEventsOptions>().BindConfiguration(RunEventsOptions.Section).ValidateDataAnnotations()
+            .Validate(o => o.Retention > TimeSpan.Zero && o.DuplicateWindow > TimeSpan.Zero, "Conveyor:RunEvents:Retention and DuplicateWindow must be positive").ValidateOnStart();
+        services.TryAddSingleton<RunEventFeed>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, RunEventStreamSetup>();
         builder.AddOutgoingGrainCallFilter<TraceContextFilter>();
         return builder;
     }

@@ -115,18 +115,21 @@ internal sealed partial class PipelineGrain(
             if (missing.Count > 0)
             {
                 var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+                var paths = PipelineValidator.StepPaths(pipeline.Steps);
                 for (var i = 0; i < pipeline.Steps.Count; i++)
                 {
                     var unknown = pipeline.Steps[i].Secrets.Where(missing.Contains).ToArray();
                     if (unknown.Length > 0)
                     {
-                        errors[$"steps[{i}].secrets"] = unknown.Select(n => $"secret {n} not found in namespace {parts[0]}").ToArray();
+                        errors[$"{paths[i]}.secrets"] = unknown.Select(n => $"secret {n} not found in namespace {parts[0]}").ToArray();
                     }
                 }
 
                 throw new ConveyorValidationException($"invalid pipeline: {errors.First().Key}: {errors.First().Value[0]}", errors);
             }
         }
+
+        await CheckSubPipelinesAsync(pipeline, parts[0]);
 
         // Keys go to the namespace's secrets first: the pipeline compared and stored below holds none, so a write that
         // only changes a hook's key is still a change (a new revision) although the stored pipeline looks the same.
@@ -157,6 +160,39 @@ internal sealed partial class PipelineGrain(
         await SyncSchedulesOrRetryAsync();
         await DropRemovedWebhookSecretsAsync(pipeline.Webhooks.Select(h => h.Name).ToList());
         return new WriteResult<PipelineSpec> { Value = pipeline };
+    }
+
+    /// <summary>
+    /// A sub-pipeline step names a pipeline of the namespace that runs for the same resource type (its child run gets
+    /// this run's resource). Checked when saved; a pipeline deleted or changed later fails the step when it runs.
+    /// </summary>
+    private async Task CheckSubPipelinesAsync(PipelineSpec pipeline, string ns)
+    {
+        var paths = PipelineValidator.StepPaths(pipeline.Steps);
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        for (var i = 0; i < pipeline.Steps.Count; i++)
+        {
+            if (pipeline.Steps[i] is not { Kind: StepKind.Pipeline, Pipeline: { } name })
+            {
+                continue;
+            }
+
+            var child = await grains.GetGrain<IPipelineGrain>(Names.PipelineKey(ns, name)).GetAsync();
+            if (child is null)
+            {
+                errors[$"{paths[i]}.pipeline"] = [$"step '{pipeline.Steps[i].Id}': pipeline {name} not found in namespace {ns}"];
+            }
+            else if (child.ResourceType != pipeline.ResourceType)
+            {
+                errors[$"{paths[i]}.pipeline"] =
+                    [$"step '{pipeline.Steps[i].Id}': pipeline {name} runs for resource type {child.ResourceType}, this one for {pipeline.ResourceType} (a child run gets its parent's resource)"];
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            throw new ConveyorValidationException($"invalid pipeline: {errors.First().Key}: {errors.First().Value[0]}", errors);
+        }
     }
 
     /// <inheritdoc />

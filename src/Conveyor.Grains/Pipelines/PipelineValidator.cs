@@ -124,10 +124,11 @@ internal static class PipelineValidator
         }
 
         var ids = new HashSet<string>(StringComparer.Ordinal);
+        var paths = StepPaths(pipeline.Steps);
         for (var i = 0; i < pipeline.Steps.Count; i++)
         {
             var step = pipeline.Steps[i];
-            var prefix = $"steps[{i}]";
+            var prefix = paths[i];
             if (string.IsNullOrEmpty(step.Id))
             {
                 // The original treats ids as informational; a step without one gets its 1-based position.
@@ -140,7 +141,7 @@ internal static class PipelineValidator
                 Add(prefix + ".id", $"duplicate step id '{step.Id}'");
             }
 
-            Check(step.Driver, prefix + ".driver", Add);
+            CheckKind(step, prefix, pipeline.Name, Add);
             if (step.Timeout is { } t && t <= TimeSpan.Zero)
             {
                 Add(prefix + ".timeout", "must be positive");
@@ -184,28 +185,51 @@ internal static class PipelineValidator
             }
         }
 
-        var anyDeclared = pipeline.Steps.Any(s => s.DeclaredDependsOn);
+        if (pipeline.Steps.Count > 0 && pipeline.Steps.All(s => s.Finally))
+        {
+            Add("steps", "a pipeline needs at least one step besides its finally steps");
+        }
+
+        // The main steps and the finally steps are each a DAG of their own: the original's implicit order (each step
+        // after the one before, when none of the group declares dependsOn) applies within each group.
+        var finallyIds = pipeline.Steps.Where(s => s.Finally).Select(s => s.Id).ToHashSet(StringComparer.Ordinal);
+        foreach (var isFinally in new[] { false, true })
+        {
+            var members = pipeline.Steps.Select((s, i) => (Step: s, Index: i)).Where(x => x.Step.Finally == isFinally).ToList();
+            var anyDeclared = members.Exists(x => x.Step.DeclaredDependsOn);
+            for (var g = 0; g < members.Count; g++)
+            {
+                var (step, i) = members[g];
+                if (!anyDeclared)
+                {
+                    step.DependsOn = g == 0 ? [] : [members[g - 1].Step.Id];
+                    continue;
+                }
+
+                var seen = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var dep in step.DependsOn)
+                {
+                    if (!ids.Contains(dep))
+                    {
+                        Add(paths[i] + ".dependsOn", $"unknown step '{dep}'");
+                    }
+                    else if (!seen.Add(dep))
+                    {
+                        Add(paths[i] + ".dependsOn", $"step '{dep}' is listed twice");
+                    }
+                    else if (finallyIds.Contains(dep) != isFinally)
+                    {
+                        Add(paths[i] + ".dependsOn", isFinally
+                            ? $"a finally step depends on finally steps only; '{dep}' is a main step (use 'when' on steps.{dep}.status)"
+                            : $"a main step may not depend on the finally step '{dep}'");
+                    }
+                }
+            }
+        }
+
         for (var i = 0; i < pipeline.Steps.Count; i++)
         {
-            var step = pipeline.Steps[i];
-            if (!anyDeclared)
-            {
-                step.DependsOn = i == 0 ? [] : [pipeline.Steps[i - 1].Id];
-                continue;
-            }
-
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var dep in step.DependsOn)
-            {
-                if (!ids.Contains(dep))
-                {
-                    Add($"steps[{i}].dependsOn", $"unknown step '{dep}'");
-                }
-                else if (!seen.Add(dep))
-                {
-                    Add($"steps[{i}].dependsOn", $"step '{dep}' is listed twice");
-                }
-            }
+            CheckMatrixInput(pipeline.Steps[i], paths[i] + ".matrix.fromInput", Add);
         }
 
         if (errors.Count == 0 && FindCycle(pipeline.Steps) is { } cycle)
@@ -219,6 +243,163 @@ internal static class PipelineValidator
             throw new ConveyorValidationException(
                 $"invalid pipeline: {first.Key}: {first.Value[0]}",
                 errors.ToDictionary(e => e.Key, e => e.Value.ToArray(), StringComparer.Ordinal));
+        }
+    }
+
+    /// <summary>
+    /// Where each step is on the wire: <c>steps[i]</c> for the i-th main step, <c>finally[j]</c> for the j-th finally
+    /// step (the model keeps both in one list, the finally steps flagged).
+    /// </summary>
+    public static string[] StepPaths(IReadOnlyList<StepSpec> steps)
+    {
+        ArgumentNullException.ThrowIfNull(steps);
+        var paths = new string[steps.Count];
+        var (main, final) = (0, 0);
+        for (var i = 0; i < steps.Count; i++)
+        {
+            paths[i] = steps[i].Finally ? $"finally[{final++}]" : $"steps[{main++}]";
+        }
+
+        return paths;
+    }
+
+    /// <summary>What each kind of step must and may not have, its condition and its matrix.</summary>
+    private static void CheckKind(StepSpec step, string prefix, string pipelineName, Action<string, string> add)
+    {
+        var kind = step.Kind.ToString().ToLowerInvariant();
+        if (step.Kind == StepKind.Driver)
+        {
+            Check(step.Driver, prefix + ".driver", add);
+        }
+        else
+        {
+            if (!string.IsNullOrEmpty(step.Driver))
+            {
+                add(prefix + ".driver", $"a {kind} step has no driver");
+            }
+
+            if (step.Retry is not null)
+            {
+                add(prefix + ".retry", $"a {kind} step is not retried (retry applies to driver steps)");
+            }
+
+            if (step.Secrets.Count > 0)
+            {
+                add(prefix + ".secrets", $"a {kind} step has no driver to hand secrets to");
+            }
+
+            if (step.Matrix is not null)
+            {
+                add(prefix + ".matrix", $"a {kind} step has no matrix (a matrix fans out driver steps)");
+            }
+        }
+
+        if (step.Kind == StepKind.Approval)
+        {
+            step.Approvers ??= "operator";
+            if (step.Approvers is not ("operator" or "admin"))
+            {
+                add(prefix + ".approvers", $"must be 'operator' or 'admin' (got '{Names.Truncate(step.Approvers)}')");
+            }
+        }
+        else if (step.Approvers is not null)
+        {
+            add(prefix + ".approvers", "only an approval step has approvers");
+        }
+
+        if (step.Kind == StepKind.Pipeline)
+        {
+            Check(step.Pipeline, prefix + ".pipeline", add);
+            if (step.Pipeline == pipelineName)
+            {
+                add(prefix + ".pipeline", $"a pipeline may not run itself as a sub-pipeline ('{pipelineName}')");
+            }
+        }
+        else if (step.Pipeline is not null)
+        {
+            add(prefix + ".pipeline", "only a sub-pipeline step names a pipeline");
+        }
+
+        if (step.When is { } when && Runs.Conditions.CelConditions.Check(when) is { } error)
+        {
+            add(prefix + ".when", $"step '{step.Id}': invalid condition: {error}");
+        }
+
+        if (step.Matrix is { } matrix)
+        {
+            CheckMatrix(step, matrix, prefix + ".matrix", add);
+        }
+    }
+
+    /// <summary>Most instances of one matrix step.</summary>
+    public const int MaxMatrixInstances = 256;
+
+    private static void CheckMatrix(StepSpec step, MatrixSpec matrix, string field, Action<string, string> add)
+    {
+        if (matrix.MaxParallel is < 1)
+        {
+            add(field + ".maxParallel", "must be at least 1");
+        }
+
+        if (matrix.FromInput is not null)
+        {
+            if (matrix.Axes.Count > 0)
+            {
+                add(field, "a matrix has either axes or fromInput, not both");
+            }
+
+            return;
+        }
+
+        if (matrix.Axes.Count == 0)
+        {
+            add(field, "a matrix needs axes (e.g. {\"os\": [\"linux\", \"windows\"]}) or fromInput (\"<step id>.<field>\")");
+            return;
+        }
+
+        if (matrix.Axes.Count > 8)
+        {
+            add(field + ".axes", "at most 8 axes");
+        }
+
+        long combinations = 1;
+        foreach (var axis in matrix.Axes)
+        {
+            if (!Security.SecretNames.IsValid(axis.Name))
+            {
+                add($"{field}.axes.{Names.Truncate(axis.Name)}", $"'{Names.Truncate(axis.Name)}' is not an axis name: letters, digits or '_', not starting with a digit");
+            }
+
+            if (axis.Values.Count == 0)
+            {
+                add($"{field}.axes.{Names.Truncate(axis.Name)}", "an axis needs at least one value");
+            }
+
+            combinations *= Math.Max(1, axis.Values.Count);
+            if (combinations > MaxMatrixInstances)
+            {
+                add(field + ".axes", $"step '{step.Id}': more than {MaxMatrixInstances} combinations");
+                return;
+            }
+        }
+    }
+
+    /// <summary>A <c>fromInput</c> names a field of one of the step's own dependencies (known once dependencies are normalised).</summary>
+    private static void CheckMatrixInput(StepSpec step, string field, Action<string, string> add)
+    {
+        if (step.Matrix?.FromInput is not { } from)
+        {
+            return;
+        }
+
+        var dot = from.IndexOf('.', StringComparison.Ordinal);
+        if (dot <= 0 || dot == from.Length - 1 || from.Split('.').Any(p => p.Length == 0))
+        {
+            add(field, $"'{Names.Truncate(from)}' is not '<step id>.<field>[.<field>…]'");
+        }
+        else if (!step.DependsOn.Contains(from[..dot], StringComparer.Ordinal))
+        {
+            add(field, $"'{from[..dot]}' is not a dependency of step '{step.Id}' (fromInput reads a dependency's output)");
         }
     }
 

@@ -86,6 +86,18 @@ internal sealed partial class PipelineRunGrain
                 case RegisterKeepAlive:
                     _reminder = await this.RegisterOrUpdateReminder(KeepAliveReminder, services.KeepAlivePeriod, services.KeepAlivePeriod);
                     break;
+                case StartChild start:
+                    await StartChildAsync(start);
+                    break;
+                case CheckChild check:
+                    await CheckChildAsync(check.Child);
+                    break;
+                case CancelChild cancelChild:
+                    await CancelChildAsync(cancelChild);
+                    break;
+                case NotifyParent notify:
+                    NotifyParent(notify);
+                    break;
                 case ArmTimer arm:
                     await (indexed ?? Task.CompletedTask);
                     await (published ?? Task.CompletedTask);
@@ -217,21 +229,39 @@ internal sealed partial class PipelineRunGrain
     /// </summary>
     private async Task PublishEventsAsync()
     {
-        if (Run.Outbox.Count == 0)
+        if (Run.Outbox.Count == 0 && Run.EventOutbox.Count == 0)
         {
             return;
         }
 
         var batch = Run.Outbox.ToArray();
+        var transitions = Run.EventOutbox.ToArray();
+        var published = 0;
         try
         {
-            await services.Events.PublishAsync(batch);
+            // The feed's transitions and the CDEvents go out together; each outbox is cleared only as far as it went out.
+            var feed = services.Feed.PublishAsync(Run, transitions);
+            try
+            {
+                await services.Events.PublishAsync(batch);
+                published = batch.Length;
+            }
+            finally
+            {
+                await feed;
+            }
+
             // Cleared in memory; the next write stores the cleared outbox. A crash before that re-publishes duplicates.
-            Machine.Apply(new EventsPublished(batch.Length), services.Time.GetUtcNow());
+            Machine.Apply(new EventsPublished(published, transitions.Length), services.Time.GetUtcNow());
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            LogEventsFailed(logger, ex, Run.RunId, batch.Length);
+            if (published > 0)
+            {
+                Machine.Apply(new EventsPublished(published, 0), services.Time.GetUtcNow());
+            }
+
+            LogEventsFailed(logger, ex, Run.RunId, batch.Length + transitions.Length);
         }
     }
 
@@ -364,6 +394,9 @@ internal sealed partial class PipelineRunGrain
                     break;
                 case RunFinishedReport finished:
                     metrics.RunFinished(finished.Namespace, finished.Pipeline, finished.Status);
+                    break;
+                case ApprovalReport approval:
+                    metrics.ApprovalDecided(approval.Namespace, approval.Pipeline, approval.Decision, approval.Waited);
                     break;
             }
         }

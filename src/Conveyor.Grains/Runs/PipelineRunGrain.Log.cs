@@ -31,6 +31,18 @@ internal sealed partial class PipelineRunGrain
                 case RunFinishedNote finished:
                     LogRunFinished(logger, Run.RunId, finished.Status);
                     break;
+                case ConditionNote { Error: { } error } condition:
+                    LogConditionFailed(logger, Run.RunId, condition.Step, error);
+                    break;
+                case ConditionNote condition:
+                    LogCondition(logger, Run.RunId, condition.Step, condition.Runs);
+                    break;
+                case ApprovalNote approval:
+                    LogApproval(logger, Run.RunId, approval.Step, approval.Approved ? "approved" : "rejected", approval.By ?? "anonymous");
+                    break;
+                case PauseNote pause:
+                    LogPause(logger, Run.RunId, pause.Paused ? "paused" : "resumed", pause.By ?? "anonymous");
+                    break;
             }
         }
     }
@@ -80,6 +92,27 @@ internal sealed partial class PipelineRunGrain
     [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: listing index update failed; repaired later")]
     private static partial void LogIndexFailed(ILogger logger, Exception exception, Guid runId);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: {Count} CDEvents could not be published; retried with the next transition")]
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Run {RunId}: the condition of step {Step} says it runs: {Runs}")]
+    private static partial void LogCondition(ILogger logger, Guid runId, string step, bool runs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId}: the condition of step {Step} could not be evaluated: {Error}")]
+    private static partial void LogConditionFailed(ILogger logger, Guid runId, string step, string error);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId}: approval step {Step} {Decision} by {By}")]
+    private static partial void LogApproval(ILogger logger, Guid runId, string step, string decision, string by);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId} {Change} by {By}")]
+    private static partial void LogPause(ILogger logger, Guid runId, string change, string by);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId}: step {Step} started child run {ChildRunId} of pipeline {Pipeline}")]
+    private static partial void LogChildStarted(ILogger logger, Guid runId, string step, Guid childRunId, string pipeline);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: step {Step} could not reach its child run {ChildRunId}; asked again by the keepalive")]
+    private static partial void LogChildStartFailed(ILogger logger, Exception exception, Guid runId, string step, Guid childRunId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: cancelling child run {ChildRunId} failed")]
+    private static partial void LogChildCancelFailed(ILogger logger, Exception exception, Guid runId, Guid childRunId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: {Count} CDEvents or run event batches could not be published; retried with the next transition")]
     private static partial void LogEventsFailed(ILogger logger, Exception exception, Guid runId, int count);
 }

@@ -21,6 +21,12 @@ internal sealed record RunRequest(string Namespace, PipelineSpec Pipeline, Resou
 
     /// <summary>Run parameters as a raw JSON object, or null.</summary>
     public string? Params { get; init; }
+
+    /// <summary>The run's id when the caller derived it already (a sub-pipeline step's child); null derives it here.</summary>
+    public Guid? RunId { get; init; }
+
+    /// <summary>The run whose sub-pipeline step starts this one, and that step; null for a run a trigger starts.</summary>
+    public (Guid RunId, string Step, int Depth)? Parent { get; init; }
 }
 
 /// <summary>
@@ -76,6 +82,9 @@ internal sealed class RunLauncher(IGrainFactory grains)
             TriggerId = request.TriggerId,
             Params = request.Params,
             TriggeredBy = AuditContext.Actor,
+            ParentRunId = request.Parent?.RunId,
+            ParentStep = request.Parent?.Step,
+            Depth = request.Parent is { } parent ? parent.Depth + 1 : 0,
         };
     }
 
@@ -88,6 +97,11 @@ internal sealed class RunLauncher(IGrainFactory grains)
     public static Guid RunIdFor(RunRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
+        if (request.RunId is { } known)
+        {
+            return known;
+        }
+
         if (request.TriggerId is not { } triggerId)
         {
             return Guid.NewGuid();

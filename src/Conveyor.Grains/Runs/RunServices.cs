@@ -17,6 +17,8 @@ internal sealed class RunServices(
     IRunIndex index,
     DriverDispatcher dispatcher,
     CDEventPublisher events,
+    RunEventFeed feed,
+    RunLauncher launcher,
     ConveyorMetrics metrics,
     SecretProtector secrets,
     TimeProvider time,
@@ -30,6 +32,12 @@ internal sealed class RunServices(
     public DriverDispatcher Dispatcher => dispatcher;
 
     public CDEventPublisher Events => events;
+
+    /// <summary>Where run and step transitions go for the run events feeds.</summary>
+    public RunEventFeed Feed => feed;
+
+    /// <summary>Starts sub-pipeline steps' child runs.</summary>
+    public RunLauncher Launcher => launcher;
 
     public ConveyorMetrics Metrics => metrics;
 
@@ -47,6 +55,7 @@ internal sealed class RunServices(
         DriverWaitInterval = dispatcher.Options.DriverWaitInterval,
         RepublishWindow = JetStreamTopology.MessagesDuplicateWindow - TimeSpan.FromSeconds(15),
         EmitEvents = events.Options.Enabled,
+        EmitRunEvents = feed.Options.Enabled,
         EventsBaseUrl = events.Options.BaseUrl,
     };
 }

@@ -8,7 +8,7 @@ namespace Conveyor.Grains.Telemetry;
 /// <summary>
 /// The engine's instruments, on the meter <c>Conveyor</c> (created through <see cref="IMeterFactory"/>, so each host
 /// has its own): <c>conveyor.runs.started</c>, <c>conveyor.runs.finished</c> (tag <c>status</c>),
-/// <c>conveyor.step.duration</c> and <c>conveyor.dispatch.latency</c> (seconds), and the gauges
+/// <c>conveyor.step.duration</c>, <c>conveyor.dispatch.latency</c> and <c>conveyor.approval.wait</c> (seconds), and the gauges
 /// <c>conveyor.steps.inflight</c> and <c>conveyor.queue.depth</c>. The gauges read what the runs active on this silo
 /// last reported, so each silo reports its own share and a scrape costs one pass over its active runs.
 /// </summary>
@@ -19,6 +19,7 @@ internal sealed class ConveyorMetrics : IDisposable
     private readonly Counter<long> _runsFinished;
     private readonly Histogram<double> _stepDuration;
     private readonly Histogram<double> _dispatchLatency;
+    private readonly Histogram<double> _approvalWait;
     private readonly ConcurrentDictionary<Guid, RunGauge> _runs = new();
 
     // Second-scale bounds: OpenTelemetry's defaults are meant for milliseconds.
@@ -43,6 +44,12 @@ internal sealed class ConveyorMetrics : IDisposable
             "Time from a step attempt's dispatch decision until JetStream stored the message (includes waiting for the driver's consumer).",
             tags: null,
             advice: SecondsAdvice);
+        _approvalWait = _meter.CreateHistogram(
+            "conveyor.approval.wait",
+            "s",
+            "Time an approval gate waited for its decision, by decision (approved, rejected, timedout); its count is the number of decisions.",
+            tags: null,
+            advice: SecondsAdvice);
         _meter.CreateObservableGauge("conveyor.steps.inflight", SumInFlight, "{step}", "Step attempts dispatched or running, in runs active on this silo.");
         _meter.CreateObservableGauge("conveyor.queue.depth", SumQueued, "{run}", "Runs created but not started yet (status Pending, or Queued behind a concurrency limit), in runs active on this silo.");
     }
@@ -58,6 +65,10 @@ internal sealed class ConveyorMetrics : IDisposable
     /// <summary>A step attempt ended.</summary>
     public void StepFinished(string driver, StepStatus status, TimeSpan duration) =>
         _stepDuration.Record(Math.Max(0, duration.TotalSeconds), new TagList { { "driver", driver }, { "status", status.ToString() } });
+
+    /// <summary>An approval gate was decided (<c>approved</c>, <c>rejected</c>, <c>timedout</c>).</summary>
+    public void ApprovalDecided(string ns, string pipeline, string decision, TimeSpan waited) =>
+        _approvalWait.Record(Math.Max(0, waited.TotalSeconds), new TagList { { "namespace", ns }, { "pipeline", pipeline }, { "decision", decision } });
 
     /// <summary>JetStream stored a dispatch.</summary>
     public void Dispatched(string driver, TimeSpan latency) =>

@@ -210,7 +210,7 @@ public sealed class AuthTests(SecurityFixture fx)
         var values = new Dictionary<string, string>
         {
             ["namespace"] = ns, ["name"] = "nope", ["type"] = "nope", ["id"] = Guid.NewGuid().ToString(), ["runid"] = Guid.NewGuid().ToString(),
-            ["drivername"] = "nobody", ["pipeline"] = "nope", ["hook"] = "nope", ["version"] = "1", ["documentName"] = "conveyor",
+            ["drivername"] = "nobody", ["pipeline"] = "nope", ["hook"] = "nope", ["step"] = "nope", ["version"] = "1", ["documentName"] = "conveyor",
         };
         var segments = endpoint.RoutePattern.PathSegments.Select(segment => string.Concat(segment.Parts.Select(part => part switch
         {

@@ -11,8 +11,9 @@ internal static class DispatchMessages
 {
     /// <summary>
     /// The message of one attempt. Root steps get <c>create</c> like the original's first step, every later step
-    /// <c>process</c>; <c>inputs</c> holds the data of each succeeded direct dependency, <c>params</c> the step's params
-    /// with the run's laid over them.
+    /// (and every finally step) <c>process</c>; <c>inputs</c> holds the data of each succeeded direct dependency,
+    /// <c>params</c> the step's params with the run's laid over them, and for a matrix instance its combination as
+    /// <c>params.matrix</c>.
     /// </summary>
     /// <param name="graph">The run's DAG.</param>
     /// <param name="step">The step.</param>
@@ -35,14 +36,14 @@ internal static class DispatchMessages
         var runId = run.RunId.ToString();
         return new DriverMessage
         {
-            Event = spec.DependsOn.Count == 0 ? EventNames.Create : EventNames.Process,
+            Event = spec.DependsOn.Count == 0 && !spec.Finally ? EventNames.Create : EventNames.Process,
             Payload = payload,
             Id = MessageIds.ForDispatch(runId, step.Id, attempt),
             RunId = runId,
             Step = step.Id,
             Attempt = attempt,
             StepToken = stepToken,
-            Params = MergeParams(spec.Params, run.Plan.Params),
+            Params = step.Matrix is { } matrix ? WithMatrix(MergeParams(spec.Params, run.Plan.Params), matrix) : MergeParams(spec.Params, run.Plan.Params),
             Inputs = inputs,
             Variables = run.Plan.Pipeline.Variables,
         };
@@ -69,6 +70,14 @@ internal static class DispatchMessages
             }
         }
 
+        return JsonSerializer.Deserialize<JsonElement>(merged.ToJsonString());
+    }
+
+    /// <summary>Params with <c>matrix</c> set to an instance's combination (over any <c>matrix</c> key the params had).</summary>
+    public static JsonElement WithMatrix(JsonElement? parameters, string matrix)
+    {
+        var merged = parameters is { ValueKind: JsonValueKind.Object } p && JsonNode.Parse(p.GetRawText()) is JsonObject o ? o : new JsonObject();
+        merged["matrix"] = JsonNode.Parse(matrix);
         return JsonSerializer.Deserialize<JsonElement>(merged.ToJsonString());
     }
 

@@ -21,7 +21,9 @@ internal static class ResultMatcher
         if (result.StepId is not null)
         {
             step = graph.FindStep(result.StepId);
-            if (step is null || !string.Equals(graph.Spec(step).Driver, result.Driver, StringComparison.Ordinal))
+            // Only driver work takes results: not a matrix step (its instances do), an approval gate or a sub-pipeline step.
+            if (step is null || step.Instances is not null || graph.Spec(step).Kind != StepKind.Driver
+                || !string.Equals(graph.Spec(step).Driver, result.Driver, StringComparison.Ordinal))
             {
                 return (null, ApplyOutcome.UnknownStep);
             }

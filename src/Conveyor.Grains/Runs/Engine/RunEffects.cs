@@ -71,6 +71,27 @@ internal sealed record StopKeepAlive : RunEffect
 /// <param name="At">When.</param>
 internal sealed record ArmTimer(DateTimeOffset? At) : RunEffect;
 
+/// <summary>Start a sub-pipeline step's child run (idempotent: the id is derived), then <see cref="ChildStartFailed"/> if it cannot be.</summary>
+/// <param name="Step">The parent's step.</param>
+/// <param name="ChildRunId">The child run's id.</param>
+/// <param name="Pipeline">The child's pipeline.</param>
+/// <param name="Params">The child run's params (raw JSON object), or null.</param>
+internal sealed record StartChild(string Step, Guid ChildRunId, string Pipeline, string? Params) : RunEffect;
+
+/// <summary>Ask a child run how it is; start it if it was never started, report it (<see cref="ChildEnded"/>) if it ended.</summary>
+/// <param name="Child">What <see cref="StartChild"/> would start.</param>
+internal sealed record CheckChild(StartChild Child) : RunEffect;
+
+/// <summary>Cancel a sub-pipeline step's child run (best effort: it may have ended).</summary>
+/// <param name="ChildRunId">The child run.</param>
+/// <param name="Reason">Why.</param>
+internal sealed record CancelChild(Guid ChildRunId, string Reason) : RunEffect;
+
+/// <summary>Tell the parent run (one-way) that this child run ended; the parent also asks on its keepalive, so a lost call is found.</summary>
+/// <param name="ParentRunId">The parent run.</param>
+/// <param name="Ended">What the parent applies.</param>
+internal sealed record NotifyParent(Guid ParentRunId, ChildEnded Ended) : RunEffect;
+
 /// <summary>Something worth a log line, as data: the grain logs it once the decision is stored.</summary>
 internal abstract record RunNote
 {
@@ -97,6 +118,15 @@ internal sealed record StepFinishedNote(string Step, int Attempt, StepStatus Sta
 /// <summary>A failed attempt will be retried.</summary>
 internal sealed record RetryScheduledNote(string Step, int Attempt, DateTimeOffset NextAttemptAt) : RunNote;
 
+/// <summary>A step's condition decided whether it runs, or could not be evaluated.</summary>
+internal sealed record ConditionNote(string Step, bool Runs, string? Error) : RunNote;
+
+/// <summary>An approval gate was decided.</summary>
+internal sealed record ApprovalNote(string Step, bool Approved, string? By) : RunNote;
+
+/// <summary>The run was paused or resumed.</summary>
+internal sealed record PauseNote(bool Paused, string? By) : RunNote;
+
 /// <summary>A metric to record once the decision is stored (counted once per transition, whatever reactivates).</summary>
 internal abstract record RunReport
 {
@@ -113,6 +143,9 @@ internal sealed record StepFinishedReport(string Driver, StepStatus Status, Time
 
 /// <summary>A run ended.</summary>
 internal sealed record RunFinishedReport(string Namespace, string Pipeline, RunStatus Status) : RunReport;
+
+/// <summary>An approval gate was decided (<c>approved</c>, <c>rejected</c> or <c>timedout</c>) after waiting so long.</summary>
+internal sealed record ApprovalReport(string Namespace, string Pipeline, string Decision, TimeSpan Waited) : RunReport;
 
 /// <summary>What <see cref="RunStateMachine.Apply"/> decided.</summary>
 internal sealed class RunDecision

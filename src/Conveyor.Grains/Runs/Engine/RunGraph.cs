@@ -12,10 +12,15 @@ internal sealed class RunGraph
 {
     private static readonly List<StepState> NoDependents = [];
 
+    // A step's place in declaration order, shifted so that a matrix step's instances sort after it and before the next.
+    private const int OrderShift = 16;
+
     private readonly Dictionary<string, StepSpec> _specs;
     private readonly Dictionary<string, StepState> _steps;
     private readonly Dictionary<string, List<StepState>> _dependents;
     private readonly Dictionary<StepState, int> _order;
+    private readonly Dictionary<StepState, StepState> _parents = new(ReferenceEqualityComparer.Instance);
+    private readonly List<StepState> _finallyRoots = [];
 
     public RunGraph(RunState run)
     {
@@ -27,17 +32,52 @@ internal sealed class RunGraph
         foreach (var step in run.Steps)
         {
             _steps[step.Id] = step;
-            _order[step] = _order.Count;
+            _order[step] = _order.Count << OrderShift;
+            AddInstances(step);
         }
 
         foreach (var step in run.Steps)
         {
-            foreach (var dep in _specs[step.Id].DependsOn)
+            var spec = _specs[step.Id];
+            foreach (var dep in spec.DependsOn)
             {
                 (_dependents.TryGetValue(dep, out var list) ? list : _dependents[dep] = []).Add(step);
             }
+
+            if (spec.Finally && spec.DependsOn.Count == 0)
+            {
+                _finallyRoots.Add(step);
+            }
         }
     }
+
+    /// <summary>The finally steps that depend on no other step: they start once every main step has ended.</summary>
+    public IReadOnlyList<StepState> FinallyRoots => _finallyRoots;
+
+    /// <summary>Whether the pipeline has finally steps.</summary>
+    public bool HasFinally => _finallyRoots.Count > 0;
+
+    /// <summary>Files a matrix step's instances (when it has them) as steps of their own, under its spec.</summary>
+    public void AddInstances(StepState parent)
+    {
+        if (parent.Instances is not { } instances)
+        {
+            return;
+        }
+
+        var spec = _specs[parent.Id];
+        for (var i = 0; i < instances.Count; i++)
+        {
+            var instance = instances[i];
+            _steps[instance.Id] = instance;
+            _specs[instance.Id] = spec;
+            _parents[instance] = parent;
+            _order[instance] = _order[parent] + 1 + i;
+        }
+    }
+
+    /// <summary>The matrix step an instance belongs to; null for a step of the plan.</summary>
+    public StepState? ParentOf(StepState step) => step.IsInstance ? _parents.GetValueOrDefault(step) : null;
 
     /// <summary>The state the graph was built from.</summary>
     public RunState Run { get; }

@@ -89,10 +89,40 @@ internal sealed record DispatchesSettled(IReadOnlyList<DispatchReport> Reports) 
 /// <param name="At">When JetStream confirmed it.</param>
 internal readonly record struct DispatchReport(string Step, int Attempt, ulong? Sequence, DateTimeOffset At);
 
-/// <summary>The first <paramref name="Count"/> events of the outbox were published.</summary>
-/// <param name="Count">How many.</param>
-internal sealed record EventsPublished(int Count) : RunInput;
+/// <summary>The first <paramref name="Count"/> CDEvents and the first <paramref name="Batches"/> run event batches of the outboxes were published.</summary>
+/// <param name="Count">How many CDEvents.</param>
+/// <param name="Batches">How many batches of run events.</param>
+internal sealed record EventsPublished(int Count, int Batches = 0) : RunInput;
 
 /// <summary>The listing index now files the run under <paramref name="Status"/>.</summary>
 /// <param name="Status">The status written.</param>
 internal sealed record IndexSynced(RunStatus Status) : RunInput;
+
+/// <summary>A user approved or rejected an approval gate; refused unless the step waits for approval.</summary>
+/// <param name="Step">The step.</param>
+/// <param name="Approved">Approved (true) or rejected.</param>
+/// <param name="By">The API key id that decided, or null.</param>
+/// <param name="Comment">The decider's comment, or null.</param>
+internal sealed record ApproveStep(string Step, bool Approved, string? By, string? Comment) : RunInput;
+
+/// <summary>Pause the run: nothing new is dispatched until it resumes. Refused unless the run is Running.</summary>
+/// <param name="By">The API key id that paused it, or null.</param>
+internal sealed record PauseRun(string? By) : RunInput;
+
+/// <summary>Resume a paused run. Refused unless the run is Paused.</summary>
+/// <param name="By">The API key id that resumed it, or null.</param>
+internal sealed record ResumeRun(string? By) : RunInput;
+
+/// <summary>A sub-pipeline step's child run ended (told by the child, or found by asking it).</summary>
+/// <param name="Step">The parent's step.</param>
+/// <param name="ChildRunId">The child run.</param>
+/// <param name="Status">How it ended.</param>
+/// <param name="Message">Why.</param>
+/// <param name="Outputs">The outputs of its succeeded steps as a JSON object by step id, or null.</param>
+internal sealed record ChildEnded(string Step, Guid ChildRunId, RunStatus Status, string Message, string? Outputs) : RunInput;
+
+/// <summary>A sub-pipeline step's child run could not be started (its pipeline is gone or runs for another resource type).</summary>
+/// <param name="Step">The parent's step.</param>
+/// <param name="ChildRunId">The child run it was to start.</param>
+/// <param name="Message">Why.</param>
+internal sealed record ChildStartFailed(string Step, Guid ChildRunId, string Message) : RunInput;

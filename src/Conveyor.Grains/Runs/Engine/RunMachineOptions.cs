@@ -26,6 +26,15 @@ internal sealed record RunMachineOptions
     /// <summary>Base URL of the API for the events' links to a run; null gives the run's API path.</summary>
     public string? EventsBaseUrl { get; init; }
 
+    /// <summary>Whether transitions go to the run events feed (the run's event outbox).</summary>
+    public bool EmitRunEvents { get; init; } = true;
+
+    /// <summary>How steps' <c>when</c> conditions are evaluated.</summary>
+    public IConditionEvaluator Conditions { get; init; } = global::Conveyor.Grains.Runs.Conditions.CelConditions.Shared;
+
+    /// <summary>How deep sub-pipelines may nest: a step of a run this deep that would start a child fails instead.</summary>
+    public int MaxDepth { get; init; } = 5;
+
     /// <summary>Uniform draws from [0, 1) for backoff jitter; a test fixes them.</summary>
     public Func<double> Jitter { get; init; } = Random.Shared.NextDouble;
 }

@@ -6,153 +6,6 @@ namespace Conveyor.Grains.Runs.Engine;
 /// <summary>The DAG's rules: results, readiness, dispatch, retry and backoff, failure policies, skips, timeouts.</summary>
 internal sealed partial class RunStateMachine
 {
-    /// <summary>
-    /// Derives every lookup from the state: unmet dependencies, in-flight and unpublished steps, due times, the latest
-    /// result per driver, the steps with unreported attempts. O(steps + edges), once per load (or restart of steps).
-    /// </summary>
-    private void Rebuild()
-    {
-        _dirty.Clear();
-        _inFlight.Clear();
-        _unpublished.Clear();
-        _settled.Clear();
-        _due.Clear();
-        _unmet.Clear();
-        _latestResults.Clear();
-        _unsettled = 0;
-        Dictionary<string, StepState>? latest = null;
-        foreach (var step in Run.Steps)
-        {
-            Track(step);
-            if (step.CompletionOrder > 0)
-            {
-                var driver = _graph.Spec(step).Driver;
-                if ((latest ??= new(StringComparer.Ordinal)).GetValueOrDefault(driver) is not { } known || known.CompletionOrder < step.CompletionOrder)
-                {
-                    latest[driver] = step;
-                }
-            }
-
-            if (step.Attempts.Exists(a => !a.StartReported || (a.FinishedAt is not null && !a.FinishReported)))
-            {
-                _dirty.Add(step);
-            }
-        }
-
-        foreach (var (driver, step) in latest ?? [])
-        {
-            if (LastResultJson(step, driver) is { } json)
-            {
-                _latestResults[driver] = (step.CompletionOrder, json);
-            }
-        }
-
-        // Readiness is settled by one full pass before the first incremental transition (see Advance).
-        _needsFullPass = true;
-    }
-
-    /// <summary>The JSON of the last result a driver gave for the step (an attempt that ended by the engine has none).</summary>
-    private static string? LastResultJson(StepState step, string driver)
-    {
-        for (var i = step.Attempts.Count - 1; i >= 0; i--)
-        {
-            var attempt = step.Attempts[i];
-            if (attempt.Success is { } success && !attempt.TimedOut)
-            {
-                return DispatchMessages.ResultJson(success, attempt.Message, attempt.Data, driver);
-            }
-        }
-
-        return step.LegacyResultJson;
-    }
-
-    /// <summary>
-    /// Earlier versions stored a step's output and its last result beside the attempt that holds the same data; the
-    /// attempt is now the one place (a copy only an output holds is moved into its attempt).
-    /// </summary>
-    private static void UpgradeStoredLayout(RunState run)
-    {
-        foreach (var step in run.Steps)
-        {
-            if (step.LegacyOutput is { } output)
-            {
-                if (step.Status == StepStatus.Succeeded && step.Current is { Data: null } current)
-                {
-                    current.Data = output;
-                }
-
-                step.LegacyOutput = null;
-            }
-
-            if (step.LegacyResultJson is not null && step.Attempts.Exists(a => a.Success is not null && !a.TimedOut))
-            {
-                step.LegacyResultJson = null;
-            }
-        }
-    }
-
-    /// <summary>Files a step under its status in the derived lookups (not in <see cref="_unmet"/>: the full pass sets those).</summary>
-    private void Track(StepState step)
-    {
-        if (!step.Status.IsTerminal())
-        {
-            _unsettled++;
-        }
-
-        if (step.Status.IsInFlight())
-        {
-            _inFlight.Add(step);
-            if (step.Current is { Published: false })
-            {
-                _unpublished.Add(step);
-            }
-
-            if (step.DeadlineAt is { } deadline)
-            {
-                _due.Enqueue(step, deadline);
-            }
-        }
-        else if (step.Status == StepStatus.Retrying && step.NextAttemptAt is { } next)
-        {
-            _due.Enqueue(step, next);
-        }
-    }
-
-    /// <summary>Marks a step to be written by the next write.</summary>
-    private void Touch(StepState step) => _dirty.Add(step);
-
-    /// <summary>Every status change of a step goes through here, so the derived lookups follow it.</summary>
-    private void SetStatus(StepState step, StepStatus status)
-    {
-        var was = step.Status;
-        Touch(step);
-        if (was == status)
-        {
-            return;
-        }
-
-        step.Status = status;
-        if (was.IsInFlight() && !status.IsInFlight())
-        {
-            _inFlight.Remove(step);
-            _unpublished.Remove(step);
-        }
-        else if (!was.IsInFlight() && status.IsInFlight())
-        {
-            _inFlight.Add(step);
-        }
-
-        if (!was.IsTerminal() && status.IsTerminal())
-        {
-            _unsettled--;
-            _settled.Enqueue(step);
-        }
-        else if (was.IsTerminal() && !status.IsTerminal())
-        {
-            _unsettled++;
-        }
-    }
-
     /// <summary>Applies results; when any changed the run, the DAG moves forward and the batch is stored by one write.</summary>
     private ApplyOutcome[] OnResults(IReadOnlyList<DriverResultInput> results, DateTimeOffset now)
     {
@@ -233,13 +86,14 @@ internal sealed partial class RunStateMachine
             while (_due.TryPeek(out var step, out var due) && due <= now)
             {
                 _due.Dequeue();
-                if (step.Status.IsInFlight() && step.DeadlineAt == due)
+                if (step.Status is StepStatus.Dispatched or StepStatus.Running or StepStatus.WaitingForApproval && step.DeadlineAt == due)
                 {
-                    FailAttempt(step, $"attempt {step.Current!.Number} timed out after {_graph.Spec(step).Timeout}", timedOut: true, now);
+                    OnDeadline(step, now);
                     changed = true;
                 }
-                else if (step.Status == StepStatus.Retrying && step.NextAttemptAt == due)
+                else if (step.Status == StepStatus.Retrying && step.NextAttemptAt == due && Run.Status == RunStatus.Running)
                 {
+                    // Paused: the retry waits; the resume files it again and dispatches it.
                     Dispatch(step, now);
                     changed = true;
                 }
@@ -272,7 +126,7 @@ internal sealed partial class RunStateMachine
             QueueCancel(step, attempt, message);
         }
 
-        var policy = spec.Retry ?? Run.Plan.Pipeline.Retry;
+        var policy = spec.Kind == StepKind.Driver ? spec.Retry ?? Run.Plan.Pipeline.Retry : null;
         var used = step.Attempts.Count - step.BudgetStart;
         if (policy is not null && used < policy.MaxAttempts)
         {
@@ -285,9 +139,16 @@ internal sealed partial class RunStateMachine
         }
 
         SetStatus(step, timedOut ? StepStatus.TimedOut : StepStatus.Failed);
-        if (!spec.AllowFailure && Run.Plan.Pipeline.FailurePolicy == FailurePolicy.FailFast)
+        FailFastAfter(step, $"step {step.Id} {(timedOut ? "timed out" : "failed")}: {message}", now);
+    }
+
+    /// <summary>Fail-fast: a main step that may not fail failed, so nothing new of the main steps starts (finally steps still run).</summary>
+    private void FailFastAfter(StepState step, string reason, DateTimeOffset now)
+    {
+        var spec = _graph.Spec(step);
+        if (!spec.AllowFailure && !spec.Finally && Run.Plan.Pipeline.FailurePolicy == FailurePolicy.FailFast)
         {
-            CancelRemaining($"step {step.Id} {(timedOut ? "timed out" : "failed")}: {message}", now);
+            CancelRemaining(reason, now);
         }
     }
 
@@ -302,6 +163,18 @@ internal sealed partial class RunStateMachine
         if (Run.Status != RunStatus.Running)
         {
             _settled.Clear();
+            if (Run.Status == RunStatus.Paused)
+            {
+                // Nothing starts while paused; the resume's full pass moves on from whatever settled meanwhile. A
+                // paused run whose every step has ended (its last in-flight steps finished) has nothing left to hold.
+                _needsFullPass = true;
+                if (_unsettled == 0)
+                {
+                    Finish(now);
+                    return true;
+                }
+            }
+
             return false;
         }
 
@@ -311,33 +184,51 @@ internal sealed partial class RunStateMachine
             changed = FullPass(now);
         }
 
-        while (_settled.TryDequeue(out var settled))
+        while (true)
         {
-            var dependents = _graph.DependentsOf(settled);
-            if (dependents.Count == 0)
+            while (_settled.TryDequeue(out var settled))
             {
-                continue;
-            }
+                if (_graph.ParentOf(settled) is { } parent)
+                {
+                    changed |= OnInstanceSettled(parent, now);
+                    continue;
+                }
 
-            var satisfied = Satisfies(settled);
-            foreach (var dependent in dependents)
-            {
-                if (dependent.Status != StepStatus.Pending)
+                var dependents = _graph.DependentsOf(settled);
+                if (dependents.Count == 0)
                 {
                     continue;
                 }
 
-                changed = true;
-                if (!satisfied)
+                var satisfied = Satisfies(settled);
+                foreach (var dependent in dependents)
                 {
-                    // Skipping settles it in turn, so the skip reaches the whole subgraph within this loop.
-                    SetStatus(dependent, StepStatus.Skipped);
-                }
-                else
-                {
-                    Release(dependent, now);
+                    if (dependent.Status != StepStatus.Pending)
+                    {
+                        continue;
+                    }
+
+                    changed = true;
+                    if (!satisfied)
+                    {
+                        // Skipping settles it in turn, so the skip reaches the whole subgraph within this loop.
+                        Skip(dependent, SkipReason.Dependency, $"dependency {settled.Id} {Describe(settled)}");
+                    }
+                    else
+                    {
+                        Release(dependent, now);
+                    }
                 }
             }
+
+            // Once every main step has ended, the finally steps start (each still waits for its own dependencies).
+            if (_mainUnsettled == 0 && _graph.HasFinally && ReleaseFinally(now))
+            {
+                changed = true;
+                continue;
+            }
+
+            break;
         }
 
         if (_unsettled == 0)
@@ -348,6 +239,32 @@ internal sealed partial class RunStateMachine
 
         return changed;
     }
+
+    /// <summary>Starts the finally roots still waiting; returns whether any started.</summary>
+    private bool ReleaseFinally(DateTimeOffset now)
+    {
+        var released = false;
+        foreach (var root in _graph.FinallyRoots)
+        {
+            if (root.Status == StepStatus.Pending && Run.Status == RunStatus.Running)
+            {
+                _unmet.Remove(root);
+                Ready(root, now);
+                released = true;
+            }
+        }
+
+        return released;
+    }
+
+    /// <summary>How a settled step is described to those it blocks.</summary>
+    private static string Describe(StepState step) => step.Status switch
+    {
+        StepStatus.Skipped => "was skipped",
+        StepStatus.TimedOut => "timed out",
+        StepStatus.Cancelled => "was cancelled",
+        _ => "failed",
+    };
 
     /// <summary>One more dependency of a pending step succeeded: dispatches it when that was the last one.</summary>
     private void Release(StepState step, DateTimeOffset now)
@@ -369,12 +286,14 @@ internal sealed partial class RunStateMachine
         }
 
         _unmet.Remove(step);
-        Dispatch(step, now);
+        Ready(step, now);
     }
 
-    /// <summary>Whether a settled step lets its dependents run.</summary>
+    /// <summary>Whether a settled step lets its dependents run: it succeeded, failed with allowFailure, or its condition skipped it.</summary>
     private bool Satisfies(StepState step) =>
-        step.Status == StepStatus.Succeeded || (step.Status is StepStatus.Failed or StepStatus.TimedOut && _graph.Spec(step).AllowFailure);
+        step.Status == StepStatus.Succeeded
+        || (step.Status is StepStatus.Failed or StepStatus.TimedOut && _graph.Spec(step).AllowFailure)
+        || (step.Status == StepStatus.Skipped && step.SkipReason == SkipReason.Condition);
 
     /// <summary>
     /// Looks at every pending step in topological order (a dependency is settled before its dependents are looked
@@ -389,14 +308,22 @@ internal sealed partial class RunStateMachine
         var changed = false;
         foreach (var step in _graph.TopologicalOrder())
         {
+            if (step.Status == StepStatus.Running && step.Instances is not null)
+            {
+                // A matrix step whose instances were held (a pause) or are still to finish settling.
+                changed |= OnInstanceSettled(step, now);
+                continue;
+            }
+
             if (step.Status != StepStatus.Pending)
             {
                 continue;
             }
 
+            var spec = _graph.Spec(step);
             var unmet = 0;
-            var blocked = false;
-            foreach (var dep in _graph.Spec(step).DependsOn)
+            string? blocker = null;
+            foreach (var dep in spec.DependsOn)
             {
                 var d = _graph.Step(dep);
                 if (d.Status.IsTerminal() && Satisfies(d))
@@ -405,17 +332,22 @@ internal sealed partial class RunStateMachine
                 }
 
                 unmet++;
-                blocked |= d.Status.IsTerminal();
+                blocker ??= d.Status.IsTerminal() ? d.Id : null;
             }
 
-            if (blocked)
+            if (blocker is not null)
             {
-                SetStatus(step, StepStatus.Skipped);
+                Skip(step, SkipReason.Dependency, $"dependency {blocker} {Describe(_graph.Step(blocker))}");
                 changed = true;
+            }
+            else if (spec.Finally && spec.DependsOn.Count == 0 && _mainUnsettled > 0)
+            {
+                // A finally root waits for the main steps (released by Advance once they have all ended).
+                _unmet[step] = 1;
             }
             else if (unmet == 0)
             {
-                Dispatch(step, now);
+                Ready(step, now);
                 changed = true;
             }
             else
@@ -429,34 +361,51 @@ internal sealed partial class RunStateMachine
         return changed;
     }
 
-    /// <summary>Starts a new attempt of a step: decided now, published by the effects of the stored transition.</summary>
-    private void Dispatch(StepState step, DateTimeOffset now)
-    {
-        var deadline = now + _graph.Spec(step).Timeout;
-        step.NextAttemptAt = null;
-        step.DeadlineAt = deadline;
-        step.Attempts.Add(new AttemptState { Number = step.Attempts.Count + 1, DispatchedAt = now });
-        SetStatus(step, StepStatus.Dispatched);
-        _unpublished.Add(step);
-        if (deadline is { } d)
-        {
-            _due.Enqueue(step, d);
-        }
-    }
-
     /// <summary>Every step settled: the run succeeded unless a step that may not fail failed, or a step was skipped or cancelled.</summary>
+    /// <remarks>
+    /// The main steps decide first: a main failure fails the run whatever its finally steps do; when the main steps
+    /// succeeded, a finally step that may not fail and failed fails the run. A step skipped by its condition is done.
+    /// </remarks>
     private void Finish(DateTimeOffset now)
     {
-        var failed = Run.Steps.Find(s => s.Status is StepStatus.Failed or StepStatus.TimedOut && !_graph.Spec(s).AllowFailure)
-            ?? Run.Steps.Find(s => s.Status is StepStatus.Skipped or StepStatus.Cancelled);
-        Run.Status = failed is null ? RunStatus.Succeeded : RunStatus.Failed;
+        var failed = FailureAmong(finallySteps: false) ?? FailureAmong(finallySteps: true);
+        SetRunStatus(failed is null ? RunStatus.Succeeded : RunStatus.Failed);
         Run.FinishedAt = now;
         Run.DeadlineAt = null;
         if (failed is not null && string.IsNullOrEmpty(Run.Message))
         {
-            Run.Message = $"step {failed.Id} {failed.Status.ToString().ToLowerInvariant()}: {failed.Current?.Message}";
+            Run.Message = $"{(_graph.Spec(failed).Finally ? "finally step" : "step")} {failed.Id} {failed.Status.ToString().ToLowerInvariant()}: {MessageOf(failed)}";
         }
     }
+
+    /// <summary>The first step of the group that makes the run fail, or null.</summary>
+    private StepState? FailureAmong(bool finallySteps)
+    {
+        StepState? skipped = null;
+        foreach (var step in Run.Steps)
+        {
+            var spec = _graph.Spec(step);
+            if (spec.Finally != finallySteps)
+            {
+                continue;
+            }
+
+            if (step.Status is StepStatus.Failed or StepStatus.TimedOut && !spec.AllowFailure)
+            {
+                return step;
+            }
+
+            if (step.Status is StepStatus.Cancelled || (step.Status == StepStatus.Skipped && step.SkipReason != SkipReason.Condition))
+            {
+                skipped ??= step;
+            }
+        }
+
+        return skipped;
+    }
+
+    /// <summary>What the engine or the driver last said about a step.</summary>
+    private static string MessageOf(StepState step) => step.Current?.Message is { Length: > 0 } message ? message : step.Reason ?? "";
 
     /// <summary>Fail-fast: nothing new starts, in-flight steps are cancelled; the run then finishes Failed.</summary>
     private void CancelRemaining(string reason, DateTimeOffset now)
@@ -464,7 +413,10 @@ internal sealed partial class RunStateMachine
         Run.Message = reason;
         foreach (var step in Run.Steps)
         {
-            StopStep(step, reason, now);
+            if (!_graph.Spec(step).Finally)
+            {
+                StopStep(step, reason, now);
+            }
         }
     }
 
@@ -476,28 +428,44 @@ internal sealed partial class RunStateMachine
             StopStep(step, reason, now);
         }
 
-        Run.Status = status;
+        SetRunStatus(status);
         Run.Message = reason;
         Run.FinishedAt = now;
         Run.DeadlineAt = null;
         Note(new RunEndedNote(status, reason));
     }
 
+    /// <summary>Stops an unfinished step: what has not started is skipped, what is in flight is cancelled (its driver or child run told).</summary>
     private void StopStep(StepState step, string reason, DateTimeOffset now)
     {
         if (step.Status is StepStatus.Pending or StepStatus.Retrying)
         {
-            SetStatus(step, StepStatus.Skipped);
-            step.NextAttemptAt = null;
+            Skip(step, SkipReason.RunEnded, reason);
         }
-        else if (step.Status.IsInFlight())
+        else if (step.Instances is { } instances && step.Status == StepStatus.Running)
+        {
+            foreach (var instance in instances)
+            {
+                StopStep(instance, reason, now);
+            }
+
+            SettleMatrix(step);
+        }
+        else if (step.Status.IsInFlight() || step.Status == StepStatus.WaitingForApproval)
         {
             SetStatus(step, StepStatus.Cancelled);
             step.DeadlineAt = null;
             var attempt = step.Current!;
             attempt.Message = reason;
             attempt.FinishedAt = now;
-            QueueCancel(step, attempt, reason);
+            if (_graph.Spec(step).Kind == StepKind.Pipeline && step.ChildRunId is { } child)
+            {
+                _childCancels.Add(new CancelChild(child, $"parent run {Run.RunId} stopped: {reason}"));
+            }
+            else if (AtDriver(step))
+            {
+                QueueCancel(step, attempt, reason);
+            }
         }
     }
 

@@ -34,7 +34,7 @@ internal sealed partial class RunStateMachine
             return;
         }
 
-        Run.Status = RunStatus.Queued;
+        SetRunStatus(RunStatus.Queued);
         Run.AdmissionKey = queue;
         Run.DeadlineAt = null;
         _persist = true;
@@ -45,7 +45,7 @@ internal sealed partial class RunStateMachine
     /// <summary>The run holds its slot (or needs none): steps start, the run's timeout starts counting.</summary>
     private void Begin(DateTimeOffset now)
     {
-        Run.Status = RunStatus.Running;
+        SetRunStatus(RunStatus.Running);
         Run.StartedAt ??= now;
         Run.DeadlineAt = now + Run.Plan.Pipeline.Timeout;
         Advance(now);
@@ -109,10 +109,15 @@ internal sealed partial class RunStateMachine
         {
             if (step.Status != StepStatus.Succeeded)
             {
-                SetStatus(step, StepStatus.Pending);
-                step.NextAttemptAt = null;
-                step.DeadlineAt = null;
-                step.BudgetStart = step.Attempts.Count;
+                Restart(step);
+                // A matrix step keeps its instances: those that succeeded keep their outputs, the others run again.
+                foreach (var instance in step.Instances ?? [])
+                {
+                    if (instance.Status != StepStatus.Succeeded)
+                    {
+                        Restart(instance);
+                    }
+                }
             }
         }
 
@@ -130,6 +135,16 @@ internal sealed partial class RunStateMachine
         Note(new RunRetriedNote(Run.RunAttempt));
         QueueOrBegin(now);
         return null;
+    }
+
+    /// <summary>A step of a retried run waits again, with a fresh retry budget.</summary>
+    private void Restart(StepState step)
+    {
+        SetStatus(step, StepStatus.Pending);
+        step.NextAttemptAt = null;
+        step.DeadlineAt = null;
+        step.BudgetStart = step.Attempts.Count;
+        step.Reason = null;
     }
 
     /// <summary>
@@ -168,6 +183,14 @@ internal sealed partial class RunStateMachine
         }
 
         OnTick(now);
+        // A child run tells its parent when it ends, one-way; asking each child covers a lost call (or a child never started).
+        foreach (var step in Run.Steps)
+        {
+            if (step.Status == StepStatus.Running && StartChildOf(step) is { } child)
+            {
+                Then(new CheckChild(child));
+            }
+        }
     }
 
     /// <summary>The resource answered: it names this run, so the run starts; otherwise it was never stored and the run gives up.</summary>

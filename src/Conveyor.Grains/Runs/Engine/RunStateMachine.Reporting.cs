@@ -36,8 +36,8 @@ internal sealed partial class RunStateMachine
             }
         }
 
-        // Only a step changed since the last write can hold an unreported attempt.
-        foreach (var step in _dirty)
+        // Only a step changed since the last write can hold an unreported attempt (an instance is written with its step).
+        foreach (var step in _dirty.SelectMany(WithInstances))
         {
             foreach (var attempt in step.Attempts)
             {
@@ -46,7 +46,7 @@ internal sealed partial class RunStateMachine
                     continue;
                 }
 
-                var driver = _graph.Spec(step).Driver;
+                var driver = Label(_graph.Spec(step));
                 if (!attempt.StartReported)
                 {
                     attempt.StartReported = true;
@@ -88,7 +88,81 @@ internal sealed partial class RunStateMachine
 
         Run.ReportedStatus = Run.Status;
         Run.ReportedRunAttempt = Run.RunAttempt;
+        FlushTransitions(now);
     }
+
+    /// <summary>Who does a step's work, as events and metrics name it: its driver, <c>approval</c>, or <c>pipeline:&lt;name&gt;</c>.</summary>
+    private static string Label(StepSpec spec) => spec.Kind switch
+    {
+        StepKind.Approval => "approval",
+        StepKind.Pipeline => "pipeline:" + spec.Pipeline,
+        _ => spec.Driver,
+    };
+
+    /// <summary>Every change of the run's status goes through here, so the run events feed sees it.</summary>
+    private void SetRunStatus(RunStatus status)
+    {
+        var was = Run.Status;
+        if (was != status)
+        {
+            Run.Status = status;
+            RecordTransition(null, was.ToString(), status.ToString());
+        }
+    }
+
+    private void RecordTransition(StepState? step, string previous, string status)
+    {
+        if (_options.EmitRunEvents)
+        {
+            _transitions.Add((step, previous, status, Run.Status));
+        }
+    }
+
+    /// <summary>
+    /// The transitions of the decision being stored become one batch of the run events outbox, numbered on from the
+    /// run's last, in the same write as the transitions themselves.
+    /// </summary>
+    private void FlushTransitions(DateTimeOffset now)
+    {
+        if (_transitions.Count == 0)
+        {
+            return;
+        }
+
+        var batch = new RunEventBatch { First = Run.EventSequence + 1, Items = new List<RunTransition>(_transitions.Count) };
+        foreach (var (step, previous, status, runStatus) in _transitions)
+        {
+            batch.Items.Add(new RunTransition
+            {
+                Sequence = ++Run.EventSequence,
+                At = now,
+                Step = step?.Id,
+                Previous = previous,
+                Status = status,
+                Attempt = step?.Current?.Number ?? 0,
+                Message = TransitionMessage(step, status),
+                RunStatus = runStatus,
+            });
+        }
+
+        _transitions.Clear();
+        Run.EventOutbox.Add(batch);
+    }
+
+    /// <summary>What is worth saying with a transition: why a step or the run ended, why a step was skipped, what a gate waits for.</summary>
+    private string? TransitionMessage(StepState? step, string status)
+    {
+        if (step is null)
+        {
+            return Run.Status.IsTerminal() && Run.Message.Length > 0 ? Truncate(Run.Message) : null;
+        }
+
+        return step.Status.IsTerminal() || step.Status == StepStatus.WaitingForApproval || status == nameof(StepStatus.Retrying)
+            ? Truncate(MessageOf(step)) is { Length: > 0 } message ? message : null
+            : null;
+    }
+
+    private static string Truncate(string text) => text.Length <= 1024 ? text : text[..1024];
 
     // The outbox holds what an event says, not its JSON: it is stored with the transition, and the JSON (about 1 KB)
     // is built once, as it is published.

@@ -29,7 +29,10 @@ internal sealed partial class RunStateMachine
     private readonly Dictionary<StepState, int> _unmet = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<string, (int Order, string Json)> _latestResults = new(StringComparer.Ordinal);
     private readonly List<CancelMessage> _cancels = [];
+    private readonly List<CancelChild> _childCancels = [];
+    private readonly List<(StepState? Step, string Previous, string Status, RunStatus RunStatus)> _transitions = [];
     private int _unsettled;
+    private int _mainUnsettled;
     private bool _needsFullPass;
     private bool _waitingForDriver;
 
@@ -120,6 +123,7 @@ internal sealed partial class RunStateMachine
                 break;
             case EventsPublished published:
                 Run.Outbox.RemoveRange(0, Math.Min(published.Count, Run.Outbox.Count));
+                Run.EventOutbox.RemoveRange(0, Math.Min(published.Batches, Run.EventOutbox.Count));
                 break;
             case IndexSynced indexed:
                 Run.IndexedStatus = indexed.Status;
@@ -150,6 +154,21 @@ internal sealed partial class RunStateMachine
                 break;
             case Superseded superseded:
                 OnSuperseded(superseded.By, now);
+                break;
+            case ApproveStep approve:
+                refusal = OnApprove(approve, now);
+                break;
+            case PauseRun pause:
+                refusal = OnPause(pause.By, now);
+                break;
+            case ResumeRun resume:
+                refusal = OnResume(resume.By, now);
+                break;
+            case ChildEnded ended:
+                OnChildEnded(ended, now);
+                break;
+            case ChildStartFailed failed:
+                OnChildStartFailed(failed, now);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(input), input, "unknown run input");
@@ -221,8 +240,13 @@ internal sealed partial class RunStateMachine
         return next;
     }
 
-    private static bool IsLive(StepState step, DateTimeOffset at) =>
-        (step.Status.IsInFlight() && step.DeadlineAt == at) || (step.Status == StepStatus.Retrying && step.NextAttemptAt == at);
+    /// <summary>
+    /// Whether a due time is still the step's: an attempt's (or an approval's, or a child run's) deadline, or a
+    /// retry's due time — except while the run is paused, when retries wait for the resume (which files them again).
+    /// </summary>
+    private bool IsLive(StepState step, DateTimeOffset at) =>
+        (step.Status is StepStatus.Dispatched or StepStatus.Running or StepStatus.WaitingForApproval && step.DeadlineAt == at)
+        || (step.Status == StepStatus.Retrying && step.NextAttemptAt == at && Run.Status != RunStatus.Paused);
 
     /// <summary>Ends the current Apply: collects what the stored transition reports, then lists the effects in order.</summary>
     private RunDecision TakeDecision(IReadOnlyList<ApplyOutcome>? outcomes, string? refusal, DateTimeOffset now)
@@ -238,7 +262,7 @@ internal sealed partial class RunStateMachine
             (effects ??= []).Add(SyncIndex.Instance);
         }
 
-        if ((_follow & (Follow.Events | Follow.Transition)) != 0 && Run.Outbox.Count > 0)
+        if ((_follow & (Follow.Events | Follow.Transition)) != 0 && (Run.Outbox.Count > 0 || Run.EventOutbox.Count > 0))
         {
             (effects ??= []).Add(PublishEvents.Instance);
         }
@@ -253,7 +277,7 @@ internal sealed partial class RunStateMachine
             (effects ??= []).AddRange(_extra);
         }
 
-        var decision = !_persist && effects is null && _before is null && outcomes is null && _notes is null && refusal is null
+        var decision = !_persist && effects is null && _reports is null && _before is null && outcomes is null && _notes is null && refusal is null
             ? RunDecision.None
             : new RunDecision(_persist, _before, effects, outcomes, _notes, _reports, refusal);
         _persist = false;
@@ -277,12 +301,19 @@ internal sealed partial class RunStateMachine
         }
 
         _cancels.Clear();
+        effects.AddRange(_childCancels);
+        _childCancels.Clear();
         if (Run.Status.IsTerminal())
         {
             Note(new RunFinishedNote(Run.Status));
             if (Run.AdmissionKey is { } queue)
             {
                 effects.Add(new ReleaseSlot(queue));
+            }
+
+            if (Run.Plan.ParentRunId is { } parent)
+            {
+                effects.Add(new NotifyParent(parent, ChildEndedOf()));
             }
 
             effects.Add(StopKeepAlive.Instance);
