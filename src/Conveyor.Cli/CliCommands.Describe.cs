@@ -91,11 +91,9 @@ internal sealed partial class CliCommands
         var sb = new StringBuilder();
         foreach (var m in members)
         {
-            var label = (Label(m.Name) + ":").PadRight(width);
             var complex = m.Value.ValueKind is JsonValueKind.Object or JsonValueKind.Array
                 && (m.Value.ValueKind == JsonValueKind.Object ? m.Value.EnumerateObject().Any() : m.Value.GetArrayLength() > 0);
-            sb.Append(label);
-            sb.Append(complex ? "\n" + Indent(Yaml.Write(m.Value), 2) : " " + Yaml.Write(m.Value));
+            sb.Append(complex ? Label(m.Name) + ":\n" + Indent(Yaml.Write(m.Value), 2) : (Label(m.Name) + ":").PadRight(width) + " " + Yaml.Write(m.Value));
         }
 
         return sb.ToString();

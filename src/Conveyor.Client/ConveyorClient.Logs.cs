@@ -63,12 +63,12 @@ public sealed partial class ConveyorClient
         var path = $"runs/{Segment(runId)}/logs/stream";
         var last = after;
         var failures = 0;
-        string? why = null;
+        string? why = null; // why the open stream ended: what the message reports, not the reconnects' failures
         Exception? cause = null;
         while (true)
         {
             // The first connection fails as any request does; only a stream that was open is resumed.
-            var connection = failures == 0 && why is null
+            var connection = why is null
                 ? await OpenEventStreamAsync(path, last, cancellationToken).ConfigureAwait(false)
                 : await TryOpenEventStreamAsync(path, last, cancellationToken).ConfigureAwait(false);
             if (connection.Stream is { } events)
@@ -107,7 +107,7 @@ public sealed partial class ConveyorClient
             }
             else
             {
-                (why, cause) = (connection.Failure, connection.Cause);
+                cause = connection.Cause ?? new IOException(connection.Failure);
             }
 
             if (++failures > StreamResumeAttempts)
