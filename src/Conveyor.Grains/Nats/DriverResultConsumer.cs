@@ -37,6 +37,7 @@ internal sealed partial class DriverResultConsumer(
         DeliverPolicy = ConsumerConfigDeliverPolicy.All,
         AckWait = _options.ResultAckWait,
         MaxAckPending = _options.ResultConcurrency * 4,
+        NumReplicas = _options.Replicas,
     };
 
     /// <inheritdoc />
@@ -47,7 +48,7 @@ internal sealed partial class DriverResultConsumer(
         try
         {
             await foreach (var msg in consumer.ConsumeAsync<byte[]>(
-                               opts: new NatsJSConsumeOpts { MaxMsgs = _options.ResultConcurrency * 2 },
+                               opts: ConsumeOpts(_options.ResultConcurrency * 2),
                                cancellationToken: cancellationToken).ConfigureAwait(false))
             {
                 await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
