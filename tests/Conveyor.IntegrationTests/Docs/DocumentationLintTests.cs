@@ -1,3 +1,4 @@
+using System.Reflection;
 using System.Text;
 using System.Text.RegularExpressions;
 
@@ -68,6 +69,86 @@ public sealed partial class DocumentationLintTests
             $"{CliHelpFile} is stale: regenerate it with CONVEYOR_REGENERATE_DOCS=1 dotnet test tests/Conveyor.IntegrationTests --filter \"FullyQualifiedName~DocumentationLintTests\"");
     }
 
+    [Fact]
+    public void Every_conveyor_setting_the_docs_name_is_a_property_of_an_options_class()
+    {
+        var sections = OptionsSections();
+        var missing = new List<string>();
+        foreach (var file in MarkdownDocs.Files)
+        {
+            var lines = MarkdownDocs.Read(file).Split('\n');
+            for (var i = 0; i < lines.Length; i++)
+            {
+                foreach (Match m in SettingMention().Matches(lines[i]))
+                {
+                    if (!SettingExists(sections, m.Groups[1].Value))
+                    {
+                        missing.Add($"{file}:{i + 1}: {m.Groups[1].Value}");
+                    }
+                }
+            }
+        }
+
+        Assert.True(missing.Count == 0, "settings the docs name that no options class has:\n" + string.Join('\n', missing));
+    }
+
+    /// <summary>
+    /// Every options class with a <c>Section</c> constant under <c>Conveyor</c>, and the two Orleans option types the
+    /// hosting extensions bind under it.
+    /// </summary>
+    private static Dictionary<string, Type> OptionsSections()
+    {
+        var sections = new Dictionary<string, Type>(StringComparer.OrdinalIgnoreCase)
+        {
+            ["Conveyor:Membership"] = typeof(Orleans.Configuration.ClusterMembershipOptions),
+            ["Conveyor:Messaging"] = typeof(Orleans.Configuration.SiloMessagingOptions),
+        };
+        var assemblies = new[] { typeof(Conveyor.Api.Hosting.ConveyorOptions).Assembly, typeof(Conveyor.Grains.Nats.ConveyorNatsOptions).Assembly, typeof(Conveyor.Driver.Sdk.DriverOptions).Assembly };
+        foreach (var type in assemblies.SelectMany(a => a.GetTypes()))
+        {
+            if (type.GetField("Section", BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static) is { IsLiteral: true } field
+                && field.GetRawConstantValue() is string section && section.StartsWith("Conveyor", StringComparison.Ordinal))
+            {
+                sections[section] = type;
+            }
+        }
+
+        return sections;
+    }
+
+    /// <summary>The longest section the setting starts with, then a property per remaining segment (<c>*</c>: any).</summary>
+    private static bool SettingExists(Dictionary<string, Type> sections, string setting)
+    {
+        var parts = setting.Split(':');
+        for (var n = parts.Length; n >= 1; n--)
+        {
+            if (!sections.TryGetValue(string.Join(':', parts[..n]), out var type))
+            {
+                continue;
+            }
+
+            foreach (var part in parts[n..])
+            {
+                if (part == "*")
+                {
+                    return true;
+                }
+
+                var property = type.GetProperty(part, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase);
+                if (property is null)
+                {
+                    return false;
+                }
+
+                type = property.PropertyType;
+            }
+
+            return true;
+        }
+
+        return false;
+    }
+
     /// <summary><c>conveyor --help</c>, then the help of every command it lists, depth first.</summary>
     private static async Task<string> GenerateCliHelpAsync()
     {
@@ -107,6 +188,9 @@ public sealed partial class DocumentationLintTests
         await AddAsync([]);
         return text.ToString();
     }
+
+    [GeneratedRegex(@"`(Conveyor(?::[A-Za-z0-9*]+)+)`")]
+    private static partial Regex SettingMention();
 
     [GeneratedRegex(@"(^|[\s(|;])(curl|conveyor) ", RegexOptions.Multiline)]
     private static partial Regex CallsConveyor();
