@@ -15,7 +15,32 @@ public sealed class DocsEngineFixture : IAsyncLifetime
     private readonly CancellationTokenSource _stop = new();
     private readonly List<DriverManager> _drivers = [];
 
+    /// <summary>The bootstrap admin key the docs' API-key examples start their engine with.</summary>
+    public const string DocumentedBootstrapKey = "cvk_0123456789abcdef_change-me-to-something-long";
+
+    private NatsServerProcess? _keysNats;
+    private ConveyorTestHost? _withKeys;
+
     public EngineFixture Engine { get; } = new();
+
+    /// <summary>
+    /// A second engine with API keys required, started when a block needs it: its own NATS (two engines on one NATS
+    /// would take each other's driver results), the same Redis under another service id.
+    /// </summary>
+    public async Task<ConveyorTestHost> WithKeysAsync()
+    {
+        if (_withKeys is null)
+        {
+            _keysNats = await NatsServerProcess.StartNewAsync();
+            _withKeys = await ConveyorTestHost.StartAsync(
+                _keysNats.Url,
+                Engine.Redis.ConnectionString,
+                Engine.ServiceId + "-keys",
+                new Dictionary<string, string?> { ["Conveyor:Auth:Enabled"] = "true", ["Conveyor:Auth:BootstrapKey"] = DocumentedBootstrapKey });
+        }
+
+        return _withKeys;
+    }
 
     public async Task InitializeAsync()
     {
@@ -38,6 +63,8 @@ public sealed class DocsEngineFixture : IAsyncLifetime
         {
             await driver.DisposeAsync();
         }
+
+        await Disposal.InOrderAsync(_withKeys, _keysNats);
 
         await Engine.DisposeAsync();
         _stop.Dispose();
@@ -82,7 +109,7 @@ public sealed partial class DocumentationExamplesTests(DocsEngineFixture fx) : I
     public async Task A_runnable_example_runs_as_written_against_a_real_engine(string file, int line)
     {
         var block = MarkdownDocs.Blocks(file).Single(b => b.Line == line);
-        var address = fx.Engine.Host.Address;
+        var address = block.Marker == "run-with-keys" ? (await fx.WithKeysAsync()).Address : fx.Engine.Host.Address;
         var hostPort = $"{address.Host}:{address.Port}";
         var script = block.Text.Replace("localhost:8080", hostPort, StringComparison.Ordinal).Replace("127.0.0.1:8080", hostPort, StringComparison.Ordinal);
 

@@ -5,8 +5,8 @@ namespace Conveyor.IntegrationTests;
 /// <summary>A fenced code block of a Markdown file, with the <c>doc-test</c> marker of the line before it, if any.</summary>
 public sealed record CodeBlock(string File, int Line, string Info, string Text, string? Marker)
 {
-    /// <summary>Runnable: marked <c>&lt;!-- doc-test: run --&gt;</c>.</summary>
-    public bool Runs => Marker == "run";
+    /// <summary>Runnable: marked <c>&lt;!-- doc-test: run --&gt;</c>, or <c>run-with-keys</c> (on an engine with API keys on).</summary>
+    public bool Runs => Marker is "run" or "run-with-keys";
 
     public override string ToString() => $"{File}:{Line}";
 }
@@ -87,7 +87,7 @@ public static partial class MarkdownDocs
         return dir?.FullName ?? throw new InvalidOperationException("Conveyor.sln not found above " + AppContext.BaseDirectory);
     }
 
-    [GeneratedRegex(@"^<!--\s*doc-test:\s*(run|illustrative)\b")]
+    [GeneratedRegex(@"^<!--\s*doc-test:\s*(run-with-keys|run|illustrative)\b")]
     private static partial Regex MarkerPattern();
 
     [GeneratedRegex(@"\]\(([^)\s]+)\)")]
