@@ -1,8 +1,6 @@
-using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using YamlDotNet.Core;
-using YamlDotNet.RepresentationModel;
 
 namespace Conveyor.Cli;
 
@@ -27,6 +25,25 @@ internal sealed record Manifest(ManifestKind Kind, JsonObject Body, string Origi
 {
     /// <summary>The document's <c>name</c>.</summary>
     public string Name => Body["name"]?.GetValue<string>() ?? "";
+
+    /// <summary>A resource's type (its <c>resource</c> member); empty for other kinds.</summary>
+    public string ResourceType => Kind == ManifestKind.Resource && Body["resource"] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : "";
+
+    /// <summary>How the CLI names it: <c>resource-definition/app</c>, <c>pipeline/ship</c>, <c>resource/app/web</c>.</summary>
+    public string DisplayName => Kind switch
+    {
+        ManifestKind.ResourceDefinition => "resource-definition/" + Name,
+        ManifestKind.Pipeline => "pipeline/" + Name,
+        _ => $"resource/{ResourceType}/{Name}",
+    };
+
+    /// <summary>The route that reads (and deletes) what the document describes.</summary>
+    public string LivePath => Kind switch
+    {
+        ManifestKind.ResourceDefinition => "resource-definitions/" + Uri.EscapeDataString(Name),
+        ManifestKind.Pipeline => "pipelines/" + Uri.EscapeDataString(Name),
+        _ => $"resources/{Uri.EscapeDataString(ResourceType)}/{Uri.EscapeDataString(Name)}",
+    };
 }
 
 /// <summary>A file that cannot be applied; says which file, which document and why.</summary>
@@ -53,10 +70,21 @@ internal sealed class ManifestException(string message) : Exception(message)
 /// </summary>
 internal static class Manifests
 {
-    /// <summary>Reads a file, or every <c>.yaml</c>, <c>.yml</c> and <c>.json</c> file of a directory (in name order).</summary>
+    /// <summary>
+    /// Reads a file, every <c>.yaml</c>, <c>.yml</c> and <c>.json</c> file of a directory (in name order), or standard
+    /// input for <c>-</c> (JSON when it starts with <c>{</c> or <c>[</c>, else YAML).
+    /// </summary>
     /// <exception cref="ManifestException">A path is missing or a document is invalid.</exception>
-    public static IReadOnlyList<Manifest> Load(string path)
+    public static IReadOnlyList<Manifest> Load(string path, Func<TextReader> standardInput)
     {
+        ArgumentNullException.ThrowIfNull(standardInput);
+        if (path == "-")
+        {
+            var text = standardInput().ReadToEnd();
+            var json = text.TrimStart().StartsWith('{') || text.TrimStart().StartsWith('[');
+            return FromText("<stdin>", text, json);
+        }
+
         if (Directory.Exists(path))
         {
             var files = Directory.EnumerateFiles(path)
@@ -83,10 +111,12 @@ internal static class Manifests
     /// <summary>Orders manifests so that what others need is applied first: definitions, then pipelines, then resources.</summary>
     public static IReadOnlyList<Manifest> InApplyOrder(IEnumerable<Manifest> manifests) => manifests.OrderBy(m => (int)m.Kind).ToList();
 
-    private static List<Manifest> LoadFile(string file)
+    private static List<Manifest> LoadFile(string file) =>
+        FromText(file, File.ReadAllText(file), file.EndsWith(".json", StringComparison.OrdinalIgnoreCase));
+
+    private static List<Manifest> FromText(string file, string text, bool json)
     {
-        var text = File.ReadAllText(file);
-        var nodes = file.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? ParseJson(file, text) : ParseYaml(file, text);
+        var nodes = json ? ParseJson(file, text) : ParseYaml(file, text);
         var manifests = new List<Manifest>();
         for (var i = 0; i < nodes.Count; i++)
         {
@@ -119,17 +149,14 @@ internal static class Manifests
 
     private static List<JsonNode?> ParseYaml(string file, string text)
     {
-        var stream = new YamlStream();
         try
         {
-            stream.Load(new StringReader(text));
+            return Yaml.Parse(text);
         }
         catch (YamlException ex)
         {
             throw new ManifestException($"{file}: not valid YAML at line {ex.Start.Line}, column {ex.Start.Column}: {ex.InnerException?.Message ?? ex.Message}");
         }
-
-        return stream.Documents.Where(d => d.RootNode is not YamlScalarNode { Value: null or "" }).Select(d => ToJson(d.RootNode)).ToList();
     }
 
     private static Manifest ToManifest(JsonNode? node, string origin)
@@ -180,45 +207,5 @@ internal static class Manifests
         }
 
         return new Manifest(kind, body, origin);
-    }
-
-    /// <summary>YAML to JSON: plain scalars become numbers, booleans and null where they read as such; quoted ones stay strings.</summary>
-    private static JsonNode? ToJson(YamlNode node) => node switch
-    {
-        YamlMappingNode map => new JsonObject(map.Children.Select(kv => KeyValuePair.Create(((YamlScalarNode)kv.Key).Value ?? "", ToJson(kv.Value)))),
-        YamlSequenceNode seq => new JsonArray([.. seq.Children.Select(ToJson)]),
-        YamlScalarNode scalar => Scalar(scalar),
-        _ => throw new ManifestException($"unsupported YAML node at line {node.Start.Line}"),
-    };
-
-    private static JsonValue? Scalar(YamlScalarNode scalar)
-    {
-        var value = scalar.Value ?? "";
-        if (scalar.Style != ScalarStyle.Plain)
-        {
-            return JsonValue.Create(value);
-        }
-
-        switch (value)
-        {
-            case "" or "~" or "null" or "Null" or "NULL":
-                return null;
-            case "true" or "True" or "TRUE":
-                return JsonValue.Create(true);
-            case "false" or "False" or "FALSE":
-                return JsonValue.Create(false);
-        }
-
-        if (long.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var integer))
-        {
-            return JsonValue.Create(integer);
-        }
-
-        if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && char.IsDigit(value[^1]))
-        {
-            return JsonValue.Create(number);
-        }
-
-        return JsonValue.Create(value);
     }
 }

@@ -51,11 +51,30 @@ public sealed partial class ConveyorClient
     /// </summary>
     public string? Namespace { get; init; }
 
+    /// <summary>
+    /// How long a followed stream (<see cref="FollowRunLogsAsync"/>) may stay silent before it counts as broken and is
+    /// resumed. The server sends a heartbeat every 15 seconds, so anything well above that only catches dead
+    /// connections. Default 45 seconds; <see cref="Timeout.InfiniteTimeSpan"/> waits forever.
+    /// </summary>
+    public TimeSpan StreamIdleTimeout { get; init; } = TimeSpan.FromSeconds(45);
+
+    /// <summary>
+    /// How many reconnects in a row a broken stream gets before <see cref="ConveyorStreamInterruptedException"/>
+    /// (0.2 s, 0.4 s, 0.8 s … apart; a reconnect that delivers an entry starts the count again). Default 5.
+    /// </summary>
+    public int StreamResumeAttempts { get; init; } = 5;
+
     /// <summary>A client for the objects of <paramref name="ns"/>, on the same transport and key.</summary>
     public ConveyorClient InNamespace(string ns)
     {
         ArgumentException.ThrowIfNullOrEmpty(ns);
-        return new ConveyorClient(_http, _baseAddress, _timeProvider) { ApiKey = ApiKey, Namespace = ns };
+        return new ConveyorClient(_http, _baseAddress, _timeProvider)
+        {
+            ApiKey = ApiKey,
+            Namespace = ns,
+            StreamIdleTimeout = StreamIdleTimeout,
+            StreamResumeAttempts = StreamResumeAttempts,
+        };
     }
 
     private static readonly string[] ClusterRoutes = ["keys", "namespaces", "health", "healthz", "readyz", "step-secrets", "hooks", "openapi", "logs"];

@@ -11,17 +11,15 @@ namespace Conveyor.IntegrationTests;
 public sealed class CliTests(EngineFixture fx) : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("conveyor-cli-").FullName;
+    private readonly CliRunner _cli = new(fx.Host.Address);
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    private async Task<(int Code, string Out, string Err)> CliAsync(params string[] args)
+    public void Dispose()
     {
-        using var stdout = new StringWriter();
-        using var stderr = new StringWriter();
-        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        var code = await CliApp.RunAsync(["--server", fx.Host.Address.ToString(), .. args], stdout, stderr, cancellationToken: cts.Token);
-        return (code, stdout.ToString(), stderr.ToString());
+        Directory.Delete(_dir, recursive: true);
+        _cli.Dispose();
     }
+
+    private Task<(int Code, string Out, string Err)> CliAsync(params string[] args) => _cli.RunAsync(args);
 
     private string Write(string name, string text)
     {
@@ -82,14 +80,15 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
         var applied = await CliAsync("apply", "-f", Write("get.yaml", Manifest(type, EngineFixture.Unique("nobody"), "web")));
         Assert.True(applied.Code == ExitCodes.Ok, applied.Err);
 
-        var definitions = await CliAsync("get", "definitions", "--prefix", type);
+        var definitions = await CliAsync("get", "definitions", "--prefix", type, "-o", "name");
         var pipelines = await CliAsync("get", "pipelines", "--resource", type);
-        var resources = await CliAsync("get", "resources", type, "--pipeline", type);
+        var resources = await CliAsync("get", "resources", type, "--pipeline", type, "-o", "name");
         var badPrefix = await CliAsync("get", "resources", "--prefix", "w");
 
         Assert.Equal($"resource-definition/{type}", definitions.Out.Trim());
-        Assert.Equal($"pipeline/{type} (resource {type}, revision 1)", pipelines.Out.Trim());
-        Assert.Equal($"resource/{type}/web (version 1)", resources.Out.Trim());
+        Assert.Equal(["NAME", "RESOURCE", "STEPS", "REVISION"], pipelines.Out.Split('\n')[0].Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal([type, type, "3", "1"], pipelines.Out.Split('\n')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal($"resource/{type}/web", resources.Out.Trim());
         Assert.Equal(ExitCodes.Usage, badPrefix.Code);
     }
 
@@ -271,7 +270,7 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
         Assert.Equal($"error: 404 Not Found: run {id} not found", unknown.Err.Trim());
         var notAnId = await CliAsync("runs", "watch", "nope");
         Assert.Equal(ExitCodes.Usage, notAnId.Code);
-        Assert.Contains("'nope' is not a run id", notAnId.Err, StringComparison.Ordinal);
+        Assert.Contains("'nope' is not a run: give its id", notAnId.Err, StringComparison.Ordinal);
         Assert.Equal(ExitCodes.Usage, (await CliAsync("runs", "frobnicate")).Code);
 
         using var stdout = new StringWriter();
