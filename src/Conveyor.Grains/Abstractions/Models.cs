@@ -180,6 +180,24 @@ public sealed class PipelineSpec
 
     /// <summary>Webhooks that start runs (<c>POST /hooks/{namespace}/{pipeline}/{name}</c>).</summary>
     [Id(15)] public List<WebhookSpec> Webhooks { get; set; } = [];
+
+    /// <summary>How long this pipeline's finished runs are kept, and how many; null: the namespace's or the engine's default.</summary>
+    [Id(30)] public RetentionSpec? Retention { get; set; }
+}
+
+/// <summary>How long a pipeline's finished runs are kept before retention deletes them (archiving them first).</summary>
+[GenerateSerializer]
+[Alias("conveyor.RetentionSpec")]
+public sealed class RetentionSpec
+{
+    /// <summary>
+    /// How long after it ends a run is kept; <see cref="TimeSpan.Zero"/> keeps runs forever; null uses the namespace's
+    /// or the engine's default (<c>Conveyor:Runs:RetentionPeriod</c>).
+    /// </summary>
+    [Id(0)] public TimeSpan? Period { get; set; }
+
+    /// <summary>The most finished runs of the pipeline kept, newest first; older ones are deleted at once. Null: no cap.</summary>
+    [Id(1)] public int? KeepLast { get; set; }
 }
 
 /// <summary>What a schedule does about occurrences that passed while no silo could fire them.</summary>
