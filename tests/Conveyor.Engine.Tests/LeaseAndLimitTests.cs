@@ -103,6 +103,23 @@ public sealed class LeaseAndLimitTests
         Assert.Equal(StepStatus.Retrying, h.Status("a"));
     }
 
+    [Fact]
+    public void Heartbeats_keep_an_attempt_alive_no_longer_than_the_maximum_attempt_duration()
+    {
+        var h = new RunHarness(RunHarness.Pipeline("a"), Defaults(lease: TimeSpan.FromSeconds(100)) with { MaxAttemptDuration = TimeSpan.FromSeconds(300) });
+        h.Start();
+        for (long t = 30_000; t < 300_000; t += 30_000)
+        {
+            h.Heartbeat("a", t);
+            h.Tick(t);
+        }
+
+        Assert.Equal(RunHarness.At(300_000), h.Machine.Step("a").DeadlineAt);
+        h.Tick(300_000);
+        Assert.Equal(StepStatus.TimedOut, h.Status("a"));
+        Assert.Contains("Conveyor:Runs:MaxAttemptDuration", h.Machine.Step("a").Attempts[0].Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(10, 100)]   // interval 10 s: the configured lease (100 s) is longer than three intervals
     [InlineData(60, 180)]   // interval 60 s: the lease is at least three intervals

@@ -76,6 +76,7 @@ public static class ConveyorSiloBuilderExtensions
             var shortest = new[] { e.Value.KeepAlivePeriod, f.Value.VerifyPeriod, s.Value.WakePeriod }.Min();
             r.MinimumReminderPeriod = shortest < r.MinimumReminderPeriod ? shortest : r.MinimumReminderPeriod;
         });
+        services.AddConveyorLifecycle();
         services.AddSingleton<DriverResultConsumer>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<DriverResultConsumer>());
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, StreamSetupParticipant>();
@@ -110,10 +111,13 @@ public static class ConveyorSiloBuilderExtensions
         {
             o.ConfigurationOptions = ParseRedis(connectionString);
             o.GrainStorageSerializer = new OrleansGrainStorageSerializer(serializer);
+            // A deleted resource or pipeline leaves no record behind.
+            o.DeleteStateOnClear = true;
         }));
         builder.UseRedisReminderService(o => o.ConfigurationOptions = ParseRedis(connectionString));
         builder.Services.AddSingleton(_ => new ConveyorRedis(ParseRedis(connectionString)));
         builder.Services.AddSingleton<IRunIndex, RedisRunIndex>();
+        builder.Services.AddSingleton<IRunRetentionIndex, RedisRunRetentionIndex>();
         // Runs in a Redis layout of their own, so a transition writes only what it changed; a run stored whole by the
         // grain storage (earlier versions) is still read from there.
         builder.Services.AddSingleton<IRunStore>(sp => ActivatorUtilities.CreateInstance<RedisRunStore>(
@@ -160,7 +164,7 @@ public static class ConveyorSiloBuilderExtensions
 
     /// <summary>Creates the JetStream streams before the silo accepts work.</summary>
     private sealed class StreamSetupParticipant(
-        INatsConnection connection, IOptions<ConveyorNatsOptions> options, IOptions<CDEventsOptions> events, ILogger<StreamSetupParticipant> logger)
+        INatsConnection connection, IOptions<ConveyorNatsOptions> options, IOptions<CDEventsOptions> events, IOptions<RunArchiveOptions> archive, ILogger<StreamSetupParticipant> logger)
         : ILifecycleParticipant<ISiloLifecycle>
     {
         public void Participate(ISiloLifecycle lifecycle) =>
@@ -168,6 +172,7 @@ public static class ConveyorSiloBuilderExtensions
             {
                 await connection.ConnectAsync().ConfigureAwait(false);
                 await JetStreamTopology.EnsureStreamsAsync(new NatsJSContext((NatsConnection)connection), options.Value, events.Value.Enabled ? events.Value.Retention : null, logger, ct).ConfigureAwait(false);
+                await LifecycleStreams.EnsureAsync(new NatsJSContext((NatsConnection)connection), options.Value, archive.Value, logger, ct).ConfigureAwait(false);
             });
     }
 }

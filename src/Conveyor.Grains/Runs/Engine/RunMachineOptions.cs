@@ -38,6 +38,12 @@ internal sealed record RunMachineOptions
     /// </summary>
     public TimeSpan HeartbeatLease { get; init; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// The longest an attempt of a step without a <c>timeout</c> may run however its driver heart-beats (a reconcile
+    /// that hangs in a live driver process heart-beats for ever); null: no cap.
+    /// </summary>
+    public TimeSpan? MaxAttemptDuration { get; init; }
+
     /// <summary>Most UTF-8 bytes of a driver result's <c>data</c>; a larger result fails its attempt. Null: no limit.</summary>
     public int? MaxResultDataBytes { get; init; }
 

@@ -53,7 +53,15 @@ internal sealed partial class RunStateMachine
         {
             var lease = LeaseFor(beat.Interval);
             var until = now + lease;
-            if (attempt.LastHeartbeatAt is null || until - deadline >= lease / 4)
+            var capped = false;
+            if (_options.MaxAttemptDuration is { } max && attempt.DispatchedAt + max < until)
+            {
+                until = attempt.DispatchedAt + max;
+                capped = true;
+            }
+
+            // The cap is reached in one last move, however small, so a live driver is not cut before it.
+            if (attempt.LastHeartbeatAt is null || until - deadline >= lease / 4 || (capped && until > deadline))
             {
                 step.DeadlineAt = until;
                 _due.Enqueue(step, until);
@@ -81,6 +89,11 @@ internal sealed partial class RunStateMachine
         if (spec.Timeout is { } own)
         {
             return $"attempt {attempt.Number} timed out after {own}";
+        }
+
+        if (attempt.LastHeartbeatAt is not null && _options.MaxAttemptDuration is { } max && step.DeadlineAt >= attempt.DispatchedAt + max)
+        {
+            return $"attempt {attempt.Number} ran for {max} (Conveyor:Runs:MaxAttemptDuration), the longest a step without a timeout of its own may run however its driver heart-beats";
         }
 
         return attempt.LastHeartbeatAt is { } last
