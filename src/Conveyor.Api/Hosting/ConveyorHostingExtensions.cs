@@ -211,6 +211,7 @@ public static class ConveyorHostingExtensions
         routes.MapResourcesApi(nameSuffix);
         routes.MapPipelinesApi(nameSuffix);
         routes.MapRunsApi(nameSuffix);
+        routes.MapLifecycleApi(nameSuffix);
         routes.MapRunLogsApi(nameSuffix);
         routes.MapSecretsApi(nameSuffix);
     }

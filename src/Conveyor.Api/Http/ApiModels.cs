@@ -227,6 +227,11 @@ public sealed record PipelineDto
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<WebhookDto?>? Webhooks { get; init; }
 
+    /// <summary>How long finished runs are kept (<c>period</c>) and how many (<c>keepLast</c>).</summary>
+    [JsonPropertyName("retention")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public RetentionDto? Retention { get; init; }
+
     /// <summary>Server-assigned revision (output only).</summary>
     [JsonPropertyName("revision")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
@@ -259,6 +264,11 @@ public sealed record AttemptDto
 
     /// <summary>Whether the attempt ended because its timeout expired.</summary>
     [JsonPropertyName("timedOut")] public bool TimedOut { get; init; }
+
+    /// <summary>When the driver last reported progress (a heartbeat), if it did.</summary>
+    [JsonPropertyName("lastHeartbeatAt")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? LastHeartbeatAt { get; init; }
 }
 
 /// <summary>A step of a run.</summary>
@@ -364,6 +374,11 @@ public sealed record RunDto
     /// <summary>When the run times out.</summary>
     [JsonPropertyName("deadlineAt")] public DateTimeOffset? DeadlineAt { get; init; }
 
+    /// <summary>When retention deletes the finished run; absent while it runs or when it is kept forever.</summary>
+    [JsonPropertyName("expiresAt")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? ExpiresAt { get; init; }
+
     /// <summary>1-based position in its queue while the run is <c>Queued</c>.</summary>
     [JsonPropertyName("queuePosition")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -396,6 +411,7 @@ public sealed record RunDto
             TriggerId = run.Plan.TriggerId,
             Params = Json(run.Plan.Params),
             DeadlineAt = run.DeadlineAt,
+            ExpiresAt = run.ExpiresAt,
             Steps = run.Steps.Select(s =>
             {
                 var spec = specs[s.Id];
@@ -423,6 +439,7 @@ public sealed record RunDto
                         Message = a.Message,
                         Data = Json(a.Data),
                         TimedOut = a.TimedOut,
+                        LastHeartbeatAt = a.LastHeartbeatAt,
                     }).ToList(),
                 };
             }).ToList(),
@@ -466,6 +483,11 @@ public sealed record RunSummaryDto
     /// <summary>Why the run ended the way it did.</summary>
     [JsonPropertyName("message")] public string Message { get; init; } = "";
 
+    /// <summary>When retention deletes the finished run, if it does.</summary>
+    [JsonPropertyName("expiresAt")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? ExpiresAt { get; init; }
+
     internal static RunSummaryDto From(RunSummary s) => new()
     {
         Id = s.RunId,
@@ -478,6 +500,7 @@ public sealed record RunSummaryDto
         CreatedAt = s.CreatedAt,
         FinishedAt = s.FinishedAt,
         Message = s.Message,
+        ExpiresAt = s.ExpiresAt,
     };
 }
 

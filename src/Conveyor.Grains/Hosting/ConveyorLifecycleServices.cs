@@ -30,6 +30,7 @@ internal static partial class ConveyorLifecycleServices
         services.TryAddSingleton<IRunArchive, JetStreamRunArchive>();
         services.TryAddSingleton<IRunRetentionIndex, NoRunRetentionIndex>();
         services.TryAddSingleton<DeadLetters>();
+        services.TryAddSingleton<Conveyor.Grains.Resources.ResourceVersionStore>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, HeartbeatListener>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, MaxDeliveriesListener>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, RetentionStarter>();

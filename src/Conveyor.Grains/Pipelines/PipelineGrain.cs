@@ -1,4 +1,6 @@
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Runs;
+using Microsoft.Extensions.Options;
 using Conveyor.Grains.Security;
 using Conveyor.Grains.Triggers;
 
@@ -23,11 +25,15 @@ internal sealed class PipelineState
 internal sealed class PipelineGrain(
     [PersistentState("pipeline", ConveyorStorage.Name)] IPersistentState<PipelineState> state,
     IGrainFactory grains,
+    IRunRetentionIndex retention,
+    IOptions<ConveyorLimitsOptions> limits,
     TimeProvider time) : Grain, IPipelineGrain
 {
     /// <inheritdoc />
     public async Task<PipelineSpec> PutAsync(PipelineSpec pipeline)
     {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        Limits.CheckPipeline(pipeline, limits.Value);
         PipelineValidator.ValidateAndNormalize(pipeline);
         var parts = Names.SplitKey(this.GetPrimaryKeyString());
         if (!string.Equals(pipeline.Name, parts[^1], StringComparison.Ordinal))
@@ -104,6 +110,10 @@ internal sealed class PipelineGrain(
             await state.WriteStateAsync();
         }
 
+        // Its finished runs were only its own: due for deletion now (archived first). Runs still going keep their
+        // snapshot and are deleted when their own retention ends.
+        var parts = Names.SplitKey(this.GetPrimaryKeyString());
+        await retention.ExpireFinishedAsync(parts[0], parts[^1], time.GetUtcNow());
         return true;
     }
 }

@@ -5,6 +5,7 @@ using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Nats;
 using Conveyor.Grains.Runs;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Conveyor.Grains.Resources;
 
@@ -16,7 +17,10 @@ public sealed class ResourceState
     /// <summary>The current resource; null when deleted or never created.</summary>
     [Id(0)] public ResourceData? Current { get; set; }
 
-    /// <summary>Snapshot of every version ever stored, by version number (kept after deletion, as in the original).</summary>
+    /// <summary>
+    /// Versions as earlier releases stored them, inside this state; moved to one record per version on activation.
+    /// Read, never written.
+    /// </summary>
     [Id(1)] public Dictionary<int, ResourceData> Versions { get; set; } = [];
 
     /// <summary>The pipeline run whose driver results are shown in the resource's metadata.</summary>
@@ -27,14 +31,22 @@ public sealed class ResourceState
     /// Re-driven on activation; the side effects are idempotent.
     /// </summary>
     [Id(3)] public Guid? PendingRunId { get; set; }
+
+    /// <summary>The oldest version kept in its own record (0: none); older ones were deleted by the version cap.</summary>
+    [Id(4)] public int OldestVersion { get; set; }
+
+    /// <summary>The newest version written to its own record (0: none).</summary>
+    [Id(5)] public int LatestVersion { get; set; }
 }
 
 /// <summary>A resource: validated against its definition's schema, versioned, and the trigger of pipeline runs.</summary>
-public sealed partial class ResourceGrain(
+internal sealed partial class ResourceGrain(
     [PersistentState("resource", ConveyorStorage.Name)] IPersistentState<ResourceState> state,
     IGrainFactory grains,
     DriverDispatcher dispatcher,
     RunLauncher launcher,
+    ResourceVersionStore versions,
+    IOptions<ConveyorLimitsOptions> limits,
     ILogger<ResourceGrain> logger) : Grain, IResourceGrain
 {
     private string Namespace => Names.SplitKey(this.GetPrimaryKeyString())[0];
@@ -42,6 +54,11 @@ public sealed partial class ResourceGrain(
     /// <inheritdoc />
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        if (state.State.Versions.Count > 0)
+        {
+            await MoveLegacyVersionsAsync();
+        }
+
         if (state.State.PendingRunId is { } runId && state.State.Current is { } current)
         {
             // A previous activation stored the resource but may have died before its side effect was confirmed.
@@ -63,6 +80,7 @@ public sealed partial class ResourceGrain(
         var ns = Namespace;
         Names.Validate(resource.Name, "name");
         Names.Validate(resource.Type, "resource");
+        Limits.CheckSpec(resource.Spec, limits.Value);
         await ValidateSpecAsync(ns, resource);
 
         PipelineSpec? pipeline = null;
@@ -103,8 +121,12 @@ public sealed partial class ResourceGrain(
             state.State.LastRunId = runId;
         }
 
+        // What a deleted resource of the same name left behind (a deletion cut short) never shows as this one's.
+        await DeleteVersionsAsync();
+        await versions.WriteAsync(this.GetPrimaryKeyString(), stored);
         state.State.Current = stored;
-        state.State.Versions[1] = stored;
+        state.State.OldestVersion = 1;
+        state.State.LatestVersion = 1;
         state.State.PendingRunId = runId;
         await state.WriteStateAsync();
 
@@ -120,6 +142,7 @@ public sealed partial class ResourceGrain(
         var type = Names.SplitKey(this.GetPrimaryKeyString())[1];
         var keyName = Names.SplitKey(this.GetPrimaryKeyString())[2];
         resource.Type = type;
+        Limits.CheckSpec(resource.Spec, limits.Value);
         await ValidateSpecAsync(ns, resource);
         var current = state.State.Current
             ?? throw new ConveyorNotFoundException($"resource with name {keyName} and type {type} not found");
@@ -144,11 +167,15 @@ public sealed partial class ResourceGrain(
             Version = version,
         };
 
+        // The version's own record first: the state then names a version that is stored.
+        await versions.WriteAsync(this.GetPrimaryKeyString(), stored);
         state.State.Current = stored;
-        state.State.Versions[version] = stored;
+        state.State.LatestVersion = version;
+        state.State.OldestVersion = state.State.OldestVersion == 0 ? version : state.State.OldestVersion;
         // An update starts from a clean slate: earlier driver results no longer describe this version.
         state.State.LastRunId = null;
         await state.WriteStateAsync();
+        await TrimVersionsAsync();
         return stored;
     }
 
@@ -158,7 +185,9 @@ public sealed partial class ResourceGrain(
 
     /// <inheritdoc />
     public Task<ResourceData?> GetVersionAsync(int version) =>
-        Task.FromResult(state.State.Versions.GetValueOrDefault(version));
+        state.State.Current is null || version < state.State.OldestVersion || version > state.State.LatestVersion
+            ? Task.FromResult<ResourceData?>(null)
+            : versions.ReadAsync(this.GetPrimaryKeyString(), version);
 
     /// <inheritdoc />
     public async Task<bool> DeleteAsync()
@@ -168,11 +197,64 @@ public sealed partial class ResourceGrain(
             return false;
         }
 
+        // Gone at once; then its versions, then the record itself (a crash in between is finished by the next create).
         state.State.Current = null;
         state.State.LastRunId = null;
         state.State.PendingRunId = null;
         await state.WriteStateAsync();
+        await DeleteVersionsAsync();
+        await state.ClearStateAsync();
         return true;
+    }
+
+    /// <summary>Deletes the oldest versions beyond the cap (<see cref="ConveyorLimitsOptions.KeepResourceVersions"/>).</summary>
+    private async Task TrimVersionsAsync()
+    {
+        var keepFrom = state.State.LatestVersion - limits.Value.KeepResourceVersions + 1;
+        if (state.State.OldestVersion >= keepFrom || state.State.OldestVersion == 0)
+        {
+            return;
+        }
+
+        for (var v = state.State.OldestVersion; v < keepFrom; v++)
+        {
+            await versions.DeleteAsync(this.GetPrimaryKeyString(), v);
+        }
+
+        state.State.OldestVersion = keepFrom;
+        await state.WriteStateAsync();
+    }
+
+    /// <summary>Deletes every version record the state names.</summary>
+    private async Task DeleteVersionsAsync()
+    {
+        if (state.State.LatestVersion == 0)
+        {
+            return;
+        }
+
+        for (var v = Math.Max(1, state.State.OldestVersion); v <= state.State.LatestVersion; v++)
+        {
+            await versions.DeleteAsync(this.GetPrimaryKeyString(), v);
+        }
+
+        state.State.OldestVersion = 0;
+        state.State.LatestVersion = 0;
+    }
+
+    /// <summary>Moves versions kept inside the state by earlier releases to their own records (the newest within the cap).</summary>
+    private async Task MoveLegacyVersionsAsync()
+    {
+        var kept = state.State.Versions.Keys.OrderDescending().Take(limits.Value.KeepResourceVersions).Order().ToList();
+        foreach (var v in kept)
+        {
+            await versions.WriteAsync(this.GetPrimaryKeyString(), state.State.Versions[v]);
+        }
+
+        state.State.OldestVersion = kept[0];
+        state.State.LatestVersion = Math.Max(kept[^1], state.State.LatestVersion);
+        state.State.Versions = [];
+        await state.WriteStateAsync();
     }
 
     private async Task ValidateSpecAsync(string ns, ResourceData resource)
