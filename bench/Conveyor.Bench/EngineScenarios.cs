@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Conveyor.Driver.Sdk.Client;
+using Conveyor.Client;
 
 namespace Conveyor.Bench;
 

@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Conveyor.Contracts;
 using Conveyor.Driver.Sdk;
-using Conveyor.Driver.Sdk.Client;
+using Conveyor.Client;
 using NATS.Client.Core;
 
 namespace Conveyor.Bench;

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Conveyor.Driver.Sdk;
-using Conveyor.Driver.Sdk.Client;
+using Conveyor.Client;
 using Conveyor.Contracts;
 
 namespace Conveyor.Bench;

@@ -4,7 +4,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Conveyor.Contracts;
-using Conveyor.Driver.Sdk.Client;
+using Conveyor.Client;
 
 namespace Conveyor.Cli;
 
@@ -83,6 +83,7 @@ internal static class CliApp
             Root.Options.Add(_apiKey);
             Root.Options.Add(_namespace);
             Root.Subcommands.Add(ApplyCommand());
+            Root.Subcommands.Add(GetCommand());
             Root.Subcommands.Add(RunsCommand());
             Root.Subcommands.Add(LogsCommand());
         }
@@ -117,12 +118,12 @@ internal static class CliApp
             switch (m.Kind)
             {
                 case ManifestKind.ResourceDefinition:
-                    await client.SendJsonAsync(HttpMethod.Post, "resource-definitions/apply", body, ct).ConfigureAwait(false);
-                    await _out.WriteLineAsync($"resource-definition/{m.Name} applied").ConfigureAwait(false);
+                    var definition = await client.SendJsonAsync(HttpMethod.Post, "resource-definitions/apply", body, ct).ConfigureAwait(false);
+                    await _out.WriteLineAsync($"resource-definition/{m.Name} {(IsUnchanged(definition) ? "unchanged" : "applied")}").ConfigureAwait(false);
                     break;
                 case ManifestKind.Pipeline:
-                    await client.SendJsonAsync(HttpMethod.Post, "pipelines", body, ct).ConfigureAwait(false);
-                    await _out.WriteLineAsync($"pipeline/{m.Name} applied").ConfigureAwait(false);
+                    var pipeline = await client.SendJsonAsync(HttpMethod.Post, "pipelines", body, ct).ConfigureAwait(false);
+                    await _out.WriteLineAsync($"pipeline/{m.Name} {(IsUnchanged(pipeline) ? "unchanged" : "applied")}").ConfigureAwait(false);
                     break;
                 default:
                     var type = m.Body["resource"]!.GetValue<string>();
@@ -144,11 +145,68 @@ internal static class CliApp
                         // The server keeps a resource's version in metadata["version"], as the original does.
                         var version = updated is { } u && u.TryGetProperty("metadata", out var md) && md.ValueKind == JsonValueKind.Object
                             && md.TryGetProperty("version", out var v) ? $" (version {v.GetString()})" : "";
-                        await _out.WriteLineAsync($"resource/{type}/{m.Name} updated{version}").ConfigureAwait(false);
+                        await _out.WriteLineAsync($"resource/{type}/{m.Name} {(IsUnchanged(updated) ? "unchanged" : "updated")}{version}").ConfigureAwait(false);
                     }
 
                     break;
             }
+        }
+
+        /// <summary>Whether the server answered that the write changed nothing (no new revision or version).</summary>
+        private static bool IsUnchanged(JsonElement? response) =>
+            response is { ValueKind: JsonValueKind.Object } r && r.TryGetProperty("unchanged", out var u) && u.ValueKind == JsonValueKind.True;
+
+        private Command GetCommand()
+        {
+            var get = new Command("get", "List resource definitions, pipelines or resources, by name (every page)");
+            var prefix = new Option<string?>("--prefix") { Description = "Only names that start with this", Recursive = true };
+
+            var definitions = new Command("definitions", "List resource definitions");
+            definitions.SetAction((parse, ct) => Execute(parse, async client =>
+            {
+                await foreach (var d in client.ListAllResourceDefinitionsAsync(parse.GetValue(prefix), ct).ConfigureAwait(false))
+                {
+                    await _out.WriteLineAsync($"resource-definition/{d.Name}").ConfigureAwait(false);
+                }
+
+                return ExitCodes.Ok;
+            }));
+            get.Subcommands.Add(definitions);
+
+            var forType = new Option<string?>("--resource") { Description = "Only pipelines of this resource type" };
+            var pipelines = new Command("pipelines", "List pipelines") { forType };
+            pipelines.SetAction((parse, ct) => Execute(parse, async client =>
+            {
+                await foreach (var p in client.ListAllPipelinesAsync(parse.GetValue(prefix), parse.GetValue(forType), ct).ConfigureAwait(false))
+                {
+                    await _out.WriteLineAsync($"pipeline/{p.Name} (resource {p.Resource}, revision {p.Revision})").ConfigureAwait(false);
+                }
+
+                return ExitCodes.Ok;
+            }));
+            get.Subcommands.Add(pipelines);
+
+            var type = new Argument<string?>("type") { Description = "Only resources of this type", Arity = ArgumentArity.ZeroOrOne };
+            var byPipeline = new Option<string?>("--pipeline") { Description = "Only resources that name this pipeline" };
+            var resources = new Command("resources", "List resources (of one type, or of every type)") { type, byPipeline };
+            resources.SetAction((parse, ct) => Execute(parse, async client =>
+            {
+                if (parse.GetValue(type) is null && parse.GetValue(prefix) is not null)
+                {
+                    throw new UsageException("--prefix needs a resource type");
+                }
+
+                await foreach (var r in client.ListAllResourcesAsync(parse.GetValue(type), parse.GetValue(prefix), parse.GetValue(byPipeline), ct).ConfigureAwait(false))
+                {
+                    var version = r.Metadata is { } m && m.TryGetValue("version", out var v) ? $" (version {v})" : "";
+                    await _out.WriteLineAsync($"resource/{r.ResourceType}/{r.Name}{version}").ConfigureAwait(false);
+                }
+
+                return ExitCodes.Ok;
+            }));
+            get.Subcommands.Add(resources);
+            get.Options.Add(prefix);
+            return get;
         }
 
         private Command RunsCommand()

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Conveyor.Contracts;
-using Conveyor.Driver.Sdk.Client;
+using Conveyor.Client;
 
 namespace Conveyor.Cli;
 

@@ -46,6 +46,14 @@ public sealed record Resource
     /// <summary>The resource's specification, validated against its definition's JSON Schema.</summary>
     [JsonPropertyName("spec")]
     public JsonElement? Spec { get; init; }
+
+    /// <summary>
+    /// HTTP only, output only: true when an update found the resource exactly as stored and stored nothing (no new
+    /// version). Never written when false, so messages to drivers never carry it.
+    /// </summary>
+    [JsonPropertyName("unchanged")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Unchanged { get; init; }
 }
 
 /// <summary>

@@ -48,7 +48,7 @@ public sealed class DriverContext
     /// </summary>
     /// <exception cref="DriverConfigurationException"><see cref="DriverOptions.ApiUrl"/> is not set.</exception>
     /// <exception cref="InvalidOperationException">The event carries no step token (not a pipeline step, or the server has no secrets key).</exception>
-    /// <exception cref="Client.ConveyorApiException">The API refused (401: token invalid or expired; 403: attempt over; 404: secret deleted).</exception>
+    /// <exception cref="Conveyor.Client.ConveyorApiException">The API refused (401: token invalid or expired; 403: attempt over; 404: secret deleted).</exception>
     public Task<IReadOnlyDictionary<string, string>> GetSecretsAsync(CancellationToken cancellationToken = default) =>
         Fetcher()(null, cancellationToken);
 

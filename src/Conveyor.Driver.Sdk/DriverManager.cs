@@ -3,6 +3,7 @@ using System.Collections.ObjectModel;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Conveyor.Client;
 using Conveyor.Contracts;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -104,10 +105,12 @@ public sealed partial class DriverManager : IAsyncDisposable
         {
             var root = _options.ApiUrl.EndsWith('/') ? _options.ApiUrl : _options.ApiUrl + "/";
             _api = new HttpClient { BaseAddress = new Uri(root), Timeout = TimeSpan.FromSeconds(30) };
+            _apiClient = new ConveyorClient(_api);
         }
     }
 
     private readonly HttpClient? _api;
+    private readonly ConveyorClient? _apiClient;
 
     /// <summary><c>GET /step-secrets</c> with the event's step token.</summary>
     private async Task<IReadOnlyDictionary<string, string>> FetchSecretsAsync(DriverEvent driverEvent, string? name, CancellationToken cancellationToken)
@@ -117,23 +120,8 @@ public sealed partial class DriverManager : IAsyncDisposable
             throw new InvalidOperationException("This event carries no step token: it is not a pipeline step, or the server has no secrets key.");
         }
 
-        var path = name is null ? "step-secrets" : "step-secrets?name=" + Uri.EscapeDataString(name);
-        using var request = new HttpRequestMessage(HttpMethod.Get, path);
-        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", driverEvent.StepToken);
-        using var response = await _api!.SendAsync(request, cancellationToken).ConfigureAwait(false);
-        var body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
-        if (!response.IsSuccessStatusCode)
-        {
-            throw Client.ConveyorApiException.FromResponse(response.StatusCode, response.Content.Headers.ContentType?.MediaType, body);
-        }
-
-        using var document = JsonDocument.Parse(body);
-        var values = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var property in document.RootElement.GetProperty("secrets").EnumerateObject())
-        {
-            values[property.Name] = property.Value.GetString() ?? "";
-        }
-
+        var secrets = await _apiClient!.GetStepSecretsAsync(driverEvent.StepToken, name, cancellationToken).ConfigureAwait(false);
+        var values = new Dictionary<string, string>(secrets.Secrets, StringComparer.Ordinal);
         return new ReadOnlyDictionary<string, string>(values);
     }
 

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using Conveyor.Driver.Sdk.Client;
+using Conveyor.Client;
 using Conveyor.Testing;
 using Conveyor.Contracts;
 
@@ -19,7 +19,7 @@ public sealed class ConveyorClientTests
             """;
         var client = Client(_ => Respond(HttpStatusCode.BadRequest, problem, "application/problem+json"));
 
-        var error = await Assert.ThrowsAsync<ConveyorApiException>(() => client.CreatePipelineAsync(new Pipeline { Name = "p" }));
+        var error = await Assert.ThrowsAnyAsync<ConveyorApiException>(() => client.CreatePipelineAsync(new Pipeline { Name = "p" }));
 
         Assert.Equal(HttpStatusCode.BadRequest, error.Status);
         Assert.Equal("https://conveyor.dev/problems/validation", error.Type);
@@ -40,7 +40,7 @@ public sealed class ConveyorClientTests
             "{\"error\":\"Failed to find resource: resource with name web and type app not found\"}",
             "application/json"));
 
-        var error = await Assert.ThrowsAsync<ConveyorApiException>(() => client.GetResourceAsync("app", "web"));
+        var error = await Assert.ThrowsAnyAsync<ConveyorApiException>(() => client.GetResourceAsync("app", "web"));
 
         Assert.Equal(HttpStatusCode.InternalServerError, error.Status);
         Assert.Equal("Failed to find resource: resource with name web and type app not found", error.Error);
@@ -54,7 +54,7 @@ public sealed class ConveyorClientTests
     {
         var client = Client(_ => Respond(HttpStatusCode.NotFound, "Cannot GET /pipelines/p", "text/plain"));
 
-        var error = await Assert.ThrowsAsync<ConveyorApiException>(() => client.GetPipelineAsync("p"));
+        var error = await Assert.ThrowsAnyAsync<ConveyorApiException>(() => client.GetPipelineAsync("p"));
 
         Assert.Equal(HttpStatusCode.NotFound, error.Status);
         Assert.Equal("Cannot GET /pipelines/p", error.Detail);
@@ -115,6 +115,83 @@ public sealed class ConveyorClientTests
             "{\"name\":\"ci\",\"description\":\"\",\"version\":\"\",\"resource\":\"app\",\"steps\":[{\"id\":\"1\",\"name\":\"build\",\"driver\":\"build\"},{\"id\":\"2\",\"name\":\"test\",\"driver\":\"test\",\"dependsOn\":[\"1\"]}],\"metadata\":null}",
             body);
         Assert.Equal(["1"], echoed.Steps[1].DependsOn);
+    }
+
+    [Fact]
+    public async Task Every_request_carries_the_api_key_including_triggers_and_raw_json()
+    {
+        var runId = Guid.NewGuid();
+        var seen = new List<string>();
+        var client = new ConveyorClient(
+            new HttpClient(new StubHandler(request =>
+            {
+                seen.Add($"{request.Method} {request.RequestUri!.AbsolutePath} {request.Headers.Authorization}");
+                return Respond(HttpStatusCode.OK, RunJson(runId, "Running", "Running"), "application/json");
+            })),
+            new Uri("http://conveyor.test"))
+        {
+            ApiKey = "cvk_0123456789abcdef_secret",
+        };
+
+        await client.TriggerRunAsync("ci", "web", idempotencyKey: "k");
+        await client.SendJsonAsync(HttpMethod.Get, "runs/" + runId);
+        await client.GetRunAsync(runId);
+
+        Assert.Equal(
+            [$"POST /pipelines/ci/runs Bearer cvk_0123456789abcdef_secret", $"GET /runs/{runId} Bearer cvk_0123456789abcdef_secret", $"GET /runs/{runId} Bearer cvk_0123456789abcdef_secret"],
+            seen);
+    }
+
+    [Fact]
+    public async Task A_namespaced_client_scopes_object_routes_but_not_cluster_routes()
+    {
+        var paths = new List<string>();
+        var root = Client(request =>
+        {
+            paths.Add(request.RequestUri!.PathAndQuery);
+            return request.Method == HttpMethod.Delete ? new HttpResponseMessage(HttpStatusCode.NoContent) : Respond(HttpStatusCode.OK, "{}", "application/json");
+        }, "http://conveyor.test/api/");
+        var team = root.InNamespace("team-a");
+
+        await team.GetPipelineAsync("ship");
+        await team.ListRunsAsync(limit: 5);
+        await team.DeleteSecretAsync("DB");
+        await team.ListApiKeysAsync();
+        await team.GetNamespaceAsync("team-a");
+        await root.InNamespace("default").GetPipelineAsync("ship");
+
+        Assert.Equal(
+            ["/api/namespaces/team-a/pipelines/ship", "/api/namespaces/team-a/runs?limit=5", "/api/namespaces/team-a/secrets/DB", "/api/keys", "/api/namespaces/team-a", "/api/pipelines/ship"],
+            paths);
+        Assert.Equal("team-a", team.Namespace);
+    }
+
+    [Theory]
+    [InlineData(400, typeof(ConveyorValidationApiException))]
+    [InlineData(422, typeof(ConveyorValidationApiException))]
+    [InlineData(401, typeof(ConveyorAccessApiException))]
+    [InlineData(403, typeof(ConveyorAccessApiException))]
+    [InlineData(404, typeof(ConveyorNotFoundApiException))]
+    [InlineData(409, typeof(ConveyorConflictApiException))]
+    [InlineData(429, typeof(ConveyorRateLimitApiException))]
+    [InlineData(500, typeof(ConveyorApiException))]
+    public async Task Each_problem_status_has_its_own_exception_type(int status, Type expected)
+    {
+        var client = Client(_ =>
+        {
+            var response = Respond((HttpStatusCode)status, """{"type":"urn:conveyor:problem:x","title":"t","status":0,"detail":"d","error":"d"}""", "application/problem+json");
+            response.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.FromSeconds(3));
+            return response;
+        });
+
+        var error = await Assert.ThrowsAnyAsync<ConveyorApiException>(() => client.GetPipelineAsync("p"));
+
+        Assert.IsType(expected, error);
+        Assert.Equal("urn:conveyor:problem:x", error.Type);
+        if (error is ConveyorRateLimitApiException limited)
+        {
+            Assert.Equal(TimeSpan.FromSeconds(3), limited.RetryAfter);
+        }
     }
 
     [Fact]

@@ -76,6 +76,24 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
         """;
 
     [Fact]
+    public async Task Get_lists_definitions_pipelines_and_resources()
+    {
+        var type = EngineFixture.Unique("cliget");
+        var applied = await CliAsync("apply", "-f", Write("get.yaml", Manifest(type, EngineFixture.Unique("nobody"), "web")));
+        Assert.True(applied.Code == ExitCodes.Ok, applied.Err);
+
+        var definitions = await CliAsync("get", "definitions", "--prefix", type);
+        var pipelines = await CliAsync("get", "pipelines", "--resource", type);
+        var resources = await CliAsync("get", "resources", type, "--pipeline", type);
+        var badPrefix = await CliAsync("get", "resources", "--prefix", "w");
+
+        Assert.Equal($"resource-definition/{type}", definitions.Out.Trim());
+        Assert.Equal($"pipeline/{type} (resource {type}, revision 1)", pipelines.Out.Trim());
+        Assert.Equal($"resource/{type}/web (version 1)", resources.Out.Trim());
+        Assert.Equal(ExitCodes.Usage, badPrefix.Code);
+    }
+
+    [Fact]
     public async Task Apply_then_list_show_watch_and_read_logs_of_the_run_it_started()
     {
         var type = EngineFixture.Unique("cli");
@@ -128,10 +146,27 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
         Assert.Equal(ExitCodes.Ok, followed.Code);
         Assert.Equal($"[{driver}/lint] building web", Assert.Single(followed.Out.Trim().Split('\n')).Split(' ', 2)[1]);
 
-        // Applying again updates the resource instead of failing on it.
+        // Applying the same files again changes nothing, and says so: no new revision, no new version.
+        var revision = (await fx.Host.GetJsonAsync($"/pipelines/{type}")).GetProperty("revision").GetInt32();
         var again = await CliAsync("apply", "-f", _dir);
         Assert.True(again.Code == ExitCodes.Ok, again.Err + again.Out);
-        Assert.Contains($"resource/{type}/web updated (version 2)", again.Out, StringComparison.Ordinal);
+        Assert.Contains($"resource-definition/{type} unchanged", again.Out, StringComparison.Ordinal);
+        Assert.Contains($"pipeline/{type} unchanged", again.Out, StringComparison.Ordinal);
+        Assert.Contains($"resource/{type}/web unchanged (version 1)", again.Out, StringComparison.Ordinal);
+        Assert.Equal(revision, (await fx.Host.GetJsonAsync($"/pipelines/{type}")).GetProperty("revision").GetInt32());
+
+        // A changed file updates the resource instead of failing on it.
+        File.WriteAllText(Path.Combine(_dir, "changed.yaml"), $$$"""
+            kind: Resource
+            name: web
+            resource: {{{type}}}
+            pipeline: {{{type}}}
+            metadata: {team: a}
+            spec: {image: "nginx:1.28"}
+            """);
+        var changed = await CliAsync("apply", "-f", Path.Combine(_dir, "changed.yaml"));
+        Assert.True(changed.Code == ExitCodes.Ok, changed.Err + changed.Out);
+        Assert.Contains($"resource/{type}/web updated (version 2)", changed.Out, StringComparison.Ordinal);
 
         // A manual trigger for the existing resource, watched to its end; the same idempotency key gives the same run.
         var triggered = await CliAsync("runs", "trigger", type, "--resource", "web", "--priority", "4", "--idempotency-key", "cli-1", "--watch");

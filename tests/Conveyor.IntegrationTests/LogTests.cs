@@ -6,7 +6,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Conveyor.Driver.Sdk;
-using Conveyor.Driver.Sdk.Client;
+using Conveyor.Client;
 using Conveyor.Grains.Logs;
 using Conveyor.Testing;
 using Microsoft.Extensions.DependencyInjection;
@@ -315,7 +315,7 @@ public sealed class LogTests(EngineFixture fx) : IAsyncLifetime
         }
 
         Assert.Equal(["compiled"], resumed.Select(l => l.Message));
-        await Assert.ThrowsAsync<ConveyorApiException>(() => client.GetRunLogsAsync(Guid.NewGuid().ToString()));
+        await Assert.ThrowsAnyAsync<ConveyorApiException>(() => client.GetRunLogsAsync(Guid.NewGuid().ToString()));
     }
 
     [Fact]
@@ -358,7 +358,15 @@ public sealed class LogTests(EngineFixture fx) : IAsyncLifetime
 
         const string First = """{"runid":"{{RUN}}","driver":"jenkins","pipeline":"build","timestamp":"2026-05-02T10:00:00Z","message":"Pipeline started"}""";
         var first = First.Replace("{{RUN}}", runId, StringComparison.Ordinal);
-        await Eventually.TrueAsync(async () => (await fx.Host.Http.GetStringAsync($"/logs?runid={runId}")) == $"[{first}]", Timeout, "the entry is listed");
+        // Until the entry is stored the run id is unknown (no run object, no entry): 404, not an empty list.
+        await Eventually.TrueAsync(
+            async () =>
+            {
+                using var listed = await fx.Host.Http.GetAsync($"/logs?runid={runId}");
+                return listed.IsSuccessStatusCode && await listed.Content.ReadAsStringAsync() == $"[{first}]";
+            },
+            Timeout,
+            "the entry is listed");
         Assert.Equal($"[{first}]", await fx.Host.Http.GetStringAsync($"/logs?runid={runId}&pipeline=build&driver=jenkins"));
         Assert.Equal("[]", await fx.Host.Http.GetStringAsync($"/logs?runid={runId}&pipeline=other"));
         using (var noRun = await fx.Host.Http.GetAsync("/logs?pipeline=build"))

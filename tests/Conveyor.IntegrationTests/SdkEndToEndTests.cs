@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using Conveyor.Driver.Sdk;
-using Conveyor.Driver.Sdk.Client;
+using Conveyor.Client;
 using Conveyor.Contracts;
 using Conveyor.Testing;
 
@@ -156,7 +156,7 @@ public sealed class SdkEndToEndTests(EngineFixture fx)
         Assert.Equal(created.RunId, Assert.Single(page.Items).Id);
         var cancelled = await client.CancelRunAsync(created.RunId, "not today");
         Assert.Equal(RunStatus.Cancelled, cancelled.Status);
-        var conflict = await Assert.ThrowsAsync<ConveyorApiException>(() => client.CancelRunAsync(created.RunId));
+        var conflict = await Assert.ThrowsAnyAsync<ConveyorApiException>(() => client.CancelRunAsync(created.RunId));
         Assert.Equal(409, (int)conflict.Status);
 
         var retried = await client.RetryRunAsync(created.RunId);
@@ -267,12 +267,12 @@ public sealed class SdkEndToEndTests(EngineFixture fx)
         Assert.Equal("2", updated.Metadata!["version"]);
         Assert.Equal("v1", (await client.GetResourceVersionAsync(type, "svc", 1)).Spec!.Value.GetProperty("image").GetString());
         Assert.Equal("v2", (await client.GetResourceVersionAsync(type, "svc", 2)).Spec!.Value.GetProperty("image").GetString());
-        var invalid = await Assert.ThrowsAsync<ConveyorApiException>(() => client.UpdateResourceAsync(current with { Spec = JsonSerializer.Deserialize<JsonElement>("""{"image":7}""") }));
+        var invalid = await Assert.ThrowsAnyAsync<ConveyorApiException>(() => client.UpdateResourceAsync(current with { Spec = JsonSerializer.Deserialize<JsonElement>("""{"image":7}""") }));
         Assert.Equal(400, (int)invalid.Status);
         Assert.True(invalid.Errors!.ContainsKey("spec.image"));
 
         await client.DeleteResourceAsync(type, "svc");
-        var gone = await Assert.ThrowsAsync<ConveyorApiException>(() => client.GetResourceAsync(type, "svc"));
+        var gone = await Assert.ThrowsAnyAsync<ConveyorApiException>(() => client.GetResourceAsync(type, "svc"));
         Assert.Equal(404, (int)gone.Status);
         Assert.Equal("v1", (await client.GetResourceVersionAsync(type, "svc", 1)).Spec!.Value.GetProperty("image").GetString());
     }
@@ -281,7 +281,7 @@ public sealed class SdkEndToEndTests(EngineFixture fx)
     public async Task Client_surfaces_problem_details_as_a_typed_exception()
     {
         var client = new ConveyorClient(fx.Host.Http);
-        var ex = await Assert.ThrowsAsync<ConveyorApiException>(() => client.CreateResourceAsync(new CreateResourceRequest
+        var ex = await Assert.ThrowsAnyAsync<ConveyorApiException>(() => client.CreateResourceAsync(new CreateResourceRequest
         {
             Name = "x",
             ResourceType = "no-such-type",

@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Conveyor.Driver.Sdk.Client;
+using Conveyor.Client;
 using Conveyor.Testing;
 
 namespace Conveyor.IntegrationTests;
@@ -127,7 +127,7 @@ public sealed class TriggerTests(EngineFixture fx)
 
         using var hidden = await fx.Host.Http.GetAsync($"/runs/{run.Id}");
         Assert.Equal(HttpStatusCode.NotFound, hidden.StatusCode);
-        var error = await Assert.ThrowsAsync<ConveyorApiException>(() => client.TriggerRunAsync(type, "ghost"));
+        var error = await Assert.ThrowsAnyAsync<ConveyorApiException>(() => client.TriggerRunAsync(type, "ghost"));
         Assert.Equal(HttpStatusCode.NotFound, error.Status);
     }
 

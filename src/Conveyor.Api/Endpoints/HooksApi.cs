@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using Conveyor.Client;
 using Conveyor.Api.Http;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Resources;
@@ -14,24 +15,6 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 
 namespace Conveyor.Api.Endpoints;
-
-/// <summary>The answer to a webhook delivery.</summary>
-public sealed record WebhookRunDto
-{
-    /// <summary>The run the delivery started (or started earlier, for a redelivery).</summary>
-    [JsonPropertyName("runid")] public Guid RunId { get; init; }
-
-    /// <summary>The run's status now.</summary>
-    [JsonPropertyName("status")] public string Status { get; init; } = "";
-
-    /// <summary>False for a redelivery: nothing new was started.</summary>
-    [JsonPropertyName("created")] public bool Created { get; init; }
-
-    /// <summary>The delivery id the run was keyed by, if the sender gave one.</summary>
-    [JsonPropertyName("delivery")]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public string? Delivery { get; init; }
-}
 
 /// <summary>
 /// Webhooks: <c>POST /hooks/{namespace}/{pipeline}/{hook}</c>, authenticated by nothing but the HMAC-SHA256 of the raw
@@ -44,7 +27,7 @@ public static class HooksApi
 
     /// <summary>Maps the route; it allows anonymous callers, since the signature is its authentication.</summary>
     public static RouteHandlerBuilder MapHooksApi(this IEndpointRouteBuilder routes) =>
-        routes.MapPost("/hooks/{namespace}/{pipeline}/{hook}", Deliver)
+        routes.MapPost("/hooks/{namespace}/{pipeline}/{hook}", Deliver).Accepts<JsonElement>("application/json")
             .WithTags("Webhooks")
             .WithName("DeliverWebhook")
             .WithSummary("Start a run from a signed webhook delivery (X-Hub-Signature-256); redeliveries are idempotent")
@@ -55,7 +38,7 @@ public static class HooksApi
     /// <c>Idempotency-Key</c>); 401 for a missing or wrong signature; 404 for an unknown pipeline or hook; 400 for a
     /// body that is not JSON; 422 for a body that does not map to a valid resource. Nothing is stored on rejection.
     /// </summary>
-    public static async Task<Results<Accepted<WebhookRunDto>, Ok<WebhookRunDto>, ProblemHttpResult>> Deliver(
+    public static async Task<Results<Accepted<WebhookRunResponse>, Ok<WebhookRunResponse>, ProblemHttpResult>> Deliver(
         string pipeline, string hook, RunLauncher launcher, [AsParameters] ApiContext api)
     {
         var ns = api.Namespace;
@@ -105,7 +88,7 @@ public static class HooksApi
             Priority = webhook.Priority,
             TriggerId = delivery,
         });
-        var dto = new WebhookRunDto { RunId = runId, Status = result.Run.Status.ToString(), Created = result.Created, Delivery = delivery };
+        var dto = new WebhookRunResponse { RunId = runId, Status = result.Run.Status, Created = result.Created, Delivery = delivery };
         return result.Created
             ? TypedResults.Accepted($"{api.Settings.Prefix}/namespaces/{ns}/runs/{runId}", dto)
             : TypedResults.Ok(dto);

@@ -1,3 +1,4 @@
+using Conveyor.Client;
 using Conveyor.Api.Http;
 using Conveyor.Api.Security;
 using Conveyor.Grains.Abstractions;
@@ -16,7 +17,7 @@ internal static class KeysApi
     public static RouteGroupBuilder MapKeysApi(this IEndpointRouteBuilder routes)
     {
         var api = routes.MapGroup("/keys").WithTags("Security");
-        api.MapPost("/", CreateKey).WithName("CreateApiKey").WithSummary("Create an API key; the response is the only place its secret appears").ForAdmins();
+        api.MapPost("/", CreateKey).Accepts<CreateApiKeyRequest>("application/json").WithName("CreateApiKey").WithSummary("Create an API key; the response is the only place its secret appears").ForAdmins();
         api.MapGet("/", ListKeys).WithName("ListApiKeys").WithSummary("List API keys, without their secrets").ForAdmins();
         api.MapGet("/{id}", GetKey).WithName("GetApiKey").WithSummary("Get an API key, without its secret").ForAdmins();
         api.MapDelete("/{id}", RevokeKey).WithName("RevokeApiKey").WithSummary("Revoke an API key; it stops working at once").ForAdmins();
@@ -24,9 +25,9 @@ internal static class KeysApi
     }
 
     /// <summary>POST /keys — 201 with the key (<c>key</c> holds the full secret, only here).</summary>
-    public static async Task<Created<ApiKeyDto>> CreateKey(TimeProvider time, [AsParameters] ApiContext api)
+    public static async Task<Created<ApiKeyEntry>> CreateKey(TimeProvider time, [AsParameters] ApiContext api)
     {
-        var body = await api.ReadBodyAsync<CreateApiKeyDto>();
+        var body = await api.ReadBodyAsync<CreateApiKeyRequest>();
         var errors = new Dictionary<string, string[]>();
         var name = body.Name?.Trim() ?? "";
         if (name.Length is 0 or > 100)
@@ -71,23 +72,23 @@ internal static class KeysApi
             CreatedAt = time.GetUtcNow(),
         });
         await api.Grains.GetGrain<IApiKeyRegistryGrain>(IApiKeyRegistryGrain.Id).AddAsync(id);
-        return TypedResults.Created($"keys/{id}", ApiKeyDto.From(stored, key));
+        return TypedResults.Created($"keys/{id}", ApiMapping.ToApiKey(stored, key));
     }
 
     /// <summary>GET /keys — every key, revoked ones included, never a secret.</summary>
-    public static async Task<Ok<ApiKeyListDto>> ListKeys([AsParameters] ApiContext api)
+    public static async Task<Ok<ApiKeyList>> ListKeys([AsParameters] ApiContext api)
     {
         var ids = await api.Grains.GetGrain<IApiKeyRegistryGrain>(IApiKeyRegistryGrain.Id).ListAsync();
         var keys = await Task.WhenAll(ids.Select(id => api.Grains.GetGrain<IApiKeyGrain>(id).GetAsync()));
-        return TypedResults.Ok(new ApiKeyListDto { Items = keys.OfType<ApiKeyData>().Select(k => ApiKeyDto.From(k)).ToList() });
+        return TypedResults.Ok(new ApiKeyList { Items = keys.OfType<ApiKeyData>().Select(k => ApiMapping.ToApiKey(k)).ToList() });
     }
 
     /// <summary>GET /keys/{id} — 200 or 404.</summary>
-    public static async Task<Results<Ok<ApiKeyDto>, ProblemHttpResult>> GetKey(string id, [AsParameters] ApiContext api)
+    public static async Task<Results<Ok<ApiKeyEntry>, ProblemHttpResult>> GetKey(string id, [AsParameters] ApiContext api)
     {
         ValidateId(id);
         var key = await api.Grains.GetGrain<IApiKeyGrain>(id).GetAsync();
-        return key is null ? Problems.NotFound($"API key {id} not found") : TypedResults.Ok(ApiKeyDto.From(key));
+        return key is null ? Problems.NotFound($"API key {id} not found") : TypedResults.Ok(ApiMapping.ToApiKey(key));
     }
 
     /// <summary>DELETE /keys/{id} — 204 (also when already revoked) or 404.</summary>

@@ -2,6 +2,7 @@ using Conveyor.Api.Http;
 using Conveyor.Api.Security;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Runs;
+using ArchivedRun = Conveyor.Client.ArchivedRun;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -48,13 +49,13 @@ internal static class LifecycleApi
     }
 
     /// <summary>GET /archive/runs/{id} — the archived run; 404 when the archive holds none (in this namespace).</summary>
-    public static async Task<Ok<ArchivedRunDto>> GetArchivedRun(string id, IRunArchive archive, [AsParameters] ApiContext api)
+    public static async Task<Ok<ArchivedRun>> GetArchivedRun(string id, IRunArchive archive, [AsParameters] ApiContext api)
     {
         var runId = ParseId(id);
         var archived = archive.IsEnabled ? await archive.GetAsync(api.Namespace, runId, api.Http.RequestAborted) : null;
         return archived is null
             ? throw new ConveyorNotFoundException($"run {runId} is not in the archive")
-            : TypedResults.Ok(new ArchivedRunDto { ArchivedAt = archived.ArchivedAt, Complete = archived.Complete, Run = RunDto.From(archived.Run) });
+            : TypedResults.Ok(new ArchivedRun { ArchivedAt = archived.ArchivedAt, Complete = archived.Complete, Run = ApiMapping.ToRunInfo(archived.Run) });
     }
 
     private static Guid ParseId(string id) =>

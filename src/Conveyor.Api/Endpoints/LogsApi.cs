@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using Conveyor.Client;
+using LogPage = Conveyor.Client.LogPage;
 using Conveyor.Api.Http;
 using Conveyor.Api.Security;
 using Conveyor.Contracts;
@@ -29,7 +31,7 @@ internal static class LogsApi
     public static IEndpointRouteBuilder MapRunLogsApi(this IEndpointRouteBuilder routes, string nameSuffix = "")
     {
         var api = routes.MapGroup("/runs/{id}/logs").WithTags("Logs");
-        api.MapGet("/", GetRunLogs).WithName("GetRunLogs" + nameSuffix)
+        api.MapGet("/", GetRunLogs).Produces<string>(StatusCodes.Status200OK, "text/plain").WithName("GetRunLogs" + nameSuffix)
             .WithSummary("A page of the run's log, filtered by driver and step; JSON, or text/plain with ?format=text").ForViewers();
         api.MapGet("/stream", StreamRunLogs).WithName("StreamRunLogs" + nameSuffix)
             .WithSummary("Follow the run's log as Server-Sent Events: history, then live entries, then an end event")
@@ -41,7 +43,7 @@ internal static class LogsApi
     public static IEndpointRouteBuilder MapOriginalLogsApi(this IEndpointRouteBuilder routes)
     {
         var api = routes.MapGroup("/logs").WithTags("Logs");
-        api.MapPost("/", CreateLog).WithName("CreateLog").WithSummary("Add a log entry (flows through logs.{runid} like a driver's)").ForOperators();
+        api.MapPost("/", CreateLog).Accepts<LogEntry>("application/json").Produces<string>(StatusCodes.Status201Created, "text/plain").WithName("CreateLog").WithSummary("Add a log entry (flows through logs.{runid} like a driver's)").ForOperators();
         api.MapGet("/", ListLogs).WithName("ListLogs").WithSummary("A run's log entries as the original's JSON array (runid required)").ForViewers();
         api.MapGet("/pipeline/{runid}", StreamPipelineLogs).WithName("StreamPipelineLogs").WithSummary("The original's SSE stream of a run's log")
             .Produces<string>(StatusCodes.Status200OK, EventStream).ForViewers();
@@ -51,7 +53,7 @@ internal static class LogsApi
     }
 
     /// <summary>GET /runs/{id}/logs?driver=&amp;step=&amp;after=&amp;limit=&amp;format= — one page, in store order.</summary>
-    public static async Task<Results<Ok<LogPageDto>, ContentHttpResult>> GetRunLogs(
+    public static async Task<Results<Ok<LogPage>, ContentHttpResult>> GetRunLogs(
         string id, string? driver, string? step, string? after, int? limit, string? format, ILogStore store, [AsParameters] ApiContext api)
     {
         var size = limit ?? DefaultPageSize;
@@ -73,7 +75,7 @@ internal static class LogsApi
         var next = page.NextCursor?.ToString(CultureInfo.InvariantCulture);
         if (!asText)
         {
-            return TypedResults.Ok(new LogPageDto { Items = [.. page.Items.Select(LogItemDto.From)], NextCursor = next });
+            return TypedResults.Ok(new LogPage { Items = [.. page.Items.Select(ApiMapping.ToLogLine)], NextCursor = next });
         }
 
         if (next is not null)
@@ -133,8 +135,7 @@ internal static class LogsApi
             throw new ConveyorValidationException("runid", "'runid' is required: logs are stored per run, so listing every log of every run is not supported");
         }
 
-        RequireRunId(runid, "runid");
-        await RequireNotForeignAsync(runid, api);
+        await FindRunAsync(runid, store, api, "runid");
         var result = new List<LogEntry>();
         ulong cursor = 0;
         while (true)
@@ -153,8 +154,7 @@ internal static class LogsApi
     /// <summary>GET /logs/pipeline/{runid} — the original's SSE framing (<c>data: &lt;json&gt;</c>), history then live.</summary>
     public static async Task<EmptyHttpResult> StreamPipelineLogs(string runid, ILogStore store, TimeProvider time, [AsParameters] ApiContext api)
     {
-        RequireRunId(runid, "runid");
-        await RequireNotForeignAsync(runid, api);
+        await FindRunAsync(runid, store, api, "runid");
         await new LogEventStream { Store = store, RunId = runid }.WriteAsync(api.Http, time);
         return TypedResults.Empty;
     }
@@ -162,8 +162,7 @@ internal static class LogsApi
     /// <summary>GET /logs/streams/{drivername}/{runid} — as <see cref="StreamPipelineLogs"/>, one driver's entries only.</summary>
     public static async Task<EmptyHttpResult> StreamDriverLogs(string drivername, string runid, ILogStore store, TimeProvider time, [AsParameters] ApiContext api)
     {
-        RequireRunId(runid, "runid");
-        await RequireNotForeignAsync(runid, api);
+        await FindRunAsync(runid, store, api, "runid");
         await new LogEventStream { Store = store, RunId = runid, Driver = drivername }.WriteAsync(api.Http, time);
         return TypedResults.Empty;
     }
@@ -172,9 +171,9 @@ internal static class LogsApi
     /// The run grain when the run exists in the request's namespace; null when there is no run grain but the store has
     /// entries (a resource without a pipeline, or an original driver's own run id). 404 otherwise.
     /// </summary>
-    private static async Task<IPipelineRunGrain?> FindRunAsync(string id, ILogStore store, ApiContext api)
+    private static async Task<IPipelineRunGrain?> FindRunAsync(string id, ILogStore store, ApiContext api, string field = "id")
     {
-        RequireRunId(id, "id");
+        RequireRunId(id, field);
         var ns = api.Namespace;
         if (Guid.TryParse(id, out var runId))
         {

@@ -1,3 +1,4 @@
+using Conveyor.Client;
 using Conveyor.Api.Http;
 using Conveyor.Api.Security;
 using Conveyor.Contracts;
@@ -18,7 +19,7 @@ internal static class NamespacesApi
     public static RouteGroupBuilder MapNamespacesApi(this IEndpointRouteBuilder routes)
     {
         var api = routes.MapGroup("/namespaces").WithTags("Security");
-        api.MapPost("/", CreateNamespace).WithName("CreateNamespace").WithSummary("Create a namespace").ForAdmins();
+        api.MapPost("/", CreateNamespace).Accepts<CreateNamespaceRequest>("application/json").WithName("CreateNamespace").WithSummary("Create a namespace").ForAdmins();
         api.MapGet("/", ListNamespaces).WithName("ListNamespaces").WithSummary("List namespaces").ForAdmins();
         api.MapGet("/{namespace}", GetNamespace).WithName("GetNamespace").WithSummary("Get a namespace").ForAdmins();
         api.MapDelete("/{namespace}", DeleteNamespace).WithName("DeleteNamespace")
@@ -27,24 +28,24 @@ internal static class NamespacesApi
     }
 
     /// <summary>POST /namespaces — 201, or 409 when it exists.</summary>
-    public static async Task<Created<NamespaceDto>> CreateNamespace([AsParameters] ApiContext api)
+    public static async Task<Created<NamespaceEntry>> CreateNamespace([AsParameters] ApiContext api)
     {
-        var body = await api.ReadBodyAsync<NamespaceDto>();
+        var body = await api.ReadBodyAsync<CreateNamespaceRequest>();
         Names.Validate(body.Name, "name");
         var info = await Registry(api).CreateAsync(body.Name!);
-        return TypedResults.Created($"namespaces/{info.Name}", NamespaceDto.From(info));
+        return TypedResults.Created($"namespaces/{info.Name}", ApiMapping.ToNamespace(info));
     }
 
     /// <summary>GET /namespaces — every namespace, <c>default</c> included.</summary>
-    public static async Task<Ok<NamespaceListDto>> ListNamespaces([AsParameters] ApiContext api) =>
-        TypedResults.Ok(new NamespaceListDto { Items = (await Registry(api).ListAsync()).Select(NamespaceDto.From).ToList() });
+    public static async Task<Ok<NamespaceList>> ListNamespaces([AsParameters] ApiContext api) =>
+        TypedResults.Ok(new NamespaceList { Items = (await Registry(api).ListAsync()).Select(ApiMapping.ToNamespace).ToList() });
 
     /// <summary>GET /namespaces/{namespace} — 200 or 404.</summary>
-    public static async Task<Results<Ok<NamespaceDto>, ProblemHttpResult>> GetNamespace(string @namespace, [AsParameters] ApiContext api)
+    public static async Task<Results<Ok<NamespaceEntry>, ProblemHttpResult>> GetNamespace(string @namespace, [AsParameters] ApiContext api)
     {
         Names.Validate(@namespace, "namespace");
         var info = await Registry(api).GetAsync(@namespace);
-        return info is null ? Problems.NotFound($"namespace {@namespace} not found") : TypedResults.Ok(NamespaceDto.From(info));
+        return info is null ? Problems.NotFound($"namespace {@namespace} not found") : TypedResults.Ok(ApiMapping.ToNamespace(info));
     }
 
     /// <summary>

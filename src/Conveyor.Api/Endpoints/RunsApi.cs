@@ -1,3 +1,5 @@
+using Conveyor.Client;
+using RunPage = Conveyor.Client.RunPage;
 using Conveyor.Api.Http;
 using Conveyor.Api.Security;
 using Conveyor.Grains.Abstractions;
@@ -26,24 +28,24 @@ public static class RunsApi
         var api = routes.MapGroup("/runs").WithTags("Runs");
         api.MapGet("/", ListRuns).WithName("ListRuns" + nameSuffix).WithSummary("List runs, newest first, by pipeline and status, cursor-paged").ForViewers();
         api.MapGet("/{id}", GetRun).WithName("GetRun" + nameSuffix).WithSummary("Get a run with its steps and every attempt").ForViewers();
-        api.MapPost("/{id}/cancel", CancelRun).WithName("CancelRun" + nameSuffix).WithSummary("Cancel a run; in-flight steps are told to stop").ForOperators();
+        api.MapPost("/{id}/cancel", CancelRun).Accepts<CancelRunRequest>(isOptional: true, "application/json").WithName("CancelRun" + nameSuffix).WithSummary("Cancel a run; in-flight steps are told to stop").ForOperators();
         api.MapPost("/{id}/retry", RetryRun).WithName("RetryRun" + nameSuffix).WithSummary("Run the steps of a failed, cancelled or timed-out run that did not succeed").ForOperators();
-        api.MapGet("/{id}/graph", GetRunGraph).WithName("GetRunGraph" + nameSuffix).WithSummary("The run's DAG as Mermaid, Graphviz DOT or SVG, coloured by step status").ForViewers();
+        api.MapGet("/{id}/graph", GetRunGraph).Produces<string>(StatusCodes.Status200OK, "image/svg+xml", "text/vnd.mermaid", "text/vnd.graphviz").WithName("GetRunGraph" + nameSuffix).WithSummary("The run's DAG as Mermaid, Graphviz DOT or SVG, coloured by step status").ForViewers();
         routes.MapGet("/pipelines/{name}/runs", ListPipelineRuns).WithTags("Runs").WithName("ListPipelineRuns" + nameSuffix).WithSummary("List a pipeline's runs").ForViewers();
         routes.MapGet("/pipelines/{name}/queue", GetPipelineQueue).WithTags("Runs").WithName("GetPipelineQueue" + nameSuffix)
             .WithSummary("The pipeline's active and queued runs, in admission order").ForViewers();
-        routes.MapPost("/pipelines/{name}/runs", TriggerRun).WithTags("Runs").WithName("TriggerRun" + nameSuffix)
+        routes.MapPost("/pipelines/{name}/runs", TriggerRun).Accepts<TriggerRunRequest>("application/json").WithTags("Runs").WithName("TriggerRun" + nameSuffix)
             .WithSummary("Start a run of the pipeline for an existing resource (idempotent with an Idempotency-Key header)").ForOperators();
         return api;
     }
 
     /// <summary>GET /runs?pipeline=&amp;status=&amp;limit=&amp;cursor= — newest first.</summary>
-    public static Task<Results<Ok<RunPageDto>, ProblemHttpResult>> ListRuns(
+    public static Task<Results<Ok<RunPage>, ProblemHttpResult>> ListRuns(
         string? pipeline, string? status, int? limit, string? cursor, IRunIndex index, [AsParameters] ApiContext api) =>
         ListAsync(pipeline, status, limit, cursor, index, api);
 
     /// <summary>GET /pipelines/{name}/runs — the pipeline's runs, newest first.</summary>
-    public static Task<Results<Ok<RunPageDto>, ProblemHttpResult>> ListPipelineRuns(
+    public static Task<Results<Ok<RunPage>, ProblemHttpResult>> ListPipelineRuns(
         string name, string? status, int? limit, string? cursor, IRunIndex index, [AsParameters] ApiContext api)
     {
         Names.Validate(name, "name");
@@ -54,10 +56,10 @@ public static class RunsApi
     /// POST /pipelines/{name}/runs — 201 with the new run and its Location; 200 with the existing run when the
     /// <c>Idempotency-Key</c> header repeats one already used for this pipeline (nothing new starts).
     /// </summary>
-    public static async Task<Results<Created<RunDto>, Ok<RunDto>>> TriggerRun(string name, RunLauncher launcher, [AsParameters] ApiContext api)
+    public static async Task<Results<Created<RunInfo>, Ok<RunInfo>>> TriggerRun(string name, RunLauncher launcher, [AsParameters] ApiContext api)
     {
         Names.Validate(name, "name");
-        var body = await api.ReadBodyAsync<TriggerRunDto>();
+        var body = await api.ReadBodyAsync<TriggerRunRequest>();
         Names.Validate(body.Resource, "resource");
         var priority = body.Priority ?? RunPriority.Default;
         RunPriority.Validate(priority, "priority");
@@ -87,12 +89,12 @@ public static class RunsApi
             TriggerId = key.Length == 0 ? null : key,
             Params = body.Params is { ValueKind: JsonValueKind.Object } o ? o.GetRawText() : null,
         });
-        var dto = RunDto.From(result.Run, await QueuePositionAsync(result.Run, api));
+        var dto = ApiMapping.ToRunInfo(result.Run, await QueuePositionAsync(result.Run, api));
         return result.Created ? TypedResults.Created($"{api.Settings.Prefix}{NamespacePrefix(api)}/runs/{runId}", dto) : TypedResults.Ok(dto);
     }
 
     /// <summary>GET /pipelines/{name}/queue — the runs holding a slot and those waiting, in admission order.</summary>
-    public static async Task<Ok<QueueDto>> GetPipelineQueue(string name, IOptions<FlowControlOptions> flow, [AsParameters] ApiContext api)
+    public static async Task<Ok<PipelineQueue>> GetPipelineQueue(string name, IOptions<FlowControlOptions> flow, [AsParameters] ApiContext api)
     {
         Names.Validate(name, "name");
         var ns = api.Namespace;
@@ -101,13 +103,13 @@ public static class RunsApi
         var nsLimit = flow.Value.LimitFor(ns);
         var snapshot = await api.Grains.GetGrain<IAdmissionGrain>(flow.Value.QueueKeyFor(ns, name)).GetSnapshotAsync();
         var queued = snapshot.Queued.Select((q, i) => (q, i)).Where(x => x.q.Pipeline == name).ToList();
-        return TypedResults.Ok(new QueueDto
+        return TypedResults.Ok(new PipelineQueue
         {
             Concurrency = pipeline.Concurrency,
             NamespaceLimit = nsLimit,
             NamespaceActive = nsLimit is null ? null : snapshot.Active.Count,
-            Active = snapshot.Active.Where(a => a.Pipeline == name).Select(a => QueueEntryDto.From(a, null)).ToList(),
-            Queued = queued.Select(x => QueueEntryDto.From(x.q, x.i + 1)).ToList(),
+            Active = snapshot.Active.Where(a => a.Pipeline == name).Select(a => ApiMapping.ToQueueEntry(a, null)).ToList(),
+            Queued = queued.Select(x => ApiMapping.ToQueueEntry(x.q, x.i + 1)).ToList(),
         });
     }
 
@@ -120,28 +122,28 @@ public static class RunsApi
         api.Http.GetRouteValue("namespace") is string ns ? $"/namespaces/{ns}" : "";
 
     /// <summary>GET /runs/{id} — 200 or 404 (also when the run belongs to another namespace).</summary>
-    public static async Task<Results<Ok<RunDto>, ProblemHttpResult>> GetRun(string id, [AsParameters] ApiContext api)
+    public static async Task<Results<Ok<RunInfo>, ProblemHttpResult>> GetRun(string id, [AsParameters] ApiContext api)
     {
         var (_, run) = await FindAsync(id, api);
-        return TypedResults.Ok(RunDto.From(run, await QueuePositionAsync(run, api)));
+        return TypedResults.Ok(ApiMapping.ToRunInfo(run, await QueuePositionAsync(run, api)));
     }
 
     /// <summary>POST /runs/{id}/cancel — 200 with the cancelled run; 409 when it already ended.</summary>
-    public static async Task<Ok<RunDto>> CancelRun(string id, [AsParameters] ApiContext api)
+    public static async Task<Ok<RunInfo>> CancelRun(string id, [AsParameters] ApiContext api)
     {
         var (grain, _) = await FindAsync(id, api);
         // The body is optional; chunked bodies have no Content-Length, so ask the server whether one can follow.
         var hasBody = api.Http.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? api.Http.Request.ContentLength > 0;
-        var body = hasBody ? await api.ReadBodyAsync<CancelRunDto>() : null;
+        var body = hasBody ? await api.ReadBodyAsync<CancelRunRequest>() : null;
         var run = await grain.CancelAsync(string.IsNullOrWhiteSpace(body?.Reason) ? "cancelled by request" : body.Reason);
-        return TypedResults.Ok(RunDto.From(run));
+        return TypedResults.Ok(ApiMapping.ToRunInfo(run));
     }
 
     /// <summary>POST /runs/{id}/retry — 200 with the restarted run; 409 unless it is Failed, Cancelled or TimedOut.</summary>
-    public static async Task<Ok<RunDto>> RetryRun(string id, [AsParameters] ApiContext api)
+    public static async Task<Ok<RunInfo>> RetryRun(string id, [AsParameters] ApiContext api)
     {
         var (grain, _) = await FindAsync(id, api);
-        return TypedResults.Ok(RunDto.From(await grain.RetryAsync()));
+        return TypedResults.Ok(ApiMapping.ToRunInfo(await grain.RetryAsync()));
     }
 
     /// <summary>GET /runs/{id}/graph?format=mermaid|dot|svg (default svg).</summary>
@@ -170,7 +172,7 @@ public static class RunsApi
         return run is null || run.Plan.Namespace != ns ? throw new ConveyorNotFoundException($"run {runId} not found") : (grain, run);
     }
 
-    private static async Task<Results<Ok<RunPageDto>, ProblemHttpResult>> ListAsync(
+    private static async Task<Results<Ok<RunPage>, ProblemHttpResult>> ListAsync(
         string? pipeline, string? status, int? limit, string? cursor, IRunIndex index, ApiContext api)
     {
         var ns = api.Namespace;
@@ -203,7 +205,7 @@ public static class RunsApi
 
         var page = await index.ListAsync(ns, pipeline, wanted, cursor, size);
         var summaries = await Task.WhenAll(page.RunIds.Select(id => api.Grains.GetGrain<IPipelineRunGrain>(id).GetSummaryAsync()));
-        var items = new List<RunSummaryDto>(summaries.Length);
+        var items = new List<RunSummaryInfo>(summaries.Length);
         for (var i = 0; i < summaries.Length; i++)
         {
             var summary = summaries[i];
@@ -217,10 +219,10 @@ public static class RunsApi
             // A status entry can lag a crash; the grain has just repaired it, so it is simply not shown here.
             if (summary.Namespace == ns && (wanted is null || summary.Status == wanted))
             {
-                items.Add(RunSummaryDto.From(summary));
+                items.Add(ApiMapping.ToRunSummary(summary));
             }
         }
 
-        return TypedResults.Ok(new RunPageDto { Items = items, NextCursor = page.NextCursor });
+        return TypedResults.Ok(new RunPage { Items = items, NextCursor = page.NextCursor });
     }
 }

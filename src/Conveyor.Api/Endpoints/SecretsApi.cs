@@ -1,4 +1,5 @@
 using System.Text;
+using Conveyor.Client;
 using Conveyor.Api.Http;
 using Conveyor.Api.Security;
 using Conveyor.Grains.Abstractions;
@@ -22,7 +23,7 @@ internal static class SecretsApi
         var api = routes.MapGroup("/secrets").WithTags("Secrets");
         api.MapGet("/", ListSecrets).WithName("ListSecrets" + nameSuffix).WithSummary("List secret names and versions (never values)").ForViewers();
         api.MapGet("/{name}", GetSecret).WithName("GetSecret" + nameSuffix).WithSummary("A secret's name and version (never its value)").ForViewers();
-        api.MapPut("/{name}", PutSecret).WithName("PutSecret" + nameSuffix).WithSummary("Create or replace a secret's value; the next fetch sees it").ForOperators();
+        api.MapPut("/{name}", PutSecret).Accepts<PutSecretRequest>("application/json").WithName("PutSecret" + nameSuffix).WithSummary("Create or replace a secret's value; the next fetch sees it").ForOperators();
         api.MapDelete("/{name}", DeleteSecret).WithName("DeleteSecret" + nameSuffix).WithSummary("Delete a secret").ForOperators();
         return api;
     }
@@ -37,22 +38,22 @@ internal static class SecretsApi
     }
 
     /// <summary>GET /secrets.</summary>
-    public static async Task<Ok<SecretListDto>> ListSecrets([AsParameters] ApiContext api) =>
-        TypedResults.Ok(new SecretListDto { Items = (await Grain(api).ListAsync()).Select(SecretDto.From).ToList() });
+    public static async Task<Ok<SecretList>> ListSecrets([AsParameters] ApiContext api) =>
+        TypedResults.Ok(new SecretList { Items = (await Grain(api).ListAsync()).Select(ApiMapping.ToSecret).ToList() });
 
     /// <summary>GET /secrets/{name} — 200 or 404.</summary>
-    public static async Task<Results<Ok<SecretDto>, ProblemHttpResult>> GetSecret(string name, [AsParameters] ApiContext api)
+    public static async Task<Results<Ok<SecretEntry>, ProblemHttpResult>> GetSecret(string name, [AsParameters] ApiContext api)
     {
         SecretNames.Validate(name, "name");
         var info = (await Grain(api).ListAsync()).FirstOrDefault(s => s.Name == name);
-        return info is null ? Problems.NotFound($"secret {name} not found") : TypedResults.Ok(SecretDto.From(info));
+        return info is null ? Problems.NotFound($"secret {name} not found") : TypedResults.Ok(ApiMapping.ToSecret(info));
     }
 
     /// <summary>PUT /secrets/{name} — 200 with the name and new version.</summary>
-    public static async Task<Ok<SecretDto>> PutSecret(string name, SecretProtector protector, [AsParameters] ApiContext api)
+    public static async Task<Ok<SecretEntry>> PutSecret(string name, SecretProtector protector, [AsParameters] ApiContext api)
     {
         SecretNames.Validate(name, "name");
-        var body = await api.ReadBodyAsync<SecretValueDto>();
+        var body = await api.ReadBodyAsync<PutSecretRequest>();
         if (body.Value is null)
         {
             throw new ConveyorValidationException("value", "'value' is required (a string)");
@@ -68,7 +69,7 @@ internal static class SecretsApi
             throw new ConveyorConflictException("secrets are not configured on this server: set Conveyor:Secrets:Key (32 random bytes, base64)");
         }
 
-        return TypedResults.Ok(SecretDto.From(await Grain(api).PutAsync(name, body.Value)));
+        return TypedResults.Ok(ApiMapping.ToSecret(await Grain(api).PutAsync(name, body.Value)));
     }
 
     /// <summary>DELETE /secrets/{name} — 204 or 404.</summary>
@@ -83,7 +84,7 @@ internal static class SecretsApi
     /// secrets the step references (only <c>name</c>'s when given); 401 for a missing, forged or expired token; 403
     /// when the attempt is no longer in flight or the step does not reference <c>name</c>.
     /// </summary>
-    public static async Task<Results<Ok<StepSecretsDto>, ProblemHttpResult>> GetStepSecrets(string? name, SecretProtector protector, [AsParameters] ApiContext api)
+    public static async Task<Results<Ok<StepSecrets>, ProblemHttpResult>> GetStepSecrets(string? name, SecretProtector protector, [AsParameters] ApiContext api)
     {
         string? header = api.Http.Request.Headers.Authorization;
         var token = header is not null && header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header["Bearer ".Length..].Trim() : null;
@@ -120,7 +121,7 @@ internal static class SecretsApi
 
         var values = await api.Grains.GetGrain<ISecretsGrain>(run.Plan.Namespace).ResolveAsync(names);
         api.Http.Response.Headers.CacheControl = "no-store";
-        return TypedResults.Ok(new StepSecretsDto { Secrets = values });
+        return TypedResults.Ok(new StepSecrets { Secrets = values });
     }
 
     private static ProblemHttpResult Forbidden(string detail) =>

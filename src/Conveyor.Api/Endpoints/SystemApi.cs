@@ -1,3 +1,4 @@
+using Conveyor.Client;
 using Conveyor.Api.Hosting;
 using Conveyor.Api.Http;
 using Conveyor.Api.Security;
@@ -25,17 +26,17 @@ internal static class SystemApi
     public static string Root() => "CONVEYOR API SERVER";
 
     /// <summary>GET /health — <c>{"status":"healthy","time":&lt;unix seconds&gt;}</c>.</summary>
-    public static Ok<HealthDto> Health(TimeProvider time) => TypedResults.Ok(new HealthDto { Time = time.GetUtcNow().ToUnixTimeSeconds() });
+    public static Ok<HealthStatus> Health(TimeProvider time) => TypedResults.Ok(new HealthStatus { Time = time.GetUtcNow().ToUnixTimeSeconds() });
 
     /// <summary>
     /// GET /readyz — 200 when NATS is connected, Redis answers, this silo is an active cluster member and not shutting
     /// down; otherwise 503 ProblemDetails whose detail names what is down.
     /// </summary>
-    public static async Task<Results<Ok<HealthDto>, ProblemHttpResult>> Ready(ConveyorReadiness readiness, TimeProvider time, CancellationToken cancellationToken)
+    public static async Task<Results<Ok<HealthStatus>, ProblemHttpResult>> Ready(ConveyorReadiness readiness, TimeProvider time, CancellationToken cancellationToken)
     {
         var problems = await readiness.CheckAsync(cancellationToken).ConfigureAwait(false);
         return problems.Count == 0
-            ? TypedResults.Ok(new HealthDto { Status = "ready", Time = time.GetUtcNow().ToUnixTimeSeconds() })
+            ? TypedResults.Ok(new HealthStatus { Status = "ready", Time = time.GetUtcNow().ToUnixTimeSeconds() })
             : Problems.Create(StatusCodes.Status503ServiceUnavailable, "not-ready", "Not ready.", string.Join("; ", problems));
     }
 }

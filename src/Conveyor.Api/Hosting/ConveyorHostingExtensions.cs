@@ -16,6 +16,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Scalar.AspNetCore;
 using Orleans.Configuration;
 
 // Extension classes live in Microsoft.Extensions.Hosting for discoverability, as Orleans' own do.
@@ -71,7 +72,7 @@ public static class ConveyorHostingExtensions
         services.AddSingleton(new ConveyorApiSettings { MaxRequestBodyBytes = options.MaxRequestBodyBytes });
         services.TryAddSingleton(TimeProvider.System);
         services.AddProblemDetails();
-        AddOpenApiDocument(services);
+        ConveyorOpenApi.Add(services);
         services.AddSingleton<IStartupFilter, ConveyorStartupFilter>();
         services.AddSingleton<ConveyorReadiness>();
         services.AddHealthChecks().AddCheck<ConveyorHealthCheck>(ConveyorHealthCheck.Name, tags: ConveyorHealthCheck.Tags);
@@ -151,8 +152,8 @@ public static class ConveyorHostingExtensions
         settings.Prefix = prefix;
 
         var root = endpoints.MapGroup(prefix);
-        // Conveyor's routes are in its own OpenAPI document only, never in the host's (see AddOpenApiDocument).
-        root.WithGroupName(OpenApiDocumentName);
+        // Conveyor's routes are in its own OpenAPI document only, never in the host's (see ConveyorOpenApi.Add).
+        root.WithGroupName(ConveyorOpenApi.DocumentName);
         root.AddEndpointFilter<ConveyorErrorFilter>();
         // One policy for every route: the endpoint's role metadata and the namespace decide (ConveyorAuthorizationHandler).
         root.RequireAuthorization(ConveyorAuthorizationHandler.PolicyName);
@@ -164,6 +165,17 @@ public static class ConveyorHostingExtensions
         // Ordered first: a host's own MapOpenApi() at the root ("/openapi/{documentName}.json") matches this path too.
         root.MapOpenApi("/openapi/{documentName:regex(^conveyor$)}.json").WithOrder(-1).Anonymous();
         var options = endpoints.ServiceProvider.GetRequiredService<ConveyorOptions>();
+        if (options.Api.ReferencePage)
+        {
+            // A rendered reference of the document above, for people exploring the API; it needs no key, like the document.
+            settings.ReferencePath = prefix + options.Api.ReferencePath;
+            root.MapScalarApiReference(options.Api.ReferencePath, o => o
+                    .WithTitle("Conveyor API")
+                    .WithOpenApiRoutePattern(prefix + "/openapi/{documentName}.json")
+                    .AddDocument(ConveyorOpenApi.DocumentName, "Conveyor"))
+                .Anonymous();
+        }
+
         foreach (var contribution in endpoints.ServiceProvider.GetServices<ConveyorRouteContribution>())
         {
             contribution.Map(root, options);
@@ -181,16 +193,6 @@ public static class ConveyorHostingExtensions
         MapObjects(namespaced, "InNamespace");
         return root;
     }
-
-    private const string OpenApiDocumentName = "conveyor";
-
-    /// <summary>
-    /// Conveyor's OpenAPI document, which holds Conveyor's routes only: they carry its group name, and the document
-    /// takes nothing else. A host's own documents leave them out, since by default a document takes the routes with no
-    /// group name or its own.
-    /// </summary>
-    private static void AddOpenApiDocument(IServiceCollection services) =>
-        services.AddOpenApi(OpenApiDocumentName, o => o.ShouldInclude = d => d.GroupName == OpenApiDocumentName);
 
     private static void AddSecurity(IServiceCollection services, ConveyorOptions options)
     {
@@ -233,6 +235,11 @@ public static class ConveyorHostingExtensions
         if (!Validator.TryValidateObject(options.Auth, new ValidationContext(options.Auth), results, validateAllProperties: true))
         {
             throw new InvalidOperationException("Invalid Conveyor configuration (Conveyor:Auth): " + string.Join("; ", results.Select(r => r.ErrorMessage)));
+        }
+
+        if (!Validator.TryValidateObject(options.Api, new ValidationContext(options.Api), results, validateAllProperties: true))
+        {
+            throw new InvalidOperationException("Invalid Conveyor configuration (Conveyor:Api): " + string.Join("; ", results.Select(r => r.ErrorMessage)));
         }
 
         if (!Validator.TryValidateObject(options.Telemetry, new ValidationContext(options.Telemetry), results, validateAllProperties: true))

@@ -76,6 +76,23 @@ public sealed class ConveyorOptions
 
     /// <summary>API keys and rate limits (section <c>Conveyor:Auth</c>).</summary>
     public Conveyor.Api.Security.ConveyorAuthOptions Auth { get; set; } = new();
+
+    /// <summary>The HTTP API's extras (section <c>Conveyor:Api</c>).</summary>
+    public ConveyorApiOptions Api { get; set; } = new();
+}
+
+/// <summary>The HTTP API's extras (section <c>Conveyor:Api</c>).</summary>
+public sealed class ConveyorApiOptions
+{
+    /// <summary>
+    /// Serve a rendered reference of the OpenAPI document (Scalar) at <see cref="ReferencePath"/>, without a key.
+    /// Off by default: the page is for people exploring the API, not for production traffic.
+    /// </summary>
+    public bool ReferencePage { get; set; }
+
+    /// <summary>Where the reference page is served, under the API's prefix.</summary>
+    [RegularExpression("^/[a-z0-9/-]+$")]
+    public string ReferencePath { get; set; } = "/reference";
 }
 
 /// <summary>Settings the HTTP layer reads at request time.</summary>
@@ -86,6 +103,9 @@ public sealed class ConveyorApiSettings
 
     /// <summary>Route prefix given to <c>MapConveyorApi</c> (null until it is called).</summary>
     public string? Prefix { get; set; }
+
+    /// <summary>Full path of the reference page when it is served (its own trailing-slash rules apply there).</summary>
+    public string? ReferencePath { get; set; }
 }
 
 /// <summary>Returned by <c>AddConveyor</c> for further configuration.</summary>

@@ -26,7 +26,8 @@ internal sealed partial class ConveyorStartupFilter(ConveyorApiSettings settings
             }
 
             var path = context.Request.Path.Value!;
-            if (path.Length > 1 && path.EndsWith('/') && path.Length > prefix.Length + 1)
+            if (path.Length > 1 && path.EndsWith('/') && path.Length > prefix.Length + 1
+                && !(settings.ReferencePath is { } reference && context.Request.Path.StartsWithSegments(reference, StringComparison.OrdinalIgnoreCase)))
             {
                 context.Request.Path = new PathString(path.TrimEnd('/'));
             }
@@ -50,6 +51,14 @@ internal sealed partial class ConveyorStartupFilter(ConveyorApiSettings settings
             if (context.Response is { HasStarted: false, StatusCode: >= 400, ContentType: null } && context.Response.ContentLength is null or 0)
             {
                 var status = context.Response.StatusCode;
+                if (status == StatusCodes.Status400BadRequest && context.GetEndpoint() is { } endpoint
+                    && QueryParameters.FirstUnparsable(endpoint, context.Request) is var (name, message))
+                {
+                    // A query value the handler could not bind: a validation problem naming it, like every other.
+                    await Problems.BadRequest(message, new Dictionary<string, string[]> { [name] = [message] }).ExecuteAsync(context).ConfigureAwait(false);
+                    return;
+                }
+
                 var detail = status switch
                 {
                     StatusCodes.Status404NotFound => $"Cannot {context.Request.Method} {context.Request.Path}",

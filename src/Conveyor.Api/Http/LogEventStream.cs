@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
+using Conveyor.Client;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Logs;
@@ -120,7 +121,7 @@ internal sealed class LogEventStream
             var nextHeartbeat = now + HeartbeatInterval;
             var nextPoll = now;
             DateTimeOffset? finishedSeenAt = null;
-            string? finalStatus = null;
+            RunStatus? finalStatus = null;
             ulong lastSeq = After;
             while (true)
             {
@@ -178,12 +179,12 @@ internal sealed class LogEventStream
                     if (finishedSeenAt is null && await Run.GetSummaryAsync().ConfigureAwait(false) is { } summary && summary.Status.IsTerminal())
                     {
                         finishedSeenAt = now;
-                        finalStatus = summary.Status.ToString();
+                        finalStatus = summary.Status;
                     }
 
                     if (finishedSeenAt is { } seen && now - seen >= Quiet && now - lastEntryAt >= Quiet)
                     {
-                        var end = JsonSerializer.Serialize(new LogEndDto { Status = finalStatus! }, JsonOptions);
+                        var end = JsonSerializer.Serialize(new LogEnd { Status = finalStatus.GetValueOrDefault() }, JsonOptions);
                         await response.WriteAsync($"event: end\ndata: {end}\n\n", aborted).ConfigureAwait(false);
                         await response.Body.FlushAsync(aborted).ConfigureAwait(false);
                         return;
@@ -207,7 +208,7 @@ internal sealed class LogEventStream
 
         var builder = new StringBuilder(256);
         builder.Append("id: ").Append(stored.Sequence).Append("\nevent: log\ndata: ");
-        builder.Append(JsonSerializer.Serialize(LogItemDto.From(stored), JsonOptions)).Append("\n\n");
+        builder.Append(JsonSerializer.Serialize(ApiMapping.ToLogLine(stored), JsonOptions)).Append("\n\n");
         return builder.ToString();
     }
 }

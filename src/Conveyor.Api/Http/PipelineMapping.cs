@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Conveyor.Client;
 using Conveyor.Grains.Abstractions;
 
 namespace Conveyor.Api.Http;
@@ -7,7 +8,7 @@ namespace Conveyor.Api.Http;
 internal static class PipelineMapping
 {
     /// <summary>Converts a request body; throws <see cref="ConveyorValidationException"/> with every error found.</summary>
-    public static PipelineSpec ToSpec(PipelineDto dto)
+    public static PipelineSpec ToSpec(Pipeline dto)
     {
         ArgumentNullException.ThrowIfNull(dto);
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
@@ -17,7 +18,7 @@ internal static class PipelineMapping
             Description = dto.Description ?? "",
             Version = dto.Version ?? "",
             ResourceType = dto.Resource ?? "",
-            Metadata = dto.Metadata,
+            Metadata = dto.Metadata is null ? null : new Dictionary<string, string>(dto.Metadata, StringComparer.Ordinal),
             Timeout = Duration(dto.Timeout, "timeout", errors),
             Retry = Retry(dto.Retry, "retry", errors),
             Variables = dto.Variables is { Count: > 0 } v ? new Dictionary<string, string>(v, StringComparer.Ordinal) : null,
@@ -147,12 +148,12 @@ internal static class PipelineMapping
     }
 
     /// <summary>Converts a stored pipeline to the wire shape (extension fields only where set; never a webhook secret).</summary>
-    public static PipelineDto ToDto(PipelineSpec spec, string? hookBase = null)
+    public static Pipeline ToDto(PipelineSpec spec, string? hookBase = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return new PipelineDto
+        return new Pipeline
         {
-            Schedules = spec.Schedules.Count == 0 ? null : spec.Schedules.Select(s => (ScheduleDto?)new ScheduleDto
+            Schedules = spec.Schedules.Count == 0 ? null : spec.Schedules.Select(s => new PipelineSchedule
             {
                 Name = s.Name,
                 Cron = s.Cron,
@@ -161,7 +162,7 @@ internal static class PipelineMapping
                 Priority = s.Priority,
                 MissedFire = s.MissedFire == MissedFirePolicy.Skip ? "skip" : "fireOnce",
             }).ToList(),
-            Webhooks = spec.Webhooks.Count == 0 ? null : spec.Webhooks.Select(h => (WebhookDto?)new WebhookDto
+            Webhooks = spec.Webhooks.Count == 0 ? null : spec.Webhooks.Select(h => new PipelineWebhook
             {
                 Name = h.Name,
                 Resource = h.Resource,
@@ -175,23 +176,23 @@ internal static class PipelineMapping
             Metadata = spec.Metadata,
             Timeout = spec.Timeout is { } t ? Durations.Format(t) : null,
             FailurePolicy = spec.FailurePolicy == FailurePolicy.Continue ? "continue" : null,
-            Retry = RetryDto(spec.Retry),
+            Retry = ToRetrySettings(spec.Retry),
             Revision = spec.Revision,
             Variables = spec.Variables,
             Concurrency = spec.Concurrency,
             Retention = spec.Retention is { } r
-                ? new RetentionDto { Period = r.Period is { } p ? (p == TimeSpan.Zero ? "0" : Durations.Format(p)) : null, KeepLast = r.KeepLast }
+                ? new PipelineRetention { Period = r.Period is { } p ? (p == TimeSpan.Zero ? "0" : Durations.Format(p)) : null, KeepLast = r.KeepLast }
                 : null,
             ConcurrencyGroup = spec.ConcurrencyGroup is { } g
-                ? new ConcurrencyGroupDto { Key = g.Key, OnConflict = g.OnConflict == GroupConflictPolicy.CancelInProgress ? "cancel-in-progress" : "queue" }
+                ? new ConcurrencyGroup { Key = g.Key, OnConflict = g.OnConflict == GroupConflictPolicy.CancelInProgress ? "cancel-in-progress" : "queue" }
                 : null,
-            Steps = spec.Steps.Select(s => new StepDto
+            Steps = spec.Steps.Select(s => new PipelineStep
             {
                 Id = s.Id,
                 Name = s.Name,
                 Driver = s.Driver,
                 DependsOn = s.DeclaredDependsOn ? s.DependsOn : null,
-                Retry = RetryDto(s.Retry),
+                Retry = ToRetrySettings(s.Retry),
                 Timeout = s.Timeout is { } st ? Durations.Format(st) : null,
                 Params = s.Params is null ? null : JsonSerializer.Deserialize<JsonElement>(s.Params),
                 AllowFailure = s.AllowFailure,
@@ -200,9 +201,9 @@ internal static class PipelineMapping
         };
     }
 
-    private static RetryDto? RetryDto(RetryPolicy? r) => r is null
+    private static RetrySettings? ToRetrySettings(RetryPolicy? r) => r is null
         ? null
-        : new RetryDto
+        : new RetrySettings
         {
             MaxAttempts = r.MaxAttempts,
             InitialDelay = Durations.Format(r.InitialDelay),
@@ -211,7 +212,7 @@ internal static class PipelineMapping
             Jitter = r.Jitter,
         };
 
-    private static RetryPolicy? Retry(RetryDto? dto, string field, Dictionary<string, string[]> errors)
+    private static RetryPolicy? Retry(RetrySettings? dto, string field, Dictionary<string, string[]> errors)
     {
         if (dto is null)
         {

@@ -1,5 +1,5 @@
 using Conveyor.Driver.Sdk;
-using Conveyor.Driver.Sdk.Client;
+using Conveyor.Client;
 using Conveyor.Driver.Sdk.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;

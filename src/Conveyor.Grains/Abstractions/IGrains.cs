@@ -9,11 +9,14 @@ public interface IResourceDefinitionGrain : IGrainWithStringKey
     /// <summary>Creates the definition; <see cref="ConveyorConflictException"/> when it exists.</summary>
     Task<ResourceDefinitionData> CreateAsync(ResourceDefinitionData definition);
 
-    /// <summary>Creates or replaces the definition.</summary>
-    Task<ResourceDefinitionData> ApplyAsync(ResourceDefinitionData definition);
+    /// <summary>Creates or replaces the definition; a definition exactly as stored is left alone (unchanged).</summary>
+    Task<WriteResult<ResourceDefinitionData>> ApplyAsync(ResourceDefinitionData definition);
 
-    /// <summary>Replaces an existing definition; <see cref="ConveyorNotFoundException"/> when there is none.</summary>
-    Task<ResourceDefinitionData> UpdateAsync(ResourceDefinitionData definition);
+    /// <summary>
+    /// Replaces an existing definition (left alone when exactly as stored); <see cref="ConveyorNotFoundException"/>
+    /// when there is none.
+    /// </summary>
+    Task<WriteResult<ResourceDefinitionData>> UpdateAsync(ResourceDefinitionData definition);
 
     /// <summary>The definition, or null.</summary>
     [ReadOnly]
@@ -22,14 +25,26 @@ public interface IResourceDefinitionGrain : IGrainWithStringKey
 
     /// <summary>Deletes the definition; false when there was none.</summary>
     Task<bool> DeleteAsync();
+
+    /// <summary>
+    /// Puts the definition's listing entry right after a listing found it missing or stale: removes it when there is
+    /// no definition, re-adds it when there is one. Not interleaved, so it waits for a write in progress.
+    /// </summary>
+    Task<ResourceDefinitionData?> RepairCatalogAsync();
 }
 
 /// <summary>A pipeline definition. Key: <see cref="Names.PipelineKey"/>.</summary>
 [Alias("conveyor.IPipelineGrain")]
 public interface IPipelineGrain : IGrainWithStringKey
 {
-    /// <summary>Validates and stores the pipeline (create or replace); returns it with its new revision.</summary>
+    /// <summary>
+    /// Validates and stores the pipeline (create or replace); returns it with its new revision, or as it was (same
+    /// revision) when it is exactly as stored.
+    /// </summary>
     Task<PipelineSpec> PutAsync(PipelineSpec pipeline);
+
+    /// <summary>As <see cref="PutAsync"/>, and says whether the pipeline was exactly as stored (nothing written).</summary>
+    Task<WriteResult<PipelineSpec>> ApplyAsync(PipelineSpec pipeline);
 
     /// <summary>The pipeline, or null.</summary>
     [ReadOnly]
@@ -38,6 +53,13 @@ public interface IPipelineGrain : IGrainWithStringKey
 
     /// <summary>Deletes the pipeline; false when there was none. Runs in flight keep their snapshot.</summary>
     Task<bool> DeleteAsync();
+
+    /// <summary>
+    /// Puts the pipeline's listing entries right after a listing found one missing or stale: removes them when there
+    /// is no pipeline, re-adds them when there is one, and drops the entry under <paramref name="staleResourceType"/>
+    /// when the pipeline no longer runs for that type. Not interleaved, so it waits for a write in progress.
+    /// </summary>
+    Task<PipelineSpec?> RepairCatalogAsync(string? staleResourceType);
 }
 
 /// <summary>Result of creating a resource.</summary>
@@ -62,8 +84,11 @@ public interface IResourceGrain : IGrainWithStringKey
     /// </summary>
     Task<CreateResourceResult> CreateAsync(ResourceData resource, Guid runId);
 
-    /// <summary>Replaces the resource's spec and metadata and bumps its version.</summary>
-    Task<ResourceData> UpdateAsync(ResourceData resource);
+    /// <summary>
+    /// Replaces the resource's spec and metadata and bumps its version; a resource exactly as stored (or as a read
+    /// shows it) is left alone: same version, same driver results, no run.
+    /// </summary>
+    Task<WriteResult<ResourceData>> UpdateAsync(ResourceData resource);
 
     /// <summary>The current resource (null when absent) and the run whose results belong to it.</summary>
     [ReadOnly]
@@ -77,6 +102,13 @@ public interface IResourceGrain : IGrainWithStringKey
 
     /// <summary>Deletes the resource (version snapshots stay readable); false when there was none.</summary>
     Task<bool> DeleteAsync();
+
+    /// <summary>
+    /// Puts the resource's listing entries right after a listing found one missing or stale: removes them when there
+    /// is no resource, re-adds them when there is one, and drops the entry under <paramref name="stalePipeline"/> when
+    /// the resource no longer names that pipeline. Not interleaved, so it waits for a write in progress.
+    /// </summary>
+    Task<ResourceData?> RepairCatalogAsync(string? stalePipeline);
 }
 
 /// <summary>One run of a pipeline: its DAG state machine. Key: the run id.</summary>

@@ -294,3 +294,16 @@ public static class StatusExtensions
     /// <summary>Whether the step waits for a driver result.</summary>
     public static bool IsInFlight(this StepStatus status) => status is StepStatus.Dispatched or StepStatus.Running;
 }
+
+/// <summary>What a write stored: the object, and whether the write changed nothing (so stored nothing).</summary>
+/// <typeparam name="T">The object.</typeparam>
+[GenerateSerializer]
+[Alias("conveyor.WriteResult`1")]
+public sealed class WriteResult<T>
+{
+    /// <summary>The object as stored now.</summary>
+    [Id(0)] public T Value { get; set; } = default!;
+
+    /// <summary>True when the request matched what was stored: no new revision, version or timestamp.</summary>
+    [Id(1)] public bool Unchanged { get; set; }
+}

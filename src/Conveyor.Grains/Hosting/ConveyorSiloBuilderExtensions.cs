@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Conveyor.Grains.Catalog;
 using Conveyor.Grains;
 using Conveyor.Grains.Events;
 using Conveyor.Grains.Flow;
@@ -59,6 +60,7 @@ public static class ConveyorSiloBuilderExtensions
         services.TryAddSingleton<RunServices>();
         services.TryAddSingleton<RunLauncher>();
         services.TryAddSingleton<IRunIndex, NoRunIndex>();
+        services.TryAddSingleton<IObjectCatalog, NoObjectCatalog>();
         // Runs live in the host's grain storage provider unless a store of their own is registered (Redis is).
         services.TryAddSingleton<IRunStore>(sp => new GrainStorageRunStore(sp.GetRequiredKeyedService<IGrainStorage>(ConveyorStorage.Name)));
         services.AddOptions<RunEngineOptions>().BindConfiguration(RunEngineOptions.Section)
@@ -118,6 +120,7 @@ public static class ConveyorSiloBuilderExtensions
         builder.Services.AddSingleton(_ => new ConveyorRedis(ParseRedis(connectionString)));
         builder.Services.AddSingleton<IRunIndex, RedisRunIndex>();
         builder.Services.AddSingleton<IRunRetentionIndex, RedisRunRetentionIndex>();
+        builder.Services.AddSingleton<IObjectCatalog, RedisObjectCatalog>();
         // Runs in a Redis layout of their own, so a transition writes only what it changed; a run stored whole by the
         // grain storage (earlier versions) is still read from there.
         builder.Services.AddSingleton<IRunStore>(sp => ActivatorUtilities.CreateInstance<RedisRunStore>(

@@ -1,4 +1,5 @@
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Catalog;
 using Conveyor.Grains.Runs;
 using Microsoft.Extensions.Options;
 using Conveyor.Grains.Security;
@@ -25,12 +26,46 @@ internal sealed class PipelineState
 internal sealed class PipelineGrain(
     [PersistentState("pipeline", ConveyorStorage.Name)] IPersistentState<PipelineState> state,
     IGrainFactory grains,
+    IObjectCatalog catalog,
     IRunRetentionIndex retention,
     IOptions<ConveyorLimitsOptions> limits,
     TimeProvider time) : Grain, IPipelineGrain
 {
+    private string Namespace => Names.SplitKey(this.GetPrimaryKeyString())[0];
+
     /// <inheritdoc />
-    public async Task<PipelineSpec> PutAsync(PipelineSpec pipeline)
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        // Lists what this activation serves, also when it was stored before listings existed.
+        if (state.State.Pipeline is { } pipeline)
+        {
+            await catalog.AddAsync(CatalogEntry.Pipeline(Namespace, pipeline));
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task<PipelineSpec?> RepairCatalogAsync(string? staleResourceType)
+    {
+        var current = state.State.Pipeline;
+        if (current is null)
+        {
+            await catalog.RemoveAsync(new CatalogEntry(Namespace, CatalogKind.Pipeline, this.GetPrimaryKeyString().Split('/')[^1], staleResourceType));
+            return null;
+        }
+
+        await catalog.AddAsync(CatalogEntry.Pipeline(Namespace, current));
+        if (staleResourceType is not null && staleResourceType != current.ResourceType)
+        {
+            await catalog.RemoveFilterAsync(new CatalogEntry(Namespace, CatalogKind.Pipeline, current.Name, staleResourceType));
+        }
+
+        return current;
+    }
+    /// <inheritdoc />
+    public async Task<PipelineSpec> PutAsync(PipelineSpec pipeline) => (await ApplyAsync(pipeline)).Value;
+
+    /// <inheritdoc />
+    public async Task<WriteResult<PipelineSpec>> ApplyAsync(PipelineSpec pipeline)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
         Limits.CheckPipeline(pipeline, limits.Value);
@@ -75,6 +110,20 @@ internal sealed class PipelineGrain(
         }
 
         PipelineValidator.ValidateWebhookSecrets(pipeline);
+        var previous = state.State.Pipeline;
+        if (previous is not null && SameContent.Pipeline(previous, pipeline))
+        {
+            // Nothing to store. What a write that died half-way could have left undone is done again (both idempotent).
+            await catalog.AddAsync(CatalogEntry.Pipeline(parts[0], previous));
+            if (previous.Schedules.Count > 0)
+            {
+                await grains.GetGrain<IScheduleGrain>(this.GetPrimaryKeyString()).SyncAsync(previous);
+            }
+
+            return new WriteResult<PipelineSpec> { Value = previous, Unchanged = true };
+        }
+
+        await catalog.AddAsync(CatalogEntry.Pipeline(parts[0], pipeline));
         pipeline.Revision = state.State.LastRevision + 1;
         pipeline.UpdatedAt = time.GetUtcNow();
         state.State.Pipeline = pipeline;
@@ -82,12 +131,17 @@ internal sealed class PipelineGrain(
         var hadSchedules = state.State.HadSchedules;
         state.State.HadSchedules |= pipeline.Schedules.Count > 0;
         await state.WriteStateAsync();
+        if (previous is not null && previous.ResourceType != pipeline.ResourceType)
+        {
+            await catalog.RemoveFilterAsync(CatalogEntry.Pipeline(parts[0], previous));
+        }
+
         if (pipeline.Schedules.Count > 0 || hadSchedules)
         {
             await grains.GetGrain<IScheduleGrain>(this.GetPrimaryKeyString()).SyncAsync(pipeline);
         }
 
-        return pipeline;
+        return new WriteResult<PipelineSpec> { Value = pipeline };
     }
 
     /// <inheritdoc />
@@ -96,13 +150,14 @@ internal sealed class PipelineGrain(
     /// <inheritdoc />
     public async Task<bool> DeleteAsync()
     {
-        if (state.State.Pipeline is null)
+        if (state.State.Pipeline is not { } previous)
         {
             return false;
         }
 
         state.State.Pipeline = null;
         await state.WriteStateAsync();
+        await catalog.RemoveAsync(CatalogEntry.Pipeline(Namespace, previous));
         if (state.State.HadSchedules)
         {
             await grains.GetGrain<IScheduleGrain>(this.GetPrimaryKeyString()).SyncAsync(null);
@@ -112,8 +167,7 @@ internal sealed class PipelineGrain(
 
         // Its finished runs were only its own: due for deletion now (archived first). Runs still going keep their
         // snapshot and are deleted when their own retention ends.
-        var parts = Names.SplitKey(this.GetPrimaryKeyString());
-        await retention.ExpireFinishedAsync(parts[0], parts[^1], time.GetUtcNow());
+        await retention.ExpireFinishedAsync(Namespace, previous.Name, time.GetUtcNow());
         return true;
     }
 }

@@ -1,4 +1,5 @@
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Catalog;
 
 namespace Conveyor.Grains.Resources;
 
@@ -14,8 +15,35 @@ internal sealed class ResourceDefinitionState
 /// <summary>A resource definition, validated (name, schema) and persisted.</summary>
 internal sealed class ResourceDefinitionGrain(
     [PersistentState("definition", ConveyorStorage.Name)] IPersistentState<ResourceDefinitionState> state,
+    IObjectCatalog catalog,
     TimeProvider time) : Grain, IResourceDefinitionGrain
 {
+    private CatalogEntry Entry => CatalogEntry.Definition(Names.SplitKey(this.GetPrimaryKeyString())[0], Names.SplitKey(this.GetPrimaryKeyString())[^1]);
+
+    /// <inheritdoc />
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        // Lists what this activation serves, also when it was stored before listings existed.
+        if (state.State.Definition is not null)
+        {
+            await catalog.AddAsync(Entry);
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task<ResourceDefinitionData?> RepairCatalogAsync()
+    {
+        if (state.State.Definition is null)
+        {
+            await catalog.RemoveAsync(Entry);
+        }
+        else
+        {
+            await catalog.AddAsync(Entry);
+        }
+
+        return state.State.Definition;
+    }
     /// <inheritdoc />
     public async Task<ResourceDefinitionData> CreateAsync(ResourceDefinitionData definition)
     {
@@ -29,20 +57,27 @@ internal sealed class ResourceDefinitionGrain(
     }
 
     /// <inheritdoc />
-    public async Task<ResourceDefinitionData> ApplyAsync(ResourceDefinitionData definition)
+    public async Task<WriteResult<ResourceDefinitionData>> ApplyAsync(ResourceDefinitionData definition)
     {
         await ValidateAsync(definition);
-        return await StoreAsync(definition, state.State.Definition?.Id ?? Guid.NewGuid().ToString());
+        return Unchanged(definition) ?? Changed(await StoreAsync(definition, state.State.Definition?.Id ?? Guid.NewGuid().ToString()));
     }
 
     /// <inheritdoc />
-    public async Task<ResourceDefinitionData> UpdateAsync(ResourceDefinitionData definition)
+    public async Task<WriteResult<ResourceDefinitionData>> UpdateAsync(ResourceDefinitionData definition)
     {
         await ValidateAsync(definition);
         var current = state.State.Definition
             ?? throw new ConveyorNotFoundException($"resource definition with name {definition.Name} not found");
-        return await StoreAsync(definition, current.Id);
+        return Unchanged(definition) ?? Changed(await StoreAsync(definition, current.Id));
     }
+
+    private WriteResult<ResourceDefinitionData>? Unchanged(ResourceDefinitionData definition) =>
+        state.State.Definition is { } stored && SameContent.Definition(stored, definition)
+            ? new WriteResult<ResourceDefinitionData> { Value = stored, Unchanged = true }
+            : null;
+
+    private static WriteResult<ResourceDefinitionData> Changed(ResourceDefinitionData stored) => new() { Value = stored };
 
     /// <inheritdoc />
     public Task<ResourceDefinitionData?> GetAsync() => Task.FromResult(state.State.Definition);
@@ -56,6 +91,7 @@ internal sealed class ResourceDefinitionGrain(
         }
 
         await state.ClearStateAsync();
+        await catalog.RemoveAsync(Entry);
         return true;
     }
 
@@ -77,6 +113,7 @@ internal sealed class ResourceDefinitionGrain(
     private async Task<ResourceDefinitionData> StoreAsync(ResourceDefinitionData definition, string id)
     {
         var now = time.GetUtcNow();
+        await catalog.AddAsync(Entry);
         state.State.Definition = new ResourceDefinitionData
         {
             Id = id,

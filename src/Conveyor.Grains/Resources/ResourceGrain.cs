@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Catalog;
 using Conveyor.Grains.Nats;
 using Conveyor.Grains.Runs;
 using Microsoft.Extensions.Logging;
@@ -45,6 +46,7 @@ internal sealed partial class ResourceGrain(
     IGrainFactory grains,
     DriverDispatcher dispatcher,
     RunLauncher launcher,
+    IObjectCatalog catalog,
     ResourceVersionStore versions,
     IOptions<ConveyorLimitsOptions> limits,
     ILogger<ResourceGrain> logger) : Grain, IResourceGrain
@@ -57,6 +59,12 @@ internal sealed partial class ResourceGrain(
         if (state.State.Versions.Count > 0)
         {
             await MoveLegacyVersionsAsync();
+        }
+
+        // Lists what this activation serves, also when it was stored before listings existed.
+        if (state.State.Current is { } stored)
+        {
+            await catalog.AddAsync(CatalogEntry.Resource(Namespace, stored));
         }
 
         if (state.State.PendingRunId is { } runId && state.State.Current is { } current)
@@ -121,6 +129,7 @@ internal sealed partial class ResourceGrain(
             state.State.LastRunId = runId;
         }
 
+        await catalog.AddAsync(CatalogEntry.Resource(ns, stored));
         // What a deleted resource of the same name left behind (a deletion cut short) never shows as this one's.
         await DeleteVersionsAsync();
         await versions.WriteAsync(this.GetPrimaryKeyString(), stored);
@@ -135,7 +144,7 @@ internal sealed partial class ResourceGrain(
     }
 
     /// <inheritdoc />
-    public async Task<ResourceData> UpdateAsync(ResourceData resource)
+    public async Task<WriteResult<ResourceData>> UpdateAsync(ResourceData resource)
     {
         ArgumentNullException.ThrowIfNull(resource);
         var ns = Namespace;
@@ -151,6 +160,12 @@ internal sealed partial class ResourceGrain(
             throw new ConveyorValidationException("name", $"'name' ({resource.Name}) does not match the name in the URL ({keyName}).");
         }
 
+        resource.Pipeline = string.IsNullOrEmpty(resource.Pipeline) ? current.Pipeline : resource.Pipeline;
+        if (await UnchangedAsync(current, resource))
+        {
+            return new WriteResult<ResourceData> { Value = current, Unchanged = true };
+        }
+
         var version = current.Version + 1;
         var metadata = new Dictionary<string, string>(resource.Metadata, StringComparer.Ordinal)
         {
@@ -161,12 +176,13 @@ internal sealed partial class ResourceGrain(
             Id = current.Id,
             Name = keyName,
             Type = type,
-            Pipeline = string.IsNullOrEmpty(resource.Pipeline) ? current.Pipeline : resource.Pipeline,
+            Pipeline = resource.Pipeline,
             Metadata = metadata,
             Spec = resource.Spec,
             Version = version,
         };
 
+        await catalog.AddAsync(CatalogEntry.Resource(ns, stored));
         // The version's own record first: the state then names a version that is stored.
         await versions.WriteAsync(this.GetPrimaryKeyString(), stored);
         state.State.Current = stored;
@@ -176,7 +192,27 @@ internal sealed partial class ResourceGrain(
         state.State.LastRunId = null;
         await state.WriteStateAsync();
         await TrimVersionsAsync();
-        return stored;
+        if (current.Pipeline != stored.Pipeline)
+        {
+            await catalog.RemoveFilterAsync(CatalogEntry.Resource(ns, current));
+        }
+
+        return new WriteResult<ResourceData> { Value = stored };
+    }
+
+    /// <summary>
+    /// Whether an update would store what is stored, or what a read shows (with the latest run's driver results):
+    /// then it is a no-op and the driver results stay. As in the original, an update starts no run either way.
+    /// </summary>
+    private async Task<bool> UnchangedAsync(ResourceData current, ResourceData incoming)
+    {
+        if (SameContent.Resource(current, incoming, null))
+        {
+            return true;
+        }
+
+        return SameContent.MayCarryDriverResults(incoming) && state.State.LastRunId is { } runId
+            && SameContent.Resource(current, incoming, await grains.GetGrain<IPipelineRunGrain>(runId).GetDriverResultsAsync());
     }
 
     /// <inheritdoc />
@@ -192,7 +228,7 @@ internal sealed partial class ResourceGrain(
     /// <inheritdoc />
     public async Task<bool> DeleteAsync()
     {
-        if (state.State.Current is null)
+        if (state.State.Current is not { } previous)
         {
             return false;
         }
@@ -202,6 +238,7 @@ internal sealed partial class ResourceGrain(
         state.State.LastRunId = null;
         state.State.PendingRunId = null;
         await state.WriteStateAsync();
+        await catalog.RemoveAsync(CatalogEntry.Resource(Namespace, previous));
         await DeleteVersionsAsync();
         await state.ClearStateAsync();
         return true;
@@ -255,6 +292,25 @@ internal sealed partial class ResourceGrain(
         state.State.LatestVersion = Math.Max(kept[^1], state.State.LatestVersion);
         state.State.Versions = [];
         await state.WriteStateAsync();
+    }
+
+    /// <inheritdoc />
+    public async Task<ResourceData?> RepairCatalogAsync(string? stalePipeline)
+    {
+        var parts = Names.SplitKey(this.GetPrimaryKeyString());
+        if (state.State.Current is not { } current)
+        {
+            await catalog.RemoveAsync(new CatalogEntry(parts[0], CatalogKind.Resource, parts[1] + "/" + parts[2], stalePipeline));
+            return null;
+        }
+
+        await catalog.AddAsync(CatalogEntry.Resource(parts[0], current));
+        if (stalePipeline is not null && stalePipeline != current.Pipeline)
+        {
+            await catalog.RemoveFilterAsync(CatalogEntry.Resource(parts[0], current) with { Filter = stalePipeline });
+        }
+
+        return current;
     }
 
     private async Task ValidateSpecAsync(string ns, ResourceData resource)

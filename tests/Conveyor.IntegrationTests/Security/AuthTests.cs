@@ -410,17 +410,17 @@ public sealed class AuthTests(SecurityFixture fx)
     public async Task The_sdk_client_sends_its_api_key()
     {
         using var http = new HttpClient { BaseAddress = fx.Host.Address };
-        var anonymous = new Conveyor.Driver.Sdk.Client.ConveyorClient(http);
-        var error = await Assert.ThrowsAsync<Conveyor.Driver.Sdk.Client.ConveyorApiException>(() => anonymous.ListRunsAsync());
+        var anonymous = new Conveyor.Client.ConveyorClient(http);
+        var error = await Assert.ThrowsAnyAsync<Conveyor.Client.ConveyorApiException>(() => anonymous.ListRunsAsync());
         Assert.Equal(HttpStatusCode.Unauthorized, error.Status);
 
         var runId = await StartWaitingRunAsync("default");
-        var viewer = new Conveyor.Driver.Sdk.Client.ConveyorClient(http) { ApiKey = await fx.CreateKeyAsync("viewer", "default") };
+        var viewer = new Conveyor.Client.ConveyorClient(http) { ApiKey = await fx.CreateKeyAsync("viewer", "default") };
         var page = await viewer.ListRunsAsync(pipeline: "p-default", limit: 100);
         // The key was sent and honoured: the viewer sees the default namespace's run (and only that namespace's).
         Assert.Contains(page.Items, r => r.Id.ToString() == runId);
         Assert.All(page.Items, r => Assert.Equal("default", r.Namespace));
-        var forbidden = await Assert.ThrowsAsync<Conveyor.Driver.Sdk.Client.ConveyorApiException>(() => viewer.DeletePipelineAsync("nope"));
+        var forbidden = await Assert.ThrowsAnyAsync<Conveyor.Client.ConveyorApiException>(() => viewer.DeletePipelineAsync("nope"));
         Assert.Equal(HttpStatusCode.Forbidden, forbidden.Status);
     }
 

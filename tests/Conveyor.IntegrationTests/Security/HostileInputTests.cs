@@ -368,7 +368,7 @@ public sealed class HostileInputTests(HostileInputFixture fx, ITestOutputHelper 
     {
         using var admin = fx.Client();
         var run = fx.RunIds[0];
-        foreach (var path in new[] { $"/logs/pipeline/{run}", $"/logs/streams/nobody/{run}", "/logs/pipeline/not-a-uuid", $"/runs/{run}/logs/stream" })
+        foreach (var path in new[] { $"/logs/pipeline/{run}", $"/logs/streams/nobody/{run}", $"/runs/{run}/logs/stream" })
         {
             var sent = Stopwatch.StartNew();
             using var response = await admin.GetAsync(path, HttpCompletionOption.ResponseHeadersRead);

@@ -1,13 +1,13 @@
 using System.Net;
 using System.Text.Json;
 
-namespace Conveyor.Driver.Sdk.Client;
+namespace Conveyor.Client;
 
 /// <summary>
 /// The Conveyor API answered with an error status. The details come from an RFC 7807 problem document
 /// (<c>application/problem+json</c>), from the original's <c>{"error": "..."}</c> body, or from a plain-text body.
 /// </summary>
-public sealed class ConveyorApiException : Exception
+public class ConveyorApiException : Exception
 {
     private static readonly IReadOnlyDictionary<string, string[]> NoErrors = new Dictionary<string, string[]>();
 
@@ -31,7 +31,8 @@ public sealed class ConveyorApiException : Exception
         Errors = NoErrors;
     }
 
-    private ConveyorApiException(
+    /// <summary>Creates the exception from a parsed answer (see <see cref="FromResponse"/>).</summary>
+    private protected ConveyorApiException(
         HttpStatusCode status,
         string? type,
         string? title,
@@ -72,8 +73,13 @@ public sealed class ConveyorApiException : Exception
     /// <summary>The raw response body.</summary>
     public string Body { get; } = "";
 
-    /// <summary>Builds the exception from an error response body.</summary>
-    internal static ConveyorApiException FromResponse(HttpStatusCode status, string? mediaType, string body)
+    /// <summary>
+    /// Builds the exception from an error response body: a <see cref="ConveyorValidationApiException"/> (400, 422),
+    /// <see cref="ConveyorAccessApiException"/> (401, 403), <see cref="ConveyorNotFoundApiException"/> (404),
+    /// <see cref="ConveyorConflictApiException"/> (409) or <see cref="ConveyorRateLimitApiException"/> (429), else
+    /// this base type.
+    /// </summary>
+    internal static ConveyorApiException FromResponse(HttpStatusCode status, string? mediaType, string body, TimeSpan? retryAfter = null)
     {
         string? type = null, title = null, detail = null, error = null;
         IReadOnlyDictionary<string, string[]> errors = NoErrors;
@@ -112,7 +118,15 @@ public sealed class ConveyorApiException : Exception
             message += " (" + string.Join("; ", errors.Select(e => $"{e.Key}: {string.Join(", ", e.Value)}")) + ")";
         }
 
-        return new ConveyorApiException(status, type, title, detail, error, errors, body, message);
+        return status switch
+        {
+            HttpStatusCode.BadRequest or HttpStatusCode.UnprocessableEntity => new ConveyorValidationApiException(status, type, title, detail, error, errors, body, message),
+            HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden => new ConveyorAccessApiException(status, type, title, detail, error, errors, body, message),
+            HttpStatusCode.NotFound => new ConveyorNotFoundApiException(status, type, title, detail, error, errors, body, message),
+            HttpStatusCode.Conflict => new ConveyorConflictApiException(status, type, title, detail, error, errors, body, message),
+            HttpStatusCode.TooManyRequests => new ConveyorRateLimitApiException(status, type, title, detail, error, errors, body, message) { RetryAfter = retryAfter },
+            _ => new ConveyorApiException(status, type, title, detail, error, errors, body, message),
+        };
     }
 
     private static string? GetString(JsonElement root, string name) =>
@@ -138,4 +152,52 @@ public sealed class ConveyorApiException : Exception
 
         return result;
     }
+}
+
+/// <summary>400 or 422: the request is invalid; <see cref="ConveyorApiException.Errors"/> names each field at fault.</summary>
+public sealed class ConveyorValidationApiException : ConveyorApiException
+{
+    internal ConveyorValidationApiException(HttpStatusCode status, string? type, string? title, string? detail, string? error, IReadOnlyDictionary<string, string[]> errors, string body, string message)
+        : base(status, type, title, detail, error, errors, body, message)
+    {
+    }
+}
+
+/// <summary>401 (no key, or a malformed, unknown or revoked one) or 403 (the key may not do this).</summary>
+public sealed class ConveyorAccessApiException : ConveyorApiException
+{
+    internal ConveyorAccessApiException(HttpStatusCode status, string? type, string? title, string? detail, string? error, IReadOnlyDictionary<string, string[]> errors, string body, string message)
+        : base(status, type, title, detail, error, errors, body, message)
+    {
+    }
+}
+
+/// <summary>404: the object, the run or the namespace does not exist (or belongs to another namespace).</summary>
+public sealed class ConveyorNotFoundApiException : ConveyorApiException
+{
+    internal ConveyorNotFoundApiException(HttpStatusCode status, string? type, string? title, string? detail, string? error, IReadOnlyDictionary<string, string[]> errors, string body, string message)
+        : base(status, type, title, detail, error, errors, body, message)
+    {
+    }
+}
+
+/// <summary>409: the request conflicts with the current state (the object exists, the run already ended, …).</summary>
+public sealed class ConveyorConflictApiException : ConveyorApiException
+{
+    internal ConveyorConflictApiException(HttpStatusCode status, string? type, string? title, string? detail, string? error, IReadOnlyDictionary<string, string[]> errors, string body, string message)
+        : base(status, type, title, detail, error, errors, body, message)
+    {
+    }
+}
+
+/// <summary>429: the key made more writes than its limit allows; try again after <see cref="RetryAfter"/>.</summary>
+public sealed class ConveyorRateLimitApiException : ConveyorApiException
+{
+    internal ConveyorRateLimitApiException(HttpStatusCode status, string? type, string? title, string? detail, string? error, IReadOnlyDictionary<string, string[]> errors, string body, string message)
+        : base(status, type, title, detail, error, errors, body, message)
+    {
+    }
+
+    /// <summary>How long to wait before the next write (the <c>Retry-After</c> header), when the server said.</summary>
+    public TimeSpan? RetryAfter { get; init; }
 }
