@@ -50,8 +50,15 @@ public sealed class ConveyorNatsOptions
 
     /// <summary>
     /// Delays before a result whose run could not take it is delivered again, by delivery (the last one repeats).
+    /// Empty (default): 1 s, 2 s, 5 s, 10 s, 30 s, then 1 min. (A list, not a default the configuration binder would
+    /// append to.)
     /// </summary>
-    public TimeSpan[] ResultBackoff { get; set; } = [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(1)];
+    public TimeSpan[] ResultBackoff { get; set; } = [];
+
+    /// <summary>The backoff in force: <see cref="ResultBackoff"/>, or the default when it is empty.</summary>
+    internal IReadOnlyList<TimeSpan> EffectiveResultBackoff => ResultBackoff is { Length: > 0 } set
+        ? set
+        : [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(1)];
 
     /// <summary>How long the dead-letter stream keeps a message.</summary>
     public TimeSpan DeadLetterRetention { get; set; } = TimeSpan.FromDays(30);

@@ -182,8 +182,8 @@ internal sealed partial class DriverResultConsumer(
     /// <summary>The delay before delivery <paramref name="deliveries"/> + 1: the backoff's entry for it, the last one repeating.</summary>
     private TimeSpan Delay(ulong deliveries)
     {
-        var backoff = _options.ResultBackoff;
-        return backoff.Length == 0 ? TimeSpan.FromSeconds(1) : backoff[(int)Math.Min(deliveries - 1, (ulong)backoff.Length - 1)];
+        var backoff = _options.EffectiveResultBackoff;
+        return backoff[(int)Math.Min(deliveries - 1, (ulong)backoff.Count - 1)];
     }
 
     /// <summary>
