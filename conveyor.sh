@@ -12,6 +12,8 @@ ensure_servers() {
   local missing=()
   have nats-server || missing+=(nats-server)
   have redis-server || missing+=(redis-server)
+  # Extra packages a command needs (the test suite's failover tests run Redis Sentinel).
+  for extra in "$@"; do have "$extra" || missing+=("$extra"); done
   # Schedules read cron expressions in IANA time zones, which .NET on Linux takes from tzdata.
   [ -d /usr/share/zoneinfo ] || missing+=(tzdata)
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -41,7 +43,7 @@ case "${1:-}" in
     ;;
   test)
     shift
-    ensure_servers
+    ensure_servers redis-sentinel
     ensure_dotnet
     # The form CI caching examples use (no trailing slash); the build must not depend on the slash.
     export NUGET_PACKAGES="${NUGET_PACKAGES:-$HOME/.nuget/packages}"

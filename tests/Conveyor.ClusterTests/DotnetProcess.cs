@@ -11,6 +11,8 @@ public partial class DotnetProcess : IAsyncDisposable
 {
     private const int SigKill = 9;
     private const int SigTerm = 15;
+    private const int SigCont = 18;
+    private const int SigStop = 19;
     private const int MaxLines = 400;
     private readonly Queue<string> _output = new();
     private readonly Lock _gate = new();
@@ -79,6 +81,39 @@ public partial class DotnetProcess : IAsyncDisposable
         }
 
         await _process.WaitForExitAsync();
+    }
+
+    /// <summary>SIGSTOP: the process stops answering anything without closing a connection (a hung machine).</summary>
+    public void Suspend()
+    {
+        if (!_process.HasExited)
+        {
+            _ = kill(_process.Id, SigStop);
+        }
+    }
+
+    /// <summary>SIGCONT after <see cref="Suspend"/>.</summary>
+    public void Resume()
+    {
+        if (!_process.HasExited)
+        {
+            _ = kill(_process.Id, SigCont);
+        }
+    }
+
+    /// <summary>Waits for the process to exit by itself; false when it still runs after <paramref name="timeout"/>.</summary>
+    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
     }
 
     /// <summary>SIGTERM, then waits for the process to exit on its own; returns its exit code.</summary>

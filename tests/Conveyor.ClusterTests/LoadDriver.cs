@@ -70,7 +70,7 @@ public sealed class LoadDriver : IAsyncDisposable
             try
             {
                 var consumer = await js.CreateOrUpdateConsumerAsync(Subjects.MessagesStream, config, _stop.Token);
-                await foreach (var msg in consumer.ConsumeAsync<byte[]>(opts: new NatsJSConsumeOpts { MaxMsgs = 128 }, cancellationToken: _stop.Token))
+                await foreach (var msg in consumer.ConsumeAsync<byte[]>(opts: new NatsJSConsumeOpts { MaxMsgs = 128, Expires = TimeSpan.FromSeconds(10), IdleHeartbeat = TimeSpan.FromSeconds(2) }, cancellationToken: _stop.Token))
                 {
                     await _slots.WaitAsync(_stop.Token);
                     _ = HandleAsync(js, msg);

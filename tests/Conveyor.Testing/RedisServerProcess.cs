@@ -8,9 +8,12 @@ namespace Conveyor.Testing;
 /// </summary>
 public sealed class RedisServerProcess : ServerProcess
 {
-    private RedisServerProcess()
+    private readonly string[] _extraArguments;
+
+    private RedisServerProcess(IEnumerable<string>? extraArguments = null)
         : base("redis-server", "redis-server")
     {
+        _extraArguments = extraArguments?.ToArray() ?? [];
     }
 
     /// <summary>StackExchange.Redis connection string, <c>127.0.0.1:PORT</c>.</summary>
@@ -28,13 +31,18 @@ public sealed class RedisServerProcess : ServerProcess
         "--appendonly", "yes",
         "--dir", StoreDir,
         "--daemonize", "no",
+        .. _extraArguments,
     ];
 
     /// <summary>Starts a server and waits until it accepts connections.</summary>
     /// <exception cref="InvalidOperationException">redis-server is not installed, exited, or did not listen in time.</exception>
-    public static async Task<RedisServerProcess> StartNewAsync(CancellationToken cancellationToken = default)
+    public static Task<RedisServerProcess> StartNewAsync(CancellationToken cancellationToken = default) => StartNewAsync(null, cancellationToken);
+
+    /// <summary>Starts a server with extra arguments (e.g. <c>--replicaof 127.0.0.1 PORT</c>).</summary>
+    /// <exception cref="InvalidOperationException">redis-server is not installed, exited, or did not listen in time.</exception>
+    public static async Task<RedisServerProcess> StartNewAsync(IEnumerable<string>? extraArguments, CancellationToken cancellationToken = default)
     {
-        var server = new RedisServerProcess();
+        var server = new RedisServerProcess(extraArguments);
         try
         {
             await server.StartAsync(cancellationToken).ConfigureAwait(false);

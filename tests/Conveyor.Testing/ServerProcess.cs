@@ -17,6 +17,8 @@ public abstract partial class ServerProcess : IAsyncDisposable
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
     private const int MaxOutputLines = 200;
     private const int SigTerm = 15;
+    private const int SigCont = 18;
+    private const int SigStop = 19;
 
     private readonly Queue<string> _output = new();
     private readonly Lock _outputGate = new();
@@ -190,6 +192,31 @@ public abstract partial class ServerProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// kill -9: the server gets no chance to flush anything (what a crash of its machine's process looks like); the data
+    /// directory stays for a restart.
+    /// </summary>
+    public async Task KillAsync()
+    {
+        if (_process is not { } process)
+        {
+            return;
+        }
+
+        _process = null;
+        using (process)
+        {
+            KillProcess(process);
+            await process.WaitForExitAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>SIGSTOP: the server stops answering without closing a connection, as a hung machine does.</summary>
+    public void Suspend() => Signal(SigStop);
+
+    /// <summary>SIGCONT after <see cref="Suspend"/>.</summary>
+    public void Resume() => Signal(SigCont);
+
     /// <summary>Stops and starts the server again on the same port with the same data directory.</summary>
     public async Task RestartAsync(CancellationToken cancellationToken = default)
     {
@@ -304,6 +331,14 @@ public abstract partial class ServerProcess : IAsyncDisposable
             {
                 _output.Dequeue();
             }
+        }
+    }
+
+    private void Signal(int signal)
+    {
+        if (_process is { HasExited: false } process)
+        {
+            _ = Kill(process.Id, signal);
         }
     }
 

@@ -89,7 +89,8 @@ public static class ConveyorHostingExtensions
                 NatsServerPath = options.NatsServerPath,
                 RedisServerPath = options.RedisServerPath,
             });
-            services.AddHostedService<LocalServerSupervisor>();
+            services.AddSingleton<LocalServerSupervisor>();
+            services.AddHostedService(sp => sp.GetRequiredService<LocalServerSupervisor>());
         }
 
         services.PostConfigure<ConveyorNatsOptions>(n => n.Url = options.NatsUrl!);
@@ -115,7 +116,7 @@ public static class ConveyorHostingExtensions
             });
             // Failure detection and call timeouts are Orleans' own options; exposed so an operator (or a test) can make
             // a dead silo be declared dead in seconds rather than the default tens of seconds.
-            silo.Services.AddOptions<ClusterMembershipOptions>().BindConfiguration(ConveyorOptions.Section + ":Membership");
+            silo.Services.AddOptions<ClusterMembershipOptions>().Configure(ConveyorMembershipDefaults.Apply).BindConfiguration(ConveyorOptions.Section + ":Membership");
             silo.Services.AddOptions<SiloMessagingOptions>().BindConfiguration(ConveyorOptions.Section + ":Messaging");
             if (options.Mode == ConveyorMode.Cluster)
             {

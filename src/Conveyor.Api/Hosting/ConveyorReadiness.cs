@@ -17,6 +17,8 @@ internal sealed class ConveyorReadiness(IServiceProvider services, IHostApplicat
     public static readonly TimeSpan RedisTimeout = TimeSpan.FromSeconds(1);
 
     private readonly ConveyorRedis? _redis = services.GetService<ConveyorRedis>();
+    private readonly LocalServerSupervisor? _supervisor = services.GetService<LocalServerSupervisor>();
+    private readonly Conveyor.Grains.Nats.JetStreamStatus? _streams = services.GetService<Conveyor.Grains.Nats.JetStreamStatus>();
 
     /// <summary>What is not ready, one entry per dependency; empty when ready.</summary>
     public async Task<IReadOnlyList<string>> CheckAsync(CancellationToken cancellationToken = default)
@@ -43,6 +45,8 @@ internal sealed class ConveyorReadiness(IServiceProvider services, IHostApplicat
             {
                 var db = await _redis.GetDatabaseAsync().WaitAsync(RedisTimeout, cancellationToken).ConfigureAwait(false);
                 await db.PingAsync().WaitAsync(RedisTimeout, cancellationToken).ConfigureAwait(false);
+                // An evicting maxmemory-policy, or fewer replicas than writes wait for (e.g. after a failover).
+                problems.AddRange(await _redis.CheckAsync(cancellationToken).WaitAsync(RedisTimeout, cancellationToken).ConfigureAwait(false));
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
@@ -50,6 +54,11 @@ internal sealed class ConveyorReadiness(IServiceProvider services, IHostApplicat
             }
         }
 
+        // A supervised server that died and is being restarted (single node).
+        problems.AddRange(_supervisor?.Problems ?? []);
+
+        // Streams the NATS cluster cannot place with the configured replicas.
+        problems.AddRange(_streams?.Problems ?? []);
         return problems;
     }
 }

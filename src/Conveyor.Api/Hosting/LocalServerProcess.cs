@@ -7,9 +7,11 @@ using System.Runtime.InteropServices;
 namespace Conveyor.Api.Hosting;
 
 /// <summary>
-/// A server process (nats-server, redis-server) started and owned by Conveyor on loopback. A pid file under the data
-/// directory lets the next start end an orphan left by a crash of ours — and only one whose command line names our
-/// data directory.
+/// A server process (nats-server, redis-server) started and owned by Conveyor on loopback, run in its data directory.
+/// The next start ends an orphan left by a crash of ours: the process named by the pid file, or any other, whose
+/// executable is this server's and whose working directory is this data directory. Neither can be changed by a
+/// process rewriting its title (redis-server shows <c>redis-server 127.0.0.1:port</c>, without its arguments), and
+/// together they never match a stranger that merely reuses a pid.
 /// </summary>
 internal sealed partial class LocalServerProcess : IAsyncDisposable
 {
@@ -17,7 +19,7 @@ internal sealed partial class LocalServerProcess : IAsyncDisposable
     private readonly string _executable;
     private readonly IReadOnlyList<string> _arguments;
     private readonly string _pidFile;
-    private readonly string _ownershipMarker;
+    private readonly string _workingDirectory;
     private readonly List<string> _output = [];
     private Process? _process;
 
@@ -27,16 +29,19 @@ internal sealed partial class LocalServerProcess : IAsyncDisposable
     /// <param name="arguments">Command-line arguments.</param>
     /// <param name="port">Loopback port the server listens on; readiness is a successful TCP connect.</param>
     /// <param name="pidFile">Where to record the pid.</param>
-    /// <param name="ownershipMarker">A string (the data directory) that appears in the command line of our own instances.</param>
-    public LocalServerProcess(string name, string executable, IReadOnlyList<string> arguments, int port, string pidFile, string ownershipMarker)
+    /// <param name="workingDirectory">The server's data directory, which it runs in: with the executable, what identifies our own instances.</param>
+    public LocalServerProcess(string name, string executable, IReadOnlyList<string> arguments, int port, string pidFile, string workingDirectory)
     {
         _name = name;
         _executable = executable;
         _arguments = arguments;
         Port = port;
         _pidFile = pidFile;
-        _ownershipMarker = ownershipMarker;
+        _workingDirectory = Path.GetFullPath(workingDirectory);
     }
+
+    /// <summary>Short name for messages (<c>nats-server</c>).</summary>
+    public string Name => _name;
 
     /// <summary>The loopback port.</summary>
     public int Port { get; }
@@ -72,7 +77,7 @@ internal sealed partial class LocalServerProcess : IAsyncDisposable
         var path = Locate(_executable) ?? throw new InvalidOperationException(
             $"{_name} not found (looked for '{_executable}' on PATH and in /usr/sbin). Install it: sudo apt-get install -y {_name}, " +
             $"or configure an external server.");
-        await EndOrphanAsync().ConfigureAwait(false);
+        await EndOrphansAsync(path).ConfigureAwait(false);
 
         // In a session of its own (setsid execs in place, so the pid stays the server's): Ctrl-C in the terminal then
         // reaches only the silo, which stops the servers itself after Orleans has shut down.
@@ -82,6 +87,7 @@ internal sealed partial class LocalServerProcess : IAsyncDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
+            WorkingDirectory = _workingDirectory,
         };
         if (detach)
         {
@@ -189,37 +195,132 @@ internal sealed partial class LocalServerProcess : IAsyncDisposable
         }
     }
 
-    private async Task EndOrphanAsync()
+    /// <summary>Waits until the running server exits; returns its exit code (null when none runs).</summary>
+    public async Task<int?> WaitForExitAsync(CancellationToken cancellationToken)
     {
-        if (!File.Exists(_pidFile) || !int.TryParse(await File.ReadAllTextAsync(_pidFile).ConfigureAwait(false), out var pid))
+        if (_process is not { } process)
         {
-            return;
+            return null;
         }
 
-        var cmdline = $"/proc/{pid}/cmdline";
-        if (File.Exists(cmdline) && (await File.ReadAllTextAsync(cmdline).ConfigureAwait(false)).Contains(_ownershipMarker, StringComparison.Ordinal))
+        await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+        return process.ExitCode;
+    }
+
+    /// <summary>Ids of running processes that are instances of <paramref name="executable"/> in <paramref name="workingDirectory"/>.</summary>
+    public static IReadOnlyList<int> FindInstances(string executable, string workingDirectory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(executable);
+        var binary = FinalTarget(executable);
+        var directory = RealPath(workingDirectory);
+        var found = new List<int>();
+        if (!Directory.Exists("/proc"))
         {
-            try
+            return found;
+        }
+
+        foreach (var entry in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+                && pid != Environment.ProcessId
+                && IsInstance(pid, binary, directory))
             {
-                using var orphan = Process.GetProcessById(pid);
-                _ = SysKill(pid, SigTerm);
-                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-                try
-                {
-                    await orphan.WaitForExitAsync(cts.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    orphan.Kill();
-                }
+                found.Add(pid);
             }
-            catch (ArgumentException)
-            {
-                // It exited meanwhile.
-            }
+        }
+
+        return found;
+    }
+
+    /// <summary>
+    /// Ends what a crashed silo of ours left running on this data directory: the pid file's process if it is still
+    /// this server in this directory, then any other such process (a lost pid file, an older layout).
+    /// </summary>
+    private async Task EndOrphansAsync(string path)
+    {
+        var binary = FinalTarget(path);
+        var directory = RealPath(_workingDirectory);
+        var orphans = new HashSet<int>();
+        if (File.Exists(_pidFile) && int.TryParse(await File.ReadAllTextAsync(_pidFile).ConfigureAwait(false), out var recorded)
+            && IsInstance(recorded, binary, directory))
+        {
+            orphans.Add(recorded);
+        }
+
+        foreach (var pid in FindInstances(path, _workingDirectory))
+        {
+            orphans.Add(pid);
+        }
+
+        foreach (var pid in orphans)
+        {
+            await EndAsync(pid).ConfigureAwait(false);
         }
 
         TryDelete(_pidFile);
+    }
+
+    private static async Task EndAsync(int pid)
+    {
+        try
+        {
+            using var orphan = Process.GetProcessById(pid);
+            // SIGTERM first: Redis then flushes its append-only file, nats-server its store.
+            _ = SysKill(pid, SigTerm);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            try
+            {
+                await orphan.WaitForExitAsync(cts.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                orphan.Kill();
+            }
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+        {
+            // It exited meanwhile.
+        }
+    }
+
+    private static bool IsInstance(int pid, string binary, string directory)
+    {
+        try
+        {
+            var exe = new FileInfo($"/proc/{pid}/exe").LinkTarget;
+            var cwd = new DirectoryInfo($"/proc/{pid}/cwd").LinkTarget;
+            return exe is not null && cwd is not null
+                && string.Equals(exe, binary, StringComparison.Ordinal)
+                && string.Equals(Path.TrimEndingDirectorySeparator(cwd), directory, StringComparison.Ordinal);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Gone, or not ours to look at.
+            return false;
+        }
+    }
+
+    /// <summary>The file an executable path finally names (Debian's redis-server is a link to redis-check-rdb).</summary>
+    private static string FinalTarget(string executable) => RealPath(Locate(executable) ?? executable);
+
+    /// <summary>The canonical path, every link resolved (what /proc shows); the full path when it cannot be resolved.</summary>
+    private static string RealPath(string path)
+    {
+        var full = Path.GetFullPath(path);
+        var resolved = SysRealPath(full, IntPtr.Zero);
+        if (resolved == IntPtr.Zero)
+        {
+            return Path.TrimEndingDirectorySeparator(full);
+        }
+
+        try
+        {
+            return Marshal.PtrToStringUTF8(resolved) ?? full;
+        }
+        finally
+        {
+            SysFree(resolved);
+        }
     }
 
     private static async Task<bool> CanConnectAsync(int port, CancellationToken cancellationToken)
@@ -255,4 +356,10 @@ internal sealed partial class LocalServerProcess : IAsyncDisposable
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int SysKill(int pid, int signal);
+
+    [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial IntPtr SysRealPath(string path, IntPtr resolved);
+
+    [LibraryImport("libc", EntryPoint = "free")]
+    private static partial void SysFree(IntPtr pointer);
 }

@@ -24,7 +24,7 @@ using StackExchange.Redis;
 namespace Microsoft.Extensions.Hosting;
 
 /// <summary>Adds Conveyor's engine to an Orleans silo.</summary>
-public static class ConveyorSiloBuilderExtensions
+public static partial class ConveyorSiloBuilderExtensions
 {
     /// <summary>
     /// Registers Conveyor's grains' services: the NATS connection (from <c>Conveyor:Nats</c>), JetStream stream
@@ -81,6 +81,7 @@ public static class ConveyorSiloBuilderExtensions
         services.AddConveyorLifecycle();
         services.AddSingleton<DriverResultConsumer>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<DriverResultConsumer>());
+        services.TryAddSingleton<JetStreamStatus>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, StreamSetupParticipant>();
         services.TryAddSingleton<ILogStore, JetStreamLogStore>();
         services.AddSingleton<LogIngestor>();
@@ -100,40 +101,58 @@ public static class ConveyorSiloBuilderExtensions
 
     /// <summary>
     /// Keeps grain state and reminders in Redis: <c>Microsoft.Orleans.Persistence.Redis</c> for the
-    /// <see cref="ConveyorStorage.Name"/> provider and <c>Microsoft.Orleans.Reminders.Redis</c>; the run listing index
-    /// lives in the same Redis.
+    /// <see cref="ConveyorStorage.Name"/> provider and <c>Microsoft.Orleans.Reminders.Redis</c>; the run store, the run
+    /// listing index and the write rate limit live in the same Redis, on one shared connection
+    /// (<see cref="ConveyorRedis"/>). A Sentinel connection string (<c>sentinel1:26379,sentinel2:26379,serviceName=conveyor</c>)
+    /// follows failovers, and writes then wait for a replica (<c>Conveyor:Redis</c>, <see cref="ConveyorRedisOptions"/>).
     /// </summary>
     public static ISiloBuilder UseConveyorRedisStorage(this ISiloBuilder builder, string connectionString)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentException.ThrowIfNullOrEmpty(connectionString);
+        var services = builder.Services;
+        services.AddOptions<ConveyorRedisOptions>().BindConfiguration(ConveyorRedisOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton(sp => new ConveyorRedis(
+            ParseRedis(connectionString), sp.GetRequiredService<IOptions<ConveyorRedisOptions>>().Value, sp.GetRequiredService<ILogger<ConveyorRedis>>()));
+
         // Orleans' binary serializer rather than the default JSON one: a 1,000-step run is ~8x smaller and its
         // state is rewritten on every transition. Every persisted type is [GenerateSerializer] with stable [Id]s.
-        builder.AddRedisGrainStorage(ConveyorStorage.Name, ob => ob.Configure<Serializer>((o, serializer) =>
+        // Grain storage and reminders share Conveyor's connection, so a replica WAIT after a write covers theirs too.
+        builder.AddRedisGrainStorage(ConveyorStorage.Name, ob => ob.Configure<Serializer, ConveyorRedis>((o, serializer, shared) =>
         {
             o.ConfigurationOptions = ParseRedis(connectionString);
+            o.CreateMultiplexer = async _ => (await shared.GetMultiplexerAsync().ConfigureAwait(false), true);
             o.GrainStorageSerializer = new OrleansGrainStorageSerializer(serializer);
             // A deleted resource or pipeline leaves no record behind.
             o.DeleteStateOnClear = true;
         }));
+        DecorateGrainStorage(services, ConveyorStorage.Name, (sp, inner) => new ReplicatedGrainStorage(inner, sp.GetRequiredService<ConveyorRedis>()));
         builder.UseRedisReminderService(o => o.ConfigurationOptions = ParseRedis(connectionString));
-        builder.Services.AddSingleton(_ => new ConveyorRedis(ParseRedis(connectionString)));
-        builder.Services.AddSingleton<IRunIndex, RedisRunIndex>();
-        builder.Services.AddSingleton<IRunRetentionIndex, RedisRunRetentionIndex>();
-        builder.Services.AddSingleton<IObjectCatalog, RedisObjectCatalog>();
+        services.AddOptions<RedisReminderTableOptions>().Configure<ConveyorRedis>((o, shared) =>
+            o.CreateMultiplexer = async _ => (await shared.GetMultiplexerAsync().ConfigureAwait(false), true));
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, RedisSafetyParticipant>();
+        services.AddSingleton<IRunIndex, RedisRunIndex>();
+        services.AddSingleton<IRunRetentionIndex, RedisRunRetentionIndex>();
+        services.AddSingleton<IObjectCatalog, RedisObjectCatalog>();
         // Runs in a Redis layout of their own, so a transition writes only what it changed; a run stored whole by the
         // grain storage (earlier versions) is still read from there.
-        builder.Services.AddSingleton<IRunStore>(sp => ActivatorUtilities.CreateInstance<RedisRunStore>(
+        services.AddSingleton<IRunStore>(sp => ActivatorUtilities.CreateInstance<RedisRunStore>(
             sp, new GrainStorageRunStore(sp.GetRequiredKeyedService<IGrainStorage>(ConveyorStorage.Name))));
         return builder;
     }
 
-    /// <summary>Uses Redis for cluster membership (<c>Microsoft.Orleans.Clustering.Redis</c>).</summary>
+    /// <summary>
+    /// Uses Redis for cluster membership (<c>Microsoft.Orleans.Clustering.Redis</c>), on a connection of its own (so a
+    /// replica WAIT on the shared one never delays a heartbeat) that follows Sentinel failovers like the shared one.
+    /// </summary>
     public static ISiloBuilder UseConveyorRedisClustering(this ISiloBuilder builder, string connectionString)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentException.ThrowIfNullOrEmpty(connectionString);
         builder.UseRedisClustering(o => o.ConfigurationOptions = ParseRedis(connectionString));
+        builder.Services.AddOptions<Orleans.Clustering.Redis.RedisClusteringOptions>().Configure<ILoggerFactory>((o, logs) =>
+            o.CreateMultiplexer = async options =>
+                (await RedisFailover.ConnectAsync(options.ConfigurationOptions!, logs.CreateLogger(typeof(RedisFailover))).ConfigureAwait(false), false));
         return builder;
     }
 
@@ -145,7 +164,45 @@ public static class ConveyorSiloBuilderExtensions
         return options;
     }
 
+    /// <summary>Wraps the keyed grain storage <paramref name="name"/> registered last (Orleans' lifecycle hook follows the key).</summary>
+    private static void DecorateGrainStorage(IServiceCollection services, string name, Func<IServiceProvider, IGrainStorage, IGrainStorage> decorate)
+    {
+        var registered = services.Last(d => d.ServiceType == typeof(IGrainStorage) && d.IsKeyedService && Equals(d.ServiceKey, name));
+        var factory = registered.KeyedImplementationFactory
+            ?? throw new InvalidOperationException($"grain storage '{name}' is not registered through a factory");
+        services.Remove(registered);
+        services.AddKeyedSingleton<IGrainStorage>(name, (sp, key) => decorate(sp, (IGrainStorage)factory(sp, key)));
+    }
+
     private sealed class ConveyorGrainsMarker;
+
+    /// <summary>Refuses to start the silo on a Redis that can evict keys.</summary>
+    private sealed partial class RedisSafetyParticipant(ConveyorRedis redis, ILogger<RedisSafetyParticipant> logger) : ILifecycleParticipant<ISiloLifecycle>
+    {
+        public void Participate(ISiloLifecycle lifecycle) =>
+            lifecycle.Subscribe(nameof(RedisSafetyParticipant), ServiceLifecycleStage.RuntimeInitialize, async _ =>
+            {
+                string? policy;
+                try
+                {
+                    policy = await redis.EvictingPolicyAsync().ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is RedisException or TimeoutException)
+                {
+                    // Unreachable now: the providers wait for it, and readiness reports the policy once it answers.
+                    LogUncheckable(logger, ex.Message);
+                    return;
+                }
+
+                if (policy is not null)
+                {
+                    throw new InvalidOperationException(ConveyorRedis.EvictionProblem(policy) + " (or set Conveyor:Redis:RequireNoEviction=false).");
+                }
+            });
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot check Redis' maxmemory-policy at start ({Reason}); readiness checks it once Redis answers")]
+        private static partial void LogUncheckable(ILogger logger, string reason);
+    }
 
     /// <summary>
     /// Carries the caller's trace context into grain calls. Orleans' own activity propagation injects it only when a
@@ -165,17 +222,96 @@ public static class ConveyorSiloBuilderExtensions
         }
     }
 
-    /// <summary>Creates the JetStream streams before the silo accepts work.</summary>
-    private sealed class StreamSetupParticipant(
-        INatsConnection connection, IOptions<ConveyorNatsOptions> options, IOptions<CDEventsOptions> events, IOptions<RunArchiveOptions> archive, ILogger<StreamSetupParticipant> logger)
-        : ILifecycleParticipant<ISiloLifecycle>
+    /// <summary>
+    /// Creates the JetStream streams before the silo accepts work. When JetStream refuses them as configured (more
+    /// replicas than the cluster can place), the silo still starts, reports it through <see cref="JetStreamStatus"/>
+    /// (so <c>/readyz</c> says what is wrong) and tries again every few seconds.
+    /// </summary>
+    private sealed partial class StreamSetupParticipant(
+        INatsConnection connection, IOptions<ConveyorNatsOptions> options, IOptions<CDEventsOptions> events, IOptions<RunArchiveOptions> archive,
+        JetStreamStatus status, ILogger<StreamSetupParticipant> logger)
+        : ILifecycleParticipant<ISiloLifecycle>, IDisposable
     {
+        private static readonly TimeSpan RetryPeriod = TimeSpan.FromSeconds(5);
+        private static readonly TimeSpan StartPatience = TimeSpan.FromSeconds(30);
+        private readonly CancellationTokenSource _stopping = new();
+
+        public void Dispose() => _stopping.Dispose();
+
         public void Participate(ISiloLifecycle lifecycle) =>
-            lifecycle.Subscribe(nameof(StreamSetupParticipant), ServiceLifecycleStage.RuntimeInitialize, async ct =>
+            lifecycle.Subscribe(nameof(StreamSetupParticipant), ServiceLifecycleStage.RuntimeInitialize, StartAsync, StopAsync);
+
+        private async Task StartAsync(CancellationToken ct)
+        {
+            await connection.ConnectAsync().ConfigureAwait(false);
+            // A JetStream cluster that is electing leaders (or busy with other silos creating the same streams)
+            // answers late or with 503 for a while; that is waited out here, a refusal is reported and retried later.
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (true)
             {
-                await connection.ConnectAsync().ConfigureAwait(false);
-                await JetStreamTopology.EnsureStreamsAsync(new NatsJSContext((NatsConnection)connection), options.Value, events.Value.Enabled ? events.Value.Retention : null, logger, ct).ConfigureAwait(false);
-                await LifecycleStreams.EnsureAsync(new NatsJSContext((NatsConnection)connection), options.Value, archive.Value, logger, ct).ConfigureAwait(false);
-            });
+                try
+                {
+                    await EnsureAsync(ct).ConfigureAwait(false);
+                    return;
+                }
+                catch (JetStreamPlacementException ex)
+                {
+                    status.Set(ex.Problems);
+                    break;
+                }
+                catch (Exception ex) when (TransientFaults.IsTransient(ex) && !ct.IsCancellationRequested)
+                {
+                    if (clock.Elapsed > StartPatience)
+                    {
+                        status.Set([$"JetStream streams are not set up yet: {ex.Message}"]);
+                        break;
+                    }
+
+                    LogRetryFailed(logger, ex.Message);
+                    await Task.Delay(TimeSpan.FromMilliseconds(500), ct).ConfigureAwait(false);
+                }
+            }
+
+            _ = Task.Run(() => RetryAsync(_stopping.Token), CancellationToken.None);
+        }
+
+        private async Task StopAsync(CancellationToken ct) => await _stopping.CancelAsync().ConfigureAwait(false);
+
+        private async Task EnsureAsync(CancellationToken ct)
+        {
+            var js = new NatsJSContext((NatsConnection)connection);
+            await JetStreamTopology.EnsureStreamsAsync(js, options.Value, events.Value.Enabled ? events.Value.Retention : null, logger, ct).ConfigureAwait(false);
+            await LifecycleStreams.EnsureAsync(js, options.Value, archive.Value, logger, ct).ConfigureAwait(false);
+        }
+
+        private async Task RetryAsync(CancellationToken ct)
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                try
+                {
+                    await Task.Delay(RetryPeriod, ct).ConfigureAwait(false);
+                    await EnsureAsync(ct).ConfigureAwait(false);
+                    status.Set([]);
+                    return;
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (JetStreamPlacementException ex)
+                {
+                    status.Set(ex.Problems);
+                }
+                catch (Exception ex) when (TransientFaults.IsTransient(ex))
+                {
+                    status.Set([$"JetStream streams are not set up yet: {ex.Message}"]);
+                    LogRetryFailed(logger, ex.Message);
+                }
+            }
+        }
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "Setting up the JetStream streams failed again: {Reason}")]
+        private static partial void LogRetryFailed(ILogger logger, string reason);
     }
 }

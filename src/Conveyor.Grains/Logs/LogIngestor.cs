@@ -55,6 +55,7 @@ internal sealed partial class LogIngestor(
         DeliverPolicy = ConsumerConfigDeliverPolicy.All,
         AckWait = TimeSpan.FromSeconds(30),
         MaxAckPending = MaxInFlight * 2,
+        NumReplicas = _options.Replicas,
     };
 
     /// <summary>
@@ -68,7 +69,7 @@ internal sealed partial class LogIngestor(
         var chains = new Dictionary<string, Task>(StringComparer.Ordinal);
         try
         {
-            await foreach (var msg in consumer.ConsumeAsync<byte[]>(opts: new NatsJSConsumeOpts { MaxMsgs = MaxInFlight }, cancellationToken: cancellationToken).ConfigureAwait(false))
+            await foreach (var msg in consumer.ConsumeAsync<byte[]>(opts: ConsumeOpts(MaxInFlight), cancellationToken: cancellationToken).ConfigureAwait(false))
             {
                 var entry = msg.Data is { Length: > 0 } data ? LogEntryParser.Parse(data) : null;
                 if (entry is null)

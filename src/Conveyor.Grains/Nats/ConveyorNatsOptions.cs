@@ -30,6 +30,15 @@ public sealed class ConveyorNatsOptions
     /// <summary>PEM private key of <see cref="TlsCertFile"/>. Never logged.</summary>
     public string? TlsKeyFile { get; set; }
 
+    /// <summary>
+    /// Replicas of every stream the engine creates and of its durable consumers: 1 for a single nats-server, 3 for a
+    /// three-node cluster (a stream then survives the loss of any one node). Applied to existing streams at start where
+    /// the server allows it; when the cluster cannot place them, <c>/readyz</c> says so. Drivers' consumers inherit the
+    /// <c>messages</c> stream's replicas unless they set their own.
+    /// </summary>
+    [Range(1, 5)]
+    public int Replicas { get; set; } = 1;
+
     /// <summary>Name of the engine's shared durable consumer on <c>pipeline-engine</c>.</summary>
     [Required]
     public string ResultConsumerName { get; set; } = "pipeline-engine";

@@ -44,6 +44,7 @@ internal sealed partial class DriverResultConsumer(
         // A backstop: the engine gives up at ResultMaxDeliver; the server stops only if silos keep dying on a message
         // (its advisory then moves the message to the dead letters, see MaxDeliveriesListener).
         MaxDeliver = _options.ResultMaxDeliver + 2,
+        NumReplicas = _options.Replicas,
     };
 
     /// <inheritdoc />
@@ -54,7 +55,7 @@ internal sealed partial class DriverResultConsumer(
         try
         {
             await foreach (var msg in consumer.ConsumeAsync<byte[]>(
-                               opts: new NatsJSConsumeOpts { MaxMsgs = _options.ResultConcurrency * 2 },
+                               opts: ConsumeOpts(_options.ResultConcurrency * 2),
                                cancellationToken: cancellationToken).ConfigureAwait(false))
             {
                 await slots.WaitAsync(cancellationToken).ConfigureAwait(false);

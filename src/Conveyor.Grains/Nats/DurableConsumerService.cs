@@ -23,6 +23,18 @@ internal abstract partial class DurableConsumerService(INatsConnection connectio
     /// <summary>The durable consumer's configuration.</summary>
     protected abstract ConsumerConfig CreateConsumerConfig();
 
+    /// <summary>
+    /// Options of a continuous consume of at most <paramref name="maxMessages"/> buffered messages. Pull requests
+    /// expire after 10 s with a heartbeat every 2 s (the client's defaults are 30 s and 15 s): when the server that
+    /// leads the consumer dies, its pending pull dies with it, and the client notices only by missed heartbeats.
+    /// </summary>
+    public static NatsJSConsumeOpts ConsumeOpts(int maxMessages) => new()
+    {
+        MaxMsgs = maxMessages,
+        Expires = TimeSpan.FromSeconds(10),
+        IdleHeartbeat = TimeSpan.FromSeconds(2),
+    };
+
     /// <summary>Consumes until cancelled or NATS fails; must finish what it took before returning.</summary>
     protected abstract Task ConsumeAsync(NatsJSContext js, INatsJSConsumer consumer, CancellationToken cancellationToken);
 

@@ -44,6 +44,8 @@ internal static partial class LifecycleStreams
 
         foreach (var config in streams)
         {
+            // As many copies as the streams they keep what from (Conveyor:Nats:Replicas).
+            config.NumReplicas = nats.Replicas;
             await js.CreateOrUpdateStreamAsync(config, cancellationToken).ConfigureAwait(false);
             LogStreamReady(logger, config.Name!);
         }

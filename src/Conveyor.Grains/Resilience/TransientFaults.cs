@@ -39,10 +39,14 @@ public sealed partial class TransientFaults
         NatsJSDuplicateMessageException or NatsJSProtocolException => false,
         NatsException => true,
         RedisConnectionException or RedisTimeoutException => true,
+        // Not confirmed by enough replicas, or refused by a primary that a failover just demoted: the next try goes to
+        // the new primary once the connection has followed it.
+        Conveyor.Grains.Runs.RedisReplicationException => true,
         // A restarted Redis answers LOADING while it replays its append-only file.
         RedisServerException redis => redis.Message.StartsWith("LOADING", StringComparison.Ordinal)
             || redis.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal)
-            || redis.Message.StartsWith("BUSY", StringComparison.Ordinal),
+            || redis.Message.StartsWith("BUSY", StringComparison.Ordinal)
+            || redis.Message.StartsWith("READONLY", StringComparison.Ordinal),
         TimeoutException => true,
         _ => false,
     };

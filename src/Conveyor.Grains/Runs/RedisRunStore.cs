@@ -143,8 +143,8 @@ public sealed class RedisRunStore(
         var applied = await faults.Redis.ExecuteAsync(
             static async (s, _) =>
             {
-                var db = await s.redis.GetDatabaseAsync().ConfigureAwait(false);
-                return (long)await db.ScriptEvaluateAsync(WriteScript, s.keys, s.values).ConfigureAwait(false);
+                // Through the connection's write path: with Conveyor:Redis:ReplicaAcks it returns only once replicas hold it.
+                return (long)await s.redis.WriteAsync(static (db, a) => db.ScriptEvaluateAsync(WriteScript, a.keys, a.values), (s.keys, s.values)).ConfigureAwait(false);
             },
             (redis, keys, values)).ConfigureAwait(false);
         if (applied != 1)
