@@ -34,11 +34,22 @@ public sealed class ConveyorLimitsOptions
     [Range(1, 100_000)]
     public int KeepResourceVersions { get; set; } = 50;
 
-    /// <summary>Log streams (Server-Sent Events) one API key (or, without keys, one client address) may hold open at once.</summary>
+    /// <summary>Log streams (Server-Sent Events) one API key may hold open at once, in each silo (requests without a key count against <see cref="MaxStreamsPerSilo"/> only).</summary>
     [Range(1, 1_000_000)]
     public int MaxStreamsPerKey { get; set; } = 10;
 
     /// <summary>Log streams (Server-Sent Events) one silo serves at once.</summary>
     [Range(1, 1_000_000)]
     public int MaxStreamsPerSilo { get; set; } = 1000;
+
+    /// <summary>
+    /// Read requests (GET, HEAD) one API key may make per second on average, in each silo; 0 turns the limit off.
+    /// Requests without a key (authentication off) are not limited.
+    /// </summary>
+    [Range(0, 1_000_000)]
+    public int ReadRequestsPerSecond { get; set; } = 200;
+
+    /// <summary>Read requests one API key may make in a burst before <see cref="ReadRequestsPerSecond"/> applies.</summary>
+    [Range(1, 1_000_000)]
+    public int ReadBurst { get; set; } = 400;
 }

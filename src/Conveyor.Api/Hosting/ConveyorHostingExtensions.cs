@@ -160,6 +160,7 @@ public static class ConveyorHostingExtensions
         root.RequireAuthorization(ConveyorAuthorizationHandler.PolicyName);
         var rateLimit = endpoints.ServiceProvider.GetRequiredService<WriteRateLimitFilter>();
         root.AddEndpointFilter(rateLimit.InvokeAsync);
+        root.AddEndpointFilter(endpoints.ServiceProvider.GetRequiredService<ReadRateLimitFilter>().InvokeAsync);
         root.MapSystemApi();
         // Only the document that exists: an unknown name then falls through to routing's 404, which becomes a problem like
         // every other, instead of the OpenAPI endpoint's own text/plain 404.
@@ -200,6 +201,7 @@ public static class ConveyorHostingExtensions
         var settings = new ConveyorAuthSettings { Enabled = options.Auth.Enabled ?? options.Mode == ConveyorMode.Cluster, Options = options.Auth };
         services.AddSingleton(settings);
         services.AddSingleton<WriteRateLimitFilter>();
+        services.AddConveyorReadLimits();
         // A named scheme and a named policy: a host's own authentication and endpoints are left as they are.
         services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddAuthorizationBuilder().AddPolicy(ConveyorAuthorizationHandler.PolicyName, policy => policy
