@@ -100,7 +100,7 @@ public interface IResourceGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task<ResourceData?> GetVersionAsync(int version);
 
-    /// <summary>Deletes the resource (version snapshots stay readable); false when there was none.</summary>
+    /// <summary>Deletes the resource with all its version snapshots; false when there was none.</summary>
     Task<bool> DeleteAsync();
 
     /// <summary>
