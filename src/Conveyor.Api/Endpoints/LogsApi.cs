@@ -55,8 +55,7 @@ internal static class LogsApi
 
     /// <summary>A log stream holds one of the silo's and its key's stream places while it is open (<see cref="StreamLimitFilter"/>).</summary>
     private static RouteHandlerBuilder LimitStreams(this RouteHandlerBuilder builder, IEndpointRouteBuilder routes) =>
-        builder.AddEndpointFilter(routes.ServiceProvider.GetRequiredService<StreamLimitFilter>().InvokeAsync)
-            .ProducesProblem(StatusCodes.Status429TooManyRequests);
+        builder.AddEndpointFilter(routes.ServiceProvider.GetRequiredService<StreamLimitFilter>().InvokeAsync);
 
     /// <summary>GET /runs/{id}/logs?driver=&amp;step=&amp;after=&amp;limit=&amp;format= — one page, in store order.</summary>
     public static async Task<Results<Ok<LogPage>, ContentHttpResult>> GetRunLogs(
