@@ -4,13 +4,14 @@ namespace Conveyor.Bench;
 
 /// <summary>
 /// The tool's command line. Scenarios: <c>all</c> (footprint, floor, B1, B2, B3 in one engine per pass),
-/// <c>dispatch</c> (B1), <c>dag</c> (B2), <c>saturation</c> (B3 and footprint), <c>floor</c>, and <c>logs</c>.
+/// <c>dispatch</c> (B1), <c>dag</c> (B2), <c>saturation</c> (B3 and footprint), <c>floor</c>, <c>logs</c> and
+/// <c>retention</c> (the soak: Redis memory and keys under steady runs with a short retention).
 /// </summary>
 public static class BenchTool
 {
     private const string Usage = """
         usage: dotnet run -c Release --project bench/Conveyor.Bench -- <scenario> [options]
-          scenarios: all | dispatch | dag | saturation | floor | logs
+          scenarios: all | dispatch | dag | saturation | floor | logs | retention
           --repeat N      passes, each on a fresh engine; the table shows medians (default 3; 1 with --smoke)
           --json PATH     where to write the results (default bench-results/<scenario>.json)
           --smoke         a seconds-long pass with tiny sizes, to check the tool works
@@ -25,6 +26,7 @@ public static class BenchTool
           --silo Key=Value     configuration for the silo (repeatable), e.g. --silo Conveyor:CDEvents:Enabled=false
           --silo-env N=V       environment variable for the silo process only (repeatable)
           logs only: --steps 100 --seconds 10 --out bench-results
+          retention only: --seconds 600 --rate 5 (runs/s) --retention 60 (s) --json bench-results/retention.json
         """;
 
     /// <summary>Runs the tool; returns the process exit code.</summary>
@@ -36,6 +38,16 @@ public static class BenchTool
         if (scenario == "logs")
         {
             return await RunLogsAsync(args, output);
+        }
+
+        if (scenario == "retention")
+        {
+            return await RetentionScenario.RunAsync(
+                seconds: Option(args, "seconds", 600),
+                rate: StringOption(args, "rate") is { } rate ? double.Parse(rate, CultureInfo.InvariantCulture) : 5,
+                retentionSeconds: Option(args, "retention", 60),
+                json: StringOption(args, "json") ?? Path.Combine("bench-results", "retention.json"),
+                output);
         }
 
         if (scenario is not ("all" or "dispatch" or "dag" or "saturation" or "floor") || args.Contains("--help"))

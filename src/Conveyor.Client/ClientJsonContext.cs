@@ -13,6 +13,7 @@ namespace Conveyor.Client;
 [JsonSerializable(typeof(Resource))]
 [JsonSerializable(typeof(RunInfo))]
 [JsonSerializable(typeof(RunPage))]
+[JsonSerializable(typeof(ArchivedRun))]
 [JsonSerializable(typeof(CancelRunRequest))]
 [JsonSerializable(typeof(ApprovalRequest))]
 [JsonSerializable(typeof(RunEvent))]

@@ -72,7 +72,7 @@ public sealed partial class ConveyorClient
             cancellationToken);
     }
 
-    /// <summary><c>DELETE /resources/{type}/{name}</c> (204, also when absent; earlier versions stay readable).</summary>
+    /// <summary><c>DELETE /resources/{type}/{name}</c> (204, also when absent; its versions are deleted with it).</summary>
     public Task DeleteResourceAsync(string resourceType, string name, CancellationToken cancellationToken = default) =>
         SendAsync(HttpMethod.Delete, $"resources/{Segment(resourceType)}/{Segment(name)}", cancellationToken);
 

@@ -41,6 +41,7 @@ public static class ConveyorJson
 [JsonSerializable(typeof(PipelineEvent))]
 [JsonSerializable(typeof(LogEntry))]
 [JsonSerializable(typeof(CancelMessage))]
+[JsonSerializable(typeof(HeartbeatMessage))]
 public sealed partial class WireJsonContext : JsonSerializerContext;
 
 /// <summary>Ids in the formats the original protocol uses.</summary>

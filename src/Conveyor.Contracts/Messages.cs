@@ -142,6 +142,42 @@ public sealed record CancelMessage
     public string Reason { get; init; } = "";
 }
 
+/// <summary>
+/// A driver is still working on the attempts it lists (the SDK sends one per heartbeat tick on core NATS
+/// <see cref="Subjects.Heartbeat"/>): the engine keeps those attempts alive for a lease instead of cutting them at the
+/// default attempt timeout. Not part of the original protocol; drivers that send none get the default timeout.
+/// </summary>
+public sealed record HeartbeatMessage
+{
+    /// <summary>Driver sending it.</summary>
+    [JsonPropertyName("driver")]
+    public string Driver { get; init; } = "";
+
+    /// <summary>How often the driver sends heartbeats, in milliseconds (the engine's lease is at least three of them); 0 when unknown.</summary>
+    [JsonPropertyName("interval_ms")]
+    public long IntervalMs { get; init; }
+
+    /// <summary>The attempts in progress.</summary>
+    [JsonPropertyName("attempts")]
+    public IReadOnlyList<HeartbeatAttempt> Attempts { get; init; } = [];
+}
+
+/// <summary>One attempt a <see cref="HeartbeatMessage"/> keeps alive.</summary>
+public sealed record HeartbeatAttempt
+{
+    /// <summary>Run id.</summary>
+    [JsonPropertyName("run_id")]
+    public string RunId { get; init; } = "";
+
+    /// <summary>Step id.</summary>
+    [JsonPropertyName("step")]
+    public string Step { get; init; } = "";
+
+    /// <summary>Attempt number.</summary>
+    [JsonPropertyName("attempt")]
+    public int Attempt { get; init; }
+}
+
 /// <summary>A driver's verdict on one message, with the driver's name (the original's <c>DriverResultEvent</c>).</summary>
 public sealed record DriverResultEvent
 {

@@ -81,6 +81,36 @@ public static class Subjects
     /// </summary>
     public static string Cancel(string driver) => "conveyor.cancel." + driver;
 
+    /// <summary>
+    /// Core NATS subject (captured by no stream) on which <paramref name="driver"/> tells the engine which attempts it is
+    /// still working on; body: <see cref="HeartbeatMessage"/>.
+    /// </summary>
+    public static string Heartbeat(string driver) => "conveyor.heartbeat." + driver;
+
+    /// <summary>Subject filter for every driver's heartbeats.</summary>
+    public const string HeartbeatWildcard = "conveyor.heartbeat.*";
+
+    /// <summary>
+    /// Subject of driver results the engine gave up on (JetStream stream <see cref="DeadLetterStream"/>): the original
+    /// message, with headers saying why.
+    /// </summary>
+    public const string DeadLetterResults = "conveyor.deadletter.results";
+
+    /// <summary>Stream (Limits retention) of messages the engine could not process after its maximum deliveries.</summary>
+    public const string DeadLetterStream = "conveyor-deadletter";
+
+    /// <summary>Subject filter of the dead-letter stream.</summary>
+    public const string DeadLetterWildcard = "conveyor.deadletter.>";
+
+    /// <summary>Stream (Limits retention) of finished runs that retention deleted, as JSON, one subject per run.</summary>
+    public const string ArchiveStream = "conveyor-archive";
+
+    /// <summary>Subject filter of the archive stream.</summary>
+    public const string ArchiveWildcard = "conveyor.archive.>";
+
+    /// <summary>Subject of one archived run in <see cref="ArchiveStream"/>.</summary>
+    public static string Archive(string ns, string runId) => $"conveyor.archive.{ns}.{runId}";
+
     /// <summary>Subject of the CDEvents (CloudEvents JSON) of runs in <paramref name="ns"/>.</summary>
     public static string CDEvents(string ns) => "conveyor.cdevents." + ns;
 

@@ -175,6 +175,8 @@ public sealed partial class DriverManager : IAsyncDisposable
 
         // Cancels keep arriving while in-flight reconciles drain at shutdown; the subscription ends after them.
         var cancelLoop = Task.Run(() => CancelLoopAsync(_cancelSubscription!), CancellationToken.None);
+        using var heartbeatStop = new CancellationTokenSource();
+        var heartbeats = Task.Run(() => EngineHeartbeatLoopAsync(heartbeatStop.Token), CancellationToken.None);
         _ready.TrySetResult();
         LogReady(_logger, Name, ConsumerNames);
 
@@ -191,6 +193,8 @@ public sealed partial class DriverManager : IAsyncDisposable
         await Task.WhenAll(loops).ConfigureAwait(false);
         var remainingGrace = _options.ShutdownGracePeriod - _timeProvider.GetElapsedTime(Volatile.Read(ref stopRequestedAt));
         await DrainAsync(remainingGrace, abort).ConfigureAwait(false);
+        await heartbeatStop.CancelAsync().ConfigureAwait(false);
+        await heartbeats.ConfigureAwait(false);
         await StopCancelSubscriptionAsync(cancelLoop).ConfigureAwait(false);
         await FlushAsync().ConfigureAwait(false);
         LogStopped(_logger, Name);

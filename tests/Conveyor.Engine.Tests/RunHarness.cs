@@ -49,6 +49,9 @@ internal sealed class RunHarness
     /// <summary>Drivers without a consumer: their dispatches are not stored.</summary>
     public HashSet<string> MissingDrivers { get; } = [];
 
+    /// <summary>Drivers whose dispatches exceed the server's maximum message size: they fail with this error.</summary>
+    public Dictionary<string, string> OversizeDrivers { get; } = [];
+
     /// <summary>Ids of every CDEvent published, in order.</summary>
     public List<string> PublishedEvents { get; } = [];
 
@@ -181,14 +184,23 @@ internal sealed class RunHarness
                     Machine.Apply(new EventsPublished(Run.Outbox.Count, Run.EventOutbox.Count), At(ms));
                     break;
                 case DispatchStep d:
-                    dispatched.Add(new DispatchReport(d.Step, d.Attempt, MissingDrivers.Contains(d.Driver) ? null : ++_sequence, At(ms)));
+                    dispatched.Add(OversizeDrivers.TryGetValue(d.Driver, out var error)
+                        ? new DispatchReport(d.Step, d.Attempt, null, At(ms), error)
+                        : new DispatchReport(d.Step, d.Attempt, MissingDrivers.Contains(d.Driver) ? null : ++_sequence, At(ms)));
                     break;
             }
         }
 
         if (dispatched.Count > 0)
         {
-            Follow(Machine.Apply(new DispatchesSettled(dispatched), At(ms)).Effects, ms, lines);
+            var settled = Machine.Apply(new DispatchesSettled(dispatched), At(ms));
+            if (settled.Persist)
+            {
+                // Only a dispatch that can never go out makes its settlement a transition of its own.
+                lines.Add("persist");
+            }
+
+            Follow(settled.Effects, ms, lines);
         }
     }
 
@@ -243,6 +255,10 @@ internal sealed class RunHarness
         };
         return Do(new ApplyResults([result]), ms);
     }
+
+    /// <summary>A heartbeat of the driver working on <paramref name="step"/>'s current attempt (or the one given).</summary>
+    public List<string> Heartbeat(string step, long ms, int? attempt = null, TimeSpan? interval = null) =>
+        Do(new Heartbeat(step, attempt ?? Machine.Step(step).Current!.Number, interval), ms);
 
     /// <summary>What became of the last result.</summary>
     public ApplyOutcome Outcome => Assert.Single(Last!.Outcomes!);

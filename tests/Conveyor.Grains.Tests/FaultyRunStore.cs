@@ -52,6 +52,8 @@ internal sealed class FaultyRunStore(IRunStore inner) : IRunStore
 
     public Task<StoredRun?> ReadAsync(GrainId grain) => inner.ReadAsync(grain);
 
+    public Task DeleteAsync(GrainId grain) => inner.DeleteAsync(grain);
+
     public async Task<string> WriteAsync(GrainId grain, RunState run, string? expectedVersion, RunChanges changes)
     {
         ArmedFault? fault;

@@ -392,6 +392,53 @@ public sealed class LogTests(EngineFixture fx) : IAsyncLifetime
         Assert.Equal(["Pipeline started", "live"], (await driverOnly).Select(e => JsonDocument.Parse(e.Data).RootElement.GetProperty("message").GetString()));
     }
 
+    [Fact]
+    public async Task The_original_list_returns_one_page_and_says_where_the_next_begins()
+    {
+        var runId = EngineFixture.Unique("paged");
+        foreach (var message in new[] { "one", "two", "three" })
+        {
+            using var response = await fx.Host.Http.PostAsJsonAsync("/logs", new { runid = runId, driver = "d", pipeline = "p", timestamp = "1", message });
+            Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        }
+
+        await Eventually.TrueAsync(
+            async () =>
+            {
+                using var listed = await fx.Host.Http.GetAsync($"/logs?runid={runId}");
+                return listed.IsSuccessStatusCode && JsonDocument.Parse(await listed.Content.ReadAsStringAsync()).RootElement.GetArrayLength() == 3;
+            },
+            Timeout,
+            "three entries stored");
+
+        var messages = new List<string>();
+        var path = $"/logs?runid={runId}&limit=2";
+        var pages = 0;
+        while (path is not null)
+        {
+            using var response = await fx.Host.Http.GetAsync(path);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            pages++;
+            var items = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+            Assert.True(items.GetArrayLength() <= 2);
+            messages.AddRange(items.EnumerateArray().Select(e => e.GetProperty("message").GetString()!));
+            path = response.Headers.TryGetValues("Link", out var links) ? links.Single().Split('>')[0].TrimStart('<') : null;
+            if (path is not null)
+            {
+                Assert.Contains("after=" + response.Headers.GetValues("Conveyor-Next-Cursor").Single(), path, StringComparison.Ordinal);
+            }
+        }
+
+        Assert.Equal(["one", "two", "three"], messages);
+        Assert.Equal(2, pages);
+        foreach (var bad in new[] { "limit=0", "limit=1001", "after=x" })
+        {
+            using var response = await fx.Host.Http.GetAsync($"/logs?runid={runId}&{bad}");
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Contains(bad.Split('=')[0], await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+    }
+
     private sealed class LoggingDriver(string name, string resource) : IDriver
     {
         public string Name => name;

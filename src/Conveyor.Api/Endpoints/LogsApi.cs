@@ -11,6 +11,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Net.Http.Headers;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -35,7 +36,7 @@ internal static class LogsApi
             .WithSummary("A page of the run's log, filtered by driver and step; JSON, or text/plain with ?format=text").ForViewers();
         api.MapGet("/stream", StreamRunLogs).WithName("StreamRunLogs" + nameSuffix)
             .WithSummary("Follow the run's log as Server-Sent Events: history, then live entries, then an end event")
-            .Produces<string>(StatusCodes.Status200OK, EventStream).ProducesProblem(StatusCodes.Status404NotFound).ForViewers();
+            .Produces<string>(StatusCodes.Status200OK, EventStream).ProducesProblem(StatusCodes.Status404NotFound).ForViewers().LimitStreams(routes);
         return routes;
     }
 
@@ -46,11 +47,15 @@ internal static class LogsApi
         api.MapPost("/", CreateLog).Accepts<LogEntry>("application/json").Produces<string>(StatusCodes.Status201Created, "text/plain").WithName("CreateLog").WithSummary("Add a log entry (flows through logs.{runid} like a driver's)").ForOperators();
         api.MapGet("/", ListLogs).WithName("ListLogs").WithSummary("A run's log entries as the original's JSON array (runid required)").ForViewers();
         api.MapGet("/pipeline/{runid}", StreamPipelineLogs).WithName("StreamPipelineLogs").WithSummary("The original's SSE stream of a run's log")
-            .Produces<string>(StatusCodes.Status200OK, EventStream).ForViewers();
+            .Produces<string>(StatusCodes.Status200OK, EventStream).ForViewers().LimitStreams(routes);
         api.MapGet("/streams/{drivername}/{runid}", StreamDriverLogs).WithName("StreamDriverLogs").WithSummary("The original's SSE stream of one driver's log in a run")
-            .Produces<string>(StatusCodes.Status200OK, EventStream).ForViewers();
+            .Produces<string>(StatusCodes.Status200OK, EventStream).ForViewers().LimitStreams(routes);
         return routes;
     }
+
+    /// <summary>A log stream holds one of the silo's and its key's stream places while it is open (<see cref="StreamLimitFilter"/>).</summary>
+    private static RouteHandlerBuilder LimitStreams(this RouteHandlerBuilder builder, IEndpointRouteBuilder routes) =>
+        builder.AddEndpointFilter(routes.ServiceProvider.GetRequiredService<StreamLimitFilter>().InvokeAsync);
 
     /// <summary>GET /runs/{id}/logs?driver=&amp;step=&amp;after=&amp;limit=&amp;format= — one page, in store order.</summary>
     public static async Task<Results<Ok<LogPage>, ContentHttpResult>> GetRunLogs(
@@ -134,30 +139,41 @@ internal static class LogsApi
     }
 
     /// <summary>
-    /// GET /logs?runid=&amp;driver=&amp;pipeline= — the run's entries as the original's array, in store order. Unlike the
-    /// original, <c>runid</c> is required: entries are stored per run.
+    /// GET /logs?runid=&amp;driver=&amp;pipeline=&amp;after=&amp;limit= — one page of the run's entries as the original's
+    /// array, in store order: at most <c>limit</c> (default and most 1000) entries after the sequence <c>after</c>. When
+    /// more are stored, <c>Conveyor-Next-Cursor</c> and a <c>Link: rel="next"</c> header say where to read on, so a
+    /// read never loads a whole log however long it grew. Unlike the original, <c>runid</c> is required: entries are
+    /// stored per run.
     /// </summary>
-    public static async Task<Ok<List<LogEntry>>> ListLogs(string? runid, string? driver, string? pipeline, ILogStore store, [AsParameters] ApiContext api)
+    public static async Task<Ok<List<LogEntry>>> ListLogs(
+        string? runid, string? driver, string? pipeline, string? after, int? limit, ILogStore store, [AsParameters] ApiContext api)
     {
         if (string.IsNullOrEmpty(runid))
         {
             throw new ConveyorValidationException("runid", "'runid' is required: logs are stored per run, so listing every log of every run is not supported");
         }
 
-        await FindRunAsync(runid, store, api, "runid");
-        var result = new List<LogEntry>();
-        ulong cursor = 0;
-        while (true)
+        var size = limit ?? MaxPageSize;
+        if (size is < 1 or > MaxPageSize)
         {
-            var page = await store.ReadAsync(runid, new LogQuery { Driver = NullIfEmpty(driver), After = cursor, Limit = MaxPageSize }, api.Http.RequestAborted);
-            result.AddRange(page.Items.Select(i => i.Entry).Where(e => string.IsNullOrEmpty(pipeline) || e.Pipeline == pipeline));
-            if (page.NextCursor is not { } next)
-            {
-                return TypedResults.Ok(result);
-            }
-
-            cursor = next;
+            throw new ConveyorValidationException("limit", $"'limit' must be between 1 and {MaxPageSize}");
         }
+
+        var cursor = ParseCursor(after, "after");
+        await FindRunAsync(runid, store, api, "runid");
+        var page = await store.ReadAsync(runid, new LogQuery { Driver = NullIfEmpty(driver), After = cursor, Limit = size }, api.Http.RequestAborted);
+        if (page.NextCursor is { } next)
+        {
+            var nextText = next.ToString(CultureInfo.InvariantCulture);
+            var request = api.Http.Request;
+            var query = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(request.QueryString.Value);
+            query["after"] = nextText;
+            var link = request.PathBase + request.Path + Microsoft.AspNetCore.Http.QueryString.Create(query);
+            api.Http.Response.Headers["Conveyor-Next-Cursor"] = nextText;
+            api.Http.Response.Headers.Link = $"<{link}>; rel=\"next\"";
+        }
+
+        return TypedResults.Ok(page.Items.Select(i => i.Entry).Where(e => string.IsNullOrEmpty(pipeline) || e.Pipeline == pipeline).ToList());
     }
 
     /// <summary>GET /logs/pipeline/{runid} — the original's SSE framing (<c>data: &lt;json&gt;</c>), history then live.</summary>

@@ -25,7 +25,7 @@ internal static class ResourcesApi
         api.MapGet("/{type}", ListResourcesOfType).WithName("ListResourcesOfType" + nameSuffix).WithSummary("List the resources of one type by name, cursor-paged, optionally by name prefix and pipeline").ForViewers();
         api.MapGet("/{type}/{name}", GetResource).WithName("GetResource" + nameSuffix).WithSummary("Get a resource with its driver results").ForViewers();
         api.MapPut("/{type}/{name}", UpdateResource).Accepts<Resource>("application/json").WithName("UpdateResource" + nameSuffix).WithSummary("Replace a resource's spec and metadata").ForOperators();
-        api.MapDelete("/{type}/{name}", DeleteResource).WithName("DeleteResource" + nameSuffix).WithSummary("Delete a resource (versions stay readable)").ForOperators();
+        api.MapDelete("/{type}/{name}", DeleteResource).WithName("DeleteResource" + nameSuffix).WithSummary("Delete a resource with all its versions").ForOperators();
         api.MapGet("/{type}/{name}/{version:int}", GetResourceVersion).WithName("GetResourceVersion" + nameSuffix).WithSummary("Get a resource as it was at a version").ForViewers();
         return api;
     }

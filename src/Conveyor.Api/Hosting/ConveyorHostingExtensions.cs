@@ -159,6 +159,7 @@ public static class ConveyorHostingExtensions
         var rateLimit = endpoints.ServiceProvider.GetRequiredService<WriteRateLimitFilter>();
         root.AddEndpointFilter(rateLimit.InvokeAsync);
         root.AddEndpointFilter(endpoints.ServiceProvider.GetRequiredService<AuditTrail>().InvokeAsync);
+        root.AddEndpointFilter(endpoints.ServiceProvider.GetRequiredService<ReadRateLimitFilter>().InvokeAsync);
         root.MapSystemApi();
         // Only the document that exists: an unknown name then falls through to routing's 404, which becomes a problem like
         // every other, instead of the OpenAPI endpoint's own text/plain 404.
@@ -222,6 +223,7 @@ public static class ConveyorHostingExtensions
         // Before the silo and the supervised servers: a host that must not start starts nothing.
         services.AddHostedService<LocalAccessGuard.StartCheck>();
         services.AddSingleton<AuditTrail>();
+        services.AddConveyorReadLimits();
         // A named scheme and a named policy: a host's own authentication and endpoints are left as they are.
         services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddAuthorizationBuilder().AddPolicy(ConveyorAuthorizationHandler.PolicyName, policy => policy
@@ -237,6 +239,7 @@ public static class ConveyorHostingExtensions
         routes.MapPipelinesApi(nameSuffix);
         routes.MapRunsApi(nameSuffix);
         routes.MapRunControlApi(nameSuffix);
+        routes.MapLifecycleApi(nameSuffix);
         routes.MapRunLogsApi(nameSuffix);
         routes.MapSecretsApi(nameSuffix);
     }

@@ -124,10 +124,9 @@ internal static class ConveyorOpenApi
         {
             problems[401] = "No key, or a malformed, unknown or revoked one (WWW-Authenticate: Bearer).";
             problems[403] = "The key's role or namespaces do not allow this.";
-            if (write)
-            {
-                problems[429] = "The key made more writes than its limit allows (Retry-After).";
-            }
+            problems[429] = write
+                ? "The key made more writes than its limit allows (Retry-After)."
+                : "The key made more reads than its limit allows, or a log stream would exceed its key's or the silo's cap (Retry-After).";
 
             operation.Security ??= [];
             operation.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(BearerScheme, document)] = [] });

@@ -52,6 +52,7 @@ internal static class ApiMapping
             RetriedBy = run.RetriedBy,
             Params = Json(run.Plan.Params),
             DeadlineAt = run.DeadlineAt,
+            ExpiresAt = run.ExpiresAt,
             Steps = run.Steps.Select(s => ToStepInfo(s, specs[s.Id])).ToList(),
             Parent = run.Plan.ParentRunId is { } parent ? new ParentRun { RunId = parent, Step = run.Plan.ParentStep ?? "" } : null,
             PausedAt = run.PausedAt,
@@ -86,6 +87,7 @@ internal static class ApiMapping
                 Message = a.Message,
                 Data = Json(a.Data),
                 TimedOut = a.TimedOut,
+                LastHeartbeatAt = a.LastHeartbeatAt,
             }).ToList(),
             Type = LanguageMapping.Kind(spec.Kind),
             Finally = spec.Finally,
@@ -111,6 +113,7 @@ internal static class ApiMapping
         CreatedAt = s.CreatedAt,
         FinishedAt = s.FinishedAt,
         Message = s.Message,
+        ExpiresAt = s.ExpiresAt,
     };
 
     /// <summary>A run in an admission queue.</summary>

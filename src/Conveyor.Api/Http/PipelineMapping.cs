@@ -37,6 +37,15 @@ internal static class PipelineMapping
         }
 
         spec.Concurrency = dto.Concurrency;
+        if (dto.Retention is { } retention)
+        {
+            spec.Retention = new RetentionSpec
+            {
+                Period = retention.Period is "0" ? TimeSpan.Zero : Duration(retention.Period, "retention.period", errors),
+                KeepLast = retention.KeepLast,
+            };
+        }
+
         if (dto.ConcurrencyGroup is { } group)
         {
             spec.ConcurrencyGroup = new ConcurrencyGroupSpec { Key = group.Key ?? "" };
@@ -193,6 +202,9 @@ internal static class PipelineMapping
             Revision = spec.Revision,
             Variables = spec.Variables,
             Concurrency = spec.Concurrency,
+            Retention = spec.Retention is { } r
+                ? new PipelineRetention { Period = r.Period is { } p ? (p == TimeSpan.Zero ? "0" : Durations.Format(p)) : null, KeepLast = r.KeepLast }
+                : null,
             ConcurrencyGroup = spec.ConcurrencyGroup is { } g
                 ? new ConcurrencyGroup { Key = g.Key, OnConflict = g.OnConflict == GroupConflictPolicy.CancelInProgress ? "cancel-in-progress" : "queue" }
                 : null,

@@ -40,11 +40,28 @@ internal static class Problems
         ArgumentNullException.ThrowIfNull(exception);
         return exception switch
         {
+            ConveyorLimitExceededException l => LimitExceeded(l),
+            RunUnreadableException => Create(StatusCodes.Status500InternalServerError, "run-unreadable", "The run's stored record cannot be read.", exception.Message),
             ConveyorValidationException v => BadRequest(v.Message, v.Errors),
             ConveyorNotFoundException => NotFound(exception.Message),
             ConveyorConflictException => Conflict(exception.Message),
             _ => BadRequest(exception.Message),
         };
+    }
+
+    /// <summary>
+    /// 400 (<c>limit-exceeded</c>) or 413 (<c>payload-too-large</c>) naming the setting in <c>limit</c> and its value in
+    /// <c>limitValue</c>, and the field at fault in <c>errors</c>.
+    /// </summary>
+    public static ProblemHttpResult LimitExceeded(ConveyorLimitExceededException exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        var result = exception.TooLarge
+            ? Create(StatusCodes.Status413PayloadTooLarge, "payload-too-large", "The request is too large.", exception.Message, new Dictionary<string, string[]> { [exception.Field] = [exception.Message] })
+            : Create(StatusCodes.Status400BadRequest, "limit-exceeded", "The request exceeds a limit.", exception.Message, new Dictionary<string, string[]> { [exception.Field] = [exception.Message] });
+        result.ProblemDetails.Extensions["limit"] = exception.Limit;
+        result.ProblemDetails.Extensions["limitValue"] = exception.Value;
+        return result;
     }
 
     /// <summary>

@@ -86,6 +86,10 @@ public sealed record Pipeline
     [JsonPropertyName("overridableParams")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<string>? OverridableParams { get; init; }
+    /// <summary>How long the pipeline's finished runs are kept, and how many; absent: the server's default.</summary>
+    [JsonPropertyName("retention")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public PipelineRetention? Retention { get; init; }
 
     /// <summary>Output only: the server-assigned revision, incremented by every write that changes the pipeline.</summary>
     [JsonPropertyName("revision")]

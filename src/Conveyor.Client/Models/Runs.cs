@@ -96,6 +96,11 @@ public sealed record RunInfo
     [JsonPropertyName("deadlineAt")]
     public DateTimeOffset? DeadlineAt { get; init; }
 
+    /// <summary>When retention deletes the finished run; absent while it runs or when it is kept forever.</summary>
+    [JsonPropertyName("expiresAt")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? ExpiresAt { get; init; }
+
     /// <summary>1-based position in its queue while the run is <c>Queued</c>.</summary>
     [JsonPropertyName("queuePosition")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -250,6 +255,11 @@ public sealed record AttemptInfo
     /// <summary>Whether the attempt ended because its timeout expired.</summary>
     [JsonPropertyName("timedOut")]
     public bool TimedOut { get; init; }
+
+    /// <summary>When the driver last reported progress on the attempt (a heartbeat), if it did.</summary>
+    [JsonPropertyName("lastHeartbeatAt")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? LastHeartbeatAt { get; init; }
 }
 
 /// <summary>A run in a listing.</summary>
@@ -294,6 +304,11 @@ public sealed record RunSummaryInfo
     /// <summary>Why the run ended the way it did.</summary>
     [JsonPropertyName("message")]
     public string Message { get; init; } = "";
+
+    /// <summary>When retention deletes the finished run, if it does.</summary>
+    [JsonPropertyName("expiresAt")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? ExpiresAt { get; init; }
 }
 
 /// <summary>A page of runs, newest first.</summary>

@@ -57,3 +57,53 @@ public sealed class ConveyorValidationException : ConveyorException
     [Id(0)]
     public Dictionary<string, string[]> Errors { get; init; }
 }
+
+/// <summary>
+/// A run is stored but its record cannot be read (corrupt, or written in a layout this version does not know): not the
+/// client's mistake, and not passing either (HTTP 500 with its own problem type). Its results are retried and then
+/// dead-lettered; deleting the run removes it.
+/// </summary>
+[GenerateSerializer]
+[Alias("conveyor.RunUnreadableException")]
+public sealed class RunUnreadableException : ConveyorException
+{
+    /// <summary>Creates the exception.</summary>
+    public RunUnreadableException(string message) : base(message)
+    {
+    }
+}
+
+/// <summary>
+/// A request exceeds a configured limit (HTTP 400, or 413 when <see cref="TooLarge"/>); <see cref="Limit"/> names the
+/// setting, so the client knows what to change or whom to ask.
+/// </summary>
+[GenerateSerializer]
+[Alias("conveyor.LimitExceededException")]
+public sealed class ConveyorLimitExceededException : ConveyorException
+{
+    /// <summary>Creates the exception.</summary>
+    /// <param name="field">The field at fault (e.g. <c>steps</c>, <c>spec</c>).</param>
+    /// <param name="limit">The setting (e.g. <c>Conveyor:Limits:MaxStepsPerPipeline</c>).</param>
+    /// <param name="value">The limit's value, as the setting is written.</param>
+    /// <param name="message">What exceeds it.</param>
+    /// <param name="tooLarge">Whether a size is exceeded (413) rather than a count or a rate (400).</param>
+    public ConveyorLimitExceededException(string field, string limit, string value, string message, bool tooLarge = false) : base(message)
+    {
+        Field = field;
+        Limit = limit;
+        Value = value;
+        TooLarge = tooLarge;
+    }
+
+    /// <summary>The field at fault.</summary>
+    [Id(0)] public string Field { get; init; }
+
+    /// <summary>The setting that limits it.</summary>
+    [Id(1)] public string Limit { get; init; }
+
+    /// <summary>The setting's value.</summary>
+    [Id(2)] public string Value { get; init; }
+
+    /// <summary>Whether a size is exceeded (413).</summary>
+    [Id(3)] public bool TooLarge { get; init; }
+}

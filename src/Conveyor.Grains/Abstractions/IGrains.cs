@@ -105,7 +105,7 @@ public interface IResourceGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task<ResourceData?> GetVersionAsync(int version);
 
-    /// <summary>Deletes the resource (version snapshots stay readable); false when there was none.</summary>
+    /// <summary>Deletes the resource with all its version snapshots; false when there was none.</summary>
     Task<bool> DeleteAsync();
 
     /// <summary>
@@ -199,4 +199,18 @@ public interface IPipelineRunGrain : IGrainWithGuidKey
     [ReadOnly]
     [AlwaysInterleave]
     Task<Dictionary<string, string>> GetDriverResultsAsync();
+
+    /// <summary>
+    /// A driver is still working on an attempt: it is Running, and (for a step without its own timeout) kept alive
+    /// for a lease. One-way: a heartbeat never waits for the run.
+    /// </summary>
+    [OneWay]
+    Task HeartbeatAsync(string step, int attempt, TimeSpan? interval);
+
+    /// <summary>
+    /// Deletes a finished run at once: archives it (when an archive is configured), then deletes its logs, index
+    /// entries, keepalive and stored record. <see cref="ConveyorConflictException"/> for a run that has not ended;
+    /// false when there was no run.
+    /// </summary>
+    Task<bool> DeleteAsync();
 }

@@ -253,6 +253,23 @@ public sealed class PipelineSpec
     /// key is refused. Empty: a trigger may set none, so a step's params are what the pipeline says.
     /// </summary>
     [Id(16)] public List<string> OverridableParams { get; set; } = [];
+    /// <summary>How long this pipeline's finished runs are kept, and how many; null: the namespace's or the engine's default.</summary>
+    [Id(30)] public RetentionSpec? Retention { get; set; }
+}
+
+/// <summary>How long a pipeline's finished runs are kept before retention deletes them (archiving them first).</summary>
+[GenerateSerializer]
+[Alias("conveyor.RetentionSpec")]
+public sealed class RetentionSpec
+{
+    /// <summary>
+    /// How long after it ends a run is kept; <see cref="TimeSpan.Zero"/> keeps runs forever; null uses the namespace's
+    /// or the engine's default (<c>Conveyor:Runs:RetentionPeriod</c>).
+    /// </summary>
+    [Id(0)] public TimeSpan? Period { get; set; }
+
+    /// <summary>The most finished runs of the pipeline kept, newest first; older ones are deleted at once. Null: no cap.</summary>
+    [Id(1)] public int? KeepLast { get; set; }
 }
 
 /// <summary>What a schedule does about occurrences that passed while no silo could fire them.</summary>

@@ -166,6 +166,12 @@ public sealed class AttemptState
 
     /// <summary>Whether the attempt's end was reported (metrics, <c>taskrun.finished</c>).</summary>
     [Id(11)] public bool FinishReported { get; set; }
+
+    /// <summary>
+    /// When the driver last reported progress on the attempt (a heartbeat); null when it never did. Updated when the
+    /// heartbeat moves the attempt's lease, so it may lag the latest heartbeat by up to a quarter of the lease.
+    /// </summary>
+    [Id(30)] public DateTimeOffset? LastHeartbeatAt { get; set; }
 }
 
 /// <summary>A step's state in a run.</summary>
@@ -356,6 +362,12 @@ public sealed class RunState
     /// <summary>Run and step transitions decided with a persisted write and not yet confirmed published (the feed's outbox).</summary>
     [Id(23)] public List<RunEventBatch> EventOutbox { get; set; } = [];
 
+    /// <summary>
+    /// When retention deletes the finished run (and archives it first, when an archive is configured); null while the
+    /// run is unfinished, or when its retention keeps it forever.
+    /// </summary>
+    [Id(30)] public DateTimeOffset? ExpiresAt { get; set; }
+
     /// <summary>A step by id: a step of the plan, or an instance of a matrix step (<c>build[0]</c>).</summary>
     public StepState? FindStep(string id)
     {
@@ -511,6 +523,15 @@ public sealed class RunSummary
 
     /// <summary>Namespace.</summary>
     [Id(9)] public string Namespace { get; set; } = "";
+
+    /// <summary>When retention deletes the finished run; null while unfinished or kept forever.</summary>
+    [Id(30)] public DateTimeOffset? ExpiresAt { get; set; }
+
+    /// <summary>
+    /// The most finished runs of the pipeline that retention keeps (the run's plan says); null when the pipeline sets
+    /// no such cap. Older finished runs beyond it are deleted whatever their expiry.
+    /// </summary>
+    [Id(31)] public int? KeepLast { get; set; }
 }
 
 /// <summary>A driver result as the engine applies it to a run.</summary>

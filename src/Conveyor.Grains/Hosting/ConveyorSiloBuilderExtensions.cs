@@ -78,6 +78,7 @@ public static partial class ConveyorSiloBuilderExtensions
             var shortest = new[] { e.Value.KeepAlivePeriod, f.Value.VerifyPeriod, s.Value.WakePeriod }.Min();
             r.MinimumReminderPeriod = shortest < r.MinimumReminderPeriod ? shortest : r.MinimumReminderPeriod;
         });
+        services.AddConveyorLifecycle();
         services.AddSingleton<DriverResultConsumer>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<DriverResultConsumer>());
         services.TryAddSingleton<JetStreamStatus>();
@@ -127,6 +128,8 @@ public static partial class ConveyorSiloBuilderExtensions
             o.ConfigurationOptions = ParseRedis(connectionString);
             o.CreateMultiplexer = async _ => (await shared.GetMultiplexerAsync().ConfigureAwait(false), true);
             o.GrainStorageSerializer = new OrleansGrainStorageSerializer(serializer);
+            // A deleted resource or pipeline leaves no record behind.
+            o.DeleteStateOnClear = true;
         }));
         DecorateGrainStorage(services, ConveyorStorage.Name, (sp, inner) => new ReplicatedGrainStorage(inner, sp.GetRequiredService<ConveyorRedis>()));
         builder.UseRedisReminderService(o => o.ConfigurationOptions = ParseRedis(connectionString));
@@ -134,6 +137,7 @@ public static partial class ConveyorSiloBuilderExtensions
             o.CreateMultiplexer = async _ => (await shared.GetMultiplexerAsync().ConfigureAwait(false), true));
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, RedisSafetyParticipant>();
         services.AddSingleton<IRunIndex, RedisRunIndex>();
+        services.AddSingleton<IRunRetentionIndex, RedisRunRetentionIndex>();
         services.AddSingleton<IObjectCatalog, RedisObjectCatalog>();
         // Runs in a Redis layout of their own, so a transition writes only what it changed; a run stored whole by the
         // grain storage (earlier versions) is still read from there.
@@ -229,8 +233,8 @@ public static partial class ConveyorSiloBuilderExtensions
     /// (so <c>/readyz</c> says what is wrong) and tries again every few seconds.
     /// </summary>
     private sealed partial class StreamSetupParticipant(
-        INatsConnection connection, IOptions<ConveyorNatsOptions> options, IOptions<CDEventsOptions> events, JetStreamStatus status,
-        ILogger<StreamSetupParticipant> logger)
+        INatsConnection connection, IOptions<ConveyorNatsOptions> options, IOptions<CDEventsOptions> events, IOptions<RunArchiveOptions> archive,
+        JetStreamStatus status, ILogger<StreamSetupParticipant> logger)
         : ILifecycleParticipant<ISiloLifecycle>, IDisposable
     {
         private static readonly TimeSpan RetryPeriod = TimeSpan.FromSeconds(5);
@@ -278,8 +282,12 @@ public static partial class ConveyorSiloBuilderExtensions
 
         private async Task StopAsync(CancellationToken ct) => await _stopping.CancelAsync().ConfigureAwait(false);
 
-        private Task EnsureAsync(CancellationToken ct) =>
-            JetStreamTopology.EnsureStreamsAsync(new NatsJSContext((NatsConnection)connection), options.Value, events.Value.Enabled ? events.Value.Retention : null, logger, ct);
+        private async Task EnsureAsync(CancellationToken ct)
+        {
+            var js = new NatsJSContext((NatsConnection)connection);
+            await JetStreamTopology.EnsureStreamsAsync(js, options.Value, events.Value.Enabled ? events.Value.Retention : null, logger, ct).ConfigureAwait(false);
+            await LifecycleStreams.EnsureAsync(js, options.Value, archive.Value, logger, ct).ConfigureAwait(false);
+        }
 
         private async Task RetryAsync(CancellationToken ct)
         {

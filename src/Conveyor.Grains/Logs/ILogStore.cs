@@ -18,6 +18,9 @@ internal interface ILogStore
     /// they are stored, with no gap and no duplicate between the two. Ends only when cancelled.
     /// </summary>
     IAsyncEnumerable<StoredLogEntry> FollowAsync(string runId, ulong after = 0, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes every entry of a run (the run is being deleted); a store that cannot delete keeps them.</summary>
+    Task PurgeAsync(string runId, CancellationToken cancellationToken = default) => Task.CompletedTask;
 }
 
 /// <summary>A stored log entry and its sequence number.</summary>

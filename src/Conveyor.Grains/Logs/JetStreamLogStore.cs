@@ -102,6 +102,15 @@ internal sealed partial class JetStreamLogStore(INatsConnection connection, ILog
         }
     }
 
+    /// <inheritdoc />
+    public async Task PurgeAsync(string runId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(runId);
+        // Both the store and the original's work queue (entries not ingested yet) hold the run's lines under its subject.
+        await _js.PurgeStreamAsync(Subjects.LogStoreStream, new StreamPurgeRequest { Filter = Subjects.LogStore(runId) }, cancellationToken).ConfigureAwait(false);
+        await _js.PurgeStreamAsync(Subjects.LogsEngineStream, new StreamPurgeRequest { Filter = Subjects.Logs(runId) }, cancellationToken).ConfigureAwait(false);
+    }
+
     private async Task<INatsJSConsumer> CreateReaderAsync(string runId, ulong after, CancellationToken cancellationToken)
     {
         // An ephemeral consumer (a name but no durable): the server removes it when unused, even if we never get to.

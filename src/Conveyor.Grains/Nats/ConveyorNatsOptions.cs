@@ -50,6 +50,32 @@ public sealed class ConveyorNatsOptions
     /// <summary>How long the server waits for the engine's ack of a result before redelivering it.</summary>
     public TimeSpan ResultAckWait { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Deliveries of a driver result before the engine gives up on it and moves it to the dead-letter subject
+    /// <c>conveyor.deadletter.results</c> (stream <c>conveyor-deadletter</c>); the server stops redelivering two after.
+    /// </summary>
+    [Range(1, 1000)]
+    public int ResultMaxDeliver { get; set; } = 10;
+
+    /// <summary>
+    /// Delays before a result whose run could not take it is delivered again, by delivery (the last one repeats).
+    /// Empty (default): 1 s, 2 s, 5 s, 10 s, 30 s, then 1 min. (A list, not a default the configuration binder would
+    /// append to.)
+    /// </summary>
+    public TimeSpan[] ResultBackoff { get; set; } = [];
+
+    /// <summary>The backoff in force: <see cref="ResultBackoff"/>, or the default when it is empty.</summary>
+    internal IReadOnlyList<TimeSpan> EffectiveResultBackoff => ResultBackoff is { Length: > 0 } set
+        ? set
+        : [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(1)];
+
+    /// <summary>How long the dead-letter stream keeps a message.</summary>
+    public TimeSpan DeadLetterRetention { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>Size cap of the dead-letter stream (oldest first); -1 = unlimited.</summary>
+    [Range(-1, long.MaxValue)]
+    public long DeadLetterMaxBytes { get; set; } = 256L << 20;
+
     /// <summary>How long log entries stay in the <c>logs-engine</c> and <c>conveyor-logs</c> streams.</summary>
     public TimeSpan LogRetention { get; set; } = TimeSpan.FromDays(7);
 

@@ -20,12 +20,22 @@ internal enum DispatchOutcome
     /// message; nothing was published.
     /// </summary>
     NoConsumer = 1,
+
+    /// <summary>
+    /// The message is larger than the NATS server accepts (its <c>max_payload</c>): it can never be published as it is;
+    /// <see cref="DispatchResult.Error"/> says so.
+    /// </summary>
+    TooLarge = 2,
 }
 
 /// <summary>What became of a dispatch, and the message's stream sequence when it was stored.</summary>
 /// <param name="Outcome">Published, or no consumer.</param>
 /// <param name="Sequence">JetStream stream sequence of the stored message (0 when not published).</param>
-internal readonly record struct DispatchResult(DispatchOutcome Outcome, ulong Sequence);
+internal readonly record struct DispatchResult(DispatchOutcome Outcome, ulong Sequence)
+{
+    /// <summary>Why the message cannot be published (<see cref="DispatchOutcome.TooLarge"/>); null otherwise.</summary>
+    public string? Error { get; init; }
+}
 
 /// <summary>One attempt of a pipeline step on its way to its driver.</summary>
 /// <param name="RunId">The run.</param>
@@ -58,6 +68,9 @@ internal sealed partial class DriverDispatcher(
 {
     private static readonly TimeSpan MissRefreshInterval = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan HitLifetime = TimeSpan.FromSeconds(5);
+
+    // Room left for the headers (run, step, attempt, traceparent, message id) within the server's max_payload.
+    private const int HeaderAllowance = 1024;
 
     private readonly NatsJSContext _js = new(connection);
     private readonly OpenCounter _opens = new(connection);
@@ -123,6 +136,14 @@ internal sealed partial class DriverDispatcher(
         }
 
         var body = JsonSerializer.SerializeToUtf8Bytes(message, ConveyorJson.Context.DriverMessage);
+        // The server would refuse it (and the client throws before sending); retrying cannot help, so it is said at once.
+        if (connection.ServerInfo?.MaxPayload is > 0 and var max && body.Length + HeaderAllowance > max)
+        {
+            return new DispatchResult(DispatchOutcome.TooLarge, 0)
+            {
+                Error = $"the message to the driver on {subject} is {body.Length} bytes, more than the NATS server accepts ({max} bytes, its max_payload): make the resource spec, step params or the inputs from earlier steps smaller",
+            };
+        }
         // Retrying a publish is safe: the Nats-Msg-Id makes JetStream store it once whatever happened to the first try.
         var ack = await faults.Nats.ExecuteAsync(
             static (s, ct) => s.Js.PublishAsync(s.Subject, s.Body, opts: new NatsJSPubOpts { MsgId = s.DedupId }, headers: s.Headers, cancellationToken: ct),

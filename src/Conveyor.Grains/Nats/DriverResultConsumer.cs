@@ -16,11 +16,15 @@ namespace Conveyor.Grains.Nats;
 /// <summary>
 /// Consumes <c>pipelines.&gt;</c> on a durable consumer shared by every silo (so silos split the work and a dead
 /// silo's unacked messages go to another) and routes each driver result to its run grain. A message is acked only
-/// after the grain has persisted what it caused; one that cannot be routed is logged and acked, never retried forever.
+/// after the grain has persisted what it caused. A result that can never be applied (malformed, no run id) goes to the
+/// dead letters at once; one whose run cannot take it now is delivered again after a growing delay
+/// (<see cref="ConveyorNatsOptions.ResultBackoff"/>), and after <see cref="ConveyorNatsOptions.ResultMaxDeliver"/>
+/// deliveries it goes to the dead letters too, so no result is retried for ever and other runs keep flowing.
 /// </summary>
 internal sealed partial class DriverResultConsumer(
     INatsConnection connection,
     IGrainFactory grains,
+    DeadLetters deadLetters,
     IOptions<ConveyorNatsOptions> options,
     ILogger<DriverResultConsumer> logger) : DurableConsumerService(connection, logger)
 {
@@ -37,6 +41,9 @@ internal sealed partial class DriverResultConsumer(
         DeliverPolicy = ConsumerConfigDeliverPolicy.All,
         AckWait = _options.ResultAckWait,
         MaxAckPending = _options.ResultConcurrency * 4,
+        // A backstop: the engine gives up at ResultMaxDeliver; the server stops only if silos keep dying on a message
+        // (its advisory then moves the message to the dead letters, see MaxDeliveriesListener).
+        MaxDeliver = _options.ResultMaxDeliver + 2,
         NumReplicas = _options.Replicas,
     };
 
@@ -86,7 +93,7 @@ internal sealed partial class DriverResultConsumer(
         catch (JsonException ex)
         {
             LogMalformed(logger, ex, msg.Subject);
-            await AckAsync(msg).ConfigureAwait(false);
+            await GiveUpAsync(msg, "malformed", $"not a driver result: {ex.Message}").ConfigureAwait(false);
             return;
         }
 
@@ -101,7 +108,7 @@ internal sealed partial class DriverResultConsumer(
         if (!Guid.TryParse(evt.RunId, out var runId))
         {
             LogUnroutable(logger, evt.RunId, evt.DriverResult.Driver, "run_id is not a UUID");
-            await AckAsync(msg).ConfigureAwait(false);
+            await GiveUpAsync(msg, "unroutable", $"run_id '{Abstractions.Names.Truncate(evt.RunId)}' is not a run id (UUID)").ConfigureAwait(false);
             return;
         }
 
@@ -132,8 +139,15 @@ internal sealed partial class DriverResultConsumer(
         {
             // Storage or the cluster is unavailable: let JetStream redeliver; the grain applies a result at most once.
             activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
-            LogApplyFailed(logger, ex, evt.RunId, input.Driver);
-            await NakAsync(msg).ConfigureAwait(false);
+            var deliveries = msg.Metadata?.NumDelivered ?? 1;
+            if (deliveries >= (ulong)_options.ResultMaxDeliver)
+            {
+                await GiveUpAsync(msg, "apply-failed", $"run {evt.RunId} could not take the result in {deliveries} deliveries; last error: {ex.GetType().Name}: {ex.Message}").ConfigureAwait(false);
+                return;
+            }
+
+            LogApplyFailed(logger, ex, evt.RunId, input.Driver, deliveries, _options.ResultMaxDeliver);
+            await NakAsync(msg, Delay(deliveries)).ConfigureAwait(false);
             return;
         }
 
@@ -166,11 +180,48 @@ internal sealed partial class DriverResultConsumer(
         }
     }
 
-    private async Task NakAsync(INatsJSMsg<byte[]> msg)
+    /// <summary>The delay before delivery <paramref name="deliveries"/> + 1: the backoff's entry for it, the last one repeating.</summary>
+    private TimeSpan Delay(ulong deliveries)
+    {
+        var backoff = _options.EffectiveResultBackoff;
+        return backoff[(int)Math.Min(deliveries - 1, (ulong)backoff.Count - 1)];
+    }
+
+    /// <summary>
+    /// Moves the message to the dead letters and terminates it; if the move fails, it is delivered again (and moved
+    /// then), so nothing is lost.
+    /// </summary>
+    private async Task GiveUpAsync(INatsJSMsg<byte[]> msg, string kind, string reason)
+    {
+        var metadata = msg.Metadata;
+        try
+        {
+            await deadLetters.MoveAsync(
+                Subjects.PipelineEngineStream, metadata?.Sequence.Stream ?? 0, msg.Subject, msg.Data, msg.Headers, metadata?.NumDelivered ?? 1, kind, reason).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            LogDeadLetterFailed(logger, ex, msg.Subject);
+            await NakAsync(msg, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await msg.AckTerminateAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // Delivered again, then moved again: the dead-letter copy is de-duplicated by its sequence.
+            LogAckFailed(logger, ex, msg.Subject);
+        }
+    }
+
+    private async Task NakAsync(INatsJSMsg<byte[]> msg, TimeSpan delay)
     {
         try
         {
-            await msg.NakAsync(new AckOpts { NakDelay = TimeSpan.FromSeconds(1) }).ConfigureAwait(false);
+            await msg.NakAsync(new AckOpts { NakDelay = delay }).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -179,17 +230,20 @@ internal sealed partial class DriverResultConsumer(
     }
 
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Malformed message on {Subject} acked and dropped")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Malformed message on {Subject}: moved to the dead letters")]
     private static partial void LogMalformed(ILogger logger, Exception exception, string subject);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Ignored {Event} message on {Subject}")]
     private static partial void LogIgnored(ILogger logger, string subject, string @event);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Result of driver {Driver} for run {RunId} cannot be routed: {Reason}; acked and dropped")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Result of driver {Driver} for run {RunId} cannot be routed: {Reason}; moved to the dead letters")]
     private static partial void LogUnroutable(ILogger logger, string runId, string driver, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Applying result of driver {Driver} to run {RunId} failed; it will be redelivered")]
-    private static partial void LogApplyFailed(ILogger logger, Exception exception, string runId, string driver);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Applying result of driver {Driver} to run {RunId} failed (delivery {Deliveries} of {MaxDeliver}); it will be redelivered")]
+    private static partial void LogApplyFailed(ILogger logger, Exception exception, string runId, string driver, ulong deliveries, int maxDeliver);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Moving a message on {Subject} to the dead letters failed; it will be redelivered")]
+    private static partial void LogDeadLetterFailed(ILogger logger, Exception exception, string subject);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Run {RunId}: result of driver {Driver} (step {Step}) applied, success={Success}")]
     private static partial void LogApplied(ILogger logger, string runId, string driver, string? step, bool success);

@@ -1,8 +1,10 @@
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Catalog;
+using Conveyor.Grains.Runs;
 using Conveyor.Grains.Security;
 using Conveyor.Grains.Triggers;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Conveyor.Grains.Pipelines;
 
@@ -37,6 +39,8 @@ internal sealed partial class PipelineGrain(
     IGrainFactory grains,
     IObjectCatalog catalog,
     SecretProtector protector,
+    IRunRetentionIndex retention,
+    IOptions<ConveyorLimitsOptions> limits,
     TimeProvider time,
     ILogger<PipelineGrain> logger) : Grain, IPipelineGrain
 {
@@ -95,6 +99,8 @@ internal sealed partial class PipelineGrain(
     /// <inheritdoc />
     public async Task<WriteResult<PipelineSpec>> ApplyAsync(PipelineSpec pipeline)
     {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        Limits.CheckPipeline(pipeline, limits.Value);
         PipelineValidator.ValidateAndNormalize(pipeline);
         var parts = Names.SplitKey(this.GetPrimaryKeyString());
         if (!string.Equals(pipeline.Name, parts[^1], StringComparison.Ordinal))
@@ -236,6 +242,10 @@ internal sealed partial class PipelineGrain(
         await catalog.RemoveAsync(CatalogEntry.Pipeline(Namespace, previous));
         await SyncSchedulesOrRetryAsync();
         await DropRemovedWebhookSecretsAsync([]);
+
+        // Its finished runs were only its own: due for deletion now (archived first). Runs still going keep their
+        // snapshot and are deleted when their own retention ends.
+        await retention.ExpireFinishedAsync(Namespace, previous.Name, time.GetUtcNow());
         return true;
     }
 

@@ -45,6 +45,19 @@ internal static class PipelineValidator
             Add("concurrency", "must be at least 1");
         }
 
+        if (pipeline.Retention is { } retention)
+        {
+            if (retention.Period < TimeSpan.Zero)
+            {
+                Add("retention.period", "must not be negative (0 keeps runs forever)");
+            }
+
+            if (retention.KeepLast is < 1)
+            {
+                Add("retention.keepLast", "must be at least 1");
+            }
+        }
+
         var scheduleNames = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < pipeline.Schedules.Count; i++)
         {

@@ -6,6 +6,7 @@ using Conveyor.Grains.Catalog;
 using Conveyor.Grains.Nats;
 using Conveyor.Grains.Runs;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Conveyor.Grains.Resources;
 
@@ -17,7 +18,10 @@ internal sealed class ResourceState
     /// <summary>The current resource; null when deleted or never created.</summary>
     [Id(0)] public ResourceData? Current { get; set; }
 
-    /// <summary>Snapshot of every version ever stored, by version number (kept after deletion, as in the original).</summary>
+    /// <summary>
+    /// Versions as earlier releases stored them, inside this state; moved to one record per version on activation.
+    /// Read, never written.
+    /// </summary>
     [Id(1)] public Dictionary<int, ResourceData> Versions { get; set; } = [];
 
     /// <summary>The pipeline run whose driver results are shown in the resource's metadata.</summary>
@@ -28,6 +32,12 @@ internal sealed class ResourceState
     /// Re-driven on activation; the side effects are idempotent.
     /// </summary>
     [Id(3)] public Guid? PendingRunId { get; set; }
+
+    /// <summary>The oldest version kept in its own record (0: none); older ones were deleted by the version cap.</summary>
+    [Id(4)] public int OldestVersion { get; set; }
+
+    /// <summary>The newest version written to its own record (0: none).</summary>
+    [Id(5)] public int LatestVersion { get; set; }
 }
 
 /// <summary>A resource: validated against its definition's schema, versioned, and the trigger of pipeline runs.</summary>
@@ -37,6 +47,8 @@ internal sealed partial class ResourceGrain(
     DriverDispatcher dispatcher,
     RunLauncher launcher,
     IObjectCatalog catalog,
+    ResourceVersionStore versions,
+    IOptions<ConveyorLimitsOptions> limits,
     ILogger<ResourceGrain> logger) : Grain, IResourceGrain
 {
     private string Namespace => Names.SplitKey(this.GetPrimaryKeyString())[0];
@@ -44,6 +56,11 @@ internal sealed partial class ResourceGrain(
     /// <inheritdoc />
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        if (state.State.Versions.Count > 0)
+        {
+            await MoveLegacyVersionsAsync();
+        }
+
         // Lists what this activation serves, also when it was stored before listings existed.
         if (state.State.Current is { } stored)
         {
@@ -71,6 +88,7 @@ internal sealed partial class ResourceGrain(
         var ns = Namespace;
         Names.Validate(resource.Name, "name");
         Names.Validate(resource.Type, "resource");
+        Limits.CheckSpec(resource.Spec, limits.Value);
         await ValidateSpecAsync(ns, resource);
 
         PipelineSpec? pipeline = null;
@@ -112,8 +130,12 @@ internal sealed partial class ResourceGrain(
         }
 
         await catalog.AddAsync(CatalogEntry.Resource(ns, stored));
+        // What a deleted resource of the same name left behind (a deletion cut short) never shows as this one's.
+        await DeleteVersionsAsync();
+        await versions.WriteAsync(this.GetPrimaryKeyString(), stored);
         state.State.Current = stored;
-        state.State.Versions[1] = stored;
+        state.State.OldestVersion = 1;
+        state.State.LatestVersion = 1;
         state.State.PendingRunId = runId;
         await state.WriteStateAsync();
 
@@ -129,6 +151,7 @@ internal sealed partial class ResourceGrain(
         var type = Names.SplitKey(this.GetPrimaryKeyString())[1];
         var keyName = Names.SplitKey(this.GetPrimaryKeyString())[2];
         resource.Type = type;
+        Limits.CheckSpec(resource.Spec, limits.Value);
         await ValidateSpecAsync(ns, resource);
         var current = state.State.Current
             ?? throw new ConveyorNotFoundException($"resource with name {keyName} and type {type} not found");
@@ -160,11 +183,15 @@ internal sealed partial class ResourceGrain(
         };
 
         await catalog.AddAsync(CatalogEntry.Resource(ns, stored));
+        // The version's own record first: the state then names a version that is stored.
+        await versions.WriteAsync(this.GetPrimaryKeyString(), stored);
         state.State.Current = stored;
-        state.State.Versions[version] = stored;
+        state.State.LatestVersion = version;
+        state.State.OldestVersion = state.State.OldestVersion == 0 ? version : state.State.OldestVersion;
         // An update starts from a clean slate: earlier driver results no longer describe this version.
         state.State.LastRunId = null;
         await state.WriteStateAsync();
+        await TrimVersionsAsync();
         if (current.Pipeline != stored.Pipeline)
         {
             await catalog.RemoveFilterAsync(CatalogEntry.Resource(ns, current));
@@ -194,7 +221,9 @@ internal sealed partial class ResourceGrain(
 
     /// <inheritdoc />
     public Task<ResourceData?> GetVersionAsync(int version) =>
-        Task.FromResult(state.State.Versions.GetValueOrDefault(version));
+        state.State.Current is null || version < state.State.OldestVersion || version > state.State.LatestVersion
+            ? Task.FromResult<ResourceData?>(null)
+            : versions.ReadAsync(this.GetPrimaryKeyString(), version);
 
     /// <inheritdoc />
     public async Task<bool> DeleteAsync()
@@ -204,12 +233,65 @@ internal sealed partial class ResourceGrain(
             return false;
         }
 
+        // Gone at once; then its versions, then the record itself (a crash in between is finished by the next create).
         state.State.Current = null;
         state.State.LastRunId = null;
         state.State.PendingRunId = null;
         await state.WriteStateAsync();
         await catalog.RemoveAsync(CatalogEntry.Resource(Namespace, previous));
+        await DeleteVersionsAsync();
+        await state.ClearStateAsync();
         return true;
+    }
+
+    /// <summary>Deletes the oldest versions beyond the cap (<see cref="ConveyorLimitsOptions.KeepResourceVersions"/>).</summary>
+    private async Task TrimVersionsAsync()
+    {
+        var keepFrom = state.State.LatestVersion - limits.Value.KeepResourceVersions + 1;
+        if (state.State.OldestVersion >= keepFrom || state.State.OldestVersion == 0)
+        {
+            return;
+        }
+
+        for (var v = state.State.OldestVersion; v < keepFrom; v++)
+        {
+            await versions.DeleteAsync(this.GetPrimaryKeyString(), v);
+        }
+
+        state.State.OldestVersion = keepFrom;
+        await state.WriteStateAsync();
+    }
+
+    /// <summary>Deletes every version record the state names.</summary>
+    private async Task DeleteVersionsAsync()
+    {
+        if (state.State.LatestVersion == 0)
+        {
+            return;
+        }
+
+        for (var v = Math.Max(1, state.State.OldestVersion); v <= state.State.LatestVersion; v++)
+        {
+            await versions.DeleteAsync(this.GetPrimaryKeyString(), v);
+        }
+
+        state.State.OldestVersion = 0;
+        state.State.LatestVersion = 0;
+    }
+
+    /// <summary>Moves versions kept inside the state by earlier releases to their own records (the newest within the cap).</summary>
+    private async Task MoveLegacyVersionsAsync()
+    {
+        var kept = state.State.Versions.Keys.OrderDescending().Take(limits.Value.KeepResourceVersions).Order().ToList();
+        foreach (var v in kept)
+        {
+            await versions.WriteAsync(this.GetPrimaryKeyString(), state.State.Versions[v]);
+        }
+
+        state.State.OldestVersion = kept[0];
+        state.State.LatestVersion = Math.Max(kept[^1], state.State.LatestVersion);
+        state.State.Versions = [];
+        await state.WriteStateAsync();
     }
 
     /// <inheritdoc />

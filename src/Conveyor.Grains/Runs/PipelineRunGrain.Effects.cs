@@ -58,6 +58,8 @@ internal sealed partial class PipelineRunGrain
                     await (indexed ?? Task.CompletedTask);
                     await (published ?? Task.CompletedTask);
                     (indexed, published) = (null, null);
+                    // A dispatch that can never go out (too large) fails its step: a transition to store first.
+                    await CommitAsync(settled);
                     await ExecuteAsync(settled.Effects);
                     break;
                 case AcquireSlot acquire:
@@ -156,6 +158,7 @@ internal sealed partial class PipelineRunGrain
             var (dispatch, publish, span) = pending[i];
             using var _ = span;
             ulong? sequence = null;
+            string? error = null;
             try
             {
                 var result = await publish;
@@ -163,6 +166,12 @@ internal sealed partial class PipelineRunGrain
                 {
                     sequence = result.Sequence;
                     LogDispatched(logger, run.RunId, dispatch.Step, dispatch.Attempt, dispatch.Subject);
+                }
+                else if (result.Outcome == DispatchOutcome.TooLarge)
+                {
+                    error = result.Error;
+                    span?.SetStatus(ActivityStatusCode.Error, error);
+                    LogDispatchTooLarge(logger, run.RunId, dispatch.Step, dispatch.Attempt, error ?? "");
                 }
                 else
                 {
@@ -177,7 +186,7 @@ internal sealed partial class PipelineRunGrain
             }
 
             var at = services.Time.GetUtcNow();
-            reports[i] = new DispatchReport(dispatch.Step, dispatch.Attempt, sequence, at);
+            reports[i] = new DispatchReport(dispatch.Step, dispatch.Attempt, sequence, at, error);
             if (sequence is not null && Machine.Step(dispatch.Step).Current is { } attempt)
             {
                 services.Metrics.Dispatched(dispatch.Driver, at - attempt.DispatchedAt);
@@ -213,7 +222,10 @@ internal sealed partial class PipelineRunGrain
 
         try
         {
-            await services.Index.SetStatusAsync(Machine.Summary());
+            var summary = Machine.Summary();
+            var was = Run.IndexedStatus;
+            await services.Index.SetStatusAsync(summary);
+            await SyncRetentionAsync(summary, was);
             Machine.Apply(new IndexSynced(status), services.Time.GetUtcNow());
         }
         catch (Exception ex) when (ex is not OperationCanceledException)

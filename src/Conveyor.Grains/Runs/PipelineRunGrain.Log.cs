@@ -115,4 +115,13 @@ internal sealed partial class PipelineRunGrain
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: {Count} CDEvents or run event batches could not be published; retried with the next transition")]
     private static partial void LogEventsFailed(ILogger logger, Exception exception, Guid runId, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: dispatch of step {Step} attempt {Attempt} can never be published: {Error}")]
+    private static partial void LogDispatchTooLarge(ILogger logger, Guid runId, string step, int attempt, string error);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId} of pipeline {Pipeline} in namespace {Namespace} deleted")]
+    private static partial void LogDeleted(ILogger logger, Guid runId, string @namespace, string pipeline);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Run {RunId}: its stored record cannot be read")]
+    private static partial void LogUnreadable(ILogger logger, Exception exception, Guid runId);
 }

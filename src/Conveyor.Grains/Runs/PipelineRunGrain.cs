@@ -69,7 +69,7 @@ internal sealed partial class PipelineRunGrain(
     /// <summary>Replaces the in-memory run with what storage holds, and a machine over it.</summary>
     private async Task LoadAsync()
     {
-        var stored = await services.Store.ReadAsync(this.GetGrainId());
+        var stored = await ReadStoredAsync();
         _machine = stored is null ? null : new RunStateMachine(stored.Run, services.Machine);
         _exists = stored is not null;
         _version = stored?.Version;
@@ -279,6 +279,7 @@ internal sealed partial class PipelineRunGrain(
                 try
                 {
                     await ReloadIfStaleAsync();
+                    ThrowIfUnreadable();
                     if (!_exists)
                     {
                         DeactivateOnIdle();
@@ -319,11 +320,16 @@ internal sealed partial class PipelineRunGrain(
     }
 
     /// <inheritdoc />
-    public Task<RunState?> GetAsync() => Task.FromResult(_exists ? Run : null);
+    public Task<RunState?> GetAsync()
+    {
+        ThrowIfUnreadable();
+        return Task.FromResult(_exists ? Run : null);
+    }
 
     /// <inheritdoc />
     public async Task<RunSummary?> GetSummaryAsync()
     {
+        ThrowIfUnreadable();
         if (!_exists)
         {
             DeactivateOnIdle();
@@ -455,13 +461,20 @@ internal sealed partial class PipelineRunGrain(
         Record(reports);
     }
 
-    /// <summary>Takes the gate, with the state reloaded from storage if the last write failed.</summary>
-    private async Task EnterAsync()
+    /// <summary>
+    /// Takes the gate, with the state reloaded from storage if the last write failed or the record could not be read;
+    /// a record that still cannot be read is an error unless <paramref name="allowUnreadable"/>.
+    /// </summary>
+    private async Task EnterAsync(bool allowUnreadable = false)
     {
         await _gate.WaitAsync();
         try
         {
             await ReloadIfStaleAsync();
+            if (!allowUnreadable)
+            {
+                ThrowIfUnreadable();
+            }
         }
         catch
         {
@@ -472,7 +485,7 @@ internal sealed partial class PipelineRunGrain(
 
     private async Task ReloadIfStaleAsync()
     {
-        if (!_stale)
+        if (!_stale && _unreadable is null)
         {
             return;
         }

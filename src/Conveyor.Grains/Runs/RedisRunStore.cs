@@ -155,6 +155,20 @@ internal sealed class RedisRunStore(
         return version;
     }
 
+    /// <inheritdoc />
+    public async Task DeleteAsync(GrainId grain)
+    {
+        var key = Key(grain);
+        await faults.Redis.ExecuteAsync(
+            static async (s, _) => await (await s.redis.GetDatabaseAsync().ConfigureAwait(false)).KeyDeleteAsync(s.key).ConfigureAwait(false),
+            (redis, key)).ConfigureAwait(false);
+        if (legacy is not null)
+        {
+            // A run moved here from the earlier whole-state layout left its old record behind.
+            await legacy.DeleteAsync(grain).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>
     /// The run without its plan and steps, which have fields of their own. They are detached for the synchronous
     /// serialization only; a grain turn is single-threaded, so nothing observes the run meanwhile.

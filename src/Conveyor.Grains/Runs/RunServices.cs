@@ -1,5 +1,6 @@
 using Conveyor.Grains.Events;
 using Conveyor.Grains.Flow;
+using Conveyor.Grains.Logs;
 using Conveyor.Grains.Nats;
 using Conveyor.Grains.Runs.Engine;
 using Conveyor.Grains.Security;
@@ -23,7 +24,11 @@ internal sealed class RunServices(
     SecretProtector secrets,
     TimeProvider time,
     IOptions<RunEngineOptions> engine,
-    IOptions<FlowControlOptions> flow)
+    IOptions<FlowControlOptions> flow,
+    IOptions<ConveyorLimitsOptions> limits,
+    IRunArchive archive,
+    ILogStore logs,
+    IRunRetentionIndex retention)
 {
     public IRunStore Store => store;
 
@@ -45,6 +50,15 @@ internal sealed class RunServices(
 
     public TimeProvider Time => time;
 
+    /// <summary>Where a run goes before retention deletes it.</summary>
+    public IRunArchive Archive => archive;
+
+    /// <summary>The runs' logs (deleted with a run).</summary>
+    public ILogStore Logs => logs;
+
+    /// <summary>Which finished runs are due for deletion.</summary>
+    public IRunRetentionIndex Retention => retention;
+
     /// <summary>Period of the durable reminder that wakes a run whose silo died.</summary>
     public TimeSpan KeepAlivePeriod { get; } = engine.Value.KeepAlivePeriod;
 
@@ -57,5 +71,12 @@ internal sealed class RunServices(
         EmitEvents = events.Options.Enabled,
         EmitRunEvents = feed.Options.Enabled,
         EventsBaseUrl = events.Options.BaseUrl,
+        DefaultAttemptTimeout = Positive(engine.Value.DefaultAttemptTimeout),
+        HeartbeatLease = engine.Value.HeartbeatLease,
+        MaxAttemptDuration = Positive(engine.Value.MaxAttemptDuration),
+        MaxResultDataBytes = limits.Value.MaxResultDataBytes,
+        Retention = new RetentionDefaults(Positive(engine.Value.RetentionPeriod) ?? TimeSpan.Zero, engine.Value.NamespaceRetention),
     };
+
+    private static TimeSpan? Positive(TimeSpan value) => value > TimeSpan.Zero ? value : null;
 }

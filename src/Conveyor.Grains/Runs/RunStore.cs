@@ -32,6 +32,9 @@ internal interface IRunStore
     /// yet); returns the new version. <see cref="RunStoreConflictException"/> when storage moved on.
     /// </summary>
     Task<string> WriteAsync(GrainId grain, RunState run, string? expectedVersion, RunChanges changes);
+
+    /// <summary>Deletes the run's stored record, in every layout it may be in (idempotent).</summary>
+    Task DeleteAsync(GrainId grain);
 }
 
 /// <summary>Storage holds a newer version of the run than the writer read: another activation wrote it.</summary>
@@ -69,5 +72,16 @@ internal sealed class GrainStorageRunStore(IGrainStorage storage) : IRunStore
         }
 
         return state.ETag ?? "";
+    }
+
+    /// <inheritdoc />
+    public async Task DeleteAsync(GrainId grain)
+    {
+        var state = new GrainState<RunState>();
+        await storage.ReadStateAsync(StateName, grain, state).ConfigureAwait(false);
+        if (state.RecordExists)
+        {
+            await storage.ClearStateAsync(StateName, grain, state).ConfigureAwait(false);
+        }
     }
 }

@@ -45,6 +45,9 @@ public sealed class HostileInputFixture : IAsyncLifetime
 
     public List<string> RunIds { get; } = [];
 
+    /// <summary>A finished run no hostile request knows of, so none can delete it (<c>DELETE /runs/{id}</c>).</summary>
+    public string StreamRunId { get; private set; } = "";
+
     public List<string?> Authorizations { get; } = [];
 
     public string KeyId { get; private set; } = "";
@@ -60,6 +63,7 @@ public sealed class HostileInputFixture : IAsyncLifetime
             ["Conveyor:Auth:WriteRequestsPerSecond"] = "0",
             // Likewise the per-address limit of failed requests, which would answer most garbage keys with 429.
             ["Conveyor:Auth:FailedRequestsPerSecond"] = "0",
+            ["Conveyor:Limits:ReadRequestsPerSecond"] = "0",
             ["Conveyor:MaxRequestBodyBytes"] = BodyLimit.ToString(CultureInfo.InvariantCulture),
             ["Conveyor:Secrets:Key"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
         });
@@ -83,6 +87,9 @@ public sealed class HostileInputFixture : IAsyncLifetime
             var created = await SendAsync(HttpMethod.Post, $"{prefix}/resources", new { name = "web", resource = "app", pipeline = "ship", spec = new { image = "nginx" } });
             RunIds.Add(created.GetProperty("runid").GetString()!);
         }
+
+        StreamRunId = (await SendAsync(HttpMethod.Post, "/resources", new { name = "streamed", resource = "app", pipeline = "ship", spec = new { image = "nginx" } }))
+            .GetProperty("runid").GetString()!;
 
         Authorizations.Add("Bearer " + AdminKey);
         Authorizations.Add(null);
@@ -388,7 +395,7 @@ public sealed class HostileInputTests(HostileInputFixture fx, ITestOutputHelper 
     public async Task Log_streams_send_their_headers_at_once()
     {
         using var admin = fx.Client();
-        var run = fx.RunIds[0];
+        var run = fx.StreamRunId;
         foreach (var path in new[] { $"/logs/pipeline/{run}", $"/logs/streams/nobody/{run}", $"/runs/{run}/logs/stream" })
         {
             var sent = Stopwatch.StartNew();

@@ -61,6 +61,15 @@ internal sealed record Tick : RunInput
     public static Tick Instance { get; } = new();
 }
 
+/// <summary>
+/// A driver reported that it is still working on an attempt (the SDK's heartbeat). It proves the dispatch arrived and
+/// keeps an attempt of a step without its own <c>timeout</c> alive for a lease; a step's own timeout is never extended.
+/// </summary>
+/// <param name="Step">Step id.</param>
+/// <param name="Attempt">Attempt number.</param>
+/// <param name="Interval">How often the driver heart-beats, when it says; the lease is at least three of them.</param>
+internal sealed record Heartbeat(string Step, int Attempt, TimeSpan? Interval) : RunInput;
+
 /// <summary>The run's durable keepalive fired: whatever the run waits for is asked for again.</summary>
 internal sealed record KeepAliveTick : RunInput
 {
@@ -87,7 +96,11 @@ internal sealed record DispatchesSettled(IReadOnlyList<DispatchReport> Reports) 
 /// <param name="Attempt">Attempt number.</param>
 /// <param name="Sequence">JetStream stream sequence when the message was stored; null when it was not (no consumer, or a fault).</param>
 /// <param name="At">When JetStream confirmed it.</param>
-internal readonly record struct DispatchReport(string Step, int Attempt, ulong? Sequence, DateTimeOffset At);
+/// <param name="Error">
+/// Why the dispatch can never be published (it exceeds the server's maximum message size); the attempt then fails for
+/// good with this message. Null for a dispatch that was published or may be published later.
+/// </param>
+internal readonly record struct DispatchReport(string Step, int Attempt, ulong? Sequence, DateTimeOffset At, string? Error = null);
 
 /// <summary>The first <paramref name="Count"/> CDEvents and the first <paramref name="Batches"/> run event batches of the outboxes were published.</summary>
 /// <param name="Count">How many CDEvents.</param>

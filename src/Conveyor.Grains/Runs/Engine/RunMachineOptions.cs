@@ -34,6 +34,29 @@ internal sealed record RunMachineOptions
 
     /// <summary>How deep sub-pipelines may nest: a step of a run this deep that would start a child fails instead.</summary>
     public int MaxDepth { get; init; } = 5;
+    /// <summary>
+    /// Timeout of one attempt of a step that sets none; null: such an attempt waits for its result for ever. A driver's
+    /// heartbeat (<see cref="Heartbeat"/>) replaces it with a lease of <see cref="HeartbeatLease"/>.
+    /// </summary>
+    public TimeSpan? DefaultAttemptTimeout { get; init; }
+
+    /// <summary>
+    /// How long one heartbeat keeps an attempt of a step without a <c>timeout</c> alive (at least three of the driver's
+    /// heartbeat intervals): a driver that stops heart-beating loses the attempt this long after its last heartbeat.
+    /// </summary>
+    public TimeSpan HeartbeatLease { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// The longest an attempt of a step without a <c>timeout</c> may run however its driver heart-beats (a reconcile
+    /// that hangs in a live driver process heart-beats for ever); null: no cap.
+    /// </summary>
+    public TimeSpan? MaxAttemptDuration { get; init; }
+
+    /// <summary>Most UTF-8 bytes of a driver result's <c>data</c>; a larger result fails its attempt. Null: no limit.</summary>
+    public int? MaxResultDataBytes { get; init; }
+
+    /// <summary>How long finished runs are kept when their pipeline does not say.</summary>
+    public RetentionDefaults Retention { get; init; } = RetentionDefaults.KeepForever;
 
     /// <summary>Uniform draws from [0, 1) for backoff jitter; a test fixes them.</summary>
     public Func<double> Jitter { get; init; } = Random.Shared.NextDouble;

@@ -43,21 +43,22 @@ internal sealed partial class RunStateMachine
         attempt.PublishedAt ??= now;
         _unpublished.Remove(step);
         step.CompletionOrder = ++Run.Completions;
-        attempt.Data = result.Data;
+        var (success, message, data) = LimitResultData(result);
+        attempt.Data = data;
         var driver = _graph.Spec(step).Driver;
-        _latestResults[driver] = (step.CompletionOrder, DispatchMessages.ResultJson(result.Success, result.Message, result.Data, driver));
+        _latestResults[driver] = (step.CompletionOrder, DispatchMessages.ResultJson(success, message, data, driver));
 
-        if (result.Success)
+        if (success)
         {
             attempt.FinishedAt = now;
             attempt.Success = true;
-            attempt.Message = result.Message;
+            attempt.Message = message;
             step.DeadlineAt = null;
             SetStatus(step, StepStatus.Succeeded);
         }
         else
         {
-            FailAttempt(step, result.Message, timedOut: false, now);
+            FailAttempt(step, message, timedOut: false, now);
         }
 
         Note(new StepFinishedNote(step.Id, attempt.Number, step.Status));
@@ -109,8 +110,11 @@ internal sealed partial class RunStateMachine
         _follow = Follow.Transition;
     }
 
-    /// <summary>Ends the current attempt as failed; schedules a retry while the step's budget lasts, else applies the failure policy.</summary>
-    private void FailAttempt(StepState step, string message, bool timedOut, DateTimeOffset now)
+    /// <summary>
+    /// Ends the current attempt as failed; schedules a retry while the step's budget lasts (unless the failure is
+    /// <paramref name="final"/>: another attempt would fail the same way), else applies the failure policy.
+    /// </summary>
+    private void FailAttempt(StepState step, string message, bool timedOut, DateTimeOffset now, bool final = false)
     {
         var attempt = step.Current!;
         var spec = _graph.Spec(step);
@@ -128,7 +132,7 @@ internal sealed partial class RunStateMachine
 
         var policy = spec.Kind == StepKind.Driver ? spec.Retry ?? Run.Plan.Pipeline.Retry : null;
         var used = step.Attempts.Count - step.BudgetStart;
-        if (policy is not null && used < policy.MaxAttempts)
+        if (!final && policy is not null && used < policy.MaxAttempts)
         {
             var next = now + Backoff.Delay(policy, used, _options.Jitter());
             step.NextAttemptAt = next;

@@ -96,7 +96,7 @@ internal sealed partial class RunStateMachine
     /// <summary>Starts a new attempt of a driver step: decided now, published by the effects of the stored transition.</summary>
     private void Dispatch(StepState step, DateTimeOffset now)
     {
-        var deadline = now + _graph.Spec(step).Timeout;
+        var deadline = now + AttemptTimeout(_graph.Spec(step));
         step.NextAttemptAt = null;
         step.DeadlineAt = deadline;
         step.Attempts.Add(new AttemptState { Number = step.Attempts.Count + 1, DispatchedAt = now });
@@ -293,7 +293,7 @@ internal sealed partial class RunStateMachine
                 FailFastAfter(step, $"step {step.Id} timed out: {timeout}", now);
                 break;
             default:
-                FailAttempt(step, $"attempt {attempt.Number} timed out after {spec.Timeout}", timedOut: true, now);
+                FailAttempt(step, TimeoutMessage(step, attempt), timedOut: true, now);
                 break;
         }
     }

@@ -134,6 +134,9 @@ internal sealed partial class RunStateMachine
             case KeepAliveTick:
                 OnKeepAlive(now);
                 break;
+            case Heartbeat heartbeat:
+                OnHeartbeat(heartbeat, now);
+                break;
             case PrepareRun:
                 _persist = true;
                 break;
@@ -196,6 +199,8 @@ internal sealed partial class RunStateMachine
         CreatedAt = Run.CreatedAt,
         FinishedAt = Run.FinishedAt,
         Message = Run.Message,
+        ExpiresAt = Run.ExpiresAt,
+        KeepLast = Run.Status.IsTerminal() ? RetentionRule.KeepLast(Run.Plan) : null,
     };
 
     /// <summary>The original's <c>driverresults.&lt;driver&gt;</c> entries: each driver's latest result.</summary>
@@ -253,6 +258,7 @@ internal sealed partial class RunStateMachine
     {
         if (_persist)
         {
+            UpdateExpiry();
             CollectTransitions(now);
         }
 
@@ -353,6 +359,7 @@ internal sealed partial class RunStateMachine
     /// <summary>Confirmed dispatches ride on the next write; a missing driver makes the timer come back soon.</summary>
     private void OnDispatchesSettled(IReadOnlyList<DispatchReport> reports, DateTimeOffset now)
     {
+        var failed = false;
         foreach (var report in reports)
         {
             var step = _graph.FindStep(report.Step);
@@ -361,7 +368,14 @@ internal sealed partial class RunStateMachine
                 continue;
             }
 
-            if (report.Sequence is { } sequence)
+            if (report.Error is { } error)
+            {
+                // It can never be published as it is: waiting for a driver would wait for ever.
+                FailAttempt(step, error, timedOut: false, now, final: true);
+                Note(new StepFinishedNote(step.Id, attempt.Number, step.Status));
+                failed = true;
+            }
+            else if (report.Sequence is { } sequence)
             {
                 attempt.Published = true;
                 attempt.Sequence = sequence;
@@ -373,6 +387,14 @@ internal sealed partial class RunStateMachine
             {
                 _waitingForDriver = true;
             }
+        }
+
+        if (failed)
+        {
+            Advance(now);
+            _persist = true;
+            _follow = Follow.Transition;
+            return;
         }
 
         Then(new ArmTimer(NextWake(now)));
