@@ -15,6 +15,7 @@ public sealed class LeaseAndLimitTests
     private static RunMachineOptions Defaults(TimeSpan? attemptTimeout = null, TimeSpan? lease = null, int? maxData = null, RetentionDefaults? retention = null) => new()
     {
         EmitEvents = false,
+        EmitRunEvents = false,
         DefaultAttemptTimeout = attemptTimeout ?? Hour,
         HeartbeatLease = lease ?? TimeSpan.FromMinutes(5),
         MaxResultDataBytes = maxData,

@@ -253,4 +253,21 @@ public sealed class BadInputTests(EngineFixture fx)
         using var response = await fx.Host.Http.GetAsync($"/resources/{type}/{name}");
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
     }
+
+    [Fact]
+    public async Task A_definition_whose_schema_nests_as_deep_as_input_allows_is_listed_and_read_back()
+    {
+        // The body reaches 63 levels of the 64 allowed; answers wrap the schema in a few more (page, items, item).
+        var type = EngineFixture.Unique("deep");
+        var schema = string.Concat(Enumerable.Repeat("{\"not\":", 61)) + "{}" + new string('}', 61);
+        var body = $$"""{"name":"{{type}}","version":"1","schema":{{schema}}}""";
+        using var created = await fx.Host.Http.PostAsync("/resource-definitions", new StringContent(body, Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+
+        using var one = await fx.Host.Http.GetAsync($"/resource-definitions/{type}");
+        Assert.Equal(HttpStatusCode.OK, one.StatusCode);
+        using var list = await fx.Host.Http.GetAsync($"/resource-definitions?prefix={type}");
+        Assert.Equal(HttpStatusCode.OK, list.StatusCode);
+        Assert.Contains(type, await list.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
 }

@@ -82,6 +82,8 @@ public sealed class ConveyorTestHost : IAsyncDisposable
             EnvironmentName = "Testing",
             ContentRootPath = AppContext.BaseDirectory,
         });
+        // Schedule tests fire every second or two so they end quickly; a test's own settings may set the limit back.
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Conveyor:Limits:MinScheduleInterval"] = "00:00:00" });
         if (settings is not null)
         {
             builder.Configuration.AddInMemoryCollection(settings);

@@ -22,6 +22,9 @@ namespace Microsoft.Extensions.Hosting;
 /// <summary>Embeds Conveyor in any .NET host: <c>builder.AddConveyor()</c>, then <c>app.MapConveyorApi()</c>.</summary>
 public static class ConveyorHostingExtensions
 {
+    // The 64 levels a request may nest, plus the envelopes an answer puts around stored JSON (run → steps → attempts).
+    private const int ResponseMaxDepth = 64 + 32;
+
     /// <summary>
     /// Adds a Conveyor silo and its services to the host: options from the <c>Conveyor</c> section (then
     /// <paramref name="configure"/>), Orleans with Conveyor's grains, Redis storage and reminders, localhost or Redis
@@ -69,6 +72,11 @@ public static class ConveyorHostingExtensions
         services.AddSingleton(new ConveyorApiSettings { MaxRequestBodyBytes = options.MaxRequestBodyBytes });
         services.TryAddSingleton(TimeProvider.System);
         services.AddProblemDetails();
+
+        // Request bodies are read with their own 64-level limit (JsonBody); an answer wraps what was stored (a schema, a
+        // spec, result data) in a few more levels, so the writer must allow more than any accepted input can need.
+        services.PostConfigure<Microsoft.AspNetCore.Http.Json.JsonOptions>(o =>
+            o.SerializerOptions.MaxDepth = Math.Max(o.SerializerOptions.MaxDepth, ResponseMaxDepth));
         ConveyorOpenApi.Add(services);
         services.AddSingleton<IStartupFilter, ConveyorStartupFilter>();
         services.AddSingleton<ConveyorReadiness>();

@@ -122,7 +122,7 @@ public sealed class CliObjectsTests(EngineFixture fx) : IDisposable
     {
         var type = EngineFixture.Unique("clirun");
         await fx.CreateDefinitionAsync(type);
-        await fx.Host.PostJsonAsync("/pipelines", new { name = type, resource = type, steps = new[] { new { id = "a", driver = "nobody-" + type } } });
+        await fx.Host.PostJsonAsync("/pipelines", new { name = type, resource = type, overridableParams = new[] { "n", "replicas", "tags" }, steps = new[] { new { id = "a", driver = "nobody-" + type } } });
         await fx.Host.PostJsonAsync("/resources", new { name = "web", resource = type, spec = new { image = "x" } });
         var runs = new List<string>();
         for (var i = 0; i < 3; i++)
