@@ -14,6 +14,26 @@ public sealed class FailoverTests(HaTopology topology, ITestOutputHelper output)
     private const int Runs = 50;
 
     [Fact]
+    public async Task Every_stream_the_engine_keeps_has_three_replicas()
+    {
+        await using var connection = new NATS.Client.Core.NatsConnection(NATS.Client.Core.NatsOpts.Default with { Url = topology.NatsUrl });
+        var js = new NATS.Client.JetStream.NatsJSContext(connection);
+        var replicas = new Dictionary<string, int>(StringComparer.Ordinal);
+        await foreach (var stream in js.ListStreamsAsync())
+        {
+            replicas[stream.Info.Config.Name!] = stream.Info.Config.NumReplicas;
+        }
+
+        // The original's streams, then the engine's own: dispatch, results, logs, events, run events, dead letters.
+        foreach (var name in new[] { "messages", "pipeline-engine", "logs-engine", "conveyor-runs", "conveyor-deadletter", "conveyor-archive" })
+        {
+            Assert.True(replicas.ContainsKey(name), $"stream {name} missing: {string.Join(", ", replicas.Keys)}");
+        }
+
+        Assert.All(replicas, r => Assert.True(r.Value == 3, $"stream {r.Key} is R{r.Value}, expected R3"));
+    }
+
+    [Fact]
     public async Task Killing_the_nats_server_that_leads_the_streams_loses_no_run()
     {
         var (_, took) = await UnderFaultAsync("nats-leader", async () =>

@@ -2,10 +2,12 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Conveyor.Api.Hosting;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Nats;
 using Conveyor.Grains.Security;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
@@ -59,7 +61,7 @@ public sealed record AuditEvent
 /// Publishing is best effort: a write that succeeded is not failed because its audit event could not be published
 /// (NATS down); the miss is logged as a warning with the event's content.
 /// </remarks>
-internal sealed partial class AuditTrail(INatsConnection nats, ConveyorOptions options, TimeProvider time, ILogger<AuditTrail> logger)
+internal sealed partial class AuditTrail(INatsConnection nats, ConveyorOptions options, IOptions<ConveyorNatsOptions> natsOptions, TimeProvider time, ILogger<AuditTrail> logger)
 {
     private const string Stream = ConveyorAudit.Stream;
     private const string SubjectPrefix = ConveyorAudit.SubjectPrefix;
@@ -144,6 +146,8 @@ internal sealed partial class AuditTrail(INatsConnection nats, ConveyorOptions o
             Storage = StreamConfigStorage.File,
             MaxAge = options.Audit.Retention,
             DuplicateWindow = options.Audit.Retention < TimeSpan.FromMinutes(2) ? options.Audit.Retention : TimeSpan.FromMinutes(2),
+            // As many copies as the engine's own streams: the trail must survive what they survive.
+            NumReplicas = natsOptions.Value.Replicas,
         }).ConfigureAwait(false);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Audit event not published: {Method} {Path} by key {KeyId} answered {Status}")]

@@ -79,7 +79,7 @@ internal readonly record struct StoredRunEvents(ulong StreamSequence, RunEventMe
 /// <see cref="Subjects.RunEvents"/> (<c>Nats-Msg-Id</c> = run id and first transition number, so a re-publish after a
 /// crash is stored once); readers follow a run or a namespace from any stream sequence, which is how a client resumes.
 /// </summary>
-internal sealed partial class RunEventFeed(DriverDispatcher dispatcher, IOptions<RunEventsOptions> options, ILogger<RunEventFeed> logger)
+internal sealed partial class RunEventFeed(DriverDispatcher dispatcher, IOptions<RunEventsOptions> options, IOptions<ConveyorNatsOptions> natsOptions, ILogger<RunEventFeed> logger)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
     private static readonly TimeSpan InactiveThreshold = TimeSpan.FromMinutes(1);
@@ -181,6 +181,8 @@ internal sealed partial class RunEventFeed(DriverDispatcher dispatcher, IOptions
                 MaxBytes = Options.MaxBytes > 0 ? Options.MaxBytes : -1,
                 // JetStream refuses a de-duplication window longer than the stream's max age.
                 DuplicateWindow = Options.DuplicateWindow < retention ? Options.DuplicateWindow : retention,
+                // As many copies as the engine's own streams (Conveyor:Nats:Replicas): a resumed feed survives a node's loss.
+                NumReplicas = natsOptions.Value.Replicas,
             },
             cancellationToken).ConfigureAwait(false);
         LogStreamReady(logger, Subjects.RunEventsStream);

@@ -99,7 +99,6 @@ public static partial class ConveyorSiloBuilderExtensions
         services.AddOptions<RunEventsOptions>().BindConfiguration(RunEventsOptions.Section).ValidateDataAnnotations()
             .Validate(o => o.Retention > TimeSpan.Zero && o.DuplicateWindow > TimeSpan.Zero, "Conveyor:RunEvents:Retention and DuplicateWindow must be positive").ValidateOnStart();
         services.TryAddSingleton<RunEventFeed>();
-        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, RunEventStreamSetup>();
         builder.AddOutgoingGrainCallFilter<TraceContextFilter>();
         return builder;
     }
@@ -234,7 +233,7 @@ public static partial class ConveyorSiloBuilderExtensions
     /// </summary>
     private sealed partial class StreamSetupParticipant(
         INatsConnection connection, IOptions<ConveyorNatsOptions> options, IOptions<CDEventsOptions> events, IOptions<RunArchiveOptions> archive,
-        JetStreamStatus status, ILogger<StreamSetupParticipant> logger)
+        IOptions<RunEventsOptions> runEvents, RunEventFeed runEventFeed, JetStreamStatus status, ILogger<StreamSetupParticipant> logger)
         : ILifecycleParticipant<ISiloLifecycle>, IDisposable
     {
         private static readonly TimeSpan RetryPeriod = TimeSpan.FromSeconds(5);
@@ -287,6 +286,10 @@ public static partial class ConveyorSiloBuilderExtensions
             var js = new NatsJSContext((NatsConnection)connection);
             await JetStreamTopology.EnsureStreamsAsync(js, options.Value, events.Value.Enabled ? events.Value.Retention : null, logger, ct).ConfigureAwait(false);
             await LifecycleStreams.EnsureAsync(js, options.Value, archive.Value, logger, ct).ConfigureAwait(false);
+            if (runEvents.Value.Enabled)
+            {
+                await runEventFeed.EnsureStreamAsync(ct).ConfigureAwait(false);
+            }
         }
 
         private async Task RetryAsync(CancellationToken ct)
