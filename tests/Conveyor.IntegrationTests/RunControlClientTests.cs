@@ -51,13 +51,60 @@ public sealed class RunControlClientTests(EngineFixture fx)
         return run;
     }
 
-    private async Task<(int Code, string Out, string Err)> CliAsync(params string[] args)
+    private async Task<(int Code, string Out, string Err)> CliAsync(params string[] args) => await CliAsync(new SharedWriter(), args);
+
+    private async Task<(int Code, string Out, string Err)> CliAsync(SharedWriter stdout, params string[] args)
     {
-        using var stdout = new StringWriter();
         using var stderr = new StringWriter();
         using var cts = new CancellationTokenSource(Deadlines.Event);
         var code = await CliApp.RunAsync(["--server", fx.Host.Address.ToString(), .. args], stdout, stderr, cancellationToken: cts.Token);
-        return (code, stdout.ToString(), stderr.ToString());
+        return (code, stdout.Snapshot(), stderr.ToString());
+    }
+
+    /// <summary>Output a test can read while the command still writes it.</summary>
+    private sealed class SharedWriter : StringWriter
+    {
+        private readonly Lock _gate = new();
+
+        public override void Write(char value)
+        {
+            lock (_gate)
+            {
+                base.Write(value);
+            }
+        }
+
+        public override void Write(char[] buffer, int index, int count)
+        {
+            lock (_gate)
+            {
+                base.Write(buffer, index, count);
+            }
+        }
+
+        public override void Write(ReadOnlySpan<char> buffer)
+        {
+            lock (_gate)
+            {
+                base.Write(buffer);
+            }
+        }
+
+        public override void Write(string? value)
+        {
+            lock (_gate)
+            {
+                base.Write(value);
+            }
+        }
+
+        public string Snapshot()
+        {
+            lock (_gate)
+            {
+                return ToString();
+            }
+        }
     }
 
     [Fact]
@@ -116,8 +163,12 @@ public sealed class RunControlClientTests(EngineFixture fx)
 
         // An hour between polls: the watch can only see the run end through the events feed.
         var approvedRun = await StartRunAsync(type);
-        var watch = CliAsync("runs", "watch", approvedRun.ToString(), "--interval", "3600");
+        var output = new SharedWriter();
+        var watch = CliAsync(output, "runs", "watch", approvedRun.ToString(), "--interval", "3600");
         await WaitForGateAsync(client, approvedRun);
+
+        // Approve only once the watch has shown the gate waiting, whenever its first read happens.
+        await Eventually.TrueAsync(() => Task.FromResult(output.Snapshot().Contains("WaitingForApproval", StringComparison.Ordinal)), Deadlines.Event, "the watch should show the gate waiting");
         var approve = await CliAsync("runs", "approve", approvedRun.ToString(), "prod-gate", "--comment", "ship it");
         Assert.Equal((ExitCodes.Ok, ""), (approve.Code, approve.Err));
         Assert.Contains("step prod-gate Succeeded", approve.Out, StringComparison.Ordinal);

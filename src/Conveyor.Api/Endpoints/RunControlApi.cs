@@ -89,16 +89,7 @@ internal static class RunControlApi
             Names.Validate(pipeline, "pipeline");
         }
 
-        RunStatus? wanted = null;
-        if (!string.IsNullOrEmpty(status))
-        {
-            if (!Enum.TryParse<RunStatus>(status, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || int.TryParse(status, out _))
-            {
-                throw new ConveyorValidationException("status", $"'status' must be one of {string.Join(", ", Enum.GetNames<RunStatus>())} (got '{Names.Truncate(status)}')");
-            }
-
-            wanted = parsed;
-        }
+        var wanted = RunsApi.ParseStatusFilter(status);
 
         await new RunEventStream { Feed = feed, Filter = Subjects.RunEventsOf(api.Namespace, pipeline), After = position, Status = wanted }.WriteAsync(api.Http, time);
         return TypedResults.Empty;

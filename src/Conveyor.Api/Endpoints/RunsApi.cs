@@ -202,16 +202,7 @@ internal static class RunsApi
             Names.Validate(pipeline, "pipeline");
         }
 
-        RunStatus? wanted = null;
-        if (!string.IsNullOrEmpty(status))
-        {
-            if (!Enum.TryParse<RunStatus>(status, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || int.TryParse(status, out _))
-            {
-                throw new ConveyorValidationException("status", $"'status' must be one of {string.Join(", ", Enum.GetNames<RunStatus>())} (got '{status}')");
-            }
-
-            wanted = parsed;
-        }
+        var wanted = RunsApi.ParseStatusFilter(status);
 
         var size = limit ?? DefaultPageSize;
         if (size is < 1 or > MaxPageSize)
@@ -240,5 +231,21 @@ internal static class RunsApi
         }
 
         return TypedResults.Ok(new RunPage { Items = items, NextCursor = page.NextCursor });
+    }
+
+    /// <summary>The <c>status</c> filter of a run listing or feed: null when absent; a name of <see cref="RunStatus"/> (any case), never a number.</summary>
+    internal static RunStatus? ParseStatusFilter(string? status)
+    {
+        if (string.IsNullOrEmpty(status))
+        {
+            return null;
+        }
+
+        if (!Enum.TryParse<RunStatus>(status, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || int.TryParse(status, out _))
+        {
+            throw new ConveyorValidationException("status", $"'status' must be one of {string.Join(", ", Enum.GetNames<RunStatus>())} (got '{Names.Truncate(status)}')");
+        }
+
+        return parsed;
     }
 }

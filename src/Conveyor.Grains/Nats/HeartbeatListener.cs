@@ -13,37 +13,12 @@ namespace Conveyor.Grains.Nats;
 /// interval later, and a lease spans at least three). The run grain decides what a heartbeat changes.
 /// </summary>
 internal sealed partial class HeartbeatListener(INatsConnection connection, IGrainFactory grains, ILogger<HeartbeatListener> logger)
-    : ILifecycleParticipant<ISiloLifecycle>, IDisposable
+    : SiloBackgroundLoop
 {
     private const string QueueGroup = "conveyor-engine-heartbeats";
     private const int MaxAttemptsPerMessage = 10_000;
-    private readonly CancellationTokenSource _stopping = new();
-    private Task? _loop;
 
-    public void Participate(ISiloLifecycle lifecycle)
-    {
-        ArgumentNullException.ThrowIfNull(lifecycle);
-        lifecycle.Subscribe(nameof(HeartbeatListener), ServiceLifecycleStage.Active, StartAsync, StopAsync);
-    }
-
-    public void Dispose() => _stopping.Dispose();
-
-    private Task StartAsync(CancellationToken cancellationToken)
-    {
-        _loop = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
-        return Task.CompletedTask;
-    }
-
-    private async Task StopAsync(CancellationToken cancellationToken)
-    {
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        if (_loop is { } loop)
-        {
-            await loop.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private async Task RunAsync(CancellationToken cancellationToken)
+    protected override async Task RunAsync(CancellationToken cancellationToken)
     {
         while (!cancellationToken.IsCancellationRequested)
         {

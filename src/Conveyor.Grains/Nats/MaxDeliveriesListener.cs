@@ -17,36 +17,11 @@ namespace Conveyor.Grains.Nats;
 /// </summary>
 internal sealed partial class MaxDeliveriesListener(
     INatsConnection connection, DeadLetters deadLetters, IOptions<ConveyorNatsOptions> options, ILogger<MaxDeliveriesListener> logger)
-    : ILifecycleParticipant<ISiloLifecycle>, IDisposable
+    : SiloBackgroundLoop
 {
     private const string QueueGroup = "conveyor-engine-advisories";
-    private readonly CancellationTokenSource _stopping = new();
-    private Task? _loop;
 
-    public void Participate(ISiloLifecycle lifecycle)
-    {
-        ArgumentNullException.ThrowIfNull(lifecycle);
-        lifecycle.Subscribe(nameof(MaxDeliveriesListener), ServiceLifecycleStage.Active, StartAsync, StopAsync);
-    }
-
-    public void Dispose() => _stopping.Dispose();
-
-    private Task StartAsync(CancellationToken cancellationToken)
-    {
-        _loop = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
-        return Task.CompletedTask;
-    }
-
-    private async Task StopAsync(CancellationToken cancellationToken)
-    {
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        if (_loop is { } loop)
-        {
-            await loop.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private async Task RunAsync(CancellationToken cancellationToken)
+    protected override async Task RunAsync(CancellationToken cancellationToken)
     {
         var subject = $"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{Subjects.PipelineEngineStream}.{options.Value.ResultConsumerName}";
         while (!cancellationToken.IsCancellationRequested)
