@@ -6,9 +6,6 @@ using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Logs;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using Microsoft.AspNetCore.Http.Features;
 
 namespace Conveyor.Api.Http;
 
@@ -54,36 +51,10 @@ internal sealed class LogEventStream
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(15);
 
     /// <summary>Writes the stream to <paramref name="http"/> until it ends or the client leaves.</summary>
-    public async Task WriteAsync(HttpContext http, TimeProvider time)
+    public Task WriteAsync(HttpContext http, TimeProvider time)
     {
-        ArgumentNullException.ThrowIfNull(http);
         ArgumentNullException.ThrowIfNull(time);
-        var response = http.Response;
-        response.StatusCode = StatusCodes.Status200OK;
-        response.ContentType = "text/event-stream";
-        response.Headers.CacheControl = "no-cache";
-        http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-        // A draining silo ends its streams at once rather than holding shutdown open; SSE clients reconnect (to
-        // another silo behind the load balancer) and resume from their last event id.
-        var stopping = http.RequestServices?.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, stopping);
-        var aborted = linked.Token;
-        try
-        {
-            // Headers go out now, not with the first entry or heartbeat (the original's clients wait up to 15 s
-            // otherwise). StartAsync alone only queues them in Kestrel's output; the flush sends them.
-            await response.StartAsync(aborted).ConfigureAwait(false);
-            await response.Body.FlushAsync(aborted).ConfigureAwait(false);
-            await PumpAsync(response, time, aborted).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
-        {
-            // The client left.
-        }
-        catch (IOException) when (aborted.IsCancellationRequested)
-        {
-            // The client left mid-write.
-        }
+        return ServerSentEvents.ServeAsync(http, (response, aborted) => PumpAsync(response, time, aborted));
     }
 
     private async Task PumpAsync(HttpResponse response, TimeProvider time, CancellationToken aborted)

@@ -7,9 +7,6 @@ using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Events;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 
 namespace Conveyor.Api.Http;
 
@@ -52,33 +49,10 @@ internal sealed class RunEventStream
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(15);
 
     /// <summary>Writes the stream to <paramref name="http"/> until it ends or the client leaves.</summary>
-    public async Task WriteAsync(HttpContext http, TimeProvider time)
+    public Task WriteAsync(HttpContext http, TimeProvider time)
     {
-        ArgumentNullException.ThrowIfNull(http);
         ArgumentNullException.ThrowIfNull(time);
-        var response = http.Response;
-        response.StatusCode = StatusCodes.Status200OK;
-        response.ContentType = "text/event-stream";
-        response.Headers.CacheControl = "no-cache";
-        http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-        // A draining silo ends its streams at once; clients reconnect (to another silo) and resume from their last id.
-        var stopping = http.RequestServices?.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, stopping);
-        var aborted = linked.Token;
-        try
-        {
-            await response.StartAsync(aborted).ConfigureAwait(false);
-            await response.Body.FlushAsync(aborted).ConfigureAwait(false);
-            await PumpAsync(response, time, aborted).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
-        {
-            // The client left.
-        }
-        catch (IOException) when (aborted.IsCancellationRequested)
-        {
-            // The client left mid-write.
-        }
+        return ServerSentEvents.ServeAsync(http, (response, aborted) => PumpAsync(response, time, aborted));
     }
 
     private async Task PumpAsync(HttpResponse response, TimeProvider time, CancellationToken aborted)

@@ -228,25 +228,4 @@ public sealed class CliConnectionTests(EngineFixture fx)
             async () => (await new ConveyorClient(fx.Host.Http).GetRunLogsAsync(runId)).Items.Count == 1, Deadlines.Event, "the first line should be stored");
         return (runId, driver);
     }
-
-    /// <summary>Logs a line, waits until released, logs another and succeeds.</summary>
-    private sealed class GatedDriver(string name, string resource) : IDriver
-    {
-        public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public string Name => name;
-
-        public IReadOnlyCollection<string> Resources => [resource];
-
-        public async Task<DriverResult> ReconcileAsync(DriverEvent driverEvent, DriverContext context, CancellationToken cancellationToken)
-        {
-            await context.Logger.LogAsync($"started {driverEvent.StepId}", cancellationToken: cancellationToken);
-            Entered.TrySetResult();
-            await Release.Task.WaitAsync(cancellationToken);
-            await context.Logger.LogAsync($"finishing {driverEvent.StepId}", cancellationToken: cancellationToken);
-            return DriverResult.Ok("done");
-        }
-    }
 }

@@ -392,28 +392,6 @@ public sealed class CliTests(EngineFixture fx) : IDisposable
         Assert.Equal([1, 1, 2, 1], new[] { "build", "lint", "test", "deploy" }.Select(Attempts));
         Assert.All(new[] { "build", "lint", "test", "deploy" }, s => Assert.Equal("Succeeded", Status(done, s)));
     }
-
-    /// <summary>Logs a line, waits until released, logs another and succeeds.</summary>
-    private sealed class GatedDriver(string name, string resource) : IDriver
-    {
-        public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public string Name => name;
-
-        public IReadOnlyCollection<string> Resources => [resource];
-
-        public async Task<DriverResult> ReconcileAsync(DriverEvent driverEvent, DriverContext context, CancellationToken cancellationToken)
-        {
-            await context.Logger.LogAsync($"started {driverEvent.StepId}", cancellationToken: cancellationToken);
-            Entered.TrySetResult();
-            await Release.Task.WaitAsync(cancellationToken);
-            await context.Logger.LogAsync($"finishing {driverEvent.StepId}", cancellationToken: cancellationToken);
-            return DriverResult.Ok("done");
-        }
-    }
-
     /// <summary>Records every call; the step named <c>flaky</c> fails the first time it is called.</summary>
     private sealed class FlakyDriver(string name, string resource, string flaky) : IDriver
     {
