@@ -120,11 +120,13 @@ public sealed class LogTests(EngineFixture fx) : IAsyncLifetime
     public async Task Entries_filter_by_driver_and_by_step()
     {
         var runId = Guid.NewGuid().ToString();
-        await PublishAsync(runId, "a", "a1", step: "compile");
-        await PublishAsync(runId, "b", "b1", step: "compile");
-        await PublishAsync(runId, "a", "a2", step: "test");
-        await PublishAsync(runId, "b", "b2");
-        await WaitForCountAsync(runId, 4);
+        // Order is kept per driver and step only (other lines are stored concurrently): each line is in before the next.
+        var lines = new (string Driver, string Message, string? Step)[] { ("a", "a1", "compile"), ("b", "b1", "compile"), ("a", "a2", "test"), ("b", "b2", null) };
+        for (var i = 0; i < lines.Length; i++)
+        {
+            await PublishAsync(runId, lines[i].Driver, lines[i].Message, lines[i].Step);
+            await WaitForCountAsync(runId, i + 1);
+        }
 
         static List<string> Messages(JsonElement page) => [.. Items(page).Select(i => i.GetProperty("message").GetString()!)];
         Assert.Equal(["a1", "a2"], Messages(await fx.Host.GetJsonAsync($"/runs/{runId}/logs?driver=a")));
@@ -141,8 +143,11 @@ public sealed class LogTests(EngineFixture fx) : IAsyncLifetime
     public async Task Python_and_rust_style_entries_and_an_entry_without_run_id_are_captured()
     {
         var runId = Guid.NewGuid().ToString();
+        // Three drivers' lines are stored concurrently (order is kept per driver and step): each is in before the next.
         await PublishRawAsync(runId, $$"""{"run_id":"{{runId}}","driver":"py","timestamp":"2026-05-02T10:00:00+00:00","message":"from python","level":"info"}""");
+        await WaitForCountAsync(runId, 1);
         await PublishRawAsync(runId, $$"""{"run_id":"{{runId}}","driver":"rs","pipeline":null,"timestamp":"2026-05-02T10:00:01Z","message":"from rust"}""");
+        await WaitForCountAsync(runId, 2);
         await PublishRawAsync(runId, """{"driver":"raw","message":"run id from the subject"}""");
         var items = Items(await WaitForCountAsync(runId, 3));
         Assert.Equal(["py", "rs", "raw"], items.Select(i => i.GetProperty("driver").GetString()));
