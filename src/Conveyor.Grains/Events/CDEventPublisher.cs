@@ -4,7 +4,6 @@ using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Nats;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
-using NATS.Client.JetStream;
 
 namespace Conveyor.Grains.Events;
 
@@ -13,7 +12,7 @@ namespace Conveyor.Grains.Events;
 /// <c>conveyor.cdevents.{namespace}</c> (with <c>Nats-Msg-Id</c> = the event id, so a re-publish after a crash is
 /// de-duplicated), then hands each to the optional HTTP sink, which never makes the caller wait.
 /// </summary>
-internal sealed class CDEventPublisher(DriverDispatcher dispatcher, IOptions<CDEventsOptions> options, CDEventHttpSink sink)
+internal sealed class CDEventPublisher(JetStreamPublisher publisher, IOptions<CDEventsOptions> options, CDEventHttpSink sink)
 {
     /// <summary>Options in force.</summary>
     public CDEventsOptions Options { get; } = options.Value;
@@ -43,17 +42,10 @@ internal sealed class CDEventPublisher(DriverDispatcher dispatcher, IOptions<CDE
         }
     }
 
-    private async Task PublishOneAsync(OutboxEvent e, byte[] body, CancellationToken cancellationToken)
-    {
-        var ack = await dispatcher.JetStream.PublishAsync(
+    private Task<PublishAck> PublishOneAsync(OutboxEvent e, byte[] body, CancellationToken cancellationToken) =>
+        publisher.PublishAsync(
             Subjects.CDEvents(e.Namespace),
             body,
-            opts: new NatsJSPubOpts { MsgId = e.Id },
-            headers: new NatsHeaders { ["Content-Type"] = "application/cloudevents+json", ["ce-type"] = e.Type },
-            cancellationToken: cancellationToken).ConfigureAwait(false);
-        if (!ack.Duplicate)
-        {
-            ack.EnsureSuccess();
-        }
-    }
+            new NatsHeaders { ["Content-Type"] = "application/cloudevents+json", ["ce-type"] = e.Type, [Headers.MessageId] = e.Id },
+            cancellationToken);
 }

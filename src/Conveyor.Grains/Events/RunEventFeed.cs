@@ -79,7 +79,7 @@ internal readonly record struct StoredRunEvents(ulong StreamSequence, RunEventMe
 /// <see cref="Subjects.RunEvents"/> (<c>Nats-Msg-Id</c> = run id and first transition number, so a re-publish after a
 /// crash is stored once); readers follow a run or a namespace from any stream sequence, which is how a client resumes.
 /// </summary>
-internal sealed partial class RunEventFeed(DriverDispatcher dispatcher, IOptions<RunEventsOptions> options, IOptions<ConveyorNatsOptions> natsOptions, ILogger<RunEventFeed> logger)
+internal sealed partial class RunEventFeed(DriverDispatcher dispatcher, JetStreamPublisher publisher, IOptions<RunEventsOptions> options, IOptions<ConveyorNatsOptions> natsOptions, ILogger<RunEventFeed> logger)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
     private static readonly TimeSpan InactiveThreshold = TimeSpan.FromMinutes(1);
@@ -116,14 +116,8 @@ internal sealed partial class RunEventFeed(DriverDispatcher dispatcher, IOptions
         await Task.WhenAll(acks).ConfigureAwait(false);
     }
 
-    private async Task PublishOneAsync(string subject, string id, byte[] body, CancellationToken cancellationToken)
-    {
-        var ack = await dispatcher.JetStream.PublishAsync(subject, body, opts: new NatsJSPubOpts { MsgId = id }, cancellationToken: cancellationToken).ConfigureAwait(false);
-        if (!ack.Duplicate)
-        {
-            ack.EnsureSuccess();
-        }
-    }
+    private Task<PublishAck> PublishOneAsync(string subject, string id, byte[] body, CancellationToken cancellationToken) =>
+        publisher.PublishAsync(subject, body, new NatsHeaders { [Headers.MessageId] = id }, cancellationToken);
 
     /// <summary>
     /// The messages on <paramref name="filter"/> from stream sequence <paramref name="from"/> on (1: from the start of

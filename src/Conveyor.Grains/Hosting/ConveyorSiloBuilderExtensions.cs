@@ -57,6 +57,7 @@ public static partial class ConveyorSiloBuilderExtensions
             .ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton<Conveyor.Grains.Security.SecretProtector>();
         services.TryAddSingleton<DriverDispatcher>();
+        services.TryAddSingleton<JetStreamPublisher>();
         services.TryAddSingleton<RunServices>();
         services.TryAddSingleton<RunLauncher>();
         services.TryAddSingleton<IRunIndex, NoRunIndex>();
