@@ -47,10 +47,12 @@ public sealed class JetStreamPublisherTests(ClusterFixture fx) : IAsyncLifetime
             publisher.PublishAsync($"{_stream}.a", new byte[4096], new NatsHeaders { ["Nats-Msg-Id"] = "big" }));
         // JetStream's "message size exceeds maximum allowed", by its stable error code.
         Assert.Contains("err_code 10054", tooLarge.Message, StringComparison.Ordinal);
+        Assert.False(tooLarge.Transient);
 
         var nowhere = await Assert.ThrowsAsync<JetStreamPublishException>(() =>
             publisher.PublishAsync("nostream" + Guid.NewGuid().ToString("N"), "x"u8.ToArray(), new NatsHeaders()));
         Assert.Contains("no JetStream stream", nowhere.Message, StringComparison.Ordinal);
+        Assert.True(nowhere.Transient);
 
         // The publisher still works after both.
         Assert.False((await publisher.PublishAsync($"{_stream}.a", "ok"u8.ToArray(), new NatsHeaders())).Duplicate);
@@ -77,15 +79,17 @@ public sealed class JetStreamPublisherTests(ClusterFixture fx) : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData("{\"stream\":\"s\",\"seq\":12}", true, 12UL, false, "")]
-    [InlineData("{\"stream\":\"s\",\"seq\":3,\"duplicate\":true}", true, 3UL, true, "")]
-    [InlineData("{\"error\":{\"code\":400,\"err_code\":10054,\"description\":\"maximum message size exceeded\"},\"stream\":\"s\"}", false, 0UL, false, "maximum message size exceeded (err_code 10054)")]
-    [InlineData("{\"stream\":\"s\"}", false, 0UL, false, "an answer without a sequence")]
-    [InlineData("not json", false, 0UL, false, "an unreadable answer")]
-    [InlineData("", false, 0UL, false, "an empty answer")]
-    public void Publish_answers_are_read_as_jetstream_writes_them(string json, bool ok, ulong sequence, bool duplicate, string error)
+    [InlineData("{\"stream\":\"s\",\"seq\":12}", true, 12UL, false, "", 0)]
+    [InlineData("{\"stream\":\"s\",\"seq\":3,\"duplicate\":true}", true, 3UL, true, "", 0)]
+    [InlineData("{\"error\":{\"code\":400,\"err_code\":10054,\"description\":\"maximum message size exceeded\"},\"stream\":\"s\"}", false, 0UL, false, "maximum message size exceeded (err_code 10054)", 400)]
+    [InlineData("{\"error\":{\"code\":503,\"description\":\"JetStream system temporarily unavailable\"}}", false, 0UL, false, "JetStream system temporarily unavailable", 503)]
+    [InlineData("{\"stream\":\"s\"}", false, 0UL, false, "an answer without a sequence", 0)]
+    [InlineData("not json", false, 0UL, false, "an unreadable answer", 0)]
+    [InlineData("", false, 0UL, false, "an empty answer", 0)]
+    public void Publish_answers_are_read_as_jetstream_writes_them(string json, bool ok, ulong sequence, bool duplicate, string error, int code)
     {
-        Assert.Equal(ok, JetStreamPublisher.TryParseAck(Encoding.UTF8.GetBytes(json), out var ack, out var why));
+        Assert.Equal(ok, JetStreamPublisher.TryParseAck(Encoding.UTF8.GetBytes(json), out var ack, out var why, out var status));
+        Assert.Equal(code, status);
         Assert.Equal(sequence, ack.Sequence);
         Assert.Equal(duplicate, ack.Duplicate);
         if (!ok)

@@ -61,6 +61,7 @@ internal sealed record StepDispatch(Guid RunId, string Step, int Attempt, string
 /// </summary>
 internal sealed partial class DriverDispatcher(
     INatsConnection connection,
+    JetStreamPublisher publisher,
     IOptions<ConveyorNatsOptions> options,
     TimeProvider timeProvider,
     TransientFaults faults,
@@ -145,19 +146,19 @@ internal sealed partial class DriverDispatcher(
             };
         }
         // Retrying a publish is safe: the Nats-Msg-Id makes JetStream store it once whatever happened to the first try.
+        headers ??= [];
+        headers[Headers.MessageId] = dedupId;
         var ack = await faults.Nats.ExecuteAsync(
-            static (s, ct) => s.Js.PublishAsync(s.Subject, s.Body, opts: new NatsJSPubOpts { MsgId = s.DedupId }, headers: s.Headers, cancellationToken: ct),
-            (Js: _js, Subject: subject, Body: body, DedupId: dedupId, Headers: headers),
+            static (s, ct) => new ValueTask<PublishAck>(s.Publisher.PublishAsync(s.Subject, s.Body, s.Headers, ct)),
+            (Publisher: publisher, Subject: subject, Body: body, Headers: headers),
             cancellationToken).ConfigureAwait(false);
         if (ack.Duplicate)
         {
             // A re-publish after a crash: JetStream already stored this dispatch, which is what the caller wants.
             LogDuplicate(logger, subject, dedupId);
-            return new DispatchResult(DispatchOutcome.Published, ack.Seq);
         }
 
-        ack.EnsureSuccess();
-        return new DispatchResult(DispatchOutcome.Published, ack.Seq);
+        return new DispatchResult(DispatchOutcome.Published, ack.Sequence);
     }
 
     /// <summary>Asks a driver to stop working on a step (core NATS, best effort).</summary>

@@ -12,7 +12,16 @@ namespace Conveyor.Grains.Nats;
 internal readonly record struct PublishAck(ulong Sequence, bool Duplicate);
 
 /// <summary>JetStream refused a message, did not answer in time, or no stream listens on its subject.</summary>
-internal sealed class JetStreamPublishException(string message) : Exception(message);
+/// <param name="message">What happened.</param>
+/// <param name="transient">
+/// Whether trying again can succeed: no answer, no stream yet (JetStream starting or electing a leader), or a refusal
+/// with a 408 or 5xx code; a 4xx refusal (too large, wrong stream) is final.
+/// </param>
+internal sealed class JetStreamPublishException(string message, bool transient) : Exception(message)
+{
+    /// <summary>Whether trying again can succeed.</summary>
+    public bool Transient { get; } = transient;
+}
 
 /// <summary>
 /// Publishes to JetStream with any number of acknowledgements in flight over one reply subscription. A JetStream
@@ -52,7 +61,15 @@ internal sealed partial class JetStreamPublisher(INatsConnection connection, Tim
             throw;
         }
 
-        return await pending.Answer.Task.ConfigureAwait(false);
+        try
+        {
+            return await pending.Answer.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            _pending.TryRemove(id, out _);
+            throw;
+        }
     }
 
     private async Task<string> StartAsync()
@@ -99,7 +116,7 @@ internal sealed partial class JetStreamPublisher(INatsConnection connection, Tim
 
                 if (msg.HasNoResponders)
                 {
-                    pending.Answer.TrySetException(new JetStreamPublishException($"no JetStream stream takes subject {pending.Subject}"));
+                    pending.Answer.TrySetException(new JetStreamPublishException($"no JetStream stream takes subject {pending.Subject}", transient: true));
                 }
                 else
                 {
@@ -125,20 +142,21 @@ internal sealed partial class JetStreamPublisher(INatsConnection connection, Tim
     /// <summary>Completes <paramref name="pending"/> from a JetStream publish answer: <c>{"stream":…,"seq":N,"duplicate":true}</c> or <c>{"error":{…}}</c>.</summary>
     private static void Complete(Pending pending, byte[]? data)
     {
-        if (TryParseAck(data, out var ack, out var error))
+        if (TryParseAck(data, out var ack, out var error, out var code))
         {
             pending.Answer.TrySetResult(ack);
         }
         else
         {
-            pending.Answer.TrySetException(new JetStreamPublishException($"JetStream refused a message on {pending.Subject}: {error}"));
+            pending.Answer.TrySetException(new JetStreamPublishException($"JetStream refused a message on {pending.Subject}: {error}", code is 0 or 408 or >= 500));
         }
     }
 
-    /// <summary>Reads a publish answer; false with the server's description when it is an error or unreadable.</summary>
-    internal static bool TryParseAck(ReadOnlySpan<byte> data, out PublishAck ack, out string error)
+    /// <summary>Reads a publish answer; false with the server's description (and its HTTP-like code, 0 when none) when it is an error or unreadable.</summary>
+    internal static bool TryParseAck(ReadOnlySpan<byte> data, out PublishAck ack, out string error, out int code)
     {
         ack = default;
+        code = 0;
         error = "an empty answer";
         if (data.IsEmpty)
         {
@@ -172,7 +190,7 @@ internal sealed partial class JetStreamPublisher(INatsConnection connection, Tim
                 else if (reader.ValueTextEquals("error"u8))
                 {
                     reader.Read();
-                    error = ReadError(ref reader);
+                    error = ReadError(ref reader, out code);
                     return false;
                 }
                 else
@@ -198,8 +216,9 @@ internal sealed partial class JetStreamPublisher(INatsConnection connection, Tim
         return true;
     }
 
-    private static string ReadError(ref Utf8JsonReader reader)
+    private static string ReadError(ref Utf8JsonReader reader, out int status)
     {
+        status = 0;
         if (reader.TokenType != JsonTokenType.StartObject)
         {
             reader.Skip();
@@ -220,6 +239,11 @@ internal sealed partial class JetStreamPublisher(INatsConnection connection, Tim
                 reader.Read();
                 reader.TryGetInt32(out code);
             }
+            else if (reader.ValueTextEquals("code"u8))
+            {
+                reader.Read();
+                reader.TryGetInt32(out status);
+            }
             else
             {
                 reader.Read();
@@ -238,7 +262,7 @@ internal sealed partial class JetStreamPublisher(INatsConnection connection, Tim
         {
             if (pending.Deadline <= now && _pending.TryRemove(id, out _))
             {
-                pending.Answer.TrySetException(new JetStreamPublishException($"JetStream did not answer a message on {pending.Subject} within {connection.Opts.RequestTimeout.TotalSeconds:0.#} s"));
+                pending.Answer.TrySetException(new JetStreamPublishException($"JetStream did not answer a message on {pending.Subject} within {connection.Opts.RequestTimeout.TotalSeconds:0.#} s", transient: true));
             }
         }
     }
@@ -249,7 +273,7 @@ internal sealed partial class JetStreamPublisher(INatsConnection connection, Tim
         {
             if (_pending.TryRemove(id, out var pending))
             {
-                pending.Answer.TrySetException(new JetStreamPublishException($"no answer for a message on {pending.Subject}: {why}"));
+                pending.Answer.TrySetException(new JetStreamPublishException($"no answer for a message on {pending.Subject}: {why}", transient: true));
             }
         }
     }
@@ -265,7 +289,14 @@ internal sealed partial class JetStreamPublisher(INatsConnection connection, Tim
 
         if (_reader is not null)
         {
-            await _reader.ConfigureAwait(false);
+            try
+            {
+                await _reader.ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is NatsException or ObjectDisposedException)
+            {
+                // The connection went first (host shutdown): its subscriptions went with it.
+            }
         }
 
         FailAll("the publisher stopped");
