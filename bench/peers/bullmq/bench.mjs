@@ -39,6 +39,8 @@ async function worker() {
   // The tool closes stdin to stop us.
   process.stdin.resume();
   process.stdin.on('end', async () => {
+    // Closing waits for Redis; if it is already gone, leave anyway.
+    setTimeout(() => process.exit(0), 5000).unref();
     await w.close();
     await queue.close();
     publisher.disconnect();
