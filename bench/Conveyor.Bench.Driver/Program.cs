@@ -5,9 +5,12 @@
 //   conveyor-bench-driver floor --nats URL [--concurrency 256]
 //       the raw JetStream worker of the floor: durable pull consume from bench.floor.req, publish the same body to
 //       bench.floor.res (awaiting the JetStream ack), then ack, which is what a driver does per step.
-// Either prints "ready" on stdout once its consumers exist, and stops cleanly when stdin closes.
+//   conveyor-bench-driver hangfire-worker --redis HOST:PORT [--concurrency 64]
+//       the Hangfire peer's server (Conveyor.Bench.Hangfire): that many workers run the ten-step chain jobs.
+// Each prints "ready" on stdout once its consumers exist, and stops cleanly when stdin closes.
 using System.Globalization;
 using System.Text.Json;
+using Conveyor.Bench.Hangfire;
 using Conveyor.Driver.Sdk;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -55,8 +58,11 @@ switch (mode)
     case "floor":
         await FloorWorker.RunAsync(nats, concurrency, stop.Token);
         return 0;
+    case "hangfire-worker":
+        await HangfireChain.RunWorkerAsync(Option("redis", "127.0.0.1:6379"), int.Parse(Option("concurrency", "64"), CultureInfo.InvariantCulture), stop.Token);
+        return 0;
     default:
-        await Console.Error.WriteLineAsync("usage: conveyor-bench-driver driver|floor --nats URL [--name N] [--resource R] [--concurrency C]");
+        await Console.Error.WriteLineAsync("usage: conveyor-bench-driver driver|floor|hangfire-worker --nats URL [--name N] [--resource R] [--concurrency C] [--redis HOST:PORT]");
         return 2;
 }
 

@@ -5,13 +5,14 @@ namespace Conveyor.Bench;
 /// <summary>
 /// The tool's command line. Scenarios: <c>all</c> (footprint, floor, B1, B2, B3 in one engine per pass),
 /// <c>dispatch</c> (B1), <c>dag</c> (B2), <c>saturation</c> (B3 and footprint), <c>floor</c>, <c>logs</c> and
-/// <c>retention</c> (the soak: Redis memory and keys under steady runs with a short retention).
+/// <c>retention</c> (the soak: Redis memory and keys under steady runs with a short retention), and <c>peers</c>
+/// (B3 beside Hangfire and BullMQ on the same ten-step chains).
 /// </summary>
 public static class BenchTool
 {
     private const string Usage = """
         usage: dotnet run -c Release --project bench/Conveyor.Bench -- <scenario> [options]
-          scenarios: all | dispatch | dag | saturation | floor | logs | retention
+          scenarios: all | dispatch | dag | saturation | floor | logs | retention | peers
           --repeat N      passes, each on a fresh engine; the table shows medians (default 3; 1 with --smoke)
           --json PATH     where to write the results (default bench-results/<scenario>.json)
           --smoke         a seconds-long pass with tiny sizes, to check the tool works
@@ -25,6 +26,9 @@ public static class BenchTool
           --hops PATH     write every B1 run's per-hop timestamps to PATH (CSV)
           --silo Key=Value     configuration for the silo (repeatable), e.g. --silo Conveyor:CDEvents:Enabled=false
           --silo-env N=V       environment variable for the silo process only (repeatable)
+          peers only: --peer-fsync everysec|always (the peers' redis; default everysec)
+                      --peer-workers W (Hangfire workers, BullMQ concurrency; default --inflight)
+                      --systems conveyor,hangfire,bullmq (default all; --runs is each one's one-in-flight count)
           logs only: --steps 100 --seconds 10 --out bench-results
           retention only: --seconds 600 --rate 5 (runs/s) --retention 60 (s) --json bench-results/retention.json
         """;
@@ -50,7 +54,7 @@ public static class BenchTool
                 output);
         }
 
-        if (scenario is not ("all" or "dispatch" or "dag" or "saturation" or "floor") || args.Contains("--help"))
+        if (scenario is not ("all" or "dispatch" or "dag" or "saturation" or "floor" or "peers") || args.Contains("--help"))
         {
             await output.WriteLineAsync(Usage);
             return scenario is "help" || args.Contains("--help") ? 0 : 2;
@@ -70,17 +74,39 @@ public static class BenchTool
             SiloEnvironment = Repeated(args, "silo-env"),
             Levels = StringOption(args, "levels") is { } levels
                 ? [.. levels.Split(',').Select(l => int.Parse(l, CultureInfo.InvariantCulture))]
-                : baseline.Levels,
+                : scenario == "peers" ? [1] : baseline.Levels,
             HopsPath = StringOption(args, "hops"),
         };
         var repeat = Option(args, "repeat", smoke ? 1 : 3);
         var json = StringOption(args, "json") ?? Path.Combine("bench-results", scenario + ".json");
+
+        var peers = new PeerSettings
+        {
+            Fsync = StringOption(args, "peer-fsync") ?? "everysec",
+            Workers = Option(args, "peer-workers", settings.InFlight),
+            Systems = StringOption(args, "systems") is { } systems ? systems.Split(',') : PeerSettings.AllSystems,
+            Smoke = smoke,
+        };
+        if (scenario == "peers" && (peers.Fsync is not ("everysec" or "always") || peers.Systems.Except(PeerSettings.AllSystems).Any()))
+        {
+            await output.WriteLineAsync("peers: --peer-fsync is everysec or always; --systems names conveyor, hangfire, bullmq");
+            await output.WriteLineAsync(Usage);
+            return 2;
+        }
 
         var passes = new List<Metrics>();
         for (var pass = 1; pass <= repeat; pass++)
         {
             await output.WriteLineAsync($"pass {pass} of {repeat}: {scenario}");
             var metrics = new Metrics();
+            if (scenario == "peers")
+            {
+                await new PeersScenario(settings, peers, metrics, output).RunAsync();
+                Report.AddRatios(metrics);
+                passes.Add(metrics);
+                continue;
+            }
+
             await using (var engine = await EngineUnderTest.StartAsync(settings, output))
             {
                 var scenarios = new EngineScenarios(engine, settings, metrics, output);

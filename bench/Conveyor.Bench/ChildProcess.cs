@@ -5,7 +5,7 @@ using System.Runtime.InteropServices;
 namespace Conveyor.Bench;
 
 /// <summary>
-/// A process the tool starts (the silo, driver processes), whose RSS and CPU time can be read from outside. Stopping
+/// A process the tool starts (the silo, driver processes, the peers' redis-server and workers), whose RSS and CPU time can be read from outside. Stopping
 /// sends SIGTERM (or closes stdin) and kills it by its PID only if it does not exit in time.
 /// </summary>
 internal sealed partial class ChildProcess : IAsyncDisposable
@@ -16,11 +16,13 @@ internal sealed partial class ChildProcess : IAsyncDisposable
     private readonly Lock _gate = new();
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly string _readyLine;
+    private readonly bool _readyIfContains;
 
-    private ChildProcess(Process process, string readyLine)
+    private ChildProcess(Process process, string readyLine, bool readyIfContains)
     {
         _process = process;
         _readyLine = readyLine;
+        _readyIfContains = readyIfContains;
     }
 
     public int Id => _process.Id;
@@ -69,15 +71,29 @@ internal sealed partial class ChildProcess : IAsyncDisposable
             throw new FileNotFoundException($"{name}: {assembly} does not exist; build it first (dotnet build -c Release bench/Conveyor.Bench)", assembly);
         }
 
-        var startInfo = new ProcessStartInfo("dotnet")
+        return StartProgram(name, "dotnet", [assembly, .. arguments], readyLine, workingDirectory ?? Path.GetDirectoryName(assembly)!, environment);
+    }
+
+    /// <summary>Starts <paramref name="program"/> (a path, or a name looked up on PATH) with its arguments.</summary>
+    /// <param name="readyLine">A line on stdout that means ready, or null when readiness is checked otherwise.</param>
+    /// <param name="readyIfContains">Whether a line that contains <paramref name="readyLine"/> (a log line) means ready too.</param>
+    public static ChildProcess StartProgram(
+        string name,
+        string program,
+        IEnumerable<string> arguments,
+        string? readyLine,
+        string workingDirectory,
+        IEnumerable<string>? environment = null,
+        bool readyIfContains = false)
+    {
+        var startInfo = new ProcessStartInfo(program)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
-            WorkingDirectory = workingDirectory ?? Path.GetDirectoryName(assembly)!,
+            WorkingDirectory = workingDirectory,
         };
-        startInfo.ArgumentList.Add(assembly);
         foreach (var argument in arguments)
         {
             startInfo.ArgumentList.Add(argument);
@@ -95,12 +111,20 @@ internal sealed partial class ChildProcess : IAsyncDisposable
         }
 
         var process = Process.Start(startInfo) ?? throw new InvalidOperationException($"{name} did not start");
-        var child = new ChildProcess(process, readyLine ?? "\0") { Name = name };
+        var child = new ChildProcess(process, readyLine ?? "\0", readyIfContains) { Name = name };
         process.OutputDataReceived += (_, e) => child.OnLine(e.Data);
         process.ErrorDataReceived += (_, e) => child.OnLine(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return child;
+    }
+
+    /// <summary>Waits for the process to exit; returns its exit code.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        await _process.WaitForExitAsync(deadline.Token);
+        return _process.ExitCode;
     }
 
     /// <summary>Waits for the ready line.</summary>
@@ -157,7 +181,7 @@ internal sealed partial class ChildProcess : IAsyncDisposable
             return;
         }
 
-        if (line == _readyLine)
+        if (line == _readyLine || (_readyIfContains && line.Contains(_readyLine, StringComparison.Ordinal)))
         {
             _ready.TrySetResult();
         }

@@ -57,7 +57,8 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
     }
 
     /// <summary>B1: 1-step runs at 1, 16 and 128 in flight (closed loop), then open-loop arrivals at half the best rate.</summary>
-    public async Task DispatchAsync()
+    /// <param name="openLoop">Whether the open-loop arrivals run too (the peers compare the closed loop only).</param>
+    public async Task DispatchAsync(bool openLoop = true)
     {
         await EnsurePipelinesAsync();
         await WarmUpAsync();
@@ -81,6 +82,12 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
             metrics.Add($"b1.closed.c{c}.runs_per_s", rate);
             AddLatencies($"b1.closed.c{c}", driver, succeeded);
             await log.WriteLineAsync($"  B1 closed loop, {c} in flight: {rate:F0} runs/s, trigger→driver p99 {driver.PercentileMs(0.99):F1} ms");
+        }
+
+        if (!openLoop)
+        {
+            _hops?.Flush();
+            return;
         }
 
         // Open loop: arrivals on a fixed schedule whatever the engine does; latency counts from the scheduled time, so

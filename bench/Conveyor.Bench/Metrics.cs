@@ -10,6 +10,9 @@ internal sealed class Metrics
     public Dictionary<string, double> Values { get; } = new(StringComparer.Ordinal);
 
     public void Add(string name, double value) => Values[name] = value;
+
+    /// <summary>What is not a number: settings a reader needs beside the numbers, and why a part was skipped.</summary>
+    public Dictionary<string, string> Notes { get; } = new(StringComparer.Ordinal);
 }
 
 /// <summary>A target of the issue, checked against a median.</summary>
@@ -55,6 +58,20 @@ internal static class Report
         {
             m.Add("ratio.b1_c1_runs_over_floor_c1", runs / floor1);
         }
+
+        // Conveyor over each peer (above 1: Conveyor is faster), measured in the same pass on the same machine.
+        foreach (var peer in new[] { "hangfire", "bullmq" })
+        {
+            if (m.Values.TryGetValue($"peers.{peer}.steps_per_s", out var peerSteps) && m.Values.TryGetValue("b3.steps_per_s", out var b3))
+            {
+                m.Add($"ratio.b3_steps_over_{peer}", b3 / peerSteps);
+            }
+
+            if (m.Values.TryGetValue($"peers.{peer}.c1.jobs_per_s", out var peerJobs) && m.Values.TryGetValue("b1.closed.c1.runs_per_s", out var c1))
+            {
+                m.Add($"ratio.b1_c1_runs_over_{peer}_c1_jobs", c1 / peerJobs);
+            }
+        }
     }
 
     public static Dictionary<string, double> Medians(IReadOnlyList<Metrics> passes)
@@ -73,6 +90,11 @@ internal static class Report
     public static void Print(TextWriter output, IReadOnlyList<Metrics> passes, Dictionary<string, double> medians)
     {
         output.WriteLine();
+        foreach (var (name, note) in Notes(passes))
+        {
+            output.WriteLine($"{name}: {note}");
+        }
+
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Median of {passes.Count} pass(es); min and max across passes; target from the issue."));
         output.WriteLine("| metric | median | min | max | target | met |");
         output.WriteLine("|---|---:|---:|---:|---|---|");
@@ -104,9 +126,25 @@ internal static class Report
             }).ToArray()),
             ["passes"] = new JsonArray(passes.Select(p => (JsonNode)ToNode(p.Values)).ToArray()),
         };
+        if (Notes(passes) is { Count: > 0 } notes)
+        {
+            var o = new JsonObject();
+            foreach (var (name, note) in notes)
+            {
+                o[name] = note;
+            }
+
+            json["notes"] = o;
+        }
+
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         await File.WriteAllTextAsync(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
+
+    /// <summary>Every pass's notes; a note that differs between passes is shown once per distinct text.</summary>
+    private static SortedDictionary<string, string> Notes(IReadOnlyList<Metrics> passes) =>
+        new(passes.SelectMany(p => p.Notes).GroupBy(n => n.Key, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => string.Join(" | ", g.Select(n => n.Value).Distinct(StringComparer.Ordinal)), StringComparer.Ordinal), StringComparer.Ordinal);
 
     private static JsonObject ToNode(Dictionary<string, double> values)
     {

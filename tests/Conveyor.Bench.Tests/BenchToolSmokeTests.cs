@@ -54,6 +54,68 @@ public sealed class BenchToolSmokeTests
     }
 
     [Fact]
+    public async Task Smoke_run_of_the_hangfire_peer_measures_chains_and_one_in_flight_jobs()
+    {
+        var dir = Directory.CreateTempSubdirectory("conveyor-bench-test-").FullName;
+        try
+        {
+            var json = Path.Combine(dir, "peers.json");
+            var output = new StringWriter();
+            var exit = await BenchTool.RunAsync(["peers", "--smoke", "--systems", "hangfire", "--json", json], output);
+            Assert.True(exit == 0, output.ToString());
+
+            using var doc = JsonDocument.Parse(await File.ReadAllTextAsync(json));
+            var medians = doc.RootElement.GetProperty("medians");
+            double M(string name) => medians.GetProperty(name).GetDouble();
+            Assert.True(M("peers.hangfire.steps_per_s") > 0, output.ToString());
+            Assert.True(M("peers.hangfire.c1.jobs_per_s") > 0, output.ToString());
+            Assert.True(M("peers.hangfire.c1.start_p50_ms") > 0);
+            Assert.True(M("peers.hangfire.c1.start_p99_ms") >= M("peers.hangfire.c1.start_p50_ms"));
+            Assert.Contains("appendfsync everysec", doc.RootElement.GetProperty("notes").GetProperty("durability.hangfire").GetString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Bullmq_peer_that_cannot_run_is_reported_as_skipped_in_the_output_and_the_json()
+    {
+        // A peers folder without the BullMQ script: the scenario must say why it skipped, not fail or stay silent.
+        var dir = Directory.CreateTempSubdirectory("conveyor-bench-test-").FullName;
+        Environment.SetEnvironmentVariable("CONVEYOR_BENCH_PEERS", dir);
+        try
+        {
+            var json = Path.Combine(dir, "peers.json");
+            var output = new StringWriter();
+            var exit = await BenchTool.RunAsync(["peers", "--smoke", "--systems", "bullmq", "--json", json], output);
+            Assert.True(exit == 0, output.ToString());
+            Assert.Contains("bullmq: SKIPPED:", output.ToString(), StringComparison.Ordinal);
+
+            using var doc = JsonDocument.Parse(await File.ReadAllTextAsync(json));
+            Assert.StartsWith("skipped: ", doc.RootElement.GetProperty("notes").GetProperty("peers.bullmq").GetString(), StringComparison.Ordinal);
+            Assert.False(doc.RootElement.GetProperty("medians").TryGetProperty("peers.bullmq.steps_per_s", out _));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("CONVEYOR_BENCH_PEERS", null);
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Peers_with_an_unknown_system_or_fsync_print_usage_and_fail()
+    {
+        foreach (var args in new[] { new[] { "peers", "--smoke", "--systems", "sidekiq" }, ["peers", "--smoke", "--peer-fsync", "no"] })
+        {
+            var output = new StringWriter();
+            Assert.Equal(2, await BenchTool.RunAsync(args, output));
+            Assert.Contains("usage:", output.ToString(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public void Histogram_percentiles_are_within_one_percent()
     {
         var histogram = new LatencyHistogram();
