@@ -66,6 +66,11 @@ public sealed class HostileInputFixture : IAsyncLifetime
             ["Conveyor:Limits:ReadRequestsPerSecond"] = "0",
             ["Conveyor:MaxRequestBodyBytes"] = BodyLimit.ToString(CultureInfo.InvariantCulture),
             ["Conveyor:Secrets:Key"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
+            // A hostile request may delete the pipeline "ship", which makes its finished runs due for deletion; the
+            // sweeper (every minute by default) would then archive and delete them while the fuzz runs, which looks
+            // like a refused request changing the store, and would take the run the log stream test reads. Whether a
+            // sweep fell inside the fuzz depended on how fast the machine ran it.
+            ["Conveyor:Runs:RetentionSweepInterval"] = "1.00:00:00",
         });
 
         await SendAsync(HttpMethod.Post, "/namespaces", new { name = Namespace });
