@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Runs;
 using Conveyor.Grains.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -133,7 +134,7 @@ internal sealed partial class DriverResultConsumer(
         ApplyOutcome outcome;
         try
         {
-            outcome = await grains.GetGrain<IPipelineRunGrain>(runId).ApplyResultAsync(input).ConfigureAwait(false);
+            outcome = await grains.GetRunGrain(runId).ApplyResultAsync(input).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
