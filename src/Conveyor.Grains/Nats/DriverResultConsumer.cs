@@ -86,10 +86,10 @@ internal sealed partial class DriverResultConsumer(
     /// <summary>Handles one message; acks unless the failure is transient (then naks so it comes back).</summary>
     private async Task HandleAsync(INatsJSMsg<byte[]> msg)
     {
-        PipelineEvent? evt;
+        ResultEnvelope? evt;
         try
         {
-            evt = msg.Data is { Length: > 0 } data ? JsonSerializer.Deserialize(data, ConveyorJson.Context.PipelineEvent) : null;
+            evt = msg.Data is { Length: > 0 } data ? JsonSerializer.Deserialize(data, ResultEnvelopeJsonContext.Default.ResultEnvelope) : null;
         }
         catch (JsonException ex)
         {
