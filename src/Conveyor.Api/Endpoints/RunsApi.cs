@@ -183,7 +183,7 @@ internal static class RunsApi
         }
 
         var ns = api.Namespace;
-        var grain = api.Grains.GetGrain<IPipelineRunGrain>(runId);
+        var grain = api.Grains.GetRunGrain(runId);
         var run = await grain.GetAsync();
         return run is null || run.Plan.Namespace != ns ? throw new ConveyorNotFoundException($"run {runId} not found") : (grain, run);
     }
@@ -211,7 +211,7 @@ internal static class RunsApi
         }
 
         var page = await index.ListAsync(ns, pipeline, wanted, cursor, size);
-        var summaries = await Task.WhenAll(page.RunIds.Select(id => api.Grains.GetGrain<IPipelineRunGrain>(id).GetSummaryAsync()));
+        var summaries = await Task.WhenAll(page.RunIds.Select(id => api.Grains.GetRunGrain(id).GetSummaryAsync()));
         var items = new List<RunSummaryInfo>(summaries.Length);
         for (var i = 0; i < summaries.Length; i++)
         {

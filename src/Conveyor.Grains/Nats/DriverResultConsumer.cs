@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Runs;
 using Conveyor.Grains.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -85,10 +86,10 @@ internal sealed partial class DriverResultConsumer(
     /// <summary>Handles one message; acks unless the failure is transient (then naks so it comes back).</summary>
     private async Task HandleAsync(INatsJSMsg<byte[]> msg)
     {
-        PipelineEvent? evt;
+        ResultEnvelope? evt;
         try
         {
-            evt = msg.Data is { Length: > 0 } data ? JsonSerializer.Deserialize(data, ConveyorJson.Context.PipelineEvent) : null;
+            evt = msg.Data is { Length: > 0 } data ? JsonSerializer.Deserialize(data, ResultEnvelopeJsonContext.Default.ResultEnvelope) : null;
         }
         catch (JsonException ex)
         {
@@ -133,7 +134,7 @@ internal sealed partial class DriverResultConsumer(
         ApplyOutcome outcome;
         try
         {
-            outcome = await grains.GetGrain<IPipelineRunGrain>(runId).ApplyResultAsync(input).ConfigureAwait(false);
+            outcome = await grains.GetRunGrain(runId).ApplyResultAsync(input).ConfigureAwait(false);
         }
         catch (Exception ex)
         {

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Runs;
 using Microsoft.Extensions.Logging;
 using NATS.Client.Core;
 using Orleans.Runtime;
@@ -72,7 +73,7 @@ internal sealed partial class HeartbeatListener(INatsConnection connection, IGra
             if (attempt is not null && Guid.TryParse(attempt.RunId, out var runId) && !string.IsNullOrEmpty(attempt.Step) && attempt.Attempt > 0)
             {
                 // One-way: the subscription never waits for a run.
-                _ = grains.GetGrain<IPipelineRunGrain>(runId).HeartbeatAsync(attempt.Step, attempt.Attempt, interval);
+                _ = grains.GetRunGrain(runId).HeartbeatAsync(attempt.Step, attempt.Attempt, interval);
             }
         }
     }

@@ -119,7 +119,9 @@ internal sealed class RedisRunStore(
     {
         ArgumentNullException.ThrowIfNull(run);
         ArgumentNullException.ThrowIfNull(changes);
-        var version = Convert.ToHexString(RandomNumberGenerator.GetBytes(8));
+        Span<byte> random = stackalloc byte[8];
+        RandomNumberGenerator.Fill(random);
+        var version = Convert.ToHexString(random);
         var steps = changes.Steps ?? run.Steps;
         var values = new RedisValue[2 + 2 + (changes.IncludePlan ? 2 : 0) + (2 * steps.Count)];
         var i = 0;

@@ -47,7 +47,7 @@ internal sealed class RunLauncher(IGrainFactory grains)
         ArgumentNullException.ThrowIfNull(request);
         var plan = await PlanAsync(request);
         var runId = RunIdFor(request);
-        var result = await grains.GetGrain<IPipelineRunGrain>(runId).CreateAsync(plan);
+        var result = await grains.GetRunGrain(runId).CreateAsync(plan);
         return (runId, result);
     }
 
@@ -61,7 +61,7 @@ internal sealed class RunLauncher(IGrainFactory grains)
     {
         ArgumentNullException.ThrowIfNull(request);
         var plan = await PlanAsync(request);
-        await grains.GetGrain<IPipelineRunGrain>(runId).PrepareAsync(plan);
+        await grains.GetRunGrain(runId).PrepareAsync(plan);
     }
 
     /// <summary>
