@@ -106,10 +106,19 @@ internal sealed partial class DriverResultConsumer(
             return;
         }
 
+        // Explicit nulls pass the parser ("driverresult": null, "run_id": null): said at once, like any other message
+        // that can never be applied, instead of failing on every redelivery.
+        if (evt.DriverResult is null)
+        {
+            await GiveUpAsync(msg, "malformed", "a driver.result without its driverresult object").ConfigureAwait(false);
+            return;
+        }
+
         if (!Guid.TryParse(evt.RunId, out var runId))
         {
-            LogUnroutable(logger, evt.RunId, evt.DriverResult.Driver, "run_id is not a UUID");
-            await GiveUpAsync(msg, "unroutable", $"run_id '{Abstractions.Names.Truncate(evt.RunId)}' is not a run id (UUID)").ConfigureAwait(false);
+            var named = evt.RunId ?? "";
+            LogUnroutable(logger, named, evt.DriverResult.Driver, "run_id is not a UUID");
+            await GiveUpAsync(msg, "unroutable", $"run_id '{Abstractions.Names.Truncate(named)}' is not a run id (UUID)").ConfigureAwait(false);
             return;
         }
 

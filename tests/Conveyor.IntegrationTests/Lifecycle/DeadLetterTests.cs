@@ -15,14 +15,16 @@ public sealed class DeadLetterTests(LifecycleFixture fx)
 {
     private const string TestHeader = "Test-Id";
 
-    private async Task PublishResultAsync(string runId, string driver, string testId)
-    {
-        var result = new JsonObject
+    private Task PublishResultAsync(string? runId, string driver, string testId) =>
+        PublishAsync(new JsonObject
         {
             ["event"] = "driver.result",
             ["run_id"] = runId,
             ["driverresult"] = new JsonObject { ["success"] = true, ["message"] = "done", ["driver"] = driver },
-        };
+        }, testId);
+
+    private async Task PublishAsync(JsonObject result, string testId)
+    {
         var ack = await new NatsJSContext(fx.NatsClient).PublishAsync(
             "pipelines.driver.result", Encoding.UTF8.GetBytes(result.ToJsonString()), headers: new NatsHeaders { [TestHeader] = testId });
         ack.EnsureSuccess();
@@ -101,6 +103,23 @@ public sealed class DeadLetterTests(LifecycleFixture fx)
         await PublishResultAsync("not-a-run-id", "some-driver", testId);
         StoredMessage? dead = null;
         await Eventually.TrueAsync(async () => (dead = await DeadLetterAsync(testId)) is not null, Deadlines.Event, "the result reaches the dead letters");
+        Assert.Equal("1", dead!.Headers[DeadLetters.DeliveriesHeader].ToString());
+        Assert.Contains("is not a run id", dead.Headers[DeadLetters.ReasonHeader].ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Results_with_a_null_driverresult_or_run_id_go_to_the_dead_letters_at_once()
+    {
+        var noResult = Guid.NewGuid().ToString("N");
+        await PublishAsync(new JsonObject { ["event"] = "driver.result", ["run_id"] = Guid.NewGuid().ToString(), ["driverresult"] = null }, noResult);
+        var noRun = Guid.NewGuid().ToString("N");
+        await PublishResultAsync(null, "some-driver", noRun);
+
+        StoredMessage? dead = null;
+        await Eventually.TrueAsync(async () => (dead = await DeadLetterAsync(noResult)) is not null, Deadlines.Event, "the result without driverresult reaches the dead letters");
+        Assert.Equal("1", dead!.Headers[DeadLetters.DeliveriesHeader].ToString());
+        Assert.Contains("without its driverresult", dead.Headers[DeadLetters.ReasonHeader].ToString(), StringComparison.Ordinal);
+        await Eventually.TrueAsync(async () => (dead = await DeadLetterAsync(noRun)) is not null, Deadlines.Event, "the result without run_id reaches the dead letters");
         Assert.Equal("1", dead!.Headers[DeadLetters.DeliveriesHeader].ToString());
         Assert.Contains("is not a run id", dead.Headers[DeadLetters.ReasonHeader].ToString(), StringComparison.Ordinal);
     }
