@@ -2,7 +2,6 @@ using Microsoft.Extensions.Logging;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
-using Orleans.Runtime;
 
 namespace Conveyor.Grains.Nats;
 
@@ -11,12 +10,8 @@ namespace Conveyor.Grains.Nats;
 /// consumer and consumes from it, backs off (200 ms doubling to 5 s) when NATS fails, and on silo stop cancels and
 /// waits for the derived class to drain what it took.
 /// </summary>
-internal abstract partial class DurableConsumerService(INatsConnection connection, ILogger logger)
-    : ILifecycleParticipant<ISiloLifecycle>, IDisposable
+internal abstract partial class DurableConsumerService(INatsConnection connection, ILogger logger) : SiloBackgroundLoop
 {
-    private readonly CancellationTokenSource _stopping = new();
-    private Task? _loop;
-
     /// <summary>Stream the consumer reads.</summary>
     protected abstract string StreamName { get; }
 
@@ -39,35 +34,7 @@ internal abstract partial class DurableConsumerService(INatsConnection connectio
     protected abstract Task ConsumeAsync(NatsJSContext js, INatsJSConsumer consumer, CancellationToken cancellationToken);
 
     /// <inheritdoc />
-    public void Participate(ISiloLifecycle lifecycle)
-    {
-        ArgumentNullException.ThrowIfNull(lifecycle);
-        lifecycle.Subscribe(GetType().Name, ServiceLifecycleStage.Active, StartAsync, StopAsync);
-    }
-
-    /// <inheritdoc />
-    public void Dispose()
-    {
-        _stopping.Dispose();
-        GC.SuppressFinalize(this);
-    }
-
-    private Task StartAsync(CancellationToken cancellationToken)
-    {
-        _loop = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
-        return Task.CompletedTask;
-    }
-
-    private async Task StopAsync(CancellationToken cancellationToken)
-    {
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        if (_loop is { } loop)
-        {
-            await loop.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private async Task RunAsync(CancellationToken cancellationToken)
+    protected override async Task RunAsync(CancellationToken cancellationToken)
     {
         var js = new NatsJSContext(connection);
         var delay = TimeSpan.FromMilliseconds(200);
