@@ -18,6 +18,9 @@ public sealed class ClusterFixture : IAsyncLifetime
 
     public IGrainFactory Grains => Cluster.Client;
 
+    /// <summary>How long a settled finished run stays resident in this cluster.</summary>
+    public static TimeSpan FinishedRunResidence { get; } = TimeSpan.FromSeconds(1);
+
     public async Task InitializeAsync()
     {
         _nats = await NatsServerProcess.StartNewAsync();
@@ -29,6 +32,8 @@ public sealed class ClusterFixture : IAsyncLifetime
         {
             silo.UseConveyorRedisStorage(redis);
             silo.AddConveyorGrains(n => n.Url = natsUrl);
+            // Short, so the test of a finished run leaving memory does not wait the default half minute.
+            silo.Services.Configure<RunEngineOptions>(o => o.FinishedRunResidence = FinishedRunResidence);
             WrapStorage(silo.Services);
             silo.Services.AddSingleton<ResultArrivals>();
             silo.Services.AddSingleton<IIncomingGrainCallFilter>(sp => sp.GetRequiredService<ResultArrivals>());

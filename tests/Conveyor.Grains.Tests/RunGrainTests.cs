@@ -242,6 +242,39 @@ public sealed class RunGrainTests(ClusterFixture fx) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_finished_run_stores_that_it_is_settled_leaves_memory_and_is_loaded_again_with_nothing_to_redo()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var received = await ConsumeAsync(cts.Token);
+        var (run, _) = await StartRunAsync(1);
+        await Eventually.TrueAsync(() => received.Count == 1, TimeSpan.FromSeconds(15), "the step is dispatched");
+        Assert.Equal(ApplyOutcome.Applied, await run.ApplyResultAsync(new DriverResultInput { Driver = _driver, StepId = "s1", Attempt = 1, Success = true }));
+
+        // Its last events are out and its keepalive is gone: storage says so, so no later activation publishes them again.
+        var grain = run.GetGrainId();
+        await Eventually.TrueAsync(
+            async () => (await fx.Storage.ReadAsync(grain))?.Run is { Status: RunStatus.Succeeded, Outbox.Count: 0, EventOutbox.Count: 0 },
+            TimeSpan.FromSeconds(15),
+            "the stored run is settled");
+
+        // It stays for the reads right after its end, then leaves memory.
+        var management = fx.Grains.GetGrain<IManagementGrain>(0);
+        async Task<bool> ResidentAsync() => (await management.GetDetailedGrainStatistics()).Any(g => g.GrainId == grain);
+        Assert.True(await ResidentAsync());
+        await Eventually.TrueAsync(async () => !await ResidentAsync(), TimeSpan.FromSeconds(30), "the settled run leaves memory after its residence");
+
+        // A read loads it again with nothing pending (no republished events, no timer), and it leaves again.
+        var state = (await run.GetAsync())!;
+        Assert.Equal(RunStatus.Succeeded, state.Status);
+        Assert.Empty(state.Outbox);
+        Assert.Empty(state.EventOutbox);
+        var writes = fx.Storage.Writes.Count(w => w.Grain == grain);
+        await Eventually.TrueAsync(async () => !await ResidentAsync(), TimeSpan.FromSeconds(30), "the run loaded for a read leaves again");
+        Assert.Equal(writes, fx.Storage.Writes.Count(w => w.Grain == grain));
+        await cts.CancelAsync();
+    }
+
+    [Fact]
     public async Task Unknown_run_reports_unknown_without_creating_state()
     {
         var run = fx.Grains.GetGrain<IPipelineRunGrain>(Guid.NewGuid());

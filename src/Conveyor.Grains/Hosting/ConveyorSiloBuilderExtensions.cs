@@ -65,7 +65,8 @@ public static partial class ConveyorSiloBuilderExtensions
         // Runs live in the host's grain storage provider unless a store of their own is registered (Redis is).
         services.TryAddSingleton<IRunStore>(sp => new GrainStorageRunStore(sp.GetRequiredKeyedService<IGrainStorage>(ConveyorStorage.Name)));
         services.AddOptions<RunEngineOptions>().BindConfiguration(RunEngineOptions.Section)
-            .Validate(o => o.KeepAlivePeriod > TimeSpan.Zero, "Conveyor:Runs:KeepAlivePeriod must be positive").ValidateOnStart();
+            .Validate(o => o.KeepAlivePeriod > TimeSpan.Zero, "Conveyor:Runs:KeepAlivePeriod must be positive")
+            .Validate(o => o.FinishedRunResidence >= TimeSpan.Zero, "Conveyor:Runs:FinishedRunResidence must not be negative").ValidateOnStart();
         services.AddOptions<FlowControlOptions>().BindConfiguration(FlowControlOptions.Section)
             .Validate(o => o.VerifyPeriod > TimeSpan.Zero, "Conveyor:FlowControl:VerifyPeriod must be positive")
             .Validate(o => o.DefaultNamespaceLimit is null or > 0 && o.NamespaceLimits.Values.All(v => v > 0), "Conveyor:FlowControl namespace limits must be positive")

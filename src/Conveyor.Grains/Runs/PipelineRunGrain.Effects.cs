@@ -86,6 +86,7 @@ internal sealed partial class PipelineRunGrain
                     await CheckCommitAsync(check);
                     break;
                 case RegisterKeepAlive:
+                    _keepAliveStopped = false;
                     _reminder = await this.RegisterOrUpdateReminder(KeepAliveReminder, services.KeepAlivePeriod, services.KeepAlivePeriod);
                     break;
                 case StartChild start:
@@ -374,6 +375,7 @@ internal sealed partial class PipelineRunGrain
             try
             {
                 await this.UnregisterReminder(known);
+                _keepAliveStopped = true;
                 return;
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
@@ -388,6 +390,8 @@ internal sealed partial class PipelineRunGrain
         {
             await this.UnregisterReminder(reminder);
         }
+
+        _keepAliveStopped = true;
     }
 
     /// <summary>Records the metrics of a stored transition, and the run's gauges.</summary>

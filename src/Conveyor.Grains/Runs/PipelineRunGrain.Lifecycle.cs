@@ -15,6 +15,9 @@ internal sealed partial class PipelineRunGrain
     // Why the stored run could not be read (a corrupt record, a layout this version does not know); null when it could.
     private Exception? _unreadable;
 
+    // Fires when a settled finished run has stayed its residence.
+    private IGrainTimer? _leaveTimer;
+
     /// <inheritdoc />
     public async Task HeartbeatAsync(string step, int attempt, TimeSpan? interval)
     {
@@ -91,6 +94,71 @@ internal sealed partial class PipelineRunGrain
             _gate.Release();
         }
     }
+
+    /// <summary>
+    /// A finished run with nothing left to do — its events out, its index entry filed, its slot back and its keepalive
+    /// gone — stores that it is settled, stays for the reads that follow its end, then leaves memory. Left to the idle
+    /// collector, every finished run would stay resident for the collection age (at a few hundred runs a second,
+    /// gigabytes, and more for the GC to go through); without the settled write, the next activation (a read, a retry)
+    /// would publish its last events again after JetStream stopped de-duplicating them. A failed write keeps it
+    /// resident; its next activation redoes that upkeep as before.
+    /// </summary>
+    private async Task LeaveIfSettledAsync()
+    {
+        if (!_exists || _stale || _unreadable is not null || !_keepAliveStopped || !IsSettled(Run))
+        {
+            return;
+        }
+
+        if (!_settledStored)
+        {
+            try
+            {
+                await PersistAsync([]);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                LogSettleFailed(logger, ex, Run.RunId);
+                return;
+            }
+        }
+
+        DisposeTimer();
+        LeaveLater();
+    }
+
+    /// <summary>Leaves memory after <see cref="RunServices.FinishedRunResidence"/> (a timer that does not keep the activation alive).</summary>
+    private void LeaveLater()
+    {
+        var residence = services.FinishedRunResidence;
+        if (residence <= TimeSpan.Zero)
+        {
+            DeactivateOnIdle();
+            return;
+        }
+
+        _leaveTimer ??= this.RegisterGrainTimer(
+            static (grain, _) => grain.LeaveAsync(),
+            this,
+            new GrainTimerCreationOptions(residence, Timeout.InfiniteTimeSpan) { KeepAlive = false });
+    }
+
+    private Task LeaveAsync()
+    {
+        _leaveTimer?.Dispose();
+        _leaveTimer = null;
+        // A retry since then made it a live run again.
+        if (_exists && _settledStored && !_committing && _gate.CurrentCount == 1)
+        {
+            DeactivateOnIdle();
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Finished, with its events published and its index entry filed under its last status.</summary>
+    private bool IsSettled(RunState run) =>
+        run.Status.IsTerminal() && run.Outbox.Count == 0 && run.EventOutbox.Count == 0 && (run.IndexedStatus == run.Status || !services.Index.IsAvailable);
 
     /// <summary>The run is gone: this activation holds nothing and goes away.</summary>
     private void ForgetRun()

@@ -39,6 +39,11 @@ internal sealed partial class PipelineRunGrain(
     // The version storage holds (null: nothing stored in the store's own layout yet, so the next write is whole).
     private string? _version;
 
+    // Whether storage holds this run finished with nothing left to do (see LeaveIfSettledAsync), and whether this
+    // activation stopped the keepalive (a settled record implies an earlier activation did).
+    private bool _settledStored;
+    private bool _keepAliveStopped;
+
     private RunStateMachine Machine => _machine!;
 
     private RunState Run => _machine!.Run;
@@ -57,6 +62,11 @@ internal sealed partial class PipelineRunGrain(
             // redone, and every due time is re-armed from state.
             ArmTimer(TimeSpan.Zero);
         }
+        else if (_settledStored)
+        {
+            // Loaded for a read (or a retry): it answers for a while, then goes again.
+            LeaveLater();
+        }
     }
 
     /// <inheritdoc />
@@ -73,6 +83,8 @@ internal sealed partial class PipelineRunGrain(
         _machine = stored is null ? null : new RunStateMachine(stored.Run, services.Machine);
         _exists = stored is not null;
         _version = stored?.Version;
+        _settledStored = _exists && IsSettled(Run);
+        _keepAliveStopped = _settledStored;
     }
 
     /// <inheritdoc />
@@ -311,6 +323,8 @@ internal sealed partial class PipelineRunGrain(
 
                 await ExecuteAsync(decision.Effects);
             }
+
+            await LeaveIfSettledAsync();
         }
         finally
         {
@@ -408,6 +422,7 @@ internal sealed partial class PipelineRunGrain(
 
         await CommitAsync(decision);
         await ExecuteAsync(decision.Effects);
+        await LeaveIfSettledAsync();
     }
 
     /// <summary>What must exist first, then the write (when the state changed), then the decision's log lines.</summary>
@@ -447,6 +462,7 @@ internal sealed partial class PipelineRunGrain(
             var changes = _version is null ? RunChanges.All : new RunChanges([.. Machine.ChangedSteps], IncludePlan: false);
             _version = await services.Store.WriteAsync(this.GetGrainId(), Run, _version, changes);
             _exists = true;
+            _settledStored = IsSettled(Run) && _keepAliveStopped;
             Machine.Stored();
         }
         catch

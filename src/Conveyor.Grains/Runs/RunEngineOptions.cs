@@ -33,6 +33,13 @@ public sealed class RunEngineOptions
     public TimeSpan MaxAttemptDuration { get; set; } = TimeSpan.FromHours(24);
 
     /// <summary>
+    /// How long a finished run stays in memory once nothing is left to do for it (its events published, its index entry
+    /// filed), so the reads that follow its end cost no storage read; then it leaves, and a later read loads it again.
+    /// <see cref="TimeSpan.Zero"/>: at once. Memory held by finished runs is about this times the rate runs finish.
+    /// </summary>
+    public TimeSpan FinishedRunResidence { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
     /// How long a finished run is kept (with its index entries and logs) before retention archives and deletes it;
     /// <see cref="TimeSpan.Zero"/> keeps runs forever. A pipeline's <c>retention.period</c> and
     /// <see cref="NamespaceRetention"/> override it.

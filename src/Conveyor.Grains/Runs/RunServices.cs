@@ -62,6 +62,9 @@ internal sealed class RunServices(
     /// <summary>Period of the durable reminder that wakes a run whose silo died.</summary>
     public TimeSpan KeepAlivePeriod { get; } = engine.Value.KeepAlivePeriod;
 
+    /// <summary>How long a settled finished run stays resident.</summary>
+    public TimeSpan FinishedRunResidence { get; } = engine.Value.FinishedRunResidence;
+
     /// <summary>The state machine's settings.</summary>
     public RunMachineOptions Machine { get; } = new()
     {
