@@ -250,18 +250,16 @@ public sealed class RunGrainTests(ClusterFixture fx) : IAsyncLifetime
         await Eventually.TrueAsync(() => received.Count == 1, TimeSpan.FromSeconds(15), "the step is dispatched");
         Assert.Equal(ApplyOutcome.Applied, await run.ApplyResultAsync(new DriverResultInput { Driver = _driver, StepId = "s1", Attempt = 1, Success = true }));
 
-        // Its last events are out and its keepalive is gone: storage says so, so no later activation publishes them again.
-        var grain = run.GetGrainId();
-        await Eventually.TrueAsync(
-            async () => (await fx.Storage.ReadAsync(grain))?.Run is { Status: RunStatus.Succeeded, Outbox.Count: 0, EventOutbox.Count: 0 },
-            TimeSpan.FromSeconds(15),
-            "the stored run is settled");
-
         // It stays for the reads right after its end, then leaves memory.
+        var grain = run.GetGrainId();
         var management = fx.Grains.GetGrain<IManagementGrain>(0);
         async Task<bool> ResidentAsync() => (await management.GetDetailedGrainStatistics()).Any(g => g.GrainId == grain);
+        Assert.Equal(RunStatus.Succeeded, (await run.GetAsync())!.Status);
         Assert.True(await ResidentAsync());
-        await Eventually.TrueAsync(async () => !await ResidentAsync(), TimeSpan.FromSeconds(30), "the settled run leaves memory after its residence");
+        await Eventually.TrueAsync(async () => !await ResidentAsync(), TimeSpan.FromSeconds(30), "the finished run leaves memory after its residence");
+
+        // Its last events are out and its keepalive is gone: storage says so, so no later activation publishes them again.
+        Assert.True((await fx.Storage.ReadAsync(grain))?.Run is { Status: RunStatus.Succeeded, Outbox.Count: 0, EventOutbox.Count: 0 }, "the stored run is settled");
 
         // A read loads it again with nothing pending (no republished events, no timer), and it leaves again.
         var state = (await run.GetAsync())!;

@@ -97,19 +97,59 @@ internal sealed partial class PipelineRunGrain
 
     /// <summary>
     /// A finished run with nothing left to do — its events out, its index entry filed, its slot back and its keepalive
-    /// gone — stores that it is settled, stays for the reads that follow its end, then leaves memory. Left to the idle
-    /// collector, every finished run would stay resident for the collection age (at a few hundred runs a second,
-    /// gigabytes, and more for the GC to go through); without the settled write, the next activation (a read, a retry)
-    /// would publish its last events again after JetStream stopped de-duplicating them. A failed write keeps it
-    /// resident; its next activation redoes that upkeep as before.
+    /// gone — stays for the reads that follow its end, then stores that it is settled and leaves memory. Left to the
+    /// idle collector, every finished run would stay resident for the collection age (at a few hundred runs a second,
+    /// gigabytes, and more for the GC to go through); without the settled write, its next activation (a read, a retry)
+    /// would publish its last events again, after JetStream stopped de-duplicating them. The write waits for the
+    /// departure so it is off the path of the runs that follow; a silo that dies meanwhile leaves the run as it was
+    /// before this existed (its next activation redoes that upkeep, de-duplicated within the window).
     /// </summary>
     private async Task LeaveIfSettledAsync()
     {
-        if (!_exists || _stale || _unreadable is not null || !_keepAliveStopped || !IsSettled(Run))
+        if (!CanLeave())
         {
             return;
         }
 
+        DisposeTimer();
+        if (services.FinishedRunResidence <= TimeSpan.Zero)
+        {
+            await SettleAndLeaveAsync();
+            return;
+        }
+
+        LeaveLater();
+    }
+
+    /// <summary>Leaves memory after <see cref="RunServices.FinishedRunResidence"/> (a timer that does not keep the activation alive).</summary>
+    private void LeaveLater() =>
+        _leaveTimer ??= this.RegisterGrainTimer(
+            static (grain, _) => grain.LeaveAsync(),
+            this,
+            new GrainTimerCreationOptions(services.FinishedRunResidence, Timeout.InfiniteTimeSpan) { KeepAlive = false });
+
+    private async Task LeaveAsync()
+    {
+        _leaveTimer?.Dispose();
+        _leaveTimer = null;
+        await EnterAsync(allowUnreadable: true);
+        try
+        {
+            // A retry since then made it a live run again: it stays.
+            if (CanLeave())
+            {
+                await SettleAndLeaveAsync();
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Stores the settled run (unless storage already holds it so) and deactivates; a failed write keeps it resident.</summary>
+    private async Task SettleAndLeaveAsync()
+    {
         if (!_settledStored)
         {
             try
@@ -123,38 +163,10 @@ internal sealed partial class PipelineRunGrain
             }
         }
 
-        DisposeTimer();
-        LeaveLater();
+        DeactivateOnIdle();
     }
 
-    /// <summary>Leaves memory after <see cref="RunServices.FinishedRunResidence"/> (a timer that does not keep the activation alive).</summary>
-    private void LeaveLater()
-    {
-        var residence = services.FinishedRunResidence;
-        if (residence <= TimeSpan.Zero)
-        {
-            DeactivateOnIdle();
-            return;
-        }
-
-        _leaveTimer ??= this.RegisterGrainTimer(
-            static (grain, _) => grain.LeaveAsync(),
-            this,
-            new GrainTimerCreationOptions(residence, Timeout.InfiniteTimeSpan) { KeepAlive = false });
-    }
-
-    private Task LeaveAsync()
-    {
-        _leaveTimer?.Dispose();
-        _leaveTimer = null;
-        // A retry since then made it a live run again.
-        if (_exists && _settledStored && !_committing && _gate.CurrentCount == 1)
-        {
-            DeactivateOnIdle();
-        }
-
-        return Task.CompletedTask;
-    }
+    private bool CanLeave() => _exists && !_stale && _unreadable is null && _keepAliveStopped && IsSettled(Run);
 
     /// <summary>Finished, with its events published and its index entry filed under its last status.</summary>
     private bool IsSettled(RunState run) =>

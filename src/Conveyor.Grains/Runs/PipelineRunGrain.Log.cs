@@ -125,6 +125,6 @@ internal sealed partial class PipelineRunGrain
     [LoggerMessage(Level = LogLevel.Error, Message = "Run {RunId}: its stored record cannot be read")]
     private static partial void LogUnreadable(ILogger logger, Exception exception, Guid runId);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: storing that the finished run is settled failed; it stays resident and its next activation files it again")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: storing that the finished run is settled failed; its next activation publishes its last events and files it again")]
     private static partial void LogSettleFailed(ILogger logger, Exception exception, Guid runId);
 }

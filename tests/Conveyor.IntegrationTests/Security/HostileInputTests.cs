@@ -71,6 +71,9 @@ public sealed class HostileInputFixture : IAsyncLifetime
             // like a refused request changing the store, and would take the run the log stream test reads. Whether a
             // sweep fell inside the fuzz depended on how fast the machine ran it.
             ["Conveyor:Runs:RetentionSweepInterval"] = "1.00:00:00",
+            // A finished run stores that it is settled when it leaves memory, half a minute after its end by default:
+            // a write long after the store went quiet. Here it leaves at once, so the write belongs to the run's end.
+            ["Conveyor:Runs:FinishedRunResidence"] = "00:00:00",
         });
 
         await SendAsync(HttpMethod.Post, "/namespaces", new { name = Namespace });
