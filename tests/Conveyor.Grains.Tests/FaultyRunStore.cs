@@ -94,6 +94,11 @@ internal sealed class FaultyRunStore(IRunStore inner) : IRunStore
             await inner.WriteAsync(grain, run, expectedVersion, changes);
         }
 
+        if (fault.Mode == WriteFault.RedisUnreachable)
+        {
+            throw new StackExchange.Redis.RedisConnectionException(StackExchange.Redis.ConnectionFailureType.UnableToConnect, $"injected: no connection writing {grain}");
+        }
+
         throw new InvalidOperationException($"injected storage fault writing {grain}");
     }
 
@@ -123,4 +128,7 @@ public enum WriteFault
 
     /// <summary>Stored, but the caller sees an error.</summary>
     StoredButFailed,
+
+    /// <summary>Not stored; the caller sees Redis' own connection error.</summary>
+    RedisUnreachable,
 }

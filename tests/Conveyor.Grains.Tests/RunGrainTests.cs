@@ -5,6 +5,7 @@ using Conveyor.Testing;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 using Conveyor.Contracts;
+using StackExchange.Redis;
 
 namespace Conveyor.Grains.Tests;
 
@@ -270,6 +271,19 @@ public sealed class RunGrainTests(ClusterFixture fx) : IAsyncLifetime
         await Eventually.TrueAsync(async () => !await ResidentAsync(), TimeSpan.FromSeconds(30), "the run loaded for a read leaves again");
         Assert.Equal(writes, fx.Storage.Writes.Count(w => w.Grain == grain));
         await cts.CancelAsync();
+    }
+
+    [Fact]
+    public async Task A_storage_failure_reaches_the_caller_as_the_error_it_is()
+    {
+        // Across silos (and to a client) a grain's exception is serialized: Redis' and NATS' own exception types must
+        // arrive as themselves, so a caller can tell a lost connection from a refused request.
+        var (run, _) = await StartRunAsync(1);
+        var fault = fx.Storage.HoldNextWrite(run.GetGrainId(), WriteFault.RedisUnreachable);
+        fault.Release.SetResult();
+        var error = await Assert.ThrowsAsync<RedisConnectionException>(() => run.CancelAsync("stop"));
+        Assert.Contains("injected: no connection", error.Message);
+        Assert.Equal(RunStatus.Cancelled, (await run.CancelAsync("stop")).Status);
     }
 
     [Fact]

@@ -46,6 +46,13 @@ public static partial class ConveyorSiloBuilderExtensions
         }
 
         services.AddSingleton<ConveyorGrainsMarker>();
+        // A grain call that fails on Redis or NATS must reach its caller on another silo as that error, not as Orleans'
+        // CodecNotFoundException: callers (the result consumer, the API) tell a lost connection from a refusal by type.
+        services.Configure<ExceptionSerializationOptions>(o =>
+        {
+            o.SupportedNamespacePrefixes.Add("StackExchange.Redis");
+            o.SupportedNamespacePrefixes.Add("NATS");
+        });
         services.AddOptions<ConveyorNatsOptions>().BindConfiguration(ConveyorNatsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<INatsConnection>(sp =>
