@@ -1,7 +1,9 @@
 using Conveyor.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Conveyor.Grains.Resources;
 using Conveyor.Grains.Runs;
+using Orleans.Configuration;
 using Orleans.TestingHost;
 
 namespace Conveyor.Grains.Tests;
@@ -21,6 +23,9 @@ public sealed class ClusterFixture : IAsyncLifetime
     /// <summary>How long a settled finished run stays resident in this cluster.</summary>
     public static TimeSpan FinishedRunResidence { get; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>How long an idle resource stays resident in this cluster.</summary>
+    public static TimeSpan ResourceIdleResidence { get; } = TimeSpan.FromSeconds(2);
+
     public async Task InitializeAsync()
     {
         _nats = await NatsServerProcess.StartNewAsync();
@@ -34,6 +39,9 @@ public sealed class ClusterFixture : IAsyncLifetime
             silo.AddConveyorGrains(n => n.Url = natsUrl);
             // Short, so the test of a finished run leaving memory does not wait the default half minute.
             silo.Services.Configure<RunEngineOptions>(o => o.FinishedRunResidence = FinishedRunResidence);
+            // Likewise for an idle resource, with Orleans looking for idle activations every second instead of every minute.
+            silo.Services.Configure<ResourceOptions>(o => o.IdleResidence = ResourceIdleResidence);
+            silo.Services.Configure<GrainCollectionOptions>(o => o.CollectionQuantum = TimeSpan.FromSeconds(1));
             WrapStorage(silo.Services);
             silo.Services.AddSingleton<ResultArrivals>();
             silo.Services.AddSingleton<IIncomingGrainCallFilter>(sp => sp.GetRequiredService<ResultArrivals>());

@@ -1,6 +1,7 @@
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Catalog;
 using Conveyor.Grains.Resources;
+using Conveyor.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Conveyor.Grains.Tests;
@@ -34,5 +35,30 @@ public sealed class ResourceCreateTests(ClusterFixture fx)
         Assert.Null(await services.GetRequiredService<ResourceVersionStore>().ReadAsync(key, 1));
         var page = await services.GetRequiredService<IObjectCatalog>().ListAsync(ns, CatalogKind.Resource, null, null, null, 10);
         Assert.Empty(page.Members);
+    }
+
+    [Fact]
+    public async Task An_idle_resource_leaves_memory_and_is_loaded_again_with_its_state()
+    {
+        var type = "t" + Guid.NewGuid().ToString("N")[..8];
+        await fx.Grains.GetGrain<IResourceDefinitionGrain>(Names.DefinitionKey("default", type))
+            .CreateAsync(new ResourceDefinitionData { Name = type, Schema = "{}" });
+        await fx.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey("default", type)).PutAsync(new PipelineSpec
+        {
+            Name = type,
+            ResourceType = type,
+            Steps = [new StepSpec { Id = "s1", Driver = "d" }],
+        });
+        var grain = fx.Grains.GetGrain<IResourceGrain>(Names.ResourceKey("default", type, "r1"));
+        await grain.CreateAsync(new ResourceData { Name = "r1", Type = type, Pipeline = type, Spec = """{"image":"a"}""" }, Guid.NewGuid());
+
+        var management = fx.Grains.GetGrain<IManagementGrain>(0);
+        var id = grain.GetGrainId();
+        async Task<bool> ResidentAsync() => (await management.GetDetailedGrainStatistics()).Any(g => g.GrainId == id);
+        Assert.True(await ResidentAsync());
+        await Eventually.TrueAsync(async () => !await ResidentAsync(), TimeSpan.FromSeconds(30), "the idle resource leaves memory after its residence");
+
+        var (resource, _) = await grain.GetAsync();
+        Assert.Equal("""{"image":"a"}""", resource!.Spec);
     }
 }
