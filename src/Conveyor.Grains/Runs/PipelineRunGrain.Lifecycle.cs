@@ -147,7 +147,7 @@ internal sealed partial class PipelineRunGrain
         }
     }
 
-    /// <summary>Stores the settled run (unless storage already holds it so) and deactivates; a failed write keeps it resident.</summary>
+    /// <summary>Stores the settled run (unless storage already holds it so) and deactivates; a failed write leaves storage as it was, for the next activation to redo.</summary>
     private async Task SettleAndLeaveAsync()
     {
         if (!_settledStored)
