@@ -26,6 +26,10 @@ public sealed class ClusterFixture : IAsyncLifetime
     /// <summary>How long an idle resource stays resident in this cluster.</summary>
     public static TimeSpan ResourceIdleResidence { get; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>Whether the grain has an activation in the cluster now.</summary>
+    public async Task<bool> IsResidentAsync(GrainId grain) =>
+        (await Grains.GetGrain<IManagementGrain>(0).GetDetailedGrainStatistics()).Any(g => g.GrainId == grain);
+
     public async Task InitializeAsync()
     {
         _nats = await NatsServerProcess.StartNewAsync();

@@ -52,11 +52,8 @@ public sealed class ResourceCreateTests(ClusterFixture fx)
         var grain = fx.Grains.GetGrain<IResourceGrain>(Names.ResourceKey("default", type, "r1"));
         await grain.CreateAsync(new ResourceData { Name = "r1", Type = type, Pipeline = type, Spec = """{"image":"a"}""" }, Guid.NewGuid());
 
-        var management = fx.Grains.GetGrain<IManagementGrain>(0);
         var id = grain.GetGrainId();
-        async Task<bool> ResidentAsync() => (await management.GetDetailedGrainStatistics()).Any(g => g.GrainId == id);
-        Assert.True(await ResidentAsync());
-        await Eventually.TrueAsync(async () => !await ResidentAsync(), TimeSpan.FromSeconds(30), "the idle resource leaves memory after its residence");
+        await Eventually.TrueAsync(async () => !await fx.IsResidentAsync(id), TimeSpan.FromSeconds(30), "the idle resource leaves memory after its residence");
 
         var (resource, _) = await grain.GetAsync();
         Assert.Equal("""{"image":"a"}""", resource!.Spec);

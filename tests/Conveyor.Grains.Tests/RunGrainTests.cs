@@ -253,11 +253,8 @@ public sealed class RunGrainTests(ClusterFixture fx) : IAsyncLifetime
 
         // It stays for the reads right after its end, then leaves memory.
         var grain = run.GetGrainId();
-        var management = fx.Grains.GetGrain<IManagementGrain>(0);
-        async Task<bool> ResidentAsync() => (await management.GetDetailedGrainStatistics()).Any(g => g.GrainId == grain);
         Assert.Equal(RunStatus.Succeeded, (await run.GetAsync())!.Status);
-        Assert.True(await ResidentAsync());
-        await Eventually.TrueAsync(async () => !await ResidentAsync(), TimeSpan.FromSeconds(30), "the finished run leaves memory after its residence");
+        await Eventually.TrueAsync(async () => !await fx.IsResidentAsync(grain), TimeSpan.FromSeconds(30), "the finished run leaves memory after its residence");
 
         // Its last events are out and its keepalive is gone: storage says so, so no later activation publishes them again.
         Assert.True((await fx.Storage.ReadAsync(grain))?.Run is { Status: RunStatus.Succeeded, Outbox.Count: 0, EventOutbox.Count: 0 }, "the stored run is settled");
@@ -268,7 +265,7 @@ public sealed class RunGrainTests(ClusterFixture fx) : IAsyncLifetime
         Assert.Empty(state.Outbox);
         Assert.Empty(state.EventOutbox);
         var writes = fx.Storage.Writes.Count(w => w.Grain == grain);
-        await Eventually.TrueAsync(async () => !await ResidentAsync(), TimeSpan.FromSeconds(30), "the run loaded for a read leaves again");
+        await Eventually.TrueAsync(async () => !await fx.IsResidentAsync(grain), TimeSpan.FromSeconds(30), "the run loaded for a read leaves again");
         Assert.Equal(writes, fx.Storage.Writes.Count(w => w.Grain == grain));
         await cts.CancelAsync();
     }
