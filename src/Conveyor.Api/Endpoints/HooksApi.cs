@@ -132,7 +132,7 @@ internal static class HooksApi
         var earlier = await guard.ClaimAsync(hookKey, digest, runId);
         RunState run;
         bool created;
-        if (earlier is { } first && await api.Grains.GetGrain<IPipelineRunGrain>(first).GetAsync() is { } replayed)
+        if (earlier is { } first && await api.Grains.GetRunGrain(first).GetAsync() is { } replayed)
         {
             runId = first;
             run = replayed;

@@ -27,7 +27,7 @@ internal static class LifecycleApi
     public static async Task<NoContent> DeleteRun(string id, [AsParameters] ApiContext api)
     {
         var runId = ParseId(id);
-        var grain = api.Grains.GetGrain<IPipelineRunGrain>(runId);
+        var grain = api.Grains.GetRunGrain(runId);
         RunState? run;
         try
         {

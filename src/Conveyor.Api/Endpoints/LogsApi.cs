@@ -7,6 +7,7 @@ using Conveyor.Api.Security;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Logs;
+using Conveyor.Grains.Runs;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -202,7 +203,7 @@ internal static class LogsApi
         var ns = api.Namespace;
         if (Guid.TryParse(id, out var runId))
         {
-            var grain = api.Grains.GetGrain<IPipelineRunGrain>(runId);
+            var grain = api.Grains.GetRunGrain(runId);
             if (await grain.GetSummaryAsync() is { } summary)
             {
                 return summary.Namespace == ns ? grain : throw new ConveyorNotFoundException($"run {id} not found");
@@ -223,7 +224,7 @@ internal static class LogsApi
     /// <summary>404 when the id is a run of another namespace: the original's routes never see into other namespaces.</summary>
     private static async Task RequireNotForeignAsync(string id, ApiContext api)
     {
-        if (Guid.TryParse(id, out var runId) && await api.Grains.GetGrain<IPipelineRunGrain>(runId).GetSummaryAsync() is { } summary && summary.Namespace != api.Namespace)
+        if (Guid.TryParse(id, out var runId) && await api.Grains.GetRunGrain(runId).GetSummaryAsync() is { } summary && summary.Namespace != api.Namespace)
         {
             throw new ConveyorNotFoundException($"run {id} not found");
         }

@@ -127,7 +127,7 @@ internal static class NamespacesApi
                 {
                     try
                     {
-                        await api.Grains.GetGrain<IPipelineRunGrain>(runId).CancelAsync($"namespace {ns} deleted", api.Http.CallerKey()?.Id);
+                        await api.Grains.GetRunGrain(runId).CancelAsync($"namespace {ns} deleted", api.Http.CallerKey()?.Id);
                     }
                     catch (ConveyorConflictException)
                     {

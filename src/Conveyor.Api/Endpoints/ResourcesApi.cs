@@ -6,6 +6,7 @@ using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Catalog;
 using Conveyor.Grains.Resources;
+using Conveyor.Grains.Runs;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -97,7 +98,7 @@ internal static class ResourcesApi
             return Problems.NotFound($"resource with name {name} and type {type} not found");
         }
 
-        var results = lastRunId is { } runId ? await api.Grains.GetGrain<IPipelineRunGrain>(runId).GetDriverResultsAsync() : null;
+        var results = lastRunId is { } runId ? await api.Grains.GetRunGrain(runId).GetDriverResultsAsync() : null;
         return TypedResults.Ok(ResourceGrain.ToWire(resource, results));
     }
 

@@ -4,6 +4,7 @@ using Conveyor.Client;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Events;
+using Conveyor.Grains.Runs;
 using Conveyor.Grains.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -138,7 +139,7 @@ internal static class RunControlApi
             throw new ConveyorValidationException("id", $"'{Names.Truncate(id)}' is not a run id (UUID)");
         }
 
-        var grain = api.Grains.GetGrain<IPipelineRunGrain>(runId);
+        var grain = api.Grains.GetRunGrain(runId);
         var run = await grain.GetAsync();
         return run is null || run.Plan.Namespace != api.Namespace ? throw new ConveyorNotFoundException($"run {runId} not found") : (grain, run);
     }

@@ -4,6 +4,7 @@ using Conveyor.Api.Http;
 using Conveyor.Api.Security;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Security;
+using Conveyor.Grains.Runs;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -118,7 +119,7 @@ internal static class SecretsApi
                 "send the step token of the dispatch as 'Authorization: Bearer <token>'; it is missing, invalid or expired");
         }
 
-        var run = await api.Grains.GetGrain<IPipelineRunGrain>(claims.RunId).GetAsync();
+        var run = await api.Grains.GetRunGrain(claims.RunId).GetAsync();
         // A matrix instance (build[0]) fetches the secrets of its step.
         var step = run?.FindStep(claims.Step);
         var spec = run?.FindSpec(claims.Step);

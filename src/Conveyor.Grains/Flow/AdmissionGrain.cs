@@ -1,4 +1,5 @@
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Runs;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -104,7 +105,7 @@ internal sealed partial class AdmissionGrain(
         foreach (var id in supersede)
         {
             LogSuperseded(logger, id, entry.RunId, Key);
-            _ = grains.GetGrain<IPipelineRunGrain>(id).SupersedeAsync(entry.RunId);
+            _ = grains.GetRunGrain(id).SupersedeAsync(entry.RunId);
         }
 
         NotifyAdmitted(admitted.Where(id => id != entry.RunId));
@@ -150,7 +151,7 @@ internal sealed partial class AdmissionGrain(
             RunState? run;
             try
             {
-                run = await grains.GetGrain<IPipelineRunGrain>(entry.RunId).GetAsync();
+                run = await grains.GetRunGrain(entry.RunId).GetAsync();
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -186,7 +187,7 @@ internal sealed partial class AdmissionGrain(
         NotifyAdmitted(readmit.Concat(admitted));
         foreach (var (run, by) in recancel)
         {
-            _ = grains.GetGrain<IPipelineRunGrain>(run).SupersedeAsync(by);
+            _ = grains.GetRunGrain(run).SupersedeAsync(by);
         }
 
         await StopReminderWhenIdleAsync();
@@ -260,7 +261,7 @@ internal sealed partial class AdmissionGrain(
         foreach (var id in runs)
         {
             LogAdmitted(logger, id, Key);
-            _ = grains.GetGrain<IPipelineRunGrain>(id).AdmitAsync();
+            _ = grains.GetRunGrain(id).AdmitAsync();
         }
     }
 

@@ -230,7 +230,7 @@ internal sealed partial class ResourceGrain(
         }
 
         return SameContent.MayCarryDriverResults(incoming) && state.State.LastRunId is { } runId
-            && SameContent.Resource(current, incoming, await grains.GetGrain<IPipelineRunGrain>(runId).GetDriverResultsAsync());
+            && SameContent.Resource(current, incoming, await grains.GetRunGrain(runId).GetDriverResultsAsync());
     }
 
     /// <inheritdoc />
@@ -366,7 +366,7 @@ internal sealed partial class ResourceGrain(
     {
         if (resource.Pipeline is not null)
         {
-            await grains.GetGrain<IPipelineRunGrain>(runId).StartAsync();
+            await grains.GetRunGrain(runId).StartAsync();
         }
         else
         {

@@ -103,7 +103,7 @@ internal sealed partial class PipelineRunGrain
         RunState? state;
         try
         {
-            state = await grains.GetGrain<IPipelineRunGrain>(child.ChildRunId).GetAsync();
+            state = await grains.GetRunGrain(child.ChildRunId).GetAsync();
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -125,7 +125,7 @@ internal sealed partial class PipelineRunGrain
     {
         try
         {
-            await grains.GetGrain<IPipelineRunGrain>(cancel.ChildRunId).CancelAsync(cancel.Reason);
+            await grains.GetRunGrain(cancel.ChildRunId).CancelAsync(cancel.Reason);
         }
         catch (Exception ex) when (ex is ConveyorConflictException or ConveyorNotFoundException)
         {
@@ -141,7 +141,7 @@ internal sealed partial class PipelineRunGrain
     {
         var ended = notify.Ended;
         // One-way: this run never waits on its parent.
-        _ = grains.GetGrain<IPipelineRunGrain>(notify.ParentRunId).ChildEndedAsync(ended.Step, ended.ChildRunId, ended.Status, ended.Message, ended.Outputs);
+        _ = grains.GetRunGrain(notify.ParentRunId).ChildEndedAsync(ended.Step, ended.ChildRunId, ended.Status, ended.Message, ended.Outputs);
     }
 
     /// <summary>What a parent's step learns from its child's state.</summary>

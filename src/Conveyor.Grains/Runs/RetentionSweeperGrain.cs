@@ -138,7 +138,7 @@ internal sealed partial class RetentionSweeperGrain(
     {
         try
         {
-            if (!await grains.GetGrain<IPipelineRunGrain>(run.RunId).DeleteAsync())
+            if (!await grains.GetRunGrain(run.RunId).DeleteAsync())
             {
                 // The record is gone (a deletion cut short after it): what is left of the run goes by its name.
                 await logs.PurgeAsync(run.RunId.ToString());

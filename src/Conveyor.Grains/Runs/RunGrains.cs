@@ -4,7 +4,7 @@ using Orleans.Runtime;
 namespace Conveyor.Grains.Runs;
 
 /// <summary>
-/// References to run grains for the per-step paths. Orleans' <c>GetGrain&lt;T&gt;(Guid)</c> resolves the interface's
+/// References to run grains, for every caller. Orleans' <c>GetGrain&lt;T&gt;(Guid)</c> resolves the interface's
 /// grain interface type on every call by reading its attributes through reflection (about 2 KB and a custom-attribute
 /// scan per call, 3% of the silo's allocation per step); the grain type and interface type of runs never change, so
 /// they are resolved once and each reference is then built from its id alone.

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Conveyor.Grains.Abstractions;
+using Conveyor.Grains.Runs;
 
 namespace Conveyor.Grains.Security;
 
@@ -67,7 +68,7 @@ internal sealed class SecretMasker(IGrainFactory grains, TimeProvider time)
 
     private async Task<string[]> LoadAsync(Guid runId)
     {
-        var run = await grains.GetGrain<IPipelineRunGrain>(runId).GetAsync().ConfigureAwait(false);
+        var run = await grains.GetRunGrain(runId).GetAsync().ConfigureAwait(false);
         var names = run?.Plan.Pipeline.Steps.SelectMany(s => s.Secrets).Distinct(StringComparer.Ordinal).ToList() ?? [];
         if (run is null || names.Count == 0)
         {
