@@ -6,6 +6,7 @@ using Conveyor.Grains.Flow;
 using Conveyor.Grains.Logs;
 using Conveyor.Grains.Nats;
 using Conveyor.Grains.Resilience;
+using Conveyor.Grains.Resources;
 using Conveyor.Grains.Runs;
 using Conveyor.Grains.Telemetry;
 using Conveyor.Grains.Triggers;
@@ -71,12 +72,12 @@ public static partial class ConveyorSiloBuilderExtensions
         services.TryAddSingleton<IObjectCatalog, NoObjectCatalog>();
         // Runs live in the host's grain storage provider unless a store of their own is registered (Redis is).
         services.TryAddSingleton<IRunStore>(sp => new GrainStorageRunStore(sp.GetRequiredKeyedService<IGrainStorage>(ConveyorStorage.Name)));
-        services.AddOptions<Conveyor.Grains.Resources.ResourceOptions>().BindConfiguration(Conveyor.Grains.Resources.ResourceOptions.Section)
+        services.AddOptions<ResourceOptions>().BindConfiguration(ResourceOptions.Section)
             .Validate(o => o.IdleResidence > TimeSpan.Zero, "Conveyor:Resources:IdleResidence must be positive").ValidateOnStart();
         // A resource holds nothing its storage does not: it goes after its idle residence, not Orleans' 15 minutes. A
         // host that sets an age for the type itself keeps it.
-        services.AddOptions<GrainCollectionOptions>().Configure<IOptions<Conveyor.Grains.Resources.ResourceOptions>>((collection, resources) =>
-            collection.ClassSpecificCollectionAge.TryAdd(typeof(Conveyor.Grains.Resources.ResourceGrain).FullName!, resources.Value.IdleResidence));
+        services.AddOptions<GrainCollectionOptions>().Configure<IOptions<ResourceOptions>>((collection, resources) =>
+            collection.ClassSpecificCollectionAge.TryAdd(typeof(ResourceGrain).FullName!, resources.Value.IdleResidence));
         services.AddOptions<RunEngineOptions>().BindConfiguration(RunEngineOptions.Section)
             .Validate(o => o.KeepAlivePeriod > TimeSpan.Zero, "Conveyor:Runs:KeepAlivePeriod must be positive")
             .Validate(o => o.FinishedRunResidence >= TimeSpan.Zero, "Conveyor:Runs:FinishedRunResidence must not be negative").ValidateOnStart();

@@ -226,8 +226,9 @@ internal sealed class RedisRunIndex(ConveyorRedis redis, IOptions<ClusterOptions
 
     private static double Score(DateTimeOffset createdAt) => createdAt.ToUnixTimeMilliseconds();
 
-    private string Key(string ns, string? pipeline, RunStatus? status) =>
-        pipeline is null
-            ? string.Concat(_prefix, ns, ":runs", status is null ? "" : StatusSuffixes[status.Value])
-            : string.Concat(_prefix, ns, ":runs:p:", pipeline) + (status is null ? "" : StatusSuffixes[status.Value]);
+    private string Key(string ns, string? pipeline, RunStatus? status)
+    {
+        var suffix = status is null ? "" : StatusSuffixes[status.Value];
+        return pipeline is null ? string.Concat(_prefix, ns, ":runs", suffix) : string.Concat(_prefix, ns, ":runs:p:", pipeline, suffix);
+    }
 }
