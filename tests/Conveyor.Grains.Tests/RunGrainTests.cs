@@ -47,6 +47,15 @@ public sealed class RunGrainTests(ClusterFixture fx) : IAsyncLifetime
 
     private Task<ConcurrentQueue<INatsJSMsg<byte[]>>> ConsumeAsync(CancellationToken ct) => DriverInbox.StartAsync(_nats!, _driver, _type, ct);
 
+    /// <summary>A run of <paramref name="steps"/> steps, started with the driver's inbox open, once its first dispatch is in it.</summary>
+    private async Task<(IPipelineRunGrain Run, ConcurrentQueue<INatsJSMsg<byte[]>> Received)> StartDispatchedRunAsync(int steps, CancellationToken ct)
+    {
+        var received = await ConsumeAsync(ct);
+        var (run, _) = await StartRunAsync(steps);
+        await Eventually.TrueAsync(() => received.Count == 1, TimeSpan.FromSeconds(15), "the first step is dispatched");
+        return (run, received);
+    }
+
     [Fact]
     public async Task Dispatch_decided_before_a_deactivation_is_published_by_the_next_activation()
     {
@@ -73,9 +82,7 @@ public sealed class RunGrainTests(ClusterFixture fx) : IAsyncLifetime
     public async Task Republished_dispatch_is_deduplicated_by_its_message_id()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        var received = await ConsumeAsync(cts.Token);
-        var (run, _) = await StartRunAsync(1);
-        await Eventually.TrueAsync(() => received.Count == 1, TimeSpan.FromSeconds(15), "the step is dispatched");
+        var (run, received) = await StartDispatchedRunAsync(1, cts.Token);
 
         // The confirmation was never persisted (it rides on the next write), so a new activation publishes again:
         // JetStream drops the copy because it carries the same Nats-Msg-Id.
@@ -92,9 +99,7 @@ public sealed class RunGrainTests(ClusterFixture fx) : IAsyncLifetime
     public async Task Result_is_applied_once_per_step_and_attempt_and_survives_reactivation()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        var received = await ConsumeAsync(cts.Token);
-        var (run, _) = await StartRunAsync(2);
-        await Eventually.TrueAsync(() => received.Count == 1, TimeSpan.FromSeconds(15), "step 1 is dispatched");
+        var (run, received) = await StartDispatchedRunAsync(2, cts.Token);
 
         var result = new DriverResultInput { Driver = _driver, StepId = "s1", Attempt = 1, Success = true, Message = "ok", Data = """{"n":1}""" };
         Assert.Equal(ApplyOutcome.Applied, await run.ApplyResultAsync(result));
@@ -246,9 +251,7 @@ public sealed class RunGrainTests(ClusterFixture fx) : IAsyncLifetime
     public async Task A_finished_run_stores_that_it_is_settled_leaves_memory_and_is_loaded_again_with_nothing_to_redo()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        var received = await ConsumeAsync(cts.Token);
-        var (run, _) = await StartRunAsync(1);
-        await Eventually.TrueAsync(() => received.Count == 1, TimeSpan.FromSeconds(15), "the step is dispatched");
+        var (run, received) = await StartDispatchedRunAsync(1, cts.Token);
         Assert.Equal(ApplyOutcome.Applied, await run.ApplyResultAsync(new DriverResultInput { Driver = _driver, StepId = "s1", Attempt = 1, Success = true }));
 
         // It stays for the reads right after its end, then leaves memory.
