@@ -44,6 +44,7 @@ public sealed class BenchToolSmokeTests
 
             Assert.InRange(M("footprint.idle_rss_mb"), 10, 4096);
             Assert.True(M("footprint.cpu_s_per_1000_steps") > 0);
+            Assert.True(M("b1.closed.c1.silo_cpu_ms_per_run") > 0);
             Assert.True(M("ratio.b3_steps_over_floor") > 0);
             Assert.Equal(1, doc.RootElement.GetProperty("passes").GetArrayLength());
         }
