@@ -86,8 +86,7 @@ internal sealed partial class PipelineRunGrain
                     await CheckCommitAsync(check);
                     break;
                 case RegisterKeepAlive:
-                    _keepAliveStopped = false;
-                    _reminder = await this.RegisterOrUpdateReminder(KeepAliveReminder, services.KeepAlivePeriod, services.KeepAlivePeriod);
+                    await RegisterKeepAliveAsync();
                     break;
                 case StartChild start:
                     await StartChildAsync(start);
@@ -362,6 +361,16 @@ internal sealed partial class PipelineRunGrain
     {
         _timer?.Dispose();
         _timer = null;
+    }
+
+    /// <summary>
+    /// Registers the durable keepalive. The run cannot settle while it may be there, so that is noted first: a
+    /// registration that failed may still have been stored.
+    /// </summary>
+    private async Task RegisterKeepAliveAsync()
+    {
+        _keepAliveStopped = false;
+        _reminder = await this.RegisterOrUpdateReminder(KeepAliveReminder, services.KeepAlivePeriod, services.KeepAlivePeriod);
     }
 
     private async Task StopKeepAliveAsync()

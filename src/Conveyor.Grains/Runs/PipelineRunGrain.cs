@@ -161,9 +161,7 @@ internal sealed partial class PipelineRunGrain(
     {
         _machine = RunStateMachine.Create(this.GetPrimaryKey(), plan, services.Time.GetUtcNow(), services.Machine);
         _version = null;
-        var reminder = this.RegisterOrUpdateReminder(KeepAliveReminder, services.KeepAlivePeriod, services.KeepAlivePeriod);
-        await Task.WhenAll(services.Index.AddAsync(Machine.Summary()), reminder);
-        _reminder = await reminder;
+        await Task.WhenAll(services.Index.AddAsync(Machine.Summary()), RegisterKeepAliveAsync());
     }
 
     /// <summary>Commits the run and starts it (or queues it), in the span of its start.</summary>
