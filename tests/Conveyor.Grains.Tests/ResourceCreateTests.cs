@@ -15,15 +15,7 @@ public sealed class ResourceCreateTests(ClusterFixture fx)
         // A namespace that was never created (or is being deleted) starts no run: the run's preparation fails while
         // the catalog entry and the first version are written beside it.
         var ns = "gone" + Guid.NewGuid().ToString("N")[..8];
-        var type = "t" + Guid.NewGuid().ToString("N")[..8];
-        await fx.Grains.GetGrain<IResourceDefinitionGrain>(Names.DefinitionKey(ns, type))
-            .CreateAsync(new ResourceDefinitionData { Name = type, Schema = "{}" });
-        await fx.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey(ns, type)).PutAsync(new PipelineSpec
-        {
-            Name = type,
-            ResourceType = type,
-            Steps = [new StepSpec { Id = "s1", Driver = "d" }],
-        });
+        var type = await TypeWithPipelineAsync(ns);
         var key = Names.ResourceKey(ns, type, "r1");
         var grain = fx.Grains.GetGrain<IResourceGrain>(key);
 
@@ -40,15 +32,7 @@ public sealed class ResourceCreateTests(ClusterFixture fx)
     [Fact]
     public async Task An_idle_resource_leaves_memory_and_is_loaded_again_with_its_state()
     {
-        var type = "t" + Guid.NewGuid().ToString("N")[..8];
-        await fx.Grains.GetGrain<IResourceDefinitionGrain>(Names.DefinitionKey("default", type))
-            .CreateAsync(new ResourceDefinitionData { Name = type, Schema = "{}" });
-        await fx.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey("default", type)).PutAsync(new PipelineSpec
-        {
-            Name = type,
-            ResourceType = type,
-            Steps = [new StepSpec { Id = "s1", Driver = "d" }],
-        });
+        var type = await TypeWithPipelineAsync("default");
         var grain = fx.Grains.GetGrain<IResourceGrain>(Names.ResourceKey("default", type, "r1"));
         await grain.CreateAsync(new ResourceData { Name = "r1", Type = type, Pipeline = type, Spec = """{"image":"a"}""" }, Guid.NewGuid());
 
@@ -57,5 +41,20 @@ public sealed class ResourceCreateTests(ClusterFixture fx)
 
         var (resource, _) = await grain.GetAsync();
         Assert.Equal("""{"image":"a"}""", resource!.Spec);
+    }
+
+    /// <summary>A new resource type in <paramref name="ns"/> and a one-step pipeline of the same name on it.</summary>
+    private async Task<string> TypeWithPipelineAsync(string ns)
+    {
+        var type = "t" + Guid.NewGuid().ToString("N")[..8];
+        await fx.Grains.GetGrain<IResourceDefinitionGrain>(Names.DefinitionKey(ns, type))
+            .CreateAsync(new ResourceDefinitionData { Name = type, Schema = "{}" });
+        await fx.Grains.GetGrain<IPipelineGrain>(Names.PipelineKey(ns, type)).PutAsync(new PipelineSpec
+        {
+            Name = type,
+            ResourceType = type,
+            Steps = [new StepSpec { Id = "s1", Driver = "d" }],
+        });
+        return type;
     }
 }
