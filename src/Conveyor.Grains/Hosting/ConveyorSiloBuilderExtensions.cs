@@ -176,14 +176,21 @@ public static partial class ConveyorSiloBuilderExtensions
         return builder;
     }
 
-    private static ConfigurationOptions ParseRedis(string connectionString)
+    /// <summary>
+    /// Parses a Redis connection string the way every connection of the silo uses it, and chooses where replies are
+    /// completed. On a plain Redis (no Sentinel), on the .NET thread pool rather than handed over from the library's
+    /// own reader threads: that hand-over cost about a tenth of the silo's CPU per step under load
+    /// (docs/operations/benchmarks.md, fifth round). With Sentinel, on the library's reader threads: its
+    /// failover handling (<c>SwitchPrimary</c>) waits synchronously for Redis replies on pool threads, so with replies
+    /// also needing the pool, a primary paused past its failover starved the pool for seconds and runs missed their
+    /// deadline (the cluster pause test failed 1 run of 3 this way, 2 of 3 in the second round).
+    /// </summary>
+    internal static ConfigurationOptions ParseRedis(string connectionString)
     {
         var options = ConfigurationOptions.Parse(connectionString);
         // Keep retrying through a Redis restart instead of failing the silo at the first refused connection.
         options.AbortOnConnectFail = false;
-        // StackExchange.Redis keeps its own reader threads (SocketManager.Shared). Completing on the .NET thread pool
-        // instead cost less CPU per step under load, but during a Sentinel failover with the primary paused, replies
-        // then waited behind a starved pool and runs did not finish in time (the cluster pause test failed 2 runs of 3).
+        options.SocketManager = string.IsNullOrEmpty(options.ServiceName) ? SocketManager.ThreadPool : SocketManager.Shared;
         return options;
     }
 
