@@ -103,6 +103,14 @@ public sealed class EmbeddingGuestTests(EmbeddingGuestFixture fx) : IClassFixtur
     }
 
     [Fact]
+    public void Conveyor_adds_no_data_protection_key_ring_the_host_did_not_ask_for()
+    {
+        // The API key scheme needs no cookies; a key ring would be created (and written to the user's profile) at every start.
+        Assert.Null(fx.Host.Services.GetService<Microsoft.AspNetCore.DataProtection.IDataProtectionProvider>());
+        Assert.DoesNotContain(fx.Host.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>(), s => s.GetType().Namespace?.StartsWith("Microsoft.AspNetCore.DataProtection", StringComparison.Ordinal) == true);
+    }
+
+    [Fact]
     public async Task The_hosts_health_endpoint_includes_conveyors_readiness()
     {
         using var response = await fx.Host.Http.GetAsync("/host-health");

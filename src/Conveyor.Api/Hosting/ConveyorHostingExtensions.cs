@@ -232,8 +232,13 @@ public static class ConveyorHostingExtensions
         services.AddHostedService<LocalAccessGuard.StartCheck>();
         services.AddSingleton<AuditTrail>();
         services.AddConveyorReadLimits();
-        // A named scheme and a named policy: a host's own authentication and endpoints are left as they are.
-        services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        // A named scheme and a named policy: a host's own authentication and endpoints are left as they are. Not
+        // AddAuthentication(): that also adds ASP.NET Core data protection, whose hosted service creates a key ring
+        // (an XML key file in the user's profile) at every start, for cookies the API never issues; a host that uses
+        // cookies adds it itself.
+        services.AddAuthenticationCore();
+        services.AddWebEncoders();
+        new AuthenticationBuilder(services).AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddAuthorizationBuilder().AddPolicy(ConveyorAuthorizationHandler.PolicyName, policy => policy
             .AddAuthenticationSchemes(ApiKeyAuthenticationHandler.SchemeName)
             .AddRequirements(new ConveyorAccessRequirement()));
