@@ -183,7 +183,7 @@ public static partial class ConveyorSiloBuilderExtensions
     /// (docs/operations/benchmarks.md, fifth round). With Sentinel, on the library's reader threads: its
     /// failover handling (<c>SwitchPrimary</c>) waits synchronously for Redis replies on pool threads, so with replies
     /// also needing the pool, a primary paused past its failover starved the pool for seconds and runs missed their
-    /// deadline (the cluster pause test failed 1 run of 3 this way, 2 of 3 in the second round).
+    /// deadline (the cluster pause test failed 1 run of 4 this way, 2 of 3 in the second round).
     /// </summary>
     internal static ConfigurationOptions ParseRedis(string connectionString)
     {
