@@ -22,4 +22,26 @@ public sealed class RunGrainsTests(ClusterFixture fx)
             Assert.Null(await cached.GetAsync());
         }
     }
+
+    [Fact]
+    public async Task Recent_references_are_reused_and_old_ones_rebuilt_after_thousands_of_other_runs()
+    {
+        var first = Guid.NewGuid();
+        var reference = fx.Grains.GetRunGrain(first);
+        Assert.Same(reference, fx.Grains.GetRunGrain(first));
+
+        // More runs than the two generations hold: the first run's reference is dropped, and a new one is as good.
+        var others = Enumerable.Range(0, 3000).Select(_ => Guid.NewGuid()).ToArray();
+        foreach (var id in others)
+        {
+            Assert.Equal(id, fx.Grains.GetRunGrain(id).GetPrimaryKey());
+        }
+
+        var rebuilt = fx.Grains.GetRunGrain(first);
+        Assert.NotSame(reference, rebuilt);
+        Assert.Equal(reference, rebuilt);
+        Assert.Null(await rebuilt.GetAsync());
+        // The most recent ones are still kept.
+        Assert.Same(fx.Grains.GetRunGrain(others[^1]), fx.Grains.GetRunGrain(others[^1]));
+    }
 }
