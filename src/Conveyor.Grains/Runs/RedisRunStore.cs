@@ -119,9 +119,7 @@ internal sealed class RedisRunStore(
     {
         ArgumentNullException.ThrowIfNull(run);
         ArgumentNullException.ThrowIfNull(changes);
-        Span<byte> random = stackalloc byte[8];
-        RandomNumberGenerator.Fill(random);
-        var version = Convert.ToHexString(random);
+        var version = NewVersion();
         var steps = changes.Steps ?? run.Steps;
         var values = new RedisValue[2 + 2 + (changes.IncludePlan ? 2 : 0) + (2 * steps.Count)];
         var i = 0;
@@ -188,6 +186,19 @@ internal sealed class RedisRunStore(
             (run.Plan, run.Steps) = (plan, steps);
         }
     }
+
+    // A version only has to differ from every other write's, in every silo: a random prefix drawn once per process and
+    // a counter. Drawing 8 random bytes per write from the operating system's generator was 2% of the silo's CPU
+    // samples under load.
+    private static readonly string s_versionPrefix = Convert.ToHexString(RandomNumberGenerator.GetBytes(8));
+    private static long s_writes;
+
+    private static string NewVersion() =>
+        string.Create(32, (ulong)Interlocked.Increment(ref s_writes), static (span, n) =>
+        {
+            s_versionPrefix.CopyTo(span);
+            n.TryFormat(span[16..], out _, "x16", System.Globalization.CultureInfo.InvariantCulture);
+        });
 
     private RedisKey Key(GrainId grain) => _prefix + grain.GetGuidKey().ToString("N");
 }
