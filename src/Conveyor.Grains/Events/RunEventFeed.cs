@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -81,7 +82,7 @@ internal readonly record struct StoredRunEvents(ulong StreamSequence, RunEventMe
 /// </summary>
 internal sealed partial class RunEventFeed(DriverDispatcher dispatcher, JetStreamPublisher publisher, IOptions<RunEventsOptions> options, IOptions<ConveyorNatsOptions> natsOptions, ILogger<RunEventFeed> logger)
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
+    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter() } };
     private static readonly TimeSpan InactiveThreshold = TimeSpan.FromMinutes(1);
 
     /// <summary>Options in force.</summary>
@@ -101,19 +102,64 @@ internal sealed partial class RunEventFeed(DriverDispatcher dispatcher, JetStrea
         var acks = new Task[batches.Count];
         for (var i = 0; i < batches.Count; i++)
         {
-            var body = JsonSerializer.SerializeToUtf8Bytes(
-                new RunEventMessage
-                {
-                    RunId = run.RunId,
-                    Namespace = run.Plan.Namespace,
-                    Pipeline = run.Plan.Pipeline.Name,
-                    Items = batches[i].Items.ConvertAll(RunEventItem.From),
-                },
-                Json);
+            var body = ToUtf8(run.RunId, run.Plan.Namespace, run.Plan.Pipeline.Name, batches[i].Items);
             acks[i] = PublishOneAsync(subject, $"{run.RunId:D}:{batches[i].First}", body, cancellationToken);
         }
 
         await Task.WhenAll(acks).ConfigureAwait(false);
+    }
+
+    // One buffer and writer per thread, reused, as for CDEvents: a message per stored decision went through the
+    // reflection serializer with a copy of every item first.
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_writer;
+
+    /// <summary>
+    /// The message's JSON: what <see cref="JsonSerializer"/> writes for the <see cref="RunEventMessage"/> of these
+    /// transitions with the feed's options (the readers decode it so), written directly.
+    /// </summary>
+    internal static byte[] ToUtf8(Guid runId, string ns, string pipeline, IReadOnlyList<RunTransition> items)
+    {
+        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
+        var w = t_writer ??= new Utf8JsonWriter(buffer);
+        w.Reset(buffer);
+        try
+        {
+            w.WriteStartObject();
+            w.WriteString("runId", runId);
+            w.WriteString("namespace", ns);
+            w.WriteString("pipeline", pipeline);
+            w.WriteStartArray("items");
+            foreach (var t in items)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("sequence", t.Sequence);
+                w.WriteString("at", t.At);
+                w.WriteString("step", t.Step);
+                w.WriteString("status", t.Status);
+                w.WriteString("previous", t.Previous);
+                w.WriteNumber("attempt", t.Attempt);
+                w.WriteString("message", t.Message);
+                // As JsonStringEnumConverter writes it: the member's name (cached by the runtime, not formatted per call).
+                w.WriteString("runStatus", t.RunStatus.ToString());
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
+            w.Flush();
+            return buffer.WrittenSpan.ToArray();
+        }
+        catch
+        {
+            // A writer left mid-object must not be reused.
+            t_writer = null;
+            throw;
+        }
     }
 
     private Task<PublishAck> PublishOneAsync(string subject, string id, byte[] body, CancellationToken cancellationToken) =>
