@@ -330,6 +330,17 @@ public sealed class RunEngineTests(EngineFixture fx)
         Assert.Equal(3, succeeded.GetProperty("items").GetArrayLength());
         var failed = await fx.Host.GetJsonAsync($"/pipelines/{s.Type}/runs?status=Failed");
         Assert.Equal(0, failed.GetProperty("items").GetArrayLength());
+        // Each run moved through pending and running: filed under its last status only, in both scopes.
+        foreach (var status in new[] { "pending", "running" })
+        {
+            var earlier = await fx.Host.GetJsonAsync($"/pipelines/{s.Type}/runs?status={status}");
+            Assert.Equal(0, earlier.GetProperty("items").GetArrayLength());
+            var namespaceWide = await fx.Host.GetJsonAsync($"/runs?status={status}&limit=100");
+            Assert.DoesNotContain(namespaceWide.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("id").GetString()), id => ids.Contains(id!));
+        }
+
+        var succeededNamespaceWide = await fx.Host.GetJsonAsync("/runs?status=succeeded&limit=100");
+        Assert.Subset(succeededNamespaceWide.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("id").GetString()).ToHashSet(), ids.ToHashSet<string?>());
         var all = await fx.Host.GetJsonAsync("/runs?limit=100");
         Assert.Contains(ids[0], all.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("id").GetString()));
 

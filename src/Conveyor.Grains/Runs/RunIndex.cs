@@ -115,24 +115,53 @@ internal sealed class RedisRunIndex(ConveyorRedis redis, IOptions<ClusterOptions
     private async Task SetStatusCoreAsync(RunSummary run)
     {
         var db = await redis.GetDatabaseAsync().ConfigureAwait(false);
-        var member = run.RunId.ToString();
-        var tx = db.CreateTransaction();
-        foreach (var status in AllStatuses)
+        await db.ScriptEvaluateAsync(SetStatusScript, StatusKeys(run.Namespace, run.Pipeline, run.Status), [run.RunId.ToString(), Score(run.CreatedAt)]).ConfigureAwait(false);
+    }
+
+    // Adds the member to the first two keys (the status set in both scopes) and removes it from the others, atomically
+    // like the transaction it replaces, but as one command: the transaction was sixteen (a Redis message, a task and a
+    // key string each), 4% of the silo's allocation per step under B3.
+    private const string SetStatusScript = """
+        for i = 1, #KEYS do
+          if i <= 2 then redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) else redis.call('ZREM', KEYS[i], ARGV[1]) end
+        end
+        return #KEYS
+        """;
+
+    // The keys of each (namespace, pipeline, status), the status's own two first; never changed once built, so one array
+    // serves every call. Bounded by clearing: there are few pipelines, and a cleared entry is built again.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Ns, string Pipeline, RunStatus Status), RedisKey[]> _statusKeys = new();
+
+    private RedisKey[] StatusKeys(string ns, string pipeline, RunStatus status)
+    {
+        if (_statusKeys.TryGetValue((ns, pipeline, status), out var known))
         {
-            if (status == run.Status)
+            return known;
+        }
+
+        var keys = new RedisKey[2 * AllStatuses.Length];
+        keys[0] = Key(ns, null, status);
+        keys[1] = Key(ns, pipeline, status);
+        var i = 2;
+        foreach (var other in AllStatuses)
+        {
+            if (other != status)
             {
-                _ = tx.SortedSetAddAsync(Key(run.Namespace, null, status), member, Score(run.CreatedAt));
-                _ = tx.SortedSetAddAsync(Key(run.Namespace, run.Pipeline, status), member, Score(run.CreatedAt));
-            }
-            else
-            {
-                _ = tx.SortedSetRemoveAsync(Key(run.Namespace, null, status), member);
-                _ = tx.SortedSetRemoveAsync(Key(run.Namespace, run.Pipeline, status), member);
+                keys[i++] = Key(ns, null, other);
+                keys[i++] = Key(ns, pipeline, other);
             }
         }
 
-        await tx.ExecuteAsync().ConfigureAwait(false);
+        if (_statusKeys.Count >= MaxStatusKeyEntries)
+        {
+            _statusKeys.Clear();
+        }
+
+        _statusKeys[(ns, pipeline, status)] = keys;
+        return keys;
     }
+
+    private const int MaxStatusKeyEntries = 1024;
 
     private async Task RemoveCoreAsync(string ns, string? pipeline, Guid runId)
     {
