@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using System.Text;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Security;
 using Microsoft.Extensions.Options;
@@ -48,6 +49,24 @@ public sealed class SecretKeyRingTests
         Assert.Contains("does not decrypt with key 'default'", changed.Message, StringComparison.Ordinal);
         Assert.Throws<InvalidOperationException>(() => Protector(new ConveyorSecretsOptions { Keys = { ["a"] = Old, ["b"] = New } }).Encrypt("n", "x", "v"));
         Assert.Throws<InvalidOperationException>(() => Protector(new ConveyorSecretsOptions { Keys = { ["Not_An_Id"] = Old } }).Encrypt("n", "x", "v"));
+    }
+
+    [Theory]
+    [InlineData("deploy")]
+    [InlineData("build[3]")]
+    [InlineData(null)] // a step id longer than the stack buffer the token is usually built in
+    public void A_step_token_is_the_prefix_its_claims_and_their_mac_in_unpadded_base64url(string? step)
+    {
+        step ??= new string('s', 400);
+        var clock = new Clock(new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero));
+        var run = Guid.NewGuid();
+        var token = Protector(new ConveyorSecretsOptions { Key = Old }, clock).MintStepToken(run, step, 7, TimeSpan.FromSeconds(90))!;
+
+        var match = System.Text.RegularExpressions.Regex.Match(token, "^cvs1\\.([A-Za-z0-9_-]+)\\.([A-Za-z0-9_-]{43})$");
+        Assert.True(match.Success, token);
+        var payload = match.Groups[1].Value.Replace('-', '+').Replace('_', '/');
+        payload = payload.PadRight(payload.Length + ((4 - (payload.Length % 4)) % 4), '=');
+        Assert.Equal($"{run:D}|{step}|7|{clock.Now.AddSeconds(90).ToUnixTimeSeconds()}", Encoding.UTF8.GetString(Convert.FromBase64String(payload)));
     }
 
     [Fact]

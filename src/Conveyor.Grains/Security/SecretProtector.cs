@@ -151,8 +151,36 @@ internal sealed partial class SecretProtector
 
         var lifetime = attemptTimeout is { } t && t > TimeSpan.Zero && t < _options.TokenLifetime ? t : _options.TokenLifetime;
         var expires = _time.GetUtcNow().Add(lifetime).ToUnixTimeSeconds();
-        var payload = Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{runId:D}|{step}|{attempt}|{expires}"));
-        return TokenPrefix + Base64Url(payload) + "." + Base64Url(HMACSHA256.HashData(ring.Keys[ring.Primary].Signing, payload));
+        var signing = ring.Keys[ring.Primary].Signing;
+        // Formatted and signed on the stack, the token written as one string: one is minted for every dispatch, and
+        // building it through strings and arrays allocated about ten objects each time.
+        Span<byte> payload = stackalloc byte[MaxStackPayload];
+        Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
+        if (!System.Text.Unicode.Utf8.TryWrite(payload, CultureInfo.InvariantCulture, $"{runId:D}|{step}|{attempt}|{expires}", out var length))
+        {
+            // A step id too long for the stack: the same token, from the heap.
+            var large = Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{runId:D}|{step}|{attempt}|{expires}"));
+            HMACSHA256.HashData(signing, large, mac);
+            return Token(large, mac);
+        }
+
+        HMACSHA256.HashData(signing, payload[..length], mac);
+        return Token(payload[..length], mac);
+    }
+
+    private const int MaxStackPayload = 384;
+
+    /// <summary><c>cvs1.</c>, the payload and the MAC in unpadded base64url, joined by a dot.</summary>
+    private static string Token(ReadOnlySpan<byte> payload, ReadOnlySpan<byte> mac)
+    {
+        var length = TokenPrefix.Length + System.Buffers.Text.Base64Url.GetEncodedLength(payload.Length) + 1 + System.Buffers.Text.Base64Url.GetEncodedLength(mac.Length);
+        var chars = length <= 1024 ? stackalloc char[length] : new char[length];
+        TokenPrefix.CopyTo(chars);
+        var at = TokenPrefix.Length;
+        at += System.Buffers.Text.Base64Url.EncodeToChars(payload, chars[at..]);
+        chars[at++] = '.';
+        at += System.Buffers.Text.Base64Url.EncodeToChars(mac, chars[at..]);
+        return new string(chars[..at]);
     }
 
     /// <summary>Verifies a step token's signature (under any key of the ring, so tokens survive a rotation) and expiry.</summary>
@@ -300,8 +328,6 @@ internal sealed partial class SecretProtector
     }
 
     private static byte[] Slot(string ns, string name) => Encoding.UTF8.GetBytes(ns + "/" + name);
-
-    private static string Base64Url(ReadOnlySpan<byte> bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     private static bool TryFromBase64Url(string text, out byte[] bytes)
     {
