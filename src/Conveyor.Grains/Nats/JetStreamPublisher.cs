@@ -54,7 +54,7 @@ internal sealed partial class JetStreamPublisher(INatsConnection connection, Tim
         _pending[id] = pending;
         try
         {
-            await connection.PublishAsync(subject, body, headers, prefix + id.ToString(CultureInfo.InvariantCulture), cancellationToken: cancellationToken).ConfigureAwait(false);
+            await connection.PublishAsync(subject, body, headers, string.Create(CultureInfo.InvariantCulture, $"{prefix}{id}"), cancellationToken: cancellationToken).ConfigureAwait(false);
         }
         catch
         {
