@@ -127,6 +127,33 @@ public sealed class RunGrainTests(ClusterFixture fx) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_result_for_an_attempt_another_activation_dispatched_is_applied_not_dropped()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var (run, _) = await StartDispatchedRunAsync(2, cts.Token);
+        var grain = run.GetGrainId();
+
+        // Another activation of the run (as while silos cannot agree on membership) applies s1's result and dispatches
+        // s2: storage moves on, this activation's memory does not.
+        var stored = (await fx.Storage.Inner.ReadAsync(grain))!;
+        var other = new Runs.Engine.RunStateMachine(stored.Run, new Runs.Engine.RunMachineOptions());
+        var moved = other.Apply(new Runs.Engine.ApplyResults([new DriverResultInput { Driver = _driver, StepId = "s1", Attempt = 1, Success = true, Message = "ok" }]), DateTimeOffset.UtcNow);
+        Assert.Equal(ApplyOutcome.Applied, moved.Outcomes![0]);
+        Assert.Equal(StepStatus.Dispatched, other.Run.Steps[1].Status);
+        await fx.Storage.Inner.WriteAsync(grain, other.Run, stored.Version, Runs.RunChanges.All);
+
+        // s2's result reaches this activation, which still holds s2 as pending: it reads storage before dropping it.
+        var result = new DriverResultInput { Driver = _driver, StepId = "s2", Attempt = 1, Success = true, Message = "done" };
+        Assert.Equal(ApplyOutcome.Applied, await run.ApplyResultAsync(result));
+        var state = (await run.GetAsync())!;
+        Assert.Equal([StepStatus.Succeeded, StepStatus.Succeeded], state.Steps.Select(st => st.Status));
+        Assert.Equal(RunStatus.Succeeded, state.Status);
+        // A result that is stale against storage too is still dropped.
+        Assert.Equal(ApplyOutcome.Duplicate, await run.ApplyResultAsync(result));
+        await cts.CancelAsync();
+    }
+
+    [Fact]
     public async Task Concurrent_results_are_group_committed_each_exactly_once()
     {
         await fx.Grains.GetGrain<IResourceDefinitionGrain>(Names.DefinitionKey("default", _type))

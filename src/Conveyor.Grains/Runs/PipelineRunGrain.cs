@@ -281,6 +281,7 @@ internal sealed partial class PipelineRunGrain(
         await _gate.WaitAsync();
         try
         {
+            var storageChecked = false;
             while (_incoming.Count > 0)
             {
                 var batch = _incoming.ToArray();
@@ -302,6 +303,22 @@ internal sealed partial class PipelineRunGrain(
                     }
 
                     decision = Machine.Apply(new ApplyResults(Array.ConvertAll(batch, b => b.Result)), services.Time.GetUtcNow());
+                    if (!decision.Persist && !storageChecked && decision.Outcomes!.Any(o => o is ApplyOutcome.Stale or ApplyOutcome.Duplicate))
+                    {
+                        // A result is about to be dropped, and no write will check this activation's state against
+                        // storage. Another activation of the run may have moved it on meanwhile (there can briefly be two
+                        // while silos cannot agree on membership, as when Redis is unreachable): the result may answer
+                        // the attempt that one dispatched. Dropped against an outdated state, it would be acknowledged and
+                        // lost, and the run would wait for it until the step's timeout. So storage is asked first.
+                        storageChecked = true;
+                        if (!await HoldsStoredVersionAsync())
+                        {
+                            _stale = true;
+                            _incoming.InsertRange(0, batch);
+                            continue;
+                        }
+                    }
+
                     await CommitAsync(decision);
                 }
                 catch (Exception ex)
@@ -330,6 +347,9 @@ internal sealed partial class PipelineRunGrain(
             _gate.Release();
         }
     }
+
+    /// <summary>Whether storage still holds the version this activation last read or wrote.</summary>
+    private async Task<bool> HoldsStoredVersionAsync() => (await services.Store.ReadAsync(this.GetGrainId()))?.Version == _version;
 
     /// <inheritdoc />
     public Task<RunState?> GetAsync()
