@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using Conveyor.Contracts;
@@ -163,24 +162,12 @@ internal static class CDEvents
             : WriteTaskRun(e.Id, e.Type, source, e.At, e.Namespace, e.RunId, e.Step, e.Attempt, e.Driver ?? "", e.Url, e.Outcome, e.Errors).ToArray();
     }
 
-    // One buffer and writer per thread, reused: a run emits two events per step, and a fresh writer over a growing
-    // stream allocated ~16 KB for each ~1 KB event.
-    [ThreadStatic]
-    private static ArrayBufferWriter<byte>? t_buffer;
-
-    [ThreadStatic]
-    private static Utf8JsonWriter? t_writer;
-
     /// <summary>Writes an event into this thread's buffer; the span is valid until the thread's next write.</summary>
     private static ReadOnlySpan<byte> Write(
-        string id, string type, string source, DateTimeOffset time, string subjectId, string subjectType, Action<Utf8JsonWriter> content, Action<Utf8JsonWriter> custom)
-    {
-        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(2048);
-        buffer.ResetWrittenCount();
-        var w = t_writer ??= new Utf8JsonWriter(buffer);
-        w.Reset(buffer);
-        try
+        string id, string type, string source, DateTimeOffset time, string subjectId, string subjectType, Action<Utf8JsonWriter> content, Action<Utf8JsonWriter> custom) =>
+        ThreadJsonWriter.Write((id, type, source, time, subjectId, subjectType, content, custom), static (w, e) =>
         {
+            var (id, type, source, time, subjectId, subjectType, content, custom) = e;
             var timestamp = time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
             w.WriteStartObject();
             w.WriteString("specversion", CloudEventsSpecVersion);
@@ -213,14 +200,5 @@ internal static class CDEvents
             w.WriteString("customDataContentType", "application/json");
             w.WriteEndObject();
             w.WriteEndObject();
-            w.Flush();
-            return buffer.WrittenSpan;
-        }
-        catch
-        {
-            // A writer left mid-object must not be reused.
-            t_writer = null;
-            throw;
-        }
-    }
+        });
 }

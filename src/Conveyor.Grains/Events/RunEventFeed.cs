@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -109,32 +108,20 @@ internal sealed partial class RunEventFeed(DriverDispatcher dispatcher, JetStrea
         await Task.WhenAll(acks).ConfigureAwait(false);
     }
 
-    // One buffer and writer per thread, reused, as for CDEvents: a message per stored decision went through the
-    // reflection serializer with a copy of every item first.
-    [ThreadStatic]
-    private static ArrayBufferWriter<byte>? t_buffer;
-
-    [ThreadStatic]
-    private static Utf8JsonWriter? t_writer;
-
     /// <summary>
     /// The message's JSON: what <see cref="JsonSerializer"/> writes for the <see cref="RunEventMessage"/> of these
-    /// transitions with the feed's options (the readers decode it so), written directly.
+    /// transitions with the feed's options (the readers decode it so), written directly: through the reflection
+    /// serializer, with a copy of every item first, it was 2.6% of the silo's allocation per step.
     /// </summary>
-    internal static byte[] ToUtf8(Guid runId, string ns, string pipeline, IReadOnlyList<RunTransition> items)
-    {
-        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(1024);
-        buffer.ResetWrittenCount();
-        var w = t_writer ??= new Utf8JsonWriter(buffer);
-        w.Reset(buffer);
-        try
+    internal static byte[] ToUtf8(Guid runId, string ns, string pipeline, IReadOnlyList<RunTransition> items) =>
+        ThreadJsonWriter.Write((runId, ns, pipeline, items), static (w, m) =>
         {
             w.WriteStartObject();
-            w.WriteString("runId", runId);
-            w.WriteString("namespace", ns);
-            w.WriteString("pipeline", pipeline);
+            w.WriteString("runId", m.runId);
+            w.WriteString("namespace", m.ns);
+            w.WriteString("pipeline", m.pipeline);
             w.WriteStartArray("items");
-            foreach (var t in items)
+            foreach (var t in m.items)
             {
                 w.WriteStartObject();
                 w.WriteNumber("sequence", t.Sequence);
@@ -151,16 +138,7 @@ internal sealed partial class RunEventFeed(DriverDispatcher dispatcher, JetStrea
 
             w.WriteEndArray();
             w.WriteEndObject();
-            w.Flush();
-            return buffer.WrittenSpan.ToArray();
-        }
-        catch
-        {
-            // A writer left mid-object must not be reused.
-            t_writer = null;
-            throw;
-        }
-    }
+        }).ToArray();
 
     private Task<PublishAck> PublishOneAsync(string subject, string id, byte[] body, CancellationToken cancellationToken) =>
         publisher.PublishAsync(subject, body, new NatsHeaders { [Headers.MessageId] = id }, cancellationToken);
