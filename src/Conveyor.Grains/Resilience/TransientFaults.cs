@@ -73,7 +73,7 @@ internal sealed class TransientRetry(string dependency, TransientFaultOptions op
             {
                 return await callback(state, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception ex) when (retry <= options.MaxRetryAttempts && TransientFaults.IsTransient(ex) && !cancellationToken.IsCancellationRequested)
+            catch (Exception ex) when (Retries(ex, retry, cancellationToken))
             {
                 await WaitAsync(ex, retry, cancellationToken).ConfigureAwait(false);
             }
@@ -90,12 +90,16 @@ internal sealed class TransientRetry(string dependency, TransientFaultOptions op
                 await callback(state, cancellationToken).ConfigureAwait(false);
                 return;
             }
-            catch (Exception ex) when (retry <= options.MaxRetryAttempts && TransientFaults.IsTransient(ex) && !cancellationToken.IsCancellationRequested)
+            catch (Exception ex) when (Retries(ex, retry, cancellationToken))
             {
                 await WaitAsync(ex, retry, cancellationToken).ConfigureAwait(false);
             }
         }
     }
+
+    /// <summary>Whether a call that failed with <paramref name="fault"/> gets retry <paramref name="retry"/> (1-based).</summary>
+    private bool Retries(Exception fault, int retry, CancellationToken cancellationToken) =>
+        retry <= options.MaxRetryAttempts && TransientFaults.IsTransient(fault) && !cancellationToken.IsCancellationRequested;
 
     /// <summary>
     /// The delay before retry <paramref name="retry"/> (1-based): the initial delay doubled for each earlier retry, at
