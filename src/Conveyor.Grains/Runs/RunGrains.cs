@@ -49,7 +49,7 @@ internal static class RunGrains
     }
 
     /// <summary>
-    /// The references of the last few thousand runs asked for, in two generations: when the current one is full it
+    /// The references of the last one to two thousand runs asked for, in two generations: when the current one is full it
     /// becomes the previous one and the one before is dropped, so the memory held is bounded without an eviction order
     /// to keep. Races only lose cache entries, never give a wrong one: a reference is immutable and fixed by its id.
     /// </summary>
