@@ -74,16 +74,33 @@ public sealed class HaTopology : IAsyncLifetime
         Nats.AddRange(await Task.WhenAll(starts));
         await Task.WhenAll(Nats.Select(WaitNatsHealthyAsync));
 
-        // A stream left at one replica by an earlier version: the silos scale it to three at start.
+        // A stream left at one replica by an earlier version: the silos scale it to three at start. A cluster that has
+        // just elected its meta leader can still leave the first JetStream request unanswered (seen once in a CI run),
+        // so the creation is asked again until it is answered; an identical create of an existing stream succeeds.
         await using (var connection = new NatsConnection(NatsOpts.Default with { Url = NatsUrl }))
         {
-            await new NatsJSContext(connection).CreateStreamAsync(new StreamConfig(Subjects.MessagesStream, [.. Subjects.MessagesStreamSubjects])
-            {
-                Retention = StreamConfigRetention.Interest,
-                Storage = StreamConfigStorage.File,
-                DuplicateWindow = TimeSpan.FromMinutes(2),
-                NumReplicas = 1,
-            });
+            var js = new NatsJSContext(connection);
+            await Eventually.TrueAsync(
+                async () =>
+                {
+                    try
+                    {
+                        await js.CreateStreamAsync(new StreamConfig(Subjects.MessagesStream, [.. Subjects.MessagesStreamSubjects])
+                        {
+                            Retention = StreamConfigRetention.Interest,
+                            Storage = StreamConfigStorage.File,
+                            DuplicateWindow = TimeSpan.FromMinutes(2),
+                            NumReplicas = 1,
+                        });
+                        return true;
+                    }
+                    catch (Exception ex) when (ex is NatsJSApiNoResponseException or NatsNoRespondersException)
+                    {
+                        return false;
+                    }
+                },
+                TimeSpan.FromSeconds(60),
+                "the NATS cluster should answer the creation of the one-replica messages stream");
         }
 
         var primary = await RedisServerProcess.StartNewAsync();
