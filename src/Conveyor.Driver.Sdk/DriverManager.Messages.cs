@@ -99,12 +99,8 @@ public sealed partial class DriverManager
             headers[Headers.TraceParent] = traceParent;
         }
 
-        var ack = await _jetStream.PublishAsync(
-            Subjects.DriverResult,
-            body,
-            headers: headers.Count > 0 ? headers : null,
-            cancellationToken: cancellationToken).ConfigureAwait(false);
-        ack.EnsureSuccess();
+        // Throws when JetStream did not store it (refused, no stream, no answer in the connection's request timeout).
+        await _results.PublishAsync(Subjects.DriverResult, body, headers, cancellationToken).ConfigureAwait(false);
     }
 
     private DriverLogger CreateLogger(DriverEvent driverEvent)

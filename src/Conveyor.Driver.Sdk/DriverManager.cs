@@ -5,6 +5,7 @@ using System.Globalization;
 using System.Text.Json;
 using Conveyor.Client;
 using Conveyor.Contracts;
+using Conveyor.Nats;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using NATS.Client.Core;
@@ -73,6 +74,7 @@ public sealed partial class DriverManager : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly NatsConnection _connection;
     private readonly NatsJSContext _jetStream;
+    private readonly JetStreamPublisher _results;
     private readonly SemaphoreSlim _slots;
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<Delivery, byte> _inFlight = new();
@@ -101,6 +103,8 @@ public sealed partial class DriverManager : IAsyncDisposable
         _slots = new SemaphoreSlim(_options.MaxConcurrency, _options.MaxConcurrency);
         _connection = new NatsConnection(CreateNatsOpts(_options, loggerFactory));
         _jetStream = new NatsJSContext(_connection);
+        // Acknowledgements time out by the wall clock whatever clock the driver's own logic runs on.
+        _results = new JetStreamPublisher(_connection, TimeProvider.System, loggerFactory.CreateLogger<JetStreamPublisher>());
         if (!string.IsNullOrEmpty(_options.ApiUrl))
         {
             var root = _options.ApiUrl.EndsWith('/') ? _options.ApiUrl : _options.ApiUrl + "/";
@@ -220,6 +224,7 @@ public sealed partial class DriverManager : IAsyncDisposable
     /// <summary>Closes the NATS connection.</summary>
     public async ValueTask DisposeAsync()
     {
+        await _results.DisposeAsync().ConfigureAwait(false);
         await _connection.DisposeAsync().ConfigureAwait(false);
         _slots.Dispose();
         _api?.Dispose();

@@ -1,5 +1,6 @@
 using System.Text;
 using Conveyor.Grains.Nats;
+using Conveyor.Nats;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using NATS.Client.Core;

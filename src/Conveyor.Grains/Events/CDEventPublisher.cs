@@ -2,6 +2,7 @@ using System.Text;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Nats;
+using Conveyor.Nats;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;
 

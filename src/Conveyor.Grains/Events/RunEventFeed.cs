@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using Conveyor.Contracts;
 using Conveyor.Grains.Abstractions;
 using Conveyor.Grains.Nats;
+using Conveyor.Nats;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using NATS.Client.Core;

@@ -10,6 +10,7 @@ using Conveyor.Grains.Resources;
 using Conveyor.Grains.Runs;
 using Conveyor.Grains.Telemetry;
 using Conveyor.Grains.Triggers;
+using Conveyor.Nats;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;

@@ -1,3 +1,4 @@
+using Conveyor.Nats;
 using Microsoft.Extensions.Logging;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -35,7 +36,7 @@ internal sealed partial class TransientFaults
         // JetStream answers 503 while it (re)starts and 408/504 on internal timeouts; 4xx are the caller's mistakes.
         NatsJSApiException api => api.Error.Code is 408 or >= 500,
         NatsJSDuplicateMessageException or NatsJSProtocolException => false,
-        Conveyor.Grains.Nats.JetStreamPublishException publish => publish.Transient,
+        JetStreamPublishException publish => publish.Transient,
         NatsException => true,
         RedisConnectionException or RedisTimeoutException => true,
         // Not confirmed by enough replicas, or refused by a primary that a failover just demoted: the next try goes to

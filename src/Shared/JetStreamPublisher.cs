@@ -5,7 +5,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using NATS.Client.Core;
 
-namespace Conveyor.Grains.Nats;
+namespace Conveyor.Nats;
 
 /// <summary>What JetStream answered for one published message.</summary>
 /// <param name="Sequence">The stream sequence of the stored message (of the original, for a duplicate).</param>
@@ -28,11 +28,13 @@ internal sealed class JetStreamPublishException(string message, bool transient) 
 /// Publishes to JetStream with any number of acknowledgements in flight over one reply subscription. A JetStream
 /// publish is a request: the stream answers the message's reply subject. The client's request path creates, per
 /// message, a reply registration, a timeout timer and several async state machines — the NATS client was the largest
-/// share (about a fifth) of what the silo allocated per step under load. Here each message costs a core publish with a
-/// reply subject under one shared prefix, a pending entry, and the parse of its answer; one timer fails whatever was not
-/// answered within the connection's request timeout (a reconnect loses answers in flight: those fail, and the caller's
-/// outbox publishes them again under the same message ids, which JetStream de-duplicates).
+/// share (about a fifth) of what the silo allocated per step under load, and the largest of a driver's. Here each
+/// message costs a core publish with a reply subject under one shared prefix, a pending entry, and the parse of its
+/// answer; one timer fails whatever was not answered within the connection's request timeout (a reconnect loses
+/// answers in flight: those fail, and the caller publishes them again — the engine's outboxes under the same message
+/// ids, which JetStream de-duplicates; a driver's result with its delivery, which the engine applies once).
 /// </summary>
+/// <remarks>Shared source of the engine and the driver SDK (neither package depends on the other).</remarks>
 internal sealed partial class JetStreamPublisher(INatsConnection connection, TimeProvider time, ILogger<JetStreamPublisher> logger) : IAsyncDisposable
 {
     private static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(1);
