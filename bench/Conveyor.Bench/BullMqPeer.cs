@@ -28,7 +28,16 @@ internal sealed class BullMqPeer(BenchSettings settings, PeerSettings peers, Met
         await using var worker = ChildProcess.StartProgram(
             "bullmq-worker", "node", ["bench.mjs", "worker", "--redis", port, "--concurrency", peers.Workers.ToString(CultureInfo.InvariantCulture)], "ready", dir);
         await worker.WaitReadyAsync(TimeSpan.FromSeconds(60));
-        await using var client = ChildProcess.StartProgram(
+        // The client says when its measured window opens and closes; the CPU of the three processes is read then.
+        Dictionary<string, TimeSpan> cpuStart = [], cpuEnd = [];
+        ChildProcess? clientProcess = null;
+        Dictionary<string, TimeSpan> Cpu() => new(StringComparer.Ordinal)
+        {
+            ["redis-server"] = redis.Cpu,
+            ["bullmq-worker"] = worker.Cpu,
+            ["bullmq-client"] = clientProcess?.Cpu ?? TimeSpan.Zero,
+        };
+        await using var client = clientProcess = ChildProcess.StartProgram(
             "bullmq-client",
             "node",
             [
@@ -38,7 +47,18 @@ internal sealed class BullMqPeer(BenchSettings settings, PeerSettings peers, Met
                 "--runs", settings.Runs.ToString(CultureInfo.InvariantCulture),
             ],
             readyLine: null,
-            dir);
+            dir,
+            onLine: line =>
+            {
+                if (line == "window start")
+                {
+                    cpuStart = Cpu();
+                }
+                else if (line == "window end")
+                {
+                    cpuEnd = Cpu();
+                }
+            });
         var exit = await client.WaitForExitAsync(TimeSpan.FromSeconds((settings.Seconds * 2) + 300));
         var line = client.Tail.Split('\n').LastOrDefault(l => l.StartsWith("result ", StringComparison.Ordinal));
         if (exit != 0 || line is null)
@@ -52,6 +72,7 @@ internal sealed class BullMqPeer(BenchSettings settings, PeerSettings peers, Met
         metrics.Add("peers.bullmq.c1.jobs_per_s", R("c1_jobs_per_s"));
         metrics.Add("peers.bullmq.c1.start_p50_ms", R("c1_start_p50_ms"));
         metrics.Add("peers.bullmq.c1.start_p99_ms", R("c1_start_p99_ms"));
+        await CpuSplit.AddAsync("peers.bullmq.cpu_ms_per_step", cpuStart, cpuEnd, R("steps_per_s") * settings.Seconds, settings.Seconds, metrics, log);
         await log.WriteLineAsync(string.Create(
             CultureInfo.InvariantCulture,
             $"  bullmq: {settings.InFlight} ten-step chains in flight: {R("steps_per_s"):F0} steps/s; one in flight: {R("c1_jobs_per_s"):F0} jobs/s, enqueue→worker start p99 {R("c1_start_p99_ms"):F2} ms"));

@@ -190,6 +190,7 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
         var measureFrom = begin + warmUp;
         stopAt = measureFrom + measured;
         TimeSpan cpuStart = default, cpuEnd = default;
+        Dictionary<string, TimeSpan> boxStart = [], boxEnd = [];
         double allocStart = double.NaN, allocEnd = double.NaN;
         var stages = new StageBreakdown();
         // Work is sampled at the window's edges, so the runs still draining after it are not charged to it.
@@ -197,10 +198,12 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
         {
             await Task.Delay(warmUp);
             cpuStart = engine.Silo.Cpu;
+            boxStart = engine.CpuByProcess();
             allocStart = await engine.AllocatedBytesAsync();
             Volatile.Write(ref measuring, true);
             await Task.Delay(measured);
             cpuEnd = engine.Silo.Cpu;
+            boxEnd = engine.CpuByProcess();
             allocEnd = await engine.AllocatedBytesAsync();
         });
         await Task.WhenAll(Enumerable.Range(0, settings.InFlight).Select(async _ =>
@@ -234,6 +237,9 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
         // Allocation per step barely depends on how busy the machine is, unlike CPU time: the steadier measure of work.
         metrics.Add("footprint.alloc_mb_per_1000_steps", steps == 0 ? double.NaN : (allocEnd - allocStart) / 1048576.0 / (steps / 1000.0));
         await log.WriteLineAsync($"  B3 {settings.InFlight} ten-step runs in flight: {stepsPerSecond:F0} steps/s, silo CPU {cpu.TotalSeconds:F1} s");
+        // Where the machine's CPU goes per step, process by process: what any design on this transport pays, and what
+        // is the engine's own.
+        await CpuSplit.AddAsync("b3.cpu_ms_per_step", boxStart, boxEnd, steps, measured.TotalSeconds, metrics, log);
     }
 
     private async Task OneRunAsync(string pipeline, int steps, DateTimeOffset triggered, LatencyHistogram driver, LatencyHistogram succeeded, string level = "")

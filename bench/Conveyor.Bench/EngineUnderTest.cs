@@ -122,6 +122,23 @@ internal sealed class EngineUnderTest : IAsyncDisposable
         return double.NaN;
     }
 
+    /// <summary>
+    /// CPU time so far of every process on the machine's side of a step: the silo, its nats-server and redis-server,
+    /// the driver processes and this tool (which triggers runs over HTTP and watches their results).
+    /// </summary>
+    public Dictionary<string, TimeSpan> CpuByProcess()
+    {
+        var cpu = new Dictionary<string, TimeSpan>(StringComparer.Ordinal) { ["silo"] = Silo.Cpu };
+        foreach (var (name, time) in Silo.ChildrenCpu())
+        {
+            cpu[name] = time;
+        }
+
+        cpu["drivers"] = _drivers.Aggregate(TimeSpan.Zero, (sum, d) => sum + d.Cpu);
+        cpu["tool"] = CpuSplit.Self();
+        return cpu;
+    }
+
     /// <summary>Starts one run of <paramref name="pipeline"/> the way users do: a new resource that names it.</summary>
     public async Task<string> TriggerAsync(string pipeline)
     {

@@ -84,7 +84,13 @@ internal sealed class HangfirePeer(BenchSettings settings, PeerSettings peers, M
 
         try
         {
-            await PeerLoops.RunAsync("hangfire", ChainAsync, settings, metrics, log);
+            await PeerLoops.RunAsync(
+                "hangfire",
+                ChainAsync,
+                () => new(StringComparer.Ordinal) { ["redis-server"] = redis.Cpu, ["hangfire-server"] = worker.Cpu, ["tool"] = CpuSplit.Self() },
+                settings,
+                metrics,
+                log);
         }
         finally
         {
@@ -110,12 +116,22 @@ internal static class PeerLoops
     /// <see cref="BenchSettings.Seconds"/> and then the measured seconds, counting the chains that end inside the
     /// window, as B3 does; then <see cref="BenchSettings.Runs"/> one-step chains one at a time, as B1 c1 does.
     /// </summary>
-    public static async Task RunAsync(string name, Func<int, Task<ChainEnd>> chain, BenchSettings settings, Metrics metrics, TextWriter log)
+    /// <param name="cpu">CPU time so far of each process the peer runs, sampled at the measured window's edges.</param>
+    public static async Task RunAsync(
+        string name, Func<int, Task<ChainEnd>> chain, Func<Dictionary<string, TimeSpan>> cpu, BenchSettings settings, Metrics metrics, TextWriter log)
     {
         var warmUp = TimeSpan.FromSeconds(Math.Max(1, settings.Seconds / 5));
         var measured = TimeSpan.FromSeconds(settings.Seconds);
         var clock = Stopwatch.StartNew();
         long completed = 0;
+        Dictionary<string, TimeSpan> cpuStart = [], cpuEnd = [];
+        var sampler = Task.Run(async () =>
+        {
+            await Task.Delay(warmUp);
+            cpuStart = cpu();
+            await Task.Delay(measured);
+            cpuEnd = cpu();
+        });
         await Task.WhenAll(Enumerable.Range(0, settings.InFlight).Select(async _ =>
         {
             while (clock.Elapsed < warmUp + measured)
@@ -128,8 +144,10 @@ internal static class PeerLoops
                 }
             }
         }));
+        await sampler;
         var stepsPerSecond = completed * 10 / measured.TotalSeconds;
         metrics.Add($"peers.{name}.steps_per_s", stepsPerSecond);
+        await CpuSplit.AddAsync($"peers.{name}.cpu_ms_per_step", cpuStart, cpuEnd, completed * 10, measured.TotalSeconds, metrics, log);
 
         for (var i = 0; i < 10; i++)
         {

@@ -22,6 +22,9 @@ internal sealed class PeerRedis : IAsyncDisposable
 
     public int Port { get; }
 
+    /// <summary>The server's CPU time so far.</summary>
+    public TimeSpan Cpu => _process.Cpu;
+
     /// <summary>StackExchange.Redis connection string.</summary>
     public string Endpoint => string.Create(CultureInfo.InvariantCulture, $"127.0.0.1:{Port}");
 

@@ -46,6 +46,14 @@ public sealed class BenchToolSmokeTests
             Assert.True(M("footprint.cpu_s_per_1000_steps") > 0);
             Assert.True(M("b1.closed.c1.silo_cpu_ms_per_run") > 0);
             Assert.True(M("ratio.b3_steps_over_floor") > 0);
+            // Every process on the machine's side of a step is charged: the silo, the servers it started, the drivers, the tool.
+            Assert.True(M("b3.cpu_ms_per_step.silo") > 0);
+            foreach (var process in new[] { "nats-server", "redis-server", "drivers", "tool" })
+            {
+                Assert.True(M($"b3.cpu_ms_per_step.{process}") >= 0, process);
+            }
+
+            Assert.True(M("b3.cpu_ms_per_step.all") >= M("b3.cpu_ms_per_step.silo") + M("b3.cpu_ms_per_step.nats-server"));
             Assert.Equal(1, doc.RootElement.GetProperty("passes").GetArrayLength());
         }
         finally
@@ -72,6 +80,9 @@ public sealed class BenchToolSmokeTests
             Assert.True(M("peers.hangfire.c1.jobs_per_s") > 0, output.ToString());
             Assert.True(M("peers.hangfire.c1.start_p50_ms") > 0);
             Assert.True(M("peers.hangfire.c1.start_p99_ms") >= M("peers.hangfire.c1.start_p50_ms"));
+            Assert.True(M("peers.hangfire.cpu_ms_per_step.hangfire-server") > 0, output.ToString());
+            Assert.True(M("peers.hangfire.cpu_ms_per_step.redis-server") >= 0);
+            Assert.True(M("peers.hangfire.cpu_ms_per_step.all") >= M("peers.hangfire.cpu_ms_per_step.hangfire-server"));
             Assert.Contains("appendfsync everysec", doc.RootElement.GetProperty("notes").GetProperty("durability.hangfire").GetString(), StringComparison.Ordinal);
         }
         finally
