@@ -9,8 +9,16 @@ namespace Conveyor.Bench;
 internal static class CpuSplit
 {
     /// <summary>Records <c>{prefix}.{process}</c> and <c>{prefix}.all</c> in ms per step, and logs them.</summary>
+    /// <param name="unit">What one of <paramref name="steps"/> is called in the log line.</param>
     public static async Task AddAsync(
-        string prefix, IReadOnlyDictionary<string, TimeSpan> start, IReadOnlyDictionary<string, TimeSpan> end, double steps, double seconds, Metrics metrics, TextWriter log)
+        string prefix,
+        IReadOnlyDictionary<string, TimeSpan> start,
+        IReadOnlyDictionary<string, TimeSpan> end,
+        double steps,
+        double seconds,
+        Metrics metrics,
+        TextWriter log,
+        string unit = "step")
     {
         if (steps <= 0)
         {
@@ -28,7 +36,7 @@ internal static class CpuSplit
         metrics.Add($"{prefix}.all", all);
         await log.WriteLineAsync(string.Create(
             CultureInfo.InvariantCulture,
-            $"  CPU per step: {string.Join(", ", perStep.Select(p => $"{p.Key} {p.Value:F3} ms"))}; all {all:F3} ms, {all * steps / seconds / 1000:F2} of {Environment.ProcessorCount} cores"));
+            $"  CPU per {unit}: {string.Join(", ", perStep.Select(p => $"{p.Key} {p.Value:F3} ms"))}; all {all:F3} ms, {all * steps / seconds / 1000:F2} of {Environment.ProcessorCount} cores"));
     }
 
     /// <summary>This process's CPU time so far.</summary>

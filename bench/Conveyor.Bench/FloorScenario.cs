@@ -90,6 +90,14 @@ internal sealed class FloorScenario(EngineUnderTest engine, BenchSettings settin
         {
             var histogram = new LatencyHistogram();
             var next = 0;
+            // The transport's own CPU per round trip: its nats-server, the worker and this tool (the silo idles).
+            Dictionary<string, TimeSpan> Cpu() => new(StringComparer.Ordinal)
+            {
+                ["nats-server"] = engine.Silo.ChildrenCpu().GetValueOrDefault("nats-server"),
+                ["floor-worker"] = worker.Cpu,
+                ["tool"] = CpuSplit.Self(),
+            };
+            var cpuStart = Cpu();
             var clock = Stopwatch.StartNew();
             await Task.WhenAll(Enumerable.Range(0, c).Select(async _ =>
             {
@@ -102,11 +110,17 @@ internal sealed class FloorScenario(EngineUnderTest engine, BenchSettings settin
                     }
                 }
             }));
-            var rate = settings.FloorMessages / clock.Elapsed.TotalSeconds;
+            var elapsed = clock.Elapsed;
+            var cpuEnd = Cpu();
+            var rate = settings.FloorMessages / elapsed.TotalSeconds;
             metrics.Add($"floor.{(c == 1 ? "c1" : "saturated")}.round_trips_per_s", rate);
             metrics.Add($"floor.{(c == 1 ? "c1" : "saturated")}.p50_ms", histogram.PercentileMs(0.50));
             metrics.Add($"floor.{(c == 1 ? "c1" : "saturated")}.p99_ms", histogram.PercentileMs(0.99));
             await log.WriteLineAsync($"  floor, {c} in flight: {rate:F0} round trips/s, p50 {histogram.PercentileMs(0.5):F2} ms, p99 {histogram.PercentileMs(0.99):F2} ms");
+            if (c != 1)
+            {
+                await CpuSplit.AddAsync("floor.cpu_ms_per_round_trip", cpuStart, cpuEnd, settings.FloorMessages, elapsed.TotalSeconds, metrics, log, "round trip");
+            }
         }
 
         await stop.CancelAsync();

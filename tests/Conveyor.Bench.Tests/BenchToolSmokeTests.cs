@@ -54,6 +54,8 @@ public sealed class BenchToolSmokeTests
             }
 
             Assert.True(M("b3.cpu_ms_per_step.all") >= M("b3.cpu_ms_per_step.silo") + M("b3.cpu_ms_per_step.nats-server"));
+            Assert.True(M("floor.cpu_ms_per_round_trip.floor-worker") >= 0);
+            Assert.True(double.IsFinite(M("floor.cpu_ms_per_round_trip.all")));
             Assert.Equal(1, doc.RootElement.GetProperty("passes").GetArrayLength());
         }
         finally
