@@ -154,14 +154,14 @@ internal sealed partial class SecretProtector
         var signing = ring.Keys[ring.Primary].Signing;
         // Formatted and signed on the stack, the token written as one string: one is minted for every dispatch, and
         // building it through strings and arrays allocated about ten objects each time.
-        Span<byte> payload = stackalloc byte[MaxStackPayload];
+        // The buffer holds the longest payload the step id allows: the run id, three separators and two numbers take
+        // at most 36 + 3 + 11 + 20 bytes. A step id too long for the stack gets the same token from the heap.
+        var most = 70 + Encoding.UTF8.GetMaxByteCount(step.Length);
+        Span<byte> payload = most <= MaxStackPayload ? stackalloc byte[MaxStackPayload] : new byte[most];
         Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
         if (!System.Text.Unicode.Utf8.TryWrite(payload, CultureInfo.InvariantCulture, $"{runId:D}|{step}|{attempt}|{expires}", out var length))
         {
-            // A step id too long for the stack: the same token, from the heap.
-            var large = Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{runId:D}|{step}|{attempt}|{expires}"));
-            HMACSHA256.HashData(signing, large, mac);
-            return Token(large, mac);
+            throw new InvalidOperationException($"a step token's claims took more than the {payload.Length} bytes reserved for them");
         }
 
         HMACSHA256.HashData(signing, payload[..length], mac);
