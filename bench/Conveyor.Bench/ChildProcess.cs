@@ -90,29 +90,25 @@ internal sealed partial class ChildProcess : IAsyncDisposable
 
         foreach (var child in children)
         {
-            if (TryRead($"/proc/{child}/comm") is { } comm && ProcCpu(child) is { } cpu)
+            // The command name, not Process.ProcessName: redis-server rewrites its command line to carry its address.
+            if (TryRead($"/proc/{child}/comm") is not { } comm)
             {
+                continue;
+            }
+
+            try
+            {
+                using var process = Process.GetProcessById(child);
                 var name = comm.Trim();
-                byName[name] = byName.GetValueOrDefault(name) + cpu;
+                byName[name] = byName.GetValueOrDefault(name) + process.TotalProcessorTime;
+            }
+            catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+            {
+                // It exited meanwhile.
             }
         }
 
         return byName;
-    }
-
-    /// <summary>User plus system CPU time of <paramref name="pid"/> from <c>/proc/PID/stat</c>; null when it is gone.</summary>
-    private static TimeSpan? ProcCpu(int pid)
-    {
-        if (TryRead($"/proc/{pid}/stat") is not { } stat)
-        {
-            return null;
-        }
-
-        // Fields after the command (which may hold spaces) end with ')': state is field 3, utime 14 and stime 15,
-        // in clock ticks of 1/100 s (USER_HZ on Linux).
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        var ticks = long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture);
-        return TimeSpan.FromMilliseconds(ticks * 10);
     }
 
     private static string? TryRead(string path)

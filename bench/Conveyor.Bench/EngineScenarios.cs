@@ -189,21 +189,18 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
         var begin = DateTimeOffset.UtcNow;
         var measureFrom = begin + warmUp;
         stopAt = measureFrom + measured;
-        TimeSpan cpuStart = default, cpuEnd = default;
-        Dictionary<string, TimeSpan> boxStart = [], boxEnd = [];
+        Dictionary<string, TimeSpan> cpuStart = [], cpuEnd = [];
         double allocStart = double.NaN, allocEnd = double.NaN;
         var stages = new StageBreakdown();
         // Work is sampled at the window's edges, so the runs still draining after it are not charged to it.
         var starter = Task.Run(async () =>
         {
             await Task.Delay(warmUp);
-            cpuStart = engine.Silo.Cpu;
-            boxStart = engine.CpuByProcess();
+            cpuStart = engine.CpuByProcess();
             allocStart = await engine.AllocatedBytesAsync();
             Volatile.Write(ref measuring, true);
             await Task.Delay(measured);
-            cpuEnd = engine.Silo.Cpu;
-            boxEnd = engine.CpuByProcess();
+            cpuEnd = engine.CpuByProcess();
             allocEnd = await engine.AllocatedBytesAsync();
         });
         await Task.WhenAll(Enumerable.Range(0, settings.InFlight).Select(async _ =>
@@ -222,7 +219,7 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
             }
         }));
         await starter;
-        var cpu = cpuEnd - cpuStart;
+        var cpu = cpuEnd["silo"] - cpuStart["silo"];
         Volatile.Write(ref measuring, false);
         await sampling.CancelAsync();
         await sampler;
@@ -239,7 +236,7 @@ internal sealed class EngineScenarios(EngineUnderTest engine, BenchSettings sett
         await log.WriteLineAsync($"  B3 {settings.InFlight} ten-step runs in flight: {stepsPerSecond:F0} steps/s, silo CPU {cpu.TotalSeconds:F1} s");
         // Where the machine's CPU goes per step, process by process: what any design on this transport pays, and what
         // is the engine's own.
-        await CpuSplit.AddAsync("b3.cpu_ms_per_step", boxStart, boxEnd, steps, measured.TotalSeconds, metrics, log);
+        await CpuSplit.AddAsync("b3.cpu_ms_per_step", cpuStart, cpuEnd, steps, measured.TotalSeconds, metrics, log);
     }
 
     private async Task OneRunAsync(string pipeline, int steps, DateTimeOffset triggered, LatencyHistogram driver, LatencyHistogram succeeded, string level = "")
